@@ -1,0 +1,178 @@
+"""The alert: what callwatch tells a team about one call (DESIGN.md, "The alert").
+
+``Alert.to_envelope()`` is the JSON body every webhook receiver gets
+(``{"type": "call.alert", "timestamp": ..., "data": to_payload()}``); it is the
+contract with them, so its shape changes only with ``schema_version``.
+``Alert.from_envelope`` reads it back, which is how an alert travels as JSON from
+the analysis job to each delivery job.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from service.calls import Call
+from service.insights.events import ClientInfo
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One thing that went wrong: an edge/group/name (and error code) with its count."""
+
+    key: str
+    edge: str | None
+    group: str | None
+    name: str | None
+    level: str
+    severity: str  # "error" or "warning"
+    count: int
+    first_at: str | None = None
+    last_at: str | None = None
+    duration_s: float | None = None
+    cleared: bool | None = None
+    error_code: int | None = None
+    description: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "edge": self.edge, "group": self.group, "name": self.name,
+            "level": self.level, "severity": self.severity, "count": self.count,
+            "first_at": self.first_at, "last_at": self.last_at,
+            "duration_s": self.duration_s, "cleared": self.cleared,
+            "error_code": self.error_code, "description": self.description,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Issue:
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert for one call and set of issues."""
+
+    alert_id: str
+    created_at: datetime
+    call: Call
+    issues: tuple[Issue, ...]
+    client: ClientInfo | None = None
+    truncated_issues: int = 0
+    severity: str = field(init=False)
+    summary: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "created_at", utc_seconds(self.created_at))
+        severity = "error" if any(i.severity == "error" for i in self.issues) else "warning"
+        object.__setattr__(self, "severity", severity)
+        object.__setattr__(self, "summary", summarize(self.call, self.issues, self.truncated_issues))
+
+    def to_payload(self) -> dict[str, Any]:
+        """The alert's ``data`` object, exactly as DESIGN.md lays it out."""
+        call = self.call
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "alert_id": self.alert_id,
+            "severity": self.severity,
+            "summary": self.summary,
+            "call": {
+                "call_sid": call.call_sid, "account_sid": call.account_sid,
+                "status": call.status, "direction": call.direction,
+                "from": call.from_, "to": call.to, "duration_s": call.duration_s,
+                "parent_call_sid": call.parent_call_sid,
+            },
+            "issues": [issue.to_json() for issue in self.issues],
+            "client": client_json(self.client),
+            "truncated_issues": self.truncated_issues,
+        }
+
+    def to_envelope(self) -> dict[str, Any]:
+        """The webhook body: event type, creation time and the payload."""
+        return {"type": "call.alert", "timestamp": iso(self.created_at), "data": self.to_payload()}
+
+    @classmethod
+    def from_envelope(cls, envelope: dict[str, Any]) -> Alert:
+        """Read back what ``to_envelope`` wrote."""
+        created_at = datetime.fromisoformat(envelope["timestamp"].replace("Z", "+00:00"))
+        return cls.from_payload(envelope["data"], created_at=created_at)
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any], *, created_at: datetime) -> Alert:
+        call = data["call"]
+        client = data.get("client")
+        return cls(
+            alert_id=data["alert_id"],
+            created_at=created_at,
+            call=Call(
+                call_sid=call["call_sid"], account_sid=call["account_sid"],
+                status=call["status"], direction=call.get("direction"),
+                from_=call.get("from"), to=call.get("to"), duration_s=call.get("duration_s"),
+                parent_call_sid=call.get("parent_call_sid"),
+            ),
+            issues=tuple(Issue.from_json(i) for i in data["issues"]),
+            client=client_from_json(client) if client else None,
+            truncated_issues=int(data.get("truncated_issues", 0)),
+        )
+
+
+def make_alert_id(call_sid: str, issue_keys: Iterable[str]) -> str:
+    """Stable id: the same call with the same issue keys always gives the same id."""
+    material = call_sid + "\n" + "\n".join(sorted(set(issue_keys)))
+    digest = hashlib.sha256(material.encode()).digest()[:15]
+    return "alr_" + base64.b32encode(digest).decode().lower()
+
+
+def summarize(call: Call, issues: Iterable[Issue], truncated: int = 0) -> str:
+    """One line: ``1 error, 2 warnings on CA… (completed, 42 s)``."""
+    issues = list(issues)
+    errors = sum(1 for i in issues if i.severity == "error")
+    warnings = len(issues) - errors + truncated
+    parts = []
+    if errors:
+        parts.append(f"{errors} error{'s' if errors != 1 else ''}")
+    if warnings:
+        parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+    duration = f", {call.duration_s} s" if call.duration_s is not None else ""
+    return f"{', '.join(parts) or 'no issues'} on {call.call_sid} ({call.status}{duration})"
+
+
+def utc_seconds(moment: datetime) -> datetime:
+    """The same instant in UTC, to the second (naive datetimes are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC ISO-8601 to the second with a ``Z``, as the payload writes every time."""
+    if moment is None:
+        return None
+    return utc_seconds(moment).isoformat().replace("+00:00", "Z")
+
+
+def client_json(client: ClientInfo | None) -> dict[str, Any] | None:
+    if client is None:
+        return None
+    return {
+        "sdk": {"type": client.sdk_type, "version": client.sdk_version, "platform": client.platform},
+        "os": {"name": client.os_name, "version": client.os_version},
+        "device": {"model": client.device_model, "vendor": client.device_vendor},
+        "location": {"city": client.city, "country_code": client.country_code},
+    }
+
+
+def client_from_json(data: dict[str, Any]) -> ClientInfo:
+    sdk, os_ = data.get("sdk") or {}, data.get("os") or {}
+    device, location = data.get("device") or {}, data.get("location") or {}
+    return ClientInfo(
+        sdk_type=sdk.get("type"), sdk_version=sdk.get("version"), platform=sdk.get("platform"),
+        os_name=os_.get("name"), os_version=os_.get("version"),
+        device_model=device.get("model"), device_vendor=device.get("vendor"),
+        city=location.get("city"), country_code=location.get("country_code"),
+    )

@@ -1,0 +1,83 @@
+"""The call a status callback describes: identifiers, statuses, and the ``Call`` value.
+
+``Call`` is what travels from the web edge to the analysis job (as JSON) and ends up
+in the alert's ``call`` block. Phone numbers are kept whole here (receivers need
+them) but are masked with ``mask_number`` wherever they could reach a log.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+CALL_SID_RE = re.compile(r"^CA[0-9a-fA-F]{32}$")
+ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
+
+#: Every ``CallStatus`` Twilio sends (reference/twilio.md 1.3).
+CALL_STATUSES = frozenset(
+    {"queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed",
+     "no-answer", "canceled"}
+)
+#: Statuses after which the call is over and its analysis can be scheduled.
+TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call leg as its terminal status callback described it."""
+
+    call_sid: str
+    account_sid: str
+    status: str
+    direction: str | None = None
+    from_: str | None = None
+    to: str | None = None
+    duration_s: int | None = None
+    parent_call_sid: str | None = None
+    sip_response_code: int | None = None
+    timestamp: str | None = None
+    sequence_number: int | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict; ``from_json`` reads it back."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Call:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def log_fields(self) -> dict[str, Any]:
+        """Fields safe to log: numbers masked, nothing secret."""
+        return {
+            "call_sid": self.call_sid,
+            "status": self.status,
+            "direction": self.direction,
+            "from": mask_number(self.from_),
+            "to": mask_number(self.to),
+            "duration_s": self.duration_s,
+            "parent_call_sid": self.parent_call_sid,
+            "sequence_number": self.sequence_number,
+        }
+
+
+def mask_number(value: str | None) -> str | None:
+    """Hide all but the country prefix and last two digits of a phone number.
+
+    ``client:`` identities are not phone numbers and are kept, since they are what
+    tells an operator which agent's device failed.
+    """
+    if value is None:
+        return None
+    if value.startswith("client:") or not any(ch.isdigit() for ch in value):
+        return value
+    digits = [ch for ch in value if ch.isdigit()]
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    prefix = "+" if value.startswith("+") else ""
+    return f"{prefix}{digits[0]}{'*' * (len(digits) - 3)}{''.join(digits[-2:])}"

@@ -1,0 +1,238 @@
+"""Settings: every environment variable callwatch reads, parsed once at start-up.
+
+``Settings.from_env(os.environ)`` is called at the edges (WSGI module, worker
+start-up, CLI) and nowhere else. A missing or malformed variable raises
+``ConfigError`` naming it; the process prints that and exits. Secrets are kept in
+fields whose ``repr`` is hidden, so logging a ``Settings`` cannot leak them.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from service.calls import ACCOUNT_SID_RE
+from service.errors import ConfigError
+
+LEVELS = ("WARNING", "ERROR")
+LOG_FORMATS = ("json", "console")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+KNOWN_EDGES = ("sdk_edge", "client_edge", "sip_edge", "carrier_edge", "unknown_edge")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """callwatch's configuration (see the README's table for each variable)."""
+
+    twilio_account_sid: str
+    twilio_auth_token: str = field(repr=False)
+    twilio_auth_token_secondary: str | None = field(default=None, repr=False)
+    twilio_api_key_sid: str | None = None
+    twilio_api_key_secret: str | None = field(default=None, repr=False)
+    twilio_insights_base_url: str = "https://insights.twilio.com"
+    redis_url: str = field(default="redis://localhost:6379/0", repr=False)
+    public_base_url: str | None = None
+    trusted_proxy_hops: int = 0
+    twilio_validate_signatures: bool = True
+    analysis_delay_seconds: int = 90
+    analysis_recheck_seconds: tuple[int, ...] = (60, 180, 600)
+    insights_edges: tuple[str, ...] = ("sdk_edge",)
+    alert_min_level: str = "WARNING"
+    alert_ignore: frozenset[str] = frozenset()
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    alert_webhook_urls: tuple[str, ...] = ()
+    alert_webhook_secret: str | None = field(default=None, repr=False)
+    delivery_retry_seconds: tuple[int, ...] = (5, 30, 120, 600, 1800)
+    log_level: str = "INFO"
+    log_format: str = "json"
+    port: int = 8000
+
+    @property
+    def insights_auth(self) -> tuple[str, str]:
+        """HTTP Basic credentials for Insights: the API key when set, else the account."""
+        if self.twilio_api_key_sid and self.twilio_api_key_secret:
+            return (self.twilio_api_key_sid, self.twilio_api_key_secret)
+        return (self.twilio_account_sid, self.twilio_auth_token)
+
+    @property
+    def auth_tokens(self) -> tuple[str, ...]:
+        """Tokens accepted for ``X-Twilio-Signature``: primary first, then secondary."""
+        if self.twilio_auth_token_secondary:
+            return (self.twilio_auth_token, self.twilio_auth_token_secondary)
+        return (self.twilio_auth_token,)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read and check every variable; raise ``ConfigError`` naming the first bad one."""
+        env = _Env(environ)
+        account_sid = env.required("TWILIO_ACCOUNT_SID")
+        if not ACCOUNT_SID_RE.match(account_sid):
+            raise ConfigError("TWILIO_ACCOUNT_SID", "must be AC followed by 32 hex digits")
+        key_sid = env.optional("TWILIO_API_KEY_SID")
+        key_secret = env.optional("TWILIO_API_KEY_SECRET")
+        if bool(key_sid) != bool(key_secret):
+            missing = "TWILIO_API_KEY_SECRET" if key_sid else "TWILIO_API_KEY_SID"
+            raise ConfigError(missing, "TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET go together")
+        webhook_urls = tuple(env.url("ALERT_WEBHOOK_URLS", u) for u in env.csv("ALERT_WEBHOOK_URLS"))
+        secret = env.optional("ALERT_WEBHOOK_SECRET")
+        if webhook_urls and not secret:
+            raise ConfigError("ALERT_WEBHOOK_SECRET", "required when ALERT_WEBHOOK_URLS is set")
+        if secret:
+            _check_webhook_secret(secret)
+        slack = env.optional("SLACK_WEBHOOK_URL")
+        public = env.optional("PUBLIC_BASE_URL")
+        edges = tuple(env.csv("INSIGHTS_EDGES", "sdk_edge"))
+        for edge in edges:
+            if edge not in KNOWN_EDGES:
+                raise ConfigError("INSIGHTS_EDGES", f"unknown edge {edge!r}; use {', '.join(KNOWN_EDGES)}")
+        if not edges:
+            raise ConfigError("INSIGHTS_EDGES", "name at least one edge")
+        ignore = frozenset(env.csv("ALERT_IGNORE"))
+        for pair in ignore:
+            if pair.count("/") != 1 or "" in pair.split("/"):
+                raise ConfigError("ALERT_IGNORE", f"{pair!r} is not a group/name pair")
+        return cls(
+            twilio_account_sid=account_sid,
+            twilio_auth_token=env.required("TWILIO_AUTH_TOKEN"),
+            twilio_auth_token_secondary=env.optional("TWILIO_AUTH_TOKEN_SECONDARY"),
+            twilio_api_key_sid=key_sid,
+            twilio_api_key_secret=key_secret,
+            twilio_insights_base_url=env.url(
+                "TWILIO_INSIGHTS_BASE_URL",
+                env.optional("TWILIO_INSIGHTS_BASE_URL") or "https://insights.twilio.com",
+            ).rstrip("/"),
+            redis_url=_redis_url(env.optional("REDIS_URL") or "redis://localhost:6379/0"),
+            public_base_url=env.url("PUBLIC_BASE_URL", public).rstrip("/") if public else None,
+            trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0),
+            twilio_validate_signatures=env.boolean("TWILIO_VALIDATE_SIGNATURES", True),
+            analysis_delay_seconds=env.integer("ANALYSIS_DELAY_SECONDS", 90, minimum=0),
+            analysis_recheck_seconds=env.seconds_list("ANALYSIS_RECHECK_SECONDS", "60,180,600",
+                                                      allow_empty=True),
+            insights_edges=edges,
+            alert_min_level=env.choice("ALERT_MIN_LEVEL", "WARNING", LEVELS, upper=True),
+            alert_ignore=ignore,
+            slack_webhook_url=env.url("SLACK_WEBHOOK_URL", slack) if slack else None,
+            alert_webhook_urls=webhook_urls,
+            alert_webhook_secret=secret,
+            delivery_retry_seconds=env.seconds_list("DELIVERY_RETRY_SECONDS", "5,30,120,600,1800"),
+            log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+            log_format=env.choice("LOG_FORMAT", "json", LOG_FORMATS),
+            port=env.integer("PORT", 8000, minimum=1, maximum=65535),
+        )
+
+
+class _Env:
+    """Typed reads of one environment mapping, each error naming its variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def optional(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str) -> str:
+        value = self.optional(name)
+        if value is None:
+            raise ConfigError(name, "is required")
+        return value
+
+    def csv(self, name: str, default: str = "") -> list[str]:
+        raw = self.optional(name) or default
+        return [part.strip() for part in raw.split(",") if part.strip()]
+
+    def integer(self, name: str, default: int, *, minimum: int | None = None,
+                maximum: int | None = None) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be a whole number, not {raw!r}") from None
+        if minimum is not None and value < minimum:
+            raise ConfigError(name, f"must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(name, f"must be at most {maximum}")
+        return value
+
+    def seconds_list(self, name: str, default: str, *, allow_empty: bool = False) -> tuple[int, ...]:
+        raw = self.optional(name)
+        parts = (raw if raw is not None else default).split(",")
+        values: list[int] = []
+        for part in (p.strip() for p in parts):
+            if not part:
+                continue
+            try:
+                value = int(part)
+            except ValueError:
+                raise ConfigError(name, f"must be comma-separated whole seconds, not {part!r}") from None
+            if value < 0:
+                raise ConfigError(name, "waits cannot be negative")
+            values.append(value)
+        if not values and not allow_empty:
+            raise ConfigError(name, "name at least one wait")
+        return tuple(values)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(name, f"must be true or false, not {raw!r}")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
+        raw = self.optional(name) or default
+        value = raw.upper() if upper else raw.lower()
+        if value not in choices:
+            raise ConfigError(name, f"must be one of {', '.join(choices)}, not {raw!r}")
+        return value
+
+    def url(self, name: str, value: str) -> str:
+        """Check an http(s) URL: HTTPS, or plain HTTP to a loopback host only."""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(name, f"must be an http(s) URL, not {_redact_url(value)!r}")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ConfigError(name, "must use https (plain http only to a loopback host)")
+        return value
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (plain http is allowed only there)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _redis_url(value: str) -> str:
+    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
+    return value
+
+
+def _check_webhook_secret(secret: str) -> None:
+    if not secret.startswith("whsec_"):
+        raise ConfigError("ALERT_WEBHOOK_SECRET", "must look like whsec_<base64>")
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        raise ConfigError("ALERT_WEBHOOK_SECRET", "the part after whsec_ is not base64") from None
+    if len(key) < 16:
+        raise ConfigError("ALERT_WEBHOOK_SECRET", "the key must be at least 16 bytes")
+
+
+def _redact_url(value: str) -> str:
+    """Keep scheme and host only: webhook URLs carry their secret in the path."""
+    parts = urlsplit(value)
+    return f"{parts.scheme}://{parts.hostname or ''}/…" if parts.scheme else "…"
