@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from collections.abc import Mapping
 from typing import Any
+
+from service.errors import InvalidField
 
 CALL_SID_RE = re.compile(r"^CA[0-9a-fA-F]{32}$")
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -81,3 +84,64 @@ def mask_number(value: str | None) -> str | None:
         return "*" * len(digits)
     prefix = "+" if value.startswith("+") else ""
     return f"{prefix}{digits[0]}{'*' * (len(digits) - 3)}{''.join(digits[-2:])}"
+
+
+_MAX_TEXT = 256
+
+
+def call_from_callback(params: Mapping[str, str]) -> Call:
+    """Read a status callback's form fields into a ``Call``; ``InvalidField`` names a bad one.
+
+    Only the fields an alert needs are read; Twilio adds parameters over time and
+    the rest are ignored (they were still covered by the signature).
+    """
+    call_sid = _required(params, "CallSid")
+    if not CALL_SID_RE.match(call_sid):
+        raise InvalidField("CallSid", "CallSid must be CA followed by 32 hex digits")
+    account_sid = _required(params, "AccountSid")
+    if not ACCOUNT_SID_RE.match(account_sid):
+        raise InvalidField("AccountSid", "AccountSid must be AC followed by 32 hex digits")
+    status = _required(params, "CallStatus")
+    if status not in CALL_STATUSES:
+        raise InvalidField("CallStatus", f"CallStatus must be one of {', '.join(sorted(CALL_STATUSES))}")
+    parent = _optional(params, "ParentCallSid")
+    if parent is not None and not CALL_SID_RE.match(parent):
+        raise InvalidField("ParentCallSid", "ParentCallSid must be CA followed by 32 hex digits")
+    return Call(
+        call_sid=call_sid,
+        account_sid=account_sid,
+        status=status,
+        direction=_optional(params, "Direction"),
+        from_=_optional(params, "From"),
+        to=_optional(params, "To"),
+        duration_s=_count(params, "CallDuration"),
+        parent_call_sid=parent,
+        sip_response_code=_count(params, "SipResponseCode"),
+        timestamp=_optional(params, "Timestamp"),
+        sequence_number=_count(params, "SequenceNumber"),
+    )
+
+
+def _optional(params: Mapping[str, str], name: str) -> str | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if len(value) > _MAX_TEXT:
+        raise InvalidField(name, f"{name} is longer than {_MAX_TEXT} characters")
+    return value
+
+
+def _required(params: Mapping[str, str], name: str) -> str:
+    value = _optional(params, name)
+    if value is None:
+        raise InvalidField(name, f"{name} is required")
+    return value
+
+
+def _count(params: Mapping[str, str], name: str) -> int | None:
+    value = _optional(params, name)
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise InvalidField(name, f"{name} must be a whole number")
+    return int(value)

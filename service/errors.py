@@ -7,6 +7,7 @@ needs one ``except`` per branch and nothing else::
     CallwatchError
      ├── ConfigError                 a bad or missing environment variable (stops start-up)
      ├── InvalidInput                bad input from a user or a file (CLI, saved responses)
+ │    └── InvalidField           one named field of a status callback is malformed
      ├── RetryableError              try again later; ``retry_after`` seconds when known
      │    ├── InsightsUnavailable    Insights answered 429/5xx, timed out or could not be reached
      │    └── DeliveryRetryable      a sink answered 429/5xx/408, timed out or could not be reached
@@ -37,6 +38,15 @@ class ConfigError(CallwatchError):
 
 class InvalidInput(CallwatchError):
     """Input from a person or a file that callwatch cannot use."""
+
+
+class InvalidField(InvalidInput):
+    """A status-callback field that is missing or malformed; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
 
 
 class RetryableError(CallwatchError):

@@ -1,0 +1,79 @@
+"""The web edge: ``create_app`` builds the Flask app that receives Twilio's callbacks."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+
+import redis as redis_lib
+import structlog
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from service.settings import Settings
+from service.web.problems import RequestRefused
+from service.web.signature import SignatureChecker
+
+MAX_BODY_BYTES = 64 * 1024
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class WebContext:
+    """What the routes need, kept in ``app.extensions["callwatch"]``."""
+
+    settings: Settings
+    redis: redis_lib.Redis
+    signatures: SignatureChecker | None
+
+
+def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | None = None) -> Flask:
+    """Build the app; ``settings`` default to the environment, ``redis`` to ``REDIS_URL``."""
+    settings = settings or Settings.from_env(os.environ)
+    if redis is None:
+        redis = redis_lib.Redis.from_url(settings.redis_url, socket_connect_timeout=2,
+                                         socket_timeout=2, health_check_interval=30)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY_BYTES
+    if settings.trusted_proxy_hops and not settings.public_base_url:
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,  # type: ignore[method-assign]
+                                x_port=hops, x_prefix=0)
+    checker = None
+    if settings.twilio_validate_signatures:
+        checker = SignatureChecker(settings.auth_tokens, settings.public_base_url)
+    else:
+        log.warning("signature_validation_disabled",
+                    message="TWILIO_VALIDATE_SIGNATURES=false: anyone can post callbacks")
+    app.extensions["callwatch"] = WebContext(settings=settings, redis=redis, signatures=checker)
+
+    from service.web import callbacks, health, metrics
+
+    app.register_blueprint(callbacks.blueprint)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(metrics.blueprint)
+
+    @app.before_request
+    def _bind_request() -> None:
+        structlog.contextvars.clear_contextvars()
+        g.request_id = request.headers.get("I-Twilio-Idempotency-Token") or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+    @app.errorhandler(RequestRefused)
+    def _refused(error: RequestRefused) -> Response:
+        log.info("request_refused", error=error.error, field=error.field, status=error.status)
+        return error.to_response()
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        code = {413: "payload_too_large", 415: "unsupported_media_type"}.get(
+            error.code or 500, "http_error")
+        message = {413: f"The body is over {MAX_BODY_BYTES // 1024} KiB."}.get(
+            error.code or 500, error.description or "")
+        return RequestRefused(error.code or 500, code, message).to_response()
+
+    return app

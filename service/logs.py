@@ -1,0 +1,85 @@
+"""Logging for both process types: structlog configured once, JSON to stdout.
+
+``configure_logging`` is called once per process (the WSGI module, gunicorn's
+config, the worker's start-up, the CLI). Standard-library loggers (gunicorn, rq,
+werkzeug) are routed through the same formatter so every line has one shape.
+Two processors guard what reaches the log: values under secret-looking keys are
+replaced, and phone numbers anywhere in a value are masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+from service.calls import mask_number
+
+_SECRET_KEY = re.compile(r"(token|secret|password|authorization|signature|api_key|webhook_url)",
+                         re.IGNORECASE)
+# E.164 numbers (+ and 7 to 15 digits) standing alone: not the hex inside a CallSid.
+_PHONE = re.compile(r"(?<![\w+])\+\d{7,15}(?!\w)")
+
+
+def _redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key in list(event_dict):
+        if _SECRET_KEY.search(key):
+            event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def _mask_phones(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key, value in event_dict.items():
+        if isinstance(value, str) and key != "timestamp" and _PHONE.search(value):
+            event_dict[key] = _PHONE.sub(lambda m: mask_number(m.group(0)) or "", value)
+    return event_dict
+
+
+def shared_processors() -> list[Any]:
+    """Processors applied to structlog and standard-library records alike."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact_secrets,
+        _mask_phones,
+    ]
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Set up structlog and the root logger; safe to call more than once."""
+    renderer: Any
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    else:
+        renderer = structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            *shared_processors(),
+            structlog.processors.format_exc_info,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared_processors(), structlog.stdlib.ExtraAdder()],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("gunicorn.error", "gunicorn.access", "rq.worker", "rq.scheduler", "werkzeug"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    # urllib3 logs full URLs (a Slack webhook URL is a secret) at DEBUG.
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -1,0 +1,63 @@
+"""``/twilio/status-callback``: verify, parse, schedule the analysis once, answer 204.
+
+The order of checks is deliberate: cheap refusals first (size, media type), then
+the signature (a stranger learns nothing about which fields we expect), then the
+fields, then one atomic write to Redis. Any refusal writes nothing.
+"""
+
+from __future__ import annotations
+
+import redis as redis_lib
+import structlog
+from flask import Blueprint, Response, current_app, request
+
+from service.calls import call_from_callback
+from service.errors import InvalidField
+from service.web.problems import RequestRefused, invalid_field
+from workers.queues import schedule_analysis
+
+blueprint = Blueprint("callbacks", __name__)
+log = structlog.get_logger()
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+REDIS_RETRY_AFTER_S = 5
+
+
+@blueprint.route("/twilio/status-callback", methods=["POST", "GET"])
+def status_callback() -> Response:
+    context = current_app.extensions["callwatch"]
+    if request.method == "POST":
+        if request.mimetype != FORM_TYPE:
+            raise RequestRefused(415, "unsupported_media_type",
+                                 f"Twilio status callbacks are posted as {FORM_TYPE}.")
+        params = request.form  # reads the body; over 64 KiB raises 413 here
+    else:
+        params = request.args
+    if context.signatures is not None and not context.signatures.check(request):
+        raise RequestRefused(403, "invalid_signature",
+                             "X-Twilio-Signature is missing or does not match this URL and "
+                             "body; check PUBLIC_BASE_URL and TWILIO_AUTH_TOKEN.")
+    try:
+        call = call_from_callback(params)
+    except InvalidField as error:
+        raise invalid_field(error.field, error.message) from None
+    if call.account_sid != context.settings.twilio_account_sid:
+        raise RequestRefused(403, "invalid_signature",
+                             "This callback is for another Twilio account.")
+    structlog.contextvars.bind_contextvars(call_sid=call.call_sid)
+    if not call.is_terminal:
+        log.info("callback_ignored", status=call.status)
+        return Response(status=204)
+    try:
+        scheduled = schedule_analysis(context.redis, call.to_json(),
+                                      delay_s=context.settings.analysis_delay_seconds)
+    except redis_lib.RedisError as error:
+        log.error("redis_unavailable", error=type(error).__name__)
+        raise RequestRefused(503, "unavailable", "Redis is unreachable; Twilio may retry.",
+                             retry_after=REDIS_RETRY_AFTER_S) from None
+    if scheduled:
+        log.info("analysis_scheduled", delay_s=context.settings.analysis_delay_seconds,
+                 **call.log_fields())
+    else:
+        log.info("callback_duplicate", status=call.status)
+    return Response(status=204)

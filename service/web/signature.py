@@ -1,0 +1,56 @@
+"""X-Twilio-Signature checking: which URL Twilio signed, and whether the signature fits.
+
+Twilio signs the exact URL it requested plus the sorted POST parameters
+(reference/twilio.md 2.1). Behind a proxy the app sees another URL, and
+Werkzeug's ``request.url`` decodes percent-escapes, so the URL is rebuilt here:
+``PUBLIC_BASE_URL`` + the raw path + the raw query string, or, without it, the
+request's own scheme and host (after ``ProxyFix`` when ``TRUSTED_PROXY_HOPS`` > 0).
+The check itself is twilio's ``RequestValidator``, tried with each accepted token
+(primary, then secondary during a rotation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from flask import Request
+from twilio.request_validator import RequestValidator
+
+
+class SignatureChecker:
+    """Checks ``X-Twilio-Signature`` against every accepted auth token."""
+
+    def __init__(self, tokens: Sequence[str], public_base_url: str | None = None) -> None:
+        if not tokens:
+            raise ValueError("at least one auth token is needed")
+        self._validators = [RequestValidator(token) for token in tokens]
+        self._public_base_url = public_base_url.rstrip("/") if public_base_url else None
+
+    def signed_url(self, request: Request) -> str:
+        """The URL Twilio signed for this request, byte for byte as Twilio sent it."""
+        raw_path = _raw_path(request)
+        query = request.query_string.decode("latin-1")
+        tail = raw_path + (f"?{query}" if query else "")
+        if self._public_base_url:
+            return self._public_base_url + tail
+        return f"{request.scheme}://{request.host}{tail}"
+
+    def is_valid(self, url: str, params: Any, signature: str | None) -> bool:
+        """True when ``signature`` matches ``url`` and ``params`` under any token."""
+        if not signature:
+            return False
+        return any(v.validate(url, params, signature) for v in self._validators)
+
+    def check(self, request: Request) -> bool:
+        """Verify a status callback: form parameters for POST, none for GET."""
+        params = request.form if request.method == "POST" else {}
+        return self.is_valid(self.signed_url(request), params,
+                             request.headers.get("X-Twilio-Signature"))
+
+
+def _raw_path(request: Request) -> str:
+    """The path as the client sent it, escapes intact (gunicorn RAW_URI, werkzeug REQUEST_URI)."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    path = raw.split("?", 1)[0]
+    return path if path.startswith("/") else request.script_root + request.path

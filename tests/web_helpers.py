@@ -1,0 +1,93 @@
+"""Helpers for tests of the web edge: settings, signed callbacks, a live server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from twilio.request_validator import RequestValidator
+from werkzeug.serving import make_server
+
+from service.settings import Settings
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "test-auth-token-primary"
+SECONDARY_TOKEN = "test-auth-token-secondary"
+PUBLIC_BASE = "https://alerts.example.com"
+CALLBACK_PATH = "/twilio/status-callback"
+
+
+def make_settings(redis_url: str, **overrides: str) -> Settings:
+    env = {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "REDIS_URL": redis_url,
+        "PUBLIC_BASE_URL": PUBLIC_BASE,
+        "ANALYSIS_DELAY_SECONDS": "90",
+        "LOG_FORMAT": "json",
+    }
+    env.update(overrides)
+    return Settings.from_env({k: v for k, v in env.items() if v is not None})
+
+
+def call_sid(n: int) -> str:
+    return f"CA{n:032x}"
+
+
+def callback_params(sid: str, status: str = "completed", **extra: str) -> dict[str, str]:
+    params = {
+        "CallSid": sid, "AccountSid": ACCOUNT_SID, "CallStatus": status,
+        "ApiVersion": "2010-04-01", "Direction": "outbound-api",
+        "From": "client:alice", "To": "+14155550123", "CallbackSource": "call-progress-events",
+        "Timestamp": "Fri, 27 Nov 2026 10:15:00 +0000", "SequenceNumber": "3",
+    }
+    if status == "completed":
+        params["CallDuration"] = "42"
+    params.update(extra)
+    return params
+
+
+def sign(url: str, params: Mapping[str, str] | None, token: str = AUTH_TOKEN) -> str:
+    return str(RequestValidator(token).compute_signature(url, dict(params or {})))
+
+
+class Callbacks:
+    """Posts (or GETs) signed status callbacks through a Flask test client."""
+
+    def __init__(self, client: FlaskClient, base: str = PUBLIC_BASE) -> None:
+        self.client = client
+        self.base = base
+
+    def post(self, params: Mapping[str, str], *, query: str = "", token: str = AUTH_TOKEN,
+             signature: str | None = None, **kwargs: Any) -> Any:
+        path = CALLBACK_PATH + (f"?{query}" if query else "")
+        sig = signature if signature is not None else sign(self.base + path, params, token)
+        return self.client.post(path, data=dict(params), headers={"X-Twilio-Signature": sig},
+                                **kwargs)
+
+    def get(self, params: Mapping[str, str], *, token: str = AUTH_TOKEN) -> Any:
+        from urllib.parse import urlencode
+
+        path = CALLBACK_PATH + "?" + urlencode(params)
+        return self.client.get(path, headers={"X-Twilio-Signature": sign(self.base + path, {}, token)})
+
+
+class LiveServer:
+    """The app on a real threaded HTTP server on 127.0.0.1, in a daemon thread."""
+
+    def __init__(self, app: Flask) -> None:
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self._server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=5)

@@ -1,0 +1,52 @@
+"""What jobs need in a worker process, built once from the environment.
+
+The worker's start-up (or a test) calls ``configure`` with settings and a Redis
+connection; jobs call ``current()``. Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from collections.abc import Callable
+
+import redis as redis_lib
+import requests
+
+from service.settings import Settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class WorkerContext:
+    """Collaborators shared by the jobs of one worker process."""
+
+    settings: Settings
+    redis: redis_lib.Redis
+    session: requests.Session = field(default_factory=requests.Session)
+    clock: Callable[[], datetime] = utc_now
+
+
+_context: WorkerContext | None = None
+
+
+def configure(settings: Settings, redis: redis_lib.Redis, *,
+              clock: Callable[[], datetime] = utc_now) -> WorkerContext:
+    """Set the context jobs of this process use (worker start-up, tests)."""
+    global _context
+    _context = WorkerContext(settings=settings, redis=redis, clock=clock)
+    return _context
+
+
+def current() -> WorkerContext:
+    """The context set by ``configure``, or one built from the environment."""
+    global _context
+    if _context is None:
+        settings = Settings.from_env(os.environ)
+        _context = WorkerContext(settings=settings,
+                                 redis=redis_lib.Redis.from_url(settings.redis_url))
+    return _context

@@ -1,0 +1,91 @@
+"""Queues, job ids and the scheduling policy: the one place that knows RQ's enqueue API.
+
+Job ids come from the data (``analyze-CA…``), and every enqueue is ``unique``, so a
+repeated callback or a re-run job collapses into the job that already exists (RQ
+checks and writes atomically in one Lua script). Finished jobs are kept long enough
+to keep collapsing the repeats Twilio can send for a call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
+from rq.serializers import JSONSerializer
+
+ANALYSIS_QUEUE = "analysis"
+DELIVERY_QUEUE = "delivery"
+QUEUES = (ANALYSIS_QUEUE, DELIVERY_QUEUE)
+
+#: Longest an analysis may run (2 edges x pages x in-process retries fit well inside).
+ANALYSIS_JOB_TIMEOUT_S = 180
+#: Longest a delivery may run (one HTTP request with its timeouts).
+DELIVERY_JOB_TIMEOUT_S = 60
+#: Finished jobs stay (and keep collapsing repeats) this long.
+RESULT_TTL_S = 24 * 3600
+#: Failed jobs stay in the failed registry this long (RQ's default is a year).
+FAILURE_TTL_S = 7 * 24 * 3600
+#: Retries for a job whose worker died under it (RQ's abandoned-job recovery).
+CRASH_RETRY = Retry(max=3, interval=[5, 30, 60])
+
+
+def queue(name: str, redis: Redis) -> Queue:
+    """A queue with the JSON serializer every process uses."""
+    return Queue(name, connection=redis, serializer=JSONSerializer)
+
+
+def analysis_job_id(call_sid: str, recheck: int = 0, attempt: int = 0) -> str:
+    """``analyze-CA…`` for the first analysis; suffixes for re-checks and retries."""
+    suffix = (f"-r{recheck}" if recheck else "") + (f"-a{attempt}" if attempt else "")
+    return f"analyze-{call_sid}{suffix}"
+
+
+def delivery_job_id(sink_id: str, alert_id: str, attempt: int = 0) -> str:
+    return f"deliver-{sink_id}-{alert_id}" + (f"-a{attempt}" if attempt else "")
+
+
+def schedule_unique(redis: Redis, queue_name: str, func: str | Callable[..., Any],
+                    args: tuple[Any, ...], *, job_id: str, delay_s: float,
+                    timeout_s: int) -> bool:
+    """Enqueue ``func(*args)`` after ``delay_s`` under ``job_id``; False if that job exists.
+
+    Raises ``redis.RedisError`` when Redis cannot be reached; nothing is written then.
+    """
+    q = queue(queue_name, redis)
+    options: dict[str, Any] = {
+        "job_id": job_id, "unique": True, "job_timeout": timeout_s,
+        "result_ttl": RESULT_TTL_S, "failure_ttl": FAILURE_TTL_S, "retry": CRASH_RETRY,
+    }
+    try:
+        if delay_s > 0:
+            q.enqueue_in(timedelta(seconds=delay_s), func, *args, **options)
+        else:
+            q.enqueue(func, *args, **options)
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def schedule_analysis(redis: Redis, call_json: dict[str, Any], *, delay_s: float,
+                      recheck: int = 0, attempt: int = 0) -> bool:
+    """Schedule the analysis of one call; False when it is already scheduled or done."""
+    return schedule_unique(
+        redis, ANALYSIS_QUEUE, "workers.jobs.analyze_call", (call_json, recheck, attempt),
+        job_id=analysis_job_id(call_json["call_sid"], recheck, attempt),
+        delay_s=delay_s, timeout_s=ANALYSIS_JOB_TIMEOUT_S,
+    )
+
+
+def schedule_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any], *,
+                      delay_s: float = 0, attempt: int = 0) -> bool:
+    """Schedule one alert's delivery through one sink; False when already scheduled or done."""
+    alert_id = envelope["data"]["alert_id"]
+    return schedule_unique(
+        redis, DELIVERY_QUEUE, "workers.jobs.deliver_alert", (sink_id, envelope, attempt),
+        job_id=delivery_job_id(sink_id, alert_id, attempt),
+        delay_s=delay_s, timeout_s=DELIVERY_JOB_TIMEOUT_S,
+    )

@@ -1,0 +1,76 @@
+"""``python -m workers.worker``: an RQ worker that also runs RQ's scheduler.
+
+Listens on the analysis and delivery queues with the JSON serializer. On Heroku
+(``DYNO`` set) it is a ``HerokuWorker``, which turns the dyno's SIGTERM into a
+clean stop of the running job. The maintenance interval is short so that, when
+the worker holding the scheduler lock dies, another takes it over within about a
+quarter of a minute and scheduled jobs keep running (RQ's default is 10 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import redis as redis_lib
+import structlog
+from rq import Worker
+from rq.serializers import JSONSerializer
+from rq.worker import HerokuWorker, SimpleWorker
+
+from service.errors import ConfigError
+from service.logs import configure_logging
+from service.settings import Settings
+from workers import context
+from workers.queues import QUEUES, queue
+
+MAINTENANCE_INTERVAL_S = 15
+WORKER_TTL_S = 35
+
+log = structlog.get_logger()
+
+
+def build_worker(settings: Settings, redis: redis_lib.Redis, *, simple: bool = False,
+                 name: str | None = None) -> Worker:
+    """The worker for this platform: Heroku's, a forking one, or in-process (``simple``)."""
+    cls: type[Worker]
+    if simple:
+        cls = SimpleWorker
+    elif os.environ.get("DYNO"):
+        cls = HerokuWorker
+    else:
+        cls = Worker
+    return cls(
+        [queue(name_, redis) for name_ in QUEUES],
+        connection=redis,
+        serializer=JSONSerializer,
+        name=name,
+        worker_ttl=WORKER_TTL_S,
+        maintenance_interval=MAINTENANCE_INTERVAL_S,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers.worker", description=__doc__)
+    parser.add_argument("--burst", action="store_true", help="quit when the queues are empty")
+    parser.add_argument("--simple", action="store_true",
+                        help="run jobs in this process instead of a forked work horse")
+    parser.add_argument("--name", help="worker name (default: RQ's)")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as error:
+        print(f"callwatch: configuration error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    redis = redis_lib.Redis.from_url(settings.redis_url)
+    context.configure(settings, redis)
+    worker = build_worker(settings, redis, simple=args.simple, name=args.name)
+    log.info("worker_starting", queues=list(QUEUES), worker=worker.name)
+    worker.work(with_scheduler=True, burst=args.burst, logging_level=settings.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
