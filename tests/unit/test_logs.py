@@ -1,0 +1,59 @@
+"""What reaches the log: one JSON shape, no secrets, no full phone numbers."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import structlog
+
+from service.logs import configure_logging
+
+
+@pytest.fixture
+def json_log(capsys: pytest.CaptureFixture[str]):
+    """Configures JSON logging on first use (inside the test, where capsys captures)."""
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+
+    yield lines
+    logging.getLogger().handlers.clear()
+
+
+def test_structlog_and_stdlib_share_json_shape(json_log) -> None:
+    """structlog events and stdlib records (gunicorn, rq) both come out as JSON lines."""
+    configure_logging("INFO", "json")
+    structlog.contextvars.bind_contextvars(request_id="r1", call_sid="CA" + "0" * 32)
+    structlog.get_logger().info("analysis_started", edges=2)
+    logging.getLogger("rq.worker").info("Job %s: started", "abc")
+    first, second = json_log()
+    assert first["event"] == "analysis_started" and first["request_id"] == "r1"
+    assert first["call_sid"] == "CA" + "0" * 32 and first["level"] == "info"
+    assert second["event"] == "Job abc: started" and second["logger"] == "rq.worker"
+    assert "timestamp" in first and "timestamp" in second
+
+
+def test_secret_keys_are_redacted(json_log) -> None:
+    """Values under secret-looking keys never reach the log."""
+    configure_logging("INFO", "json")
+    structlog.get_logger().info("oops", auth_token="t0k3n", webhook_secret="whsec_x",
+                                slack_webhook_url="https://hooks.slack.com/services/T/B/X")
+    [line] = json_log()
+    assert "t0k3n" not in json.dumps(line) and "whsec_x" not in json.dumps(line)
+    assert "hooks.slack.com" not in json.dumps(line)
+
+
+def test_phone_numbers_are_masked_but_sids_kept(json_log) -> None:
+    """An E.164 number anywhere in a value is masked; CallSids and client names are kept."""
+    configure_logging("INFO", "json")
+    sid = "CA" + "1234567890" * 3 + "ab"
+    structlog.get_logger().info("callback", to="+14155550123", note="dialled +442071234567 ok",
+                                call_sid=sid, frm="client:alice")
+    logging.getLogger("gunicorn.error").info("from +14155550123")
+    first, second = json_log()
+    text = json.dumps([first, second])
+    assert "+14155550123" not in text and "+442071234567" not in text
+    assert first["to"].endswith("23") and first["call_sid"] == sid
+    assert first["frm"] == "client:alice"
