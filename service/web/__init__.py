@@ -12,6 +12,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from service.metrics import BufferedMetrics, Metrics
 from service.settings import Settings
 from service.web.problems import RequestRefused
 from service.web.signature import SignatureChecker
@@ -28,6 +29,7 @@ class WebContext:
     settings: Settings
     redis: redis_lib.Redis
     signatures: SignatureChecker | None
+    metrics: Metrics
 
 
 def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | None = None) -> Flask:
@@ -49,7 +51,8 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
     else:
         log.warning("signature_validation_disabled",
                     message="TWILIO_VALIDATE_SIGNATURES=false: anyone can post callbacks")
-    app.extensions["callwatch"] = WebContext(settings=settings, redis=redis, signatures=checker)
+    app.extensions["callwatch"] = WebContext(settings=settings, redis=redis, signatures=checker,
+                                             metrics=BufferedMetrics(redis))
 
     from service.web import callbacks, health, metrics
 
@@ -66,14 +69,17 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
     @app.errorhandler(RequestRefused)
     def _refused(error: RequestRefused) -> Response:
         log.info("request_refused", error=error.error, field=error.field, status=error.status)
+        if request.blueprint == "callbacks":
+            app.extensions["callwatch"].metrics.inc("callwatch_callbacks", outcome="refused",
+                                                    reason=error.error)
         return error.to_response()
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
-        code = {413: "payload_too_large", 415: "unsupported_media_type"}.get(
-            error.code or 500, "http_error")
-        message = {413: f"The body is over {MAX_BODY_BYTES // 1024} KiB."}.get(
-            error.code or 500, error.description or "")
-        return RequestRefused(error.code or 500, code, message).to_response()
+        status = error.code or 500
+        if status == 413:
+            return _refused(RequestRefused(413, "payload_too_large",
+                                           f"The body is over {MAX_BODY_BYTES // 1024} KiB."))
+        return RequestRefused(status, "http_error", error.description or "").to_response()
 
     return app

@@ -47,6 +47,7 @@ def status_callback() -> Response:
     structlog.contextvars.bind_contextvars(call_sid=call.call_sid)
     if not call.is_terminal:
         log.info("callback_ignored", status=call.status)
+        context.metrics.inc("callwatch_callbacks", outcome="ignored", reason="")
         return Response(status=204)
     try:
         scheduled = schedule_analysis(context.redis, call.to_json(),
@@ -60,4 +61,6 @@ def status_callback() -> Response:
                  **call.log_fields())
     else:
         log.info("callback_duplicate", status=call.status)
+    context.metrics.inc("callwatch_callbacks", outcome="accepted" if scheduled else "duplicate",
+                        reason="")
     return Response(status=204)

@@ -1,13 +1,21 @@
-"""``/metrics`` in Prometheus text format (filled in by the metrics module)."""
+"""``/metrics``: the whole deployment's counters (held in Redis) in Prometheus text format."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from service.metrics import RedisCollector
+from workers.queues import QUEUES
 
 blueprint = Blueprint("metrics", __name__)
 
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    registry = current_app.extensions.get("callwatch_registry")
+    if registry is None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(RedisCollector(current_app.extensions["callwatch"].redis, QUEUES))
+        current_app.extensions["callwatch_registry"] = registry
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -31,9 +31,15 @@ SCHEDULED = f"rq:scheduled:{ANALYSIS_QUEUE}"
 
 
 def redis_snapshot(redis: redis_lib.Redis) -> dict[bytes, object]:
-    """Every key with its type and content, to show a request changed nothing."""
+    """Every key with its type and content, to show a request changed nothing.
+
+    Metrics are left out: web processes add them up in memory and a background
+    thread writes the totals, so no request writes them itself.
+    """
     snapshot: dict[bytes, object] = {}
     for key in redis.scan_iter():
+        if key.startswith(b"callwatch:metrics:"):
+            continue
         kind = redis.type(key)
         value = {b"hash": redis.hgetall, b"zset": lambda k: redis.zrange(k, 0, -1),
                  b"set": redis.smembers, b"list": lambda k: redis.lrange(k, 0, -1),

@@ -1,0 +1,197 @@
+"""Deployment-wide metrics, kept in Redis so one scrape of any web process sees them all.
+
+prometheus_client's own counters live in one process; callwatch runs many web and
+worker processes on many hosts, and the work an operator cares about happens in the
+workers, which serve no HTTP. So every process adds to counters and histograms in
+Redis hashes (one ``HINCRBYFLOAT`` pipeline per observation), and ``/metrics``
+renders them, plus the queues' depths read from RQ's keys, through a custom
+collector. Recording never raises: a metric lost while Redis is down is better than
+a callback refused because of it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import redis as redis_lib
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+PREFIX = "callwatch:metrics:"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    help: str
+    labels: tuple[str, ...]
+    kind: str = "counter"  # or "histogram"
+
+
+SPECS = {spec.name: spec for spec in (
+    MetricSpec("callwatch_callbacks", "Status callbacks received, by outcome and refusal reason.",
+               ("outcome", "reason")),
+    MetricSpec("callwatch_analyses", "Analysis jobs finished, by outcome.", ("outcome",)),
+    MetricSpec("callwatch_insights_events_fetched", "Events read from the Insights Events API.", ()),
+    MetricSpec("callwatch_insights_requests", "Requests to the Insights API, by HTTP status.",
+               ("status",)),
+    MetricSpec("callwatch_insights_request_duration_seconds",
+               "Latency of Insights API requests.", (), "histogram"),
+    MetricSpec("callwatch_alerts", "Alerts produced, by severity.", ("severity",)),
+    MetricSpec("callwatch_deliveries", "Delivery attempts, by sink and outcome.",
+               ("sink", "outcome")),
+    MetricSpec("callwatch_delivery_duration_seconds",
+               "Latency of delivery attempts, by sink.", ("sink",), "histogram"),
+)}
+
+
+class Metrics:
+    """Adds to the deployment's counters and histograms in Redis."""
+
+    def __init__(self, redis: redis_lib.Redis) -> None:
+        self._redis = redis
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
+        self._write(name, [(_label_key(name, labels), amount)])
+
+    def observe(self, name: str, seconds: float, **labels: str) -> None:
+        """One histogram observation: its bucket, the count and the sum."""
+        key = _label_key(name, labels)
+        bucket = next((str(b) for b in LATENCY_BUCKETS if seconds <= b), "+Inf")
+        self._write(name, [(f"{key}|b|{bucket}", 1), (f"{key}|count", 1), (f"{key}|sum", seconds)])
+
+    def _write(self, name: str, fields: list[tuple[str, float]]) -> None:
+        if name not in SPECS:
+            raise KeyError(f"unknown metric {name}")
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for field, amount in fields:
+                pipe.hincrbyfloat(PREFIX + name, field, amount)
+            pipe.execute()
+        except redis_lib.RedisError:
+            pass
+
+
+class BufferedMetrics(Metrics):
+    """Metrics that add up in memory and reach Redis every ``flush_s`` seconds.
+
+    Used by web processes: a callback, even a refused one, then costs no Redis
+    write of its own, and thousands of callbacks a second cost one write every few
+    seconds. The flushing thread starts on first use, so it lives in each
+    gunicorn worker after the fork, and whatever is left is flushed at exit.
+    """
+
+    def __init__(self, redis: redis_lib.Redis, *, flush_s: float = 5.0) -> None:
+        super().__init__(redis)
+        self._flush_s = flush_s
+        self._pending: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _write(self, name: str, fields: list[tuple[str, float]]) -> None:
+        if name not in SPECS:
+            raise KeyError(f"unknown metric {name}")
+        with self._lock:
+            for field, amount in fields:
+                self._pending[(name, field)] += amount
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="metrics-flush",
+                                                daemon=True)
+                self._thread.start()
+                atexit.register(self.flush)
+
+    def _run(self) -> None:
+        while True:
+            threading.Event().wait(self._flush_s)
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what has added up; on a Redis error keep it for the next flush."""
+        with self._lock:
+            pending, self._pending = self._pending, Counter()
+        if not pending:
+            return
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for (name, field), amount in pending.items():
+                pipe.hincrbyfloat(PREFIX + name, field, amount)
+            pipe.execute()
+        except redis_lib.RedisError:
+            with self._lock:
+                self._pending.update(pending)
+
+
+def _label_key(name: str, labels: Mapping[str, str]) -> str:
+    spec = SPECS[name]
+    if set(labels) != set(spec.labels):
+        raise ValueError(f"{name} takes labels {spec.labels}, got {sorted(labels)}")
+    return json.dumps([str(labels[label]) for label in spec.labels])
+
+
+class RedisCollector(Collector):
+    """Renders the Redis-held metrics and RQ's queue depths at scrape time."""
+
+    def __init__(self, redis: redis_lib.Redis, queues: tuple[str, ...]) -> None:
+        self._redis = redis
+        self._queues = queues
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("callwatch_metrics_redis_up",
+                               "1 when the metrics store (Redis) answered this scrape.")
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for name in SPECS:
+                pipe.hgetall(PREFIX + name)
+            for queue in self._queues:
+                pipe.llen(f"rq:queue:{queue}")
+                pipe.zcard(f"rq:scheduled:{queue}")
+                pipe.zcard(f"rq:wip:{queue}")
+                pipe.zcard(f"rq:failed:{queue}")
+            results = pipe.execute()
+        except redis_lib.RedisError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        for spec, raw in zip(SPECS.values(), results, strict=False):
+            yield _family(spec, {k.decode(): float(v) for k, v in raw.items()})
+        depths = GaugeMetricFamily("callwatch_queue_jobs",
+                                   "Jobs in RQ's queues by state (whole deployment).",
+                                   labels=["queue", "state"])
+        counts = results[len(SPECS):]
+        for index, queue in enumerate(self._queues):
+            for offset, state in enumerate(("queued", "scheduled", "started", "failed")):
+                depths.add_metric([queue, state], counts[index * 4 + offset])
+        yield depths
+
+
+def _family(spec: MetricSpec, fields: dict[str, float]) -> Metric:
+    if spec.kind == "counter":
+        counter = CounterMetricFamily(spec.name, spec.help, labels=list(spec.labels))
+        for key, value in sorted(fields.items()):
+            counter.add_metric(json.loads(key), value)
+        return counter
+    histogram = HistogramMetricFamily(spec.name, spec.help, labels=list(spec.labels))
+    series: dict[str, dict[str, float]] = {}
+    for field, value in fields.items():
+        key, _, rest = field.partition("|")
+        series.setdefault(key, {})[rest] = value
+    for key, values in sorted(series.items()):
+        cumulative, buckets = 0.0, []
+        for bound in [*(str(b) for b in LATENCY_BUCKETS), "+Inf"]:
+            cumulative += values.get(f"b|{bound}", 0.0)
+            buckets.append((bound, cumulative))
+        histogram.add_metric(json.loads(key), buckets, values.get("sum", 0.0))
+    return histogram
