@@ -11,6 +11,7 @@ needs one ``except`` per branch and nothing else::
      ├── RetryableError              try again later; ``retry_after`` seconds when known
      │    ├── InsightsUnavailable    Insights answered 429/5xx, timed out or could not be reached
      │    └── DeliveryRetryable      a sink answered 429/5xx/408, timed out or could not be reached
+ │         └── DeliveryPaced      our own pace for that sink says wait (nothing was sent)
      ├── EventsNotReady              Insights answered 404: the call's events are not there yet
      └── PermanentError              retrying cannot help; ``reason`` is machine-readable
           ├── InsightsAccessDenied   401/403: Advanced Features off or wrong credentials
@@ -69,6 +70,10 @@ class InsightsUnavailable(RetryableError):
 
 class DeliveryRetryable(RetryableError):
     """A sink could not take the alert now (429, 5xx, 408, timeout, connection error)."""
+
+
+class DeliveryPaced(DeliveryRetryable):
+    """Nothing was sent: the sink's pace (one Slack message a second) says wait ``retry_after``."""
 
 
 class EventsNotReady(CallwatchError):
