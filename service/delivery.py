@@ -1,0 +1,168 @@
+"""Delivering one alert through one sink, exactly once as far as Redis can tell.
+
+``deliver`` is what a delivery job calls. It keeps three things in Redis:
+
+- the **ledger** (``callwatch:delivered:{sink_id}:{alert_id}``, kept 7 days):
+  alerts a sink already took. A retried job, a re-analysis or a duplicate job
+  finds its alert there and sends nothing;
+- a short **lease** (``callwatch:lease:{sink_id}:{alert_id}``, ``SET NX`` with a
+  TTL): while one worker is sending, another worker with the same alert backs off
+  for the lease's remaining time instead of sending it too. The lease is released
+  on any failure so a retry can send at once, and expires by itself if its holder
+  dies;
+- the **pace** (``callwatch:pace:{key}``): the earliest time the next message may
+  go to a rate-limited receiver (Slack takes about one message a second per
+  webhook), reserved atomically by a Lua script so the limit holds across every
+  worker process. A caller that must wait gets ``DeliveryRetryable`` with the wait
+  as ``retry_after`` and reschedules; nothing sleeps.
+
+The one window where a duplicate is still possible: a process killed (or cut off
+from Redis) after the receiver got the request but before ``mark_delivered``. Its
+lease expires, a retry finds no ledger entry and sends again. Webhook receivers
+de-duplicate on ``webhook-id``, which is the alert id on every attempt; Slack has no
+such key, so a Slack message can, in that window only, appear twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import structlog
+from redis import Redis
+
+from service.analysis.alert import Alert
+from service.errors import DeliveryPaced, DeliveryRejected, DeliveryRetryable
+from service.sinks.base import AlertSink
+
+DEFAULT_LEDGER_TTL_S = 7 * 86400
+#: Longer than any sink's worst send (webhook: 3.05 s connect + 10 s read).
+DEFAULT_LEASE_S = 30.0
+
+log = structlog.get_logger()
+
+# Release a lease only if it is still ours (it may have expired and been re-taken).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# Reserve the next send slot: 0 when free now (and take it), else the wait.
+# Numbers travel as strings because Redis truncates Lua numbers to integers.
+_RESERVE = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
+if next_free > now then
+  return tostring(next_free - now)
+end
+redis.call('SET', KEYS[1], tostring(now + interval), 'PX', math.ceil(interval * 1000) + 1000)
+return '0'
+"""
+
+
+class DeliveryLedger:
+    """Which alerts each sink already took, and short leases on the ones in flight."""
+
+    def __init__(self, redis: Redis, *, ttl_s: int = DEFAULT_LEDGER_TTL_S) -> None:
+        self._redis = redis
+        self._ttl_s = ttl_s
+        self._release = redis.register_script(_RELEASE)
+        self._owner = uuid.uuid4().hex
+
+    @staticmethod
+    def delivered_key(sink_id: str, alert_id: str) -> str:
+        return f"callwatch:delivered:{sink_id}:{alert_id}"
+
+    @staticmethod
+    def lease_key(sink_id: str, alert_id: str) -> str:
+        return f"callwatch:lease:{sink_id}:{alert_id}"
+
+    def is_delivered(self, sink_id: str, alert_id: str) -> bool:
+        return bool(self._redis.exists(self.delivered_key(sink_id, alert_id)))
+
+    def mark_delivered(self, sink_id: str, alert_id: str) -> None:
+        self._redis.set(self.delivered_key(sink_id, alert_id), "1", ex=self._ttl_s)
+
+    def claim(self, sink_id: str, alert_id: str, *, lease_s: float) -> bool:
+        """Take the lease on this alert for this sink; False if someone holds it."""
+        return bool(self._redis.set(self.lease_key(sink_id, alert_id), self._token(),
+                                    nx=True, px=max(1, int(lease_s * 1000))))
+
+    def release(self, sink_id: str, alert_id: str) -> None:
+        """Drop the lease if this process and thread still hold it."""
+        self._release(keys=[self.lease_key(sink_id, alert_id)], args=[self._token()])
+
+    def lease_remaining(self, sink_id: str, alert_id: str) -> float:
+        """Seconds until someone else's lease expires (0.0 if there is none)."""
+        ttl_ms = self._redis.pttl(self.lease_key(sink_id, alert_id))
+        return max(0.0, ttl_ms / 1000) if ttl_ms and ttl_ms > 0 else 0.0
+
+    def _token(self) -> str:
+        # Per thread as well as per process: threads may share one ledger.
+        return f"{self._owner}:{threading.get_ident()}"
+
+
+class Pace:
+    """At most one send per ``interval_s`` per key, across every process."""
+
+    def __init__(self, redis: Redis, *, interval_s: float = 1.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._reserve = redis.register_script(_RESERVE)
+
+    def reserve(self, key: str) -> float:
+        """0.0 if the caller may send now (the slot is now taken), else seconds to wait."""
+        wait = self._reserve(keys=[f"callwatch:pace:{key}"],
+                             args=[repr(float(self._clock())), repr(float(self._interval_s))])
+        return float(wait)
+
+
+def deliver(alert: Alert, sink: AlertSink, *, ledger: DeliveryLedger, pace: Pace | None,
+            lease_s: float = DEFAULT_LEASE_S) -> str:
+    """Send ``alert`` through ``sink`` unless it already went: ``delivered`` or ``duplicate``.
+
+    Raises ``DeliveryPaced`` (a ``DeliveryRetryable``; nothing was sent) with the
+    wait as ``retry_after`` when paced or when another worker holds the lease;
+    ``DeliveryRetryable`` when the receiver asked to retry (``retry_after`` when it
+    said how long); ``DeliveryRejected`` when it refused for good.
+    """
+    sink_id, alert_id = sink.sink_id, alert.alert_id
+    fields = {"sink_id": sink_id, "alert_id": alert_id, "call_sid": alert.call.call_sid}
+    if ledger.is_delivered(sink_id, alert_id):
+        log.info("alert_delivery_duplicate", **fields)
+        return "duplicate"
+    if not ledger.claim(sink_id, alert_id, lease_s=lease_s):
+        wait = ledger.lease_remaining(sink_id, alert_id) or 1.0
+        log.info("alert_delivery_retry", reason="in_flight", retry_after=wait, **fields)
+        raise DeliveryPaced(f"{sink_id} is already sending {alert_id}", retry_after=wait)
+    try:
+        # Re-check under the lease: another worker may have finished between the two.
+        if ledger.is_delivered(sink_id, alert_id):
+            log.info("alert_delivery_duplicate", **fields)
+            return "duplicate"
+        if pace is not None:
+            wait = pace.reserve(sink_id)
+            if wait > 0:
+                log.info("alert_delivery_retry", reason="paced", retry_after=wait, **fields)
+                raise DeliveryPaced(f"{sink_id} is paced", retry_after=wait)
+        try:
+            sink.send(alert)
+        except DeliveryRetryable as err:
+            log.warning("alert_delivery_retry", reason="receiver", error=str(err),
+                        status=err.status, retry_after=err.retry_after, **fields)
+            raise
+        except DeliveryRejected as err:
+            log.error("alert_delivery_rejected", reason=err.reason, status=err.status,
+                      error=str(err), **fields)
+            raise
+        ledger.mark_delivered(sink_id, alert_id)
+    finally:
+        ledger.release(sink_id, alert_id)
+    log.info("alert_delivered", **fields)
+    return "delivered"

@@ -1,0 +1,68 @@
+"""HTTP details the Slack and webhook sinks share.
+
+Both send to URLs that are secrets (a Slack webhook URL is its own credential; a
+receiver's URL may carry a token in its path or query), so only the host ever
+reaches an error message or a log line. Plain http is refused except to loopback,
+where the local stand-ins and ``make run`` live.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from importlib import metadata
+from urllib.parse import urlsplit
+
+from service.errors import ConfigError
+from service.settings import is_loopback
+
+
+@functools.cache
+def user_agent() -> str:
+    """``callwatch/<version>``, so receivers can tell who is calling."""
+    try:
+        version = metadata.version("callwatch")
+    except metadata.PackageNotFoundError:
+        version = "0+unknown"
+    return f"callwatch/{version}"
+
+
+def host_of(url: str) -> str:
+    """The URL's host (and port): all of a sink URL that may be logged."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def require_secure_url(url: str, variable: str) -> str:
+    """Return ``url`` if it is HTTPS, or plain HTTP to loopback; else ``ConfigError``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(variable, "must be an http(s) URL")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(variable, f"must use https (plain http only to loopback), "
+                                    f"not http://{parts.hostname}/…")
+    return url
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP-date.
+
+    ``None`` when absent or unreadable, so the caller falls back to its own
+    schedule; a date in the past means "now" (0.0).
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())

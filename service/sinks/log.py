@@ -1,0 +1,38 @@
+"""The fallback sink: with no Slack and no webhook configured, alerts go to the log.
+
+Every alert is one ``alert`` line at warning level holding the whole payload, so
+nothing is lost and log-based alerting can pick it up. Phone numbers are masked;
+``client:`` identities are kept (they name the agent whose device failed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from service.analysis.alert import Alert
+from service.calls import mask_number
+
+LOG_SINK_ID = "log"
+
+
+class LogSink:
+    """Writes each alert to the structured log; never fails."""
+
+    sink_id = LOG_SINK_ID
+
+    def __init__(self, logger: Any = None) -> None:
+        self._log = logger if logger is not None else structlog.get_logger()
+
+    def __repr__(self) -> str:
+        return "LogSink()"
+
+    def send(self, alert: Alert) -> None:
+        """Log the alert's payload with its numbers masked."""
+        payload = alert.to_payload()
+        call = dict(payload["call"])
+        call["from"] = mask_number(call.get("from"))
+        call["to"] = mask_number(call.get("to"))
+        payload["call"] = call
+        self._log.warning("alert", **payload)
