@@ -1,0 +1,245 @@
+"""Turn one call's Insights events into issues, and issues into at most one alert.
+
+The rules (DESIGN.md "The alert", reference/twilio.md 3.4):
+
+* One issue per edge/group/name, plus the error code when the SDK sent one
+  (``sdk_edge/connection/error/31005``). A quality warning's key drops ``-raised``
+  from its group (``sdk_edge/network-quality-warning/high-rtt``) because the issue
+  covers both the raised and the cleared events.
+* Only WARNING and ERROR events at or above ``AlertPolicy.min_level`` make issues;
+  ``-warning-cleared`` events only close a warning. Unknown groups, names and edges
+  are kept, since a new SDK event is more likely news than noise.
+* A ``failed`` call is an issue of its own (``call/failed``) whatever the events say;
+  ``busy``, ``no-answer`` and ``canceled`` are ordinary outcomes.
+
+It runs in one pass over the events after a sort that is linear on the time-ordered
+pages Insights returns, so a long call costs milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
+
+from service.analysis.alert import Alert, Issue, iso, make_alert_id
+from service.analysis.catalogue import describe, describe_event
+from service.calls import Call
+from service.insights.events import LEVEL_ORDER, ClientInfo, Event
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+_RAISED, _CLEARED = "-warning-raised", "-warning-cleared"
+_WARNING_RANK = LEVEL_ORDER["WARNING"]
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """What is worth an alert: the lowest level, ignored ``group/name`` pairs, a cap."""
+
+    min_level: str = "WARNING"
+    ignore: frozenset[str] = frozenset()
+    max_issues: int = 40
+
+    def __post_init__(self) -> None:
+        level = self.min_level.upper()
+        if level not in ("WARNING", "ERROR"):
+            raise ValueError(f"min_level must be WARNING or ERROR, not {self.min_level!r}")
+        if self.max_issues < 1:
+            raise ValueError("max_issues must be at least 1")
+        object.__setattr__(self, "min_level", level)
+        object.__setattr__(self, "ignore", frozenset(self.ignore))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AlertPolicy:
+        """The policy ``ALERT_MIN_LEVEL`` and ``ALERT_IGNORE`` describe."""
+        return cls(min_level=settings.alert_min_level, ignore=settings.alert_ignore)
+
+
+class _Tally:
+    """What one issue has gathered so far (internal and mutable, for speed)."""
+
+    __slots__ = ("cleared", "code", "count", "description", "duration", "edge", "first",
+                 "group", "key", "last", "level", "name", "open_since", "rank", "warning")
+
+    def __init__(self, key: str, event: Event, edge: str, group: str, name: str,
+                 warning: bool) -> None:
+        self.key, self.edge, self.group, self.name = key, edge, group, name
+        self.warning = warning
+        self.code = None if warning else event.error_code
+        self.description = _description(event)
+        self.count = 0
+        self.rank = -1
+        self.level = ""
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+        self.duration = 0.0
+        self.open_since: datetime | None = None
+        self.cleared: bool | None = None
+
+    def issue(self) -> Issue:
+        severity = "error" if self.level == "ERROR" else "warning"
+        return Issue(
+            key=self.key, edge=self.edge, group=self.group, name=self.name,
+            level=self.level, severity=severity, count=self.count,
+            first_at=iso(self.first), last_at=iso(self.last),
+            duration_s=round(self.duration, 3) if self.warning else None,
+            cleared=self.cleared if self.warning else None,
+            error_code=self.code, description=self.description,
+        )
+
+
+def classify(call: Call, events: Sequence[Event], policy: AlertPolicy) -> list[Issue]:
+    """Every issue of the call, sorted: errors first, then by first time, then key."""
+    min_rank = max(LEVEL_ORDER[policy.min_level], _WARNING_RANK)
+    tallies: dict[str, _Tally] = {}
+    open_warnings: dict[str, _Tally] = {}
+    last_seen: datetime | None = None
+    for moment, event in _in_time_order(events):
+        if moment is not None:
+            last_seen = moment if last_seen is None or moment > last_seen else last_seen
+        group = event.group or "unknown"
+        name = event.name or "unknown"
+        edge = event.edge or "unknown_edge"
+        if group.endswith(_CLEARED):
+            tally = open_warnings.pop(f"{edge}/{group[:-len('-cleared')]}/{name}", None)
+            if tally is not None:
+                _close(tally, moment)
+            continue
+        if event.level_rank < min_rank:
+            continue
+        warning = group.endswith(_RAISED)
+        key_group = group[:-len("-raised")] if warning else group
+        if f"{group}/{name}" in policy.ignore or f"{key_group}/{name}" in policy.ignore:
+            continue
+        key = f"{edge}/{key_group}/{name}"
+        if not warning and event.error_code is not None:
+            key = f"{key}/{event.error_code}"
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = _Tally(key, event, edge, group, name, warning)
+        _count(tally, event, moment)
+        if warning and tally.key not in open_warnings:
+            open_warnings[tally.key] = tally
+            tally.open_since = moment
+            tally.cleared = False
+    for tally in open_warnings.values():  # never cleared: raised until the call's last event
+        _close(tally, last_seen, cleared=False)
+    issues = [tally.issue() for tally in tallies.values()]
+    if call.status == "failed":
+        issues.append(failed_issue(call))
+    issues.sort(key=_order)
+    return issues
+
+
+def build_alert(call: Call, events: Sequence[Event], policy: AlertPolicy, *,
+                now: datetime) -> Alert | None:
+    """The call's alert, or None when nothing is worth one.
+
+    ``alert_id`` depends only on the CallSid and every issue key (including any cut
+    by ``max_issues``), so analysing the same call again gives the same id.
+    """
+    issues = classify(call, events, policy)
+    if not issues:
+        return None
+    kept = issues[: policy.max_issues]
+    return Alert(
+        alert_id=make_alert_id(call.call_sid, (issue.key for issue in issues)),
+        created_at=now,
+        call=call,
+        issues=tuple(kept),
+        client=first_client(events),
+        truncated_issues=len(issues) - len(kept),
+    )
+
+
+def failed_issue(call: Call) -> Issue:
+    """The issue a ``failed`` call is by itself: it never connected."""
+    sip = call.sip_response_code
+    description = "The call could not be completed as dialed"
+    if sip is not None:
+        description += f" (SIP {sip})"
+    at = iso(_callback_time(call.timestamp))
+    return Issue(
+        key="call/failed", edge=None, group="call", name="failed", level="ERROR",
+        severity="error", count=1, first_at=at, last_at=at, error_code=sip,
+        description=description,
+    )
+
+
+def first_client(events: Sequence[Event]) -> ClientInfo | None:
+    """The first device description among the events, preferring the SDK's own."""
+    fallback: ClientInfo | None = None
+    for event in events:
+        if event.client is None or event.client.is_empty:
+            continue
+        if event.edge == "sdk_edge":
+            return event.client
+        if fallback is None:
+            fallback = event.client
+    return fallback
+
+
+def _in_time_order(events: Sequence[Event]) -> list[tuple[datetime | None, Event]]:
+    """Events with their (UTC) time, stably sorted by time.
+
+    An event without a timestamp sorts where it was, just after its predecessor, so
+    a cleared event with no time still closes the warning raised before it.
+    """
+    timed: list[tuple[datetime, datetime | None, int, Event]] = []
+    previous = _EPOCH
+    for index, event in enumerate(events):
+        moment = event.timestamp
+        if moment is not None and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        if moment is not None:
+            previous = moment
+        timed.append((previous, moment, index, event))
+    timed.sort(key=lambda row: (row[0], row[2]))
+    return [(moment, event) for _, moment, _, event in timed]
+
+
+def _count(tally: _Tally, event: Event, moment: datetime | None) -> None:
+    tally.count += 1
+    if event.level_rank > tally.rank:
+        tally.rank = event.level_rank
+        tally.level = event.level or "UNKNOWN"
+    if moment is not None:
+        if tally.first is None:
+            tally.first = moment
+        tally.last = moment
+
+
+def _close(tally: _Tally, moment: datetime | None, *, cleared: bool = True) -> None:
+    if moment is not None and tally.open_since is not None and moment > tally.open_since:
+        tally.duration += (moment - tally.open_since).total_seconds()
+    tally.open_since = None
+    tally.cleared = cleared
+
+
+def _description(event: Event) -> str | None:
+    """The code's meaning, else the SDK's message about its code, else the event's."""
+    code_meaning = describe(event.error_code)
+    if code_meaning:
+        return code_meaning
+    if event.error_code is not None and event.error_message:
+        return event.error_message
+    return describe_event(event.group, event.name) or event.error_message
+
+
+def _order(issue: Issue) -> tuple[int, bool, str, str]:
+    return (issue.severity != "error", issue.first_at is None, issue.first_at or "", issue.key)
+
+
+def _callback_time(value: str | None) -> datetime | None:
+    """A status callback's ``Timestamp`` (RFC 2822), or None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
