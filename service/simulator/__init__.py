@@ -1,0 +1,25 @@
+"""A local stand-in for Twilio: the Voice Insights Events API and signed status callbacks.
+
+``make run``, the tests and the benchmarks use it so the whole pipeline can run
+without a Twilio account. Modules:
+
+* ``scenarios``  deterministic calls (events and faults) by scenario name
+* ``state``      the simulator's in-memory state: calls, request log, global faults
+* ``app``        ``create_simulator_app(state)``: the Events API and the ``/_sim/`` control API
+* ``server``     ``SimulatorServer``: the app on a loopback port in a daemon thread
+* ``sender``     signs and posts status callbacks the way Twilio does
+* ``receivers``  stand-ins for the alert receivers (Slack, webhooks)
+
+Run it alone with ``python -m service.simulator --port 8010``.
+"""
+
+from __future__ import annotations
+
+from service.simulator.defaults import (
+    DEV_ACCOUNT_SID,
+    DEV_API_KEY_SECRET,
+    DEV_API_KEY_SID,
+    DEV_AUTH_TOKEN,
+)
+
+__all__ = ["DEV_ACCOUNT_SID", "DEV_API_KEY_SECRET", "DEV_API_KEY_SID", "DEV_AUTH_TOKEN"]

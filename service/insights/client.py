@@ -1,0 +1,277 @@
+"""``InsightsClient``: every Voice Insights event of one call, over HTTP.
+
+One ``requests.Session``, explicit (connect, read) timeouts and a bounded number of
+in-process retries. Waits that would hold a worker for long are not slept through:
+they become ``InsightsUnavailable(retry_after=...)`` so the job is rescheduled
+instead. Failures are converted to callwatch's own errors (``service.errors``),
+raised ``from`` the requests exception that caused them.
+
+Credentials only ever go to ``base_url``'s scheme, host and port: a
+``next_page_url`` pointing anywhere else is refused, and redirects are not followed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import structlog
+
+from service.calls import CALL_SID_RE
+from service.errors import (
+    EventsNotReady,
+    InsightsAccessDenied,
+    InsightsBadResponse,
+    InsightsUnavailable,
+    InvalidInput,
+)
+from service.insights.events import Event, parse_events
+
+log = structlog.get_logger()
+
+#: Twilio codes meaning Voice Insights Advanced Features were off (reference 5.3).
+ADVANCED_FEATURES_CODES = frozenset({17000, 17007})
+PAGE_SIZE = 1000
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class InsightsClient:
+    """Reads ``GET /v1/Voice/{CallSid}/Events`` for each requested edge, every page."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: tuple[str, str],
+        *,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = (3.05, 10.0),
+        max_attempts: int = 3,
+        backoff_s: float = 0.5,
+        max_inline_wait_s: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        on_request: Callable[[int | None, float], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self._origin = _origin(self.base_url)
+        self._auth = auth
+        self._session = session or requests.Session()
+        self._timeout = timeout
+        self._max_attempts = max_attempts
+        self._backoff_s = backoff_s
+        self._max_inline_wait_s = max_inline_wait_s
+        self._sleep = sleep
+        self._on_request = on_request
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    def __repr__(self) -> str:  # never show the credentials
+        return f"InsightsClient(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def fetch_events(self, call_sid: str, edges: Sequence[str]) -> list[Event]:
+        """Every event of ``call_sid`` on each edge, edges in the order given.
+
+        Raises ``InvalidInput`` for a malformed CallSid (before any request),
+        ``EventsNotReady`` on 404, ``InsightsUnavailable`` when Insights stays busy
+        or unreachable, and a ``PermanentError`` subclass for everything retrying
+        cannot fix.
+        """
+        if not CALL_SID_RE.match(call_sid):
+            raise InvalidInput("CallSid must be CA followed by 32 hex digits")
+        events: list[Event] = []
+        for edge in edges:
+            events.extend(self._fetch_edge(call_sid, edge))
+        return events
+
+    def _fetch_edge(self, call_sid: str, edge: str) -> list[Event]:
+        url: str | None = f"{self.base_url}/v1/Voice/{call_sid}/Events"
+        params: dict[str, Any] | None = {"Edge": edge, "PageSize": PAGE_SIZE}
+        seen: set[str] = set()
+        events: list[Event] = []
+        while url is not None:
+            payload = self._get_json(url, params, call_sid=call_sid)
+            meta = payload.get("meta")
+            meta = meta if isinstance(meta, dict) else {}
+            key = meta.get("key") if isinstance(meta.get("key"), str) else "events"
+            records = payload.get(key)
+            if not isinstance(records, list):
+                raise InsightsBadResponse(
+                    f"Insights page for {call_sid} has no {key!r} list", reason="invalid_payload"
+                )
+            events.extend(parse_events(records))
+            url = self._next_url(meta.get("next_page_url"), seen)
+            params = None  # the next page URL carries every parameter
+        return events
+
+    def _next_url(self, value: Any, seen: set[str]) -> str | None:
+        """The absolute next page, refused unless it is on ``base_url``'s origin."""
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise InsightsBadResponse("meta.next_page_url is not a string", reason="invalid_payload")
+        url = urljoin(self.base_url + "/", value)
+        if _origin(url) != self._origin:
+            host = urlsplit(url).hostname
+            raise InsightsBadResponse(
+                f"Insights pointed the next page at another origin ({host}); not following it "
+                "so the credentials stay with TWILIO_INSIGHTS_BASE_URL",
+                reason="offsite_page",
+            )
+        if url in seen:
+            raise InsightsBadResponse("Insights returned the same page twice", reason="page_loop")
+        seen.add(url)
+        return url
+
+    def _get_json(self, url: str, params: dict[str, Any] | None, *, call_sid: str) -> dict[str, Any]:
+        """One page, with bounded in-process retries on 429, 5xx and network errors."""
+        for attempt in range(1, self._max_attempts + 1):
+            started = time.monotonic()
+            try:
+                response = self._session.get(
+                    url, params=params, auth=self._auth, timeout=self._timeout,
+                    allow_redirects=False,
+                )
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                self._report(None, started)
+                status, retry_after, cause = None, None, exc
+                problem = f"{type(exc).__name__}"
+            else:
+                self._report(response.status_code, started)
+                if response.status_code == 200:
+                    return _json_object(response)
+                if response.status_code != 429 and response.status_code < 500:
+                    raise _permanent(response, call_sid) from _http_error(response)
+                status = response.status_code
+                retry_after = _retry_after(response.headers.get("Retry-After"), self._clock())
+                cause = _http_error(response)
+                problem = f"HTTP {status}{_describe(response)}"
+            if retry_after is not None and retry_after > self._max_inline_wait_s:
+                raise InsightsUnavailable(
+                    f"Insights asked to wait {retry_after:g} s ({problem})",
+                    retry_after=retry_after, status=status,
+                ) from cause
+            if attempt == self._max_attempts:
+                raise InsightsUnavailable(
+                    f"Insights unavailable after {attempt} attempts ({problem})",
+                    retry_after=retry_after, status=status,
+                ) from cause
+            wait = retry_after if retry_after is not None else self._backoff(attempt)
+            log.info("insights_retry", call_sid=call_sid, status=status, attempt=attempt,
+                     wait_s=round(wait, 3), problem=problem)
+            self._sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter, never above ``max_inline_wait_s``."""
+        base = self._backoff_s * 2 ** (attempt - 1)
+        return min(self._max_inline_wait_s, base * (0.5 + self._rng.random() / 2))
+
+    def _report(self, status: int | None, started: float) -> None:
+        if self._on_request is not None:
+            self._on_request(status, time.monotonic() - started)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        port = -1  # an unreadable port never equals the base's
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    try:
+        payload = response.json()
+    except ValueError as exc:
+        raise InsightsBadResponse("Insights answered 200 with a body that is not JSON",
+                                  reason="invalid_json", status=response.status_code) from exc
+    if not isinstance(payload, dict):
+        raise InsightsBadResponse("Insights answered 200 with JSON that is not an object",
+                                  reason="invalid_payload", status=response.status_code)
+    return payload
+
+
+def _retry_after(value: str | None, now: datetime) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; None if unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _error_body(response: requests.Response) -> tuple[int | None, str | None]:
+    """Twilio's code and message from either error shape (legacy or RFC 9457)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    code = body.get("code")
+    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    message = body.get("message") or body.get("detail") or body.get("title")
+    return code, str(message) if message else None
+
+
+def _describe(response: requests.Response) -> str:
+    code, message = _error_body(response)
+    if code is None and message is None:
+        return ""
+    return f": Twilio {code or '-'} {message or ''}".rstrip()
+
+
+def _http_error(response: requests.Response) -> requests.HTTPError:
+    return requests.HTTPError(f"{response.status_code} for {response.url}", response=response)
+
+
+def _permanent(response: requests.Response, call_sid: str) -> Exception:
+    """The callwatch error for a non-retryable, non-200 answer."""
+    status = response.status_code
+    code, message = _error_body(response)
+    said = f" (Twilio {code or status}: {message or 'no message'})"
+    error: Exception
+    if status in (401, 403):
+        if code in ADVANCED_FEATURES_CODES:
+            error = InsightsAccessDenied(
+                "Voice Insights Advanced Features were not enabled when this call happened: "
+                "enable them in the Twilio Console (Voice > Settings > Voice Insights "
+                f"Advanced Features){said}",
+                reason="advanced_features_off", status=status,
+            )
+        else:
+            error = InsightsAccessDenied(
+                "Insights refused the credentials: check TWILIO_ACCOUNT_SID and "
+                f"TWILIO_AUTH_TOKEN, or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET{said}",
+                reason="bad_credentials", status=status,
+            )
+    elif status == 404:
+        error = EventsNotReady(f"Insights has no events for {call_sid} yet{said}")
+    elif 400 <= status < 500:
+        error = InsightsBadResponse(f"Insights refused the request with {status}{said}",
+                                    reason="request_rejected", status=status)
+    else:
+        error = InsightsBadResponse(f"Insights answered an unexpected {status}{said}",
+                                    reason="unexpected_status", status=status)
+    return error

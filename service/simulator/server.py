@@ -1,0 +1,112 @@
+"""``SimulatorServer``: the simulator app on a loopback port, served from a daemon thread.
+
+Used by tests (port 0 picks a free port), ``make run`` and benchmarks::
+
+    with SimulatorServer() as sim:
+        call_sid = sim.add_call("sdk-error")
+        InsightsClient(sim.url, (sim.account_sid, sim.auth_token)).fetch_events(call_sid, ["sdk_edge"])
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from service.simulator.app import create_simulator_app
+from service.simulator.defaults import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+from service.simulator.state import SimulatorState
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per request: the request log is ``GET /_sim/requests``."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+class SimulatorServer:
+    """A threaded werkzeug server for one ``SimulatorState``; a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
+                 account_sid: str = DEV_ACCOUNT_SID, auth_token: str = DEV_AUTH_TOKEN,
+                 api_key: tuple[str, str] | None = None,
+                 state: SimulatorState | None = None, access_log: bool = False) -> None:
+        self.state = state or SimulatorState(account_sid, auth_token, api_key)
+        self.account_sid = self.state.account_sid
+        self.auth_token = auth_token
+        self.api_key = api_key
+        self._host = host
+        self._handler = WSGIRequestHandler if access_log else _QuietHandler
+        self._port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"SimulatorServer(url={self.url if self._server else None!r})"
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the running server (no trailing slash)."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        return f"http://{self._host}:{self._server.server_port}"
+
+    def start(self) -> SimulatorServer:
+        if self._server is not None:
+            return self
+        app = create_simulator_app(self.state)
+        self._server = make_server(self._host, self._port, app, threaded=True,
+                                   request_handler=self._handler)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name="twilio-simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (the standalone simulator)."""
+        app = create_simulator_app(self.state)
+        self._server = make_server(self._host, self._port, app, threaded=True,
+                                   request_handler=self._handler)
+        try:
+            self._server.serve_forever()
+        finally:
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # Conveniences for in-process users (tests, make run); the same as the control API.
+
+    def add_call(self, scenario: str, call_sid: str | None = None, **options: Any) -> str:
+        """Register a call of ``scenario`` with ``options``; returns its CallSid."""
+        return self.state.add_call(scenario, call_sid, options).call_sid
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The Events API requests served so far, oldest first."""
+        return self.state.requests()
+
+    def set_faults(self, rate_429: float = 0.0, rate_500: float = 0.0,
+                   seed: int | None = None) -> None:
+        self.state.set_faults(rate_429, rate_500, seed)
+
+    def reset(self) -> None:
+        self.state.reset()
