@@ -1,0 +1,335 @@
+"""Stand-ins for the two kinds of alert receiver: a Slack incoming webhook and a
+Standard Webhooks endpoint. Real HTTP servers on loopback, for tests and ``make run``.
+
+``SlackStandIn`` answers like Slack: 200 ``ok``; 400 ``invalid_payload`` for a
+message Slack would refuse (no ``text`` or ``blocks``, over 50 blocks, a header
+over 150 characters, a section over 3000); 429 ``rate_limited`` with
+``Retry-After: 1`` when two messages come closer than ``min_interval_s``.
+``WebhookReceiver`` checks each request's signature with the ``standardwebhooks``
+reference library (not callwatch's own code) and answers 400 when it fails.
+
+Both record every request they get, can be scripted (``.script([(503, "busy", {}),
+...])`` answers the next requests in turn, then back to normal), can hold each
+answer for ``hold_s`` seconds (so a crash test can kill the sender mid-request),
+and print what they get when ``echo=True``. Run both with
+``python -m service.simulator.receivers --slack-port 8020 --webhook-port 8021
+--secret whsec_...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+MAX_BLOCKS = 50
+MAX_HEADER = 150
+MAX_SECTION = 3000
+SLACK_PATH = "/services/T000/B000/XXXX"
+
+#: One programmed answer: status, body and (optionally) headers.
+Scripted = tuple[int, str] | tuple[int, str, Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One request the Slack stand-in received, and how it answered."""
+
+    path: str
+    payload: Any
+    status: int
+    received_at: float  # time.time()
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == 200
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One request the webhook receiver received, and how it answered."""
+
+    name: str
+    webhook_id: str | None
+    headers: dict[str, str]
+    body: Any
+    verified: bool
+    status: int
+    received_at: float  # time.time()
+    raw: bytes = field(repr=False, default=b"")
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class _StandIn:
+    """A threaded werkzeug server in a daemon thread, with scripted answers."""
+
+    def __init__(self, port: int = 0, *, host: str = "127.0.0.1", hold_s: float = 0.0,
+                 echo: bool = False) -> None:
+        self._host, self._port = host, port
+        self.hold_s = hold_s
+        self.echo = echo
+        self._lock = threading.Lock()
+        self._script: deque[tuple[int, str, dict[str, str]]] = deque()
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("not started")
+        return self._server.server_port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    def start(self) -> _StandIn:
+        if self._server is None:
+            self._server = make_server(self._host, self._port, self._wsgi, threaded=True)
+            self._thread = threading.Thread(target=self._server.serve_forever,
+                                            name=type(self).__name__, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = self._thread = None
+
+    def __enter__(self) -> _StandIn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def script(self, answers: Iterable[Scripted]) -> None:
+        """Answer the next requests with these, one each, then behave normally."""
+        with self._lock:
+            for answer in answers:
+                status, body, *rest = answer
+                self._script.append((status, body, dict(rest[0]) if rest else {}))
+
+    def _next_scripted(self) -> tuple[int, str, dict[str, str]] | None:
+        with self._lock:
+            return self._script.popleft() if self._script else None
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        status, body, headers = self._handle(request)
+        if self.hold_s > 0:
+            time.sleep(self.hold_s)
+        response = Response(body, status=status, headers=headers, content_type="text/plain")
+        return response(environ, start_response)
+
+    def _handle(self, request: Request) -> tuple[int, str, dict[str, str]]:
+        raise NotImplementedError
+
+
+class SlackStandIn(_StandIn):
+    """Speaks like a Slack incoming webhook at ``.url``."""
+
+    def __init__(self, port: int = 0, *, min_interval_s: float = 1.0, hold_s: float = 0.0,
+                 echo: bool = False, host: str = "127.0.0.1") -> None:
+        super().__init__(port, host=host, hold_s=hold_s, echo=echo)
+        self.min_interval_s = min_interval_s
+        self.messages: list[SlackMessage] = []
+        self._last_accepted: float | None = None
+
+    @property
+    def url(self) -> str:
+        return self.base_url + SLACK_PATH
+
+    def accepted(self) -> list[SlackMessage]:
+        """Messages answered 200 ``ok``: what a Slack channel would show."""
+        with self._lock:
+            return [m for m in self.messages if m.accepted]
+
+    def _handle(self, request: Request) -> tuple[int, str, dict[str, str]]:
+        if request.method != "POST":
+            return 405, "invalid_method", {}
+        if not request.path.startswith("/services/"):
+            return 404, "no_service", {}
+        payload = _json(request.get_data())
+        answer = self._next_scripted() or self._answer(payload)
+        with self._lock:
+            self.messages.append(SlackMessage(request.path, payload, answer[0], time.time()))
+        if self.echo:
+            _print_slack(payload, answer[0])
+        return answer
+
+    def _answer(self, payload: Any) -> tuple[int, str, dict[str, str]]:
+        problem = slack_payload_problem(payload)
+        if problem:
+            return 400, "invalid_payload" if problem != "no_text" else "no_text", {}
+        with self._lock:
+            now = time.monotonic()
+            last = self._last_accepted
+            if self.min_interval_s > 0 and last is not None and now - last < self.min_interval_s:
+                return 429, "rate_limited", {"Retry-After": "1"}
+            self._last_accepted = now
+        return 200, "ok", {}
+
+
+def slack_payload_problem(payload: Any) -> str | None:
+    """Why Slack would refuse this message (``no_text``, ``too_many_blocks``...), or None."""
+    if not isinstance(payload, dict):
+        return "not_json"
+    blocks = payload.get("blocks")
+    if not payload.get("text") and not blocks:
+        return "no_text"
+    if blocks is None:
+        return None
+    if not isinstance(blocks, list) or len(blocks) > MAX_BLOCKS:
+        return "too_many_blocks"
+    for block in blocks:
+        if not isinstance(block, dict) or "type" not in block:
+            return "invalid_block"
+        text = block.get("text") or {}
+        length = len(text.get("text", "")) if isinstance(text, dict) else 0
+        if block["type"] == "header" and length > MAX_HEADER:
+            return "header_too_long"
+        if block["type"] == "section" and length > MAX_SECTION:
+            return "section_too_long"
+    return None
+
+
+class WebhookReceiver(_StandIn):
+    """A Standard Webhooks endpoint at ``.url`` (``/hooks/<name>``) that checks signatures."""
+
+    def __init__(self, secret: str, port: int = 0, *, hold_s: float = 0.0, echo: bool = False,
+                 host: str = "127.0.0.1") -> None:
+        super().__init__(port, host=host, hold_s=hold_s, echo=echo)
+        self.secret = secret
+        self._webhook = Webhook(secret)
+        self.deliveries: list[WebhookDelivery] = []
+
+    @property
+    def url(self) -> str:
+        return self.base_url + "/hooks/callwatch"
+
+    def url_for(self, name: str) -> str:
+        return f"{self.base_url}/hooks/{name}"
+
+    def accepted(self) -> list[WebhookDelivery]:
+        """Verified deliveries answered 2xx."""
+        with self._lock:
+            return [d for d in self.deliveries if d.verified and d.accepted]
+
+    def unique_ids(self) -> set[str]:
+        """``webhook-id``s of accepted deliveries: what a de-duplicating receiver keeps."""
+        return {d.webhook_id for d in self.accepted() if d.webhook_id}
+
+    def _handle(self, request: Request) -> tuple[int, str, dict[str, str]]:
+        if request.method != "POST":
+            return 405, "method not allowed", {}
+        if not request.path.startswith("/hooks/"):
+            return 404, "not found", {}
+        raw = request.get_data()
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        try:
+            self._webhook.verify(raw, headers, json_parse=False)
+            verified = True
+        except (WebhookVerificationError, ValueError):
+            verified = False
+        answer = self._next_scripted() or (
+            (200, "ok", {}) if verified else (400, "invalid signature", {}))
+        delivery = WebhookDelivery(
+            name=request.path.removeprefix("/hooks/"), webhook_id=headers.get("webhook-id"),
+            headers=headers, body=_json(raw), verified=verified, status=answer[0],
+            received_at=time.time(), raw=raw)
+        with self._lock:
+            self.deliveries.append(delivery)
+        if self.echo:
+            _print_webhook(delivery)
+        return answer
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _print_slack(payload: Any, status: int) -> None:
+    lines = [f"── Slack message ({status}) " + "─" * 40]
+    if isinstance(payload, dict):
+        lines.append(html.unescape(str(payload.get("text", ""))))
+        for block in payload.get("blocks") or []:
+            texts: Sequence[Any] = [block.get("text")] if block.get("text") else \
+                block.get("elements") or []
+            for text in texts:
+                if isinstance(text, dict):
+                    body = html.unescape(str(text.get("text", "")))
+                    lines.extend("  " + line for line in body.splitlines())
+    print("\n".join(lines), flush=True)
+
+
+def _print_webhook(delivery: WebhookDelivery) -> None:
+    state = "verified" if delivery.verified else "SIGNATURE INVALID"
+    data = delivery.body.get("data", {}) if isinstance(delivery.body, dict) else {}
+    print(f"── webhook {delivery.webhook_id} to /hooks/{delivery.name} ({state}, "
+          f"{delivery.status}) ──\n  {data.get('severity')}: {data.get('summary')}", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the stand-ins until interrupted, printing what they receive."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--slack-port", type=int, help="serve the Slack stand-in on this port")
+    parser.add_argument("--webhook-port", type=int, help="serve the webhook receiver here")
+    parser.add_argument("--secret", default=os.environ.get("ALERT_WEBHOOK_SECRET"),
+                        help="whsec_ secret the receiver verifies (default $ALERT_WEBHOOK_SECRET)")
+    parser.add_argument("--slack-interval", type=float, default=1.0,
+                        help="Slack's rate limit: minimum seconds between messages (0: off)")
+    parser.add_argument("--hold", type=float, default=0.0, help="seconds to hold each answer")
+    args = parser.parse_args(argv)
+    if args.slack_port is None and args.webhook_port is None:
+        parser.error("give --slack-port, --webhook-port or both")
+    if args.webhook_port is not None and not args.secret:
+        parser.error("--webhook-port needs --secret (or ALERT_WEBHOOK_SECRET)")
+    running: list[_StandIn] = []
+    if args.slack_port is not None:
+        slack = SlackStandIn(args.slack_port, min_interval_s=args.slack_interval,
+                             hold_s=args.hold, echo=True).start()
+        running.append(slack)
+        print(f"Slack stand-in: SLACK_WEBHOOK_URL={slack.url}", flush=True)
+    if args.webhook_port is not None:
+        hooks = WebhookReceiver(args.secret, args.webhook_port, hold_s=args.hold,
+                                echo=True).start()
+        running.append(hooks)
+        print(f"Webhook receiver: ALERT_WEBHOOK_URLS={hooks.url}", flush=True)
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not done.wait(0.5):
+        pass
+    for server in running:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

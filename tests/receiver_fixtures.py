@@ -1,0 +1,68 @@
+"""Fixtures for tests that deliver alerts: started Slack and webhook stand-ins.
+
+Import them where needed (``from tests.receiver_fixtures import slack_receiver,
+webhook_receiver, WEBHOOK_SECRET``); ``sample_alert`` builds an alert straight
+from the models. Each test gets fresh servers on free loopback
+ports; the Slack stand-in keeps Slack's one-message-a-second limit.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import pytest
+
+from service.analysis.alert import Alert, Issue, make_alert_id
+from service.calls import Call
+from service.insights.events import ClientInfo
+from service.simulator.receivers import SlackStandIn, WebhookReceiver
+
+#: The signing secret the webhook receiver verifies (32 fixed bytes, base64).
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"callwatch-test-webhook-secret-32").decode()
+
+
+@pytest.fixture
+def slack_receiver() -> Iterator[SlackStandIn]:
+    """A Slack incoming-webhook stand-in; its ``.url`` is a SLACK_WEBHOOK_URL."""
+    with SlackStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A Standard Webhooks receiver verifying ``WEBHOOK_SECRET``; ``.url`` is an endpoint."""
+    with WebhookReceiver(WEBHOOK_SECRET) as server:
+        yield server
+
+
+def sample_alert(*, issues: int = 2, description: str = "The ICE connection failed.",
+                 call_sid: str = "CA" + "0123456789abcdef" * 2,
+                 to: str = "+14155550123", truncated_issues: int = 0,
+                 with_client: bool = True) -> Alert:
+    """An alert built directly from the models (no classifier): one error, then warnings."""
+    call = Call(call_sid=call_sid, account_sid="AC" + "1" * 32, status="completed",
+                direction="outbound-api", from_="client:alice", to=to, duration_s=42)
+    built = []
+    for n in range(issues):
+        error = n == 0
+        built.append(Issue(
+            key=f"sdk_edge/connection/error/{31000 + n}" if error
+            else f"sdk_edge/network-quality-warning/high-rtt-{n}",
+            edge="sdk_edge",
+            group="connection" if error else "network-quality-warning-raised",
+            name="error" if error else f"high-rtt-{n}",
+            level="ERROR" if error else "WARNING",
+            severity="error" if error else "warning",
+            count=1 if error else 2,
+            first_at="2026-11-27T10:14:00Z", last_at="2026-11-27T10:14:14Z",
+            duration_s=None if error else 14.0, cleared=None if error else True,
+            error_code=31005 if error else None, description=description))
+    client = ClientInfo(sdk_type="twilio-voice-js", sdk_version="2.18.4", platform="browser",
+                        os_name="macOS", os_version="15.1", device_model="MacBookPro18,1",
+                        device_vendor="Apple", city="Oakland", country_code="US")
+    return Alert(alert_id=make_alert_id(call_sid, [i.key for i in built]),
+                 created_at=datetime(2026, 11, 27, 10, 15, tzinfo=timezone.utc),
+                 call=call, issues=tuple(built), client=client if with_client else None,
+                 truncated_issues=truncated_issues)
