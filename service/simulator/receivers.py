@@ -102,7 +102,9 @@ class _StandIn:
     def start(self) -> _StandIn:
         if self._server is None:
             self._server = make_server(self._host, self._port, self._wsgi, threaded=True)
+            # A short poll interval so stop() returns quickly (it waits for one poll).
             self._thread = threading.Thread(target=self._server.serve_forever,
+                                            kwargs={"poll_interval": 0.05},
                                             name=type(self).__name__, daemon=True)
             self._thread.start()
         return self

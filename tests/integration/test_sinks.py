@@ -1,0 +1,248 @@
+"""Sinks against the stand-ins over real HTTP on loopback: what is delivered, retried, refused."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import pytest
+import requests
+from structlog.testing import capture_logs
+
+from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
+from service.settings import Settings
+from service.simulator.receivers import SlackStandIn, WebhookReceiver
+from service.sinks import LogSink, SlackSink, UnknownSink, WebhookSink, build_sinks, sink_by_id
+from tests.receiver_fixtures import (
+    WEBHOOK_SECRET,
+    sample_alert,
+    slack_receiver,
+    webhook_receiver,
+)
+
+__all__ = ["slack_receiver", "webhook_receiver"]  # fixtures used by name below
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    """One HTTP session per test, closed afterwards."""
+    with requests.Session() as s:
+        yield s
+
+
+def _webhook(receiver: WebhookReceiver, session: requests.Session, **kwargs: object) -> WebhookSink:
+    return WebhookSink(receiver.url, WEBHOOK_SECRET, session=session, **kwargs)  # type: ignore[arg-type]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_webhook_delivered_and_verified(webhook_receiver: WebhookReceiver,
+                                        session: requests.Session) -> None:
+    """One POST, verified by the reference library, carrying the envelope and the alert id."""
+    alert = sample_alert()
+    _webhook(webhook_receiver, session).send(alert)
+    [delivery] = webhook_receiver.deliveries
+    assert delivery.verified and delivery.status == 200
+    assert delivery.webhook_id == alert.alert_id
+    assert delivery.body == alert.to_envelope()
+    assert delivery.headers["content-type"] == "application/json"
+    assert delivery.headers["user-agent"].startswith("callwatch/")
+    assert webhook_receiver.unique_ids() == {alert.alert_id}
+
+
+def test_webhook_500_is_retryable(webhook_receiver: WebhookReceiver,
+                                  session: requests.Session) -> None:
+    """A 5xx answer raises DeliveryRetryable with its status and no wait of its own."""
+    webhook_receiver.script([(500, "oops")])
+    with pytest.raises(DeliveryRetryable) as caught:
+        _webhook(webhook_receiver, session).send(sample_alert())
+    assert caught.value.status == 500 and caught.value.retry_after is None
+
+
+def test_webhook_429_retry_after_seconds(webhook_receiver: WebhookReceiver,
+                                         session: requests.Session) -> None:
+    """A 429's Retry-After in seconds becomes retry_after."""
+    webhook_receiver.script([(429, "slow down", {"Retry-After": "37"})])
+    with pytest.raises(DeliveryRetryable) as caught:
+        _webhook(webhook_receiver, session).send(sample_alert())
+    assert caught.value.status == 429 and caught.value.retry_after == 37.0
+
+
+def test_webhook_503_retry_after_http_date(webhook_receiver: WebhookReceiver,
+                                           session: requests.Session) -> None:
+    """A Retry-After HTTP-date is measured from the sink's clock."""
+    now = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+    later = format_datetime(now + timedelta(seconds=90), usegmt=True)
+    webhook_receiver.script([(503, "maintenance", {"Retry-After": later})])
+    with pytest.raises(DeliveryRetryable) as caught:
+        _webhook(webhook_receiver, session, clock=lambda: now).send(sample_alert())
+    assert caught.value.retry_after == 90.0 and caught.value.status == 503
+
+
+def test_webhook_408_is_retryable(webhook_receiver: WebhookReceiver,
+                                  session: requests.Session) -> None:
+    """408 Request Timeout is retryable, unlike other 4xx."""
+    webhook_receiver.script([(408, "timeout")])
+    with pytest.raises(DeliveryRetryable):
+        _webhook(webhook_receiver, session).send(sample_alert())
+
+
+def test_webhook_410_is_endpoint_gone(webhook_receiver: WebhookReceiver,
+                                      session: requests.Session) -> None:
+    """410 is permanent with reason endpoint_gone and a message saying so."""
+    webhook_receiver.script([(410, "gone")])
+    with pytest.raises(DeliveryRejected) as caught:
+        _webhook(webhook_receiver, session).send(sample_alert())
+    assert caught.value.reason == "endpoint_gone" and caught.value.status == 410
+    assert "gone" in str(caught.value)
+
+
+def test_webhook_other_4xx_is_rejected(webhook_receiver: WebhookReceiver,
+                                       session: requests.Session) -> None:
+    """Other 4xx answers are permanent with reason http_<status>."""
+    webhook_receiver.script([(422, "unprocessable")])
+    with pytest.raises(DeliveryRejected) as caught:
+        _webhook(webhook_receiver, session).send(sample_alert())
+    assert caught.value.reason == "http_422"
+
+
+def test_webhook_redirect_not_followed(webhook_receiver: WebhookReceiver,
+                                       session: requests.Session) -> None:
+    """A 3xx is a permanent rejection and the Location is never requested."""
+    elsewhere = webhook_receiver.url_for("elsewhere")
+    webhook_receiver.script([(307, "", {"Location": elsewhere})])
+    with pytest.raises(DeliveryRejected) as caught:
+        _webhook(webhook_receiver, session).send(sample_alert())
+    assert caught.value.reason == "redirect"
+    assert [d.name for d in webhook_receiver.deliveries] == ["callwatch"]
+
+
+def test_webhook_timeout_is_retryable(session: requests.Session) -> None:
+    """A receiver slower than the read timeout gives DeliveryRetryable."""
+    with WebhookReceiver(WEBHOOK_SECRET, hold_s=2.0) as slow:
+        with pytest.raises(DeliveryRetryable) as caught:
+            _webhook(slow, session, timeout=(1.0, 0.2)).send(sample_alert())
+    assert "Timeout" in str(caught.value)
+
+
+def test_webhook_unreachable_is_retryable_and_hides_the_url(session: requests.Session) -> None:
+    """Connection refused is retryable; the error names the host, never the path or query."""
+    url = f"http://127.0.0.1:{_free_port()}/hooks/private-path?token=s3cret"
+    with pytest.raises(DeliveryRetryable) as caught:
+        WebhookSink(url, WEBHOOK_SECRET, session=session).send(sample_alert())
+    assert "127.0.0.1" in str(caught.value)
+    assert "s3cret" not in str(caught.value) and "private-path" not in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_plain_http_to_other_hosts_refused_at_construction() -> None:
+    """http:// to a non-loopback host is refused before anything is sent."""
+    with pytest.raises(ConfigError) as caught:
+        WebhookSink("http://hooks.example.com/in", WEBHOOK_SECRET)
+    assert caught.value.variable == "ALERT_WEBHOOK_URLS"
+    with pytest.raises(ConfigError) as caught:
+        SlackSink("http://hooks.slack.com/services/T/B/X")
+    assert caught.value.variable == "SLACK_WEBHOOK_URL"
+
+
+def test_slack_ok(slack_receiver: SlackStandIn) -> None:
+    """200 ok delivers one valid message with the alert's text fallback."""
+    alert = sample_alert()
+    SlackSink(slack_receiver.url).send(alert)
+    [message] = slack_receiver.accepted()
+    assert alert.call.call_sid in message.payload["text"]
+    assert message.payload["blocks"][0]["type"] == "header"
+
+
+@pytest.mark.parametrize(("status", "reason"), [
+    (404, "no_service"), (410, "channel_is_archived"), (403, "invalid_token"),
+    (400, "invalid_payload"),
+])
+def test_slack_permanent_errors_carry_slack_reason(slack_receiver: SlackStandIn, status: int,
+                                                   reason: str) -> None:
+    """Slack's 400/403/404/410 are permanent, with Slack's body as the reason."""
+    slack_receiver.script([(status, reason)])
+    with pytest.raises(DeliveryRejected) as caught:
+        SlackSink(slack_receiver.url).send(sample_alert())
+    assert caught.value.reason == reason and caught.value.status == status
+
+
+def test_slack_429_honours_retry_after(slack_receiver: SlackStandIn) -> None:
+    """Slack's 429 with Retry-After: 2 gives retry_after 2."""
+    slack_receiver.script([(429, "rate_limited", {"Retry-After": "2"})])
+    with pytest.raises(DeliveryRetryable) as caught:
+        SlackSink(slack_receiver.url).send(sample_alert())
+    assert caught.value.retry_after == 2.0 and caught.value.status == 429
+
+
+def test_slack_stand_in_rate_limits_a_second_message(slack_receiver: SlackStandIn) -> None:
+    """Two messages within a second: the second gets 429 Retry-After 1 (Slack's limit)."""
+    sink = SlackSink(slack_receiver.url)
+    sink.send(sample_alert())
+    with pytest.raises(DeliveryRetryable) as caught:
+        sink.send(sample_alert())
+    assert caught.value.retry_after == 1.0
+    assert [m.status for m in slack_receiver.messages] == [200, 429]
+
+
+def test_slack_5xx_and_unreachable_are_retryable(slack_receiver: SlackStandIn) -> None:
+    """Slack's 5xx, and a closed port, are retryable."""
+    slack_receiver.script([(503, "service_unavailable")])
+    with pytest.raises(DeliveryRetryable):
+        SlackSink(slack_receiver.url).send(sample_alert())
+    closed = f"http://127.0.0.1:{_free_port()}/services/T000/B000/XXXX"
+    with pytest.raises(DeliveryRetryable) as caught:
+        SlackSink(closed, timeout=2).send(sample_alert())
+    assert "XXXX" not in str(caught.value)
+
+
+def test_log_sink_logs_the_payload_with_numbers_masked() -> None:
+    """With no sink configured, the alert is one warning line, phone numbers masked."""
+    alert = sample_alert()
+    with capture_logs() as logs:
+        LogSink().send(alert)
+    [entry] = logs
+    assert entry["event"] == "alert" and entry["log_level"] == "warning"
+    assert entry["alert_id"] == alert.alert_id and len(entry["issues"]) == 2
+    assert entry["call"]["from"] == "client:alice"
+    assert entry["call"]["to"] != alert.call.to and entry["call"]["to"].endswith("23")
+
+
+def _settings(**env: str) -> Settings:
+    return Settings.from_env({"TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+                              "TWILIO_AUTH_TOKEN": "token", **env})
+
+
+def test_build_sinks_and_find_them_by_id() -> None:
+    """One Slack sink, one webhook sink per URL, each found again from its id."""
+    settings = _settings(
+        SLACK_WEBHOOK_URL="https://hooks.slack.com/services/T/B/X",
+        ALERT_WEBHOOK_URLS="https://a.example.com/in,https://b.example.com/in",
+        ALERT_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    sinks = build_sinks(settings)
+    ids = [s.sink_id for s in sinks]
+    assert ids[0] == "slack" and len(ids) == 3 and len(set(ids)) == 3
+    assert all(i.startswith("webhook-") for i in ids[1:])
+    for sink in sinks:
+        found = sink_by_id(settings, sink.sink_id)
+        assert type(found) is type(sink) and found.sink_id == sink.sink_id
+    assert "example.com/in" not in repr(sinks)
+
+
+def test_log_sink_when_nothing_configured() -> None:
+    """With neither Slack nor webhooks, alerts go to the log."""
+    sinks = build_sinks(_settings())
+    assert [s.sink_id for s in sinks] == ["log"]
+
+
+def test_unknown_sink_id_is_a_clear_permanent_error() -> None:
+    """A job naming a sink that is no longer configured fails with reason unknown_sink."""
+    with pytest.raises(UnknownSink) as caught:
+        sink_by_id(_settings(), "webhook-deadbeef")
+    assert caught.value.reason == "unknown_sink" and "webhook-deadbeef" in str(caught.value)
