@@ -60,7 +60,8 @@ class SimulatorServer:
         app = create_simulator_app(self.state)
         self._server = make_server(self._host, self._port, app, threaded=True,
                                    request_handler=self._handler)
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        # A short poll interval keeps stop() quick (shutdown waits for one poll).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name="twilio-simulator", daemon=True)
         self._thread.start()
         return self
