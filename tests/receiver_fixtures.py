@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -63,6 +63,6 @@ def sample_alert(*, issues: int = 2, description: str = "The ICE connection fail
                         os_name="macOS", os_version="15.1", device_model="MacBookPro18,1",
                         device_vendor="Apple", city="Oakland", country_code="US")
     return Alert(alert_id=make_alert_id(call_sid, [i.key for i in built]),
-                 created_at=datetime(2026, 11, 27, 10, 15, tzinfo=timezone.utc),
+                 created_at=datetime(2026, 11, 27, 10, 15, tzinfo=UTC),
                  call=call, issues=tuple(built), client=client if with_client else None,
                  truncated_issues=truncated_issues)

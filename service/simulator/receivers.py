@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, Self
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -99,7 +99,7 @@ class _StandIn:
     def base_url(self) -> str:
         return f"http://{self._host}:{self.port}"
 
-    def start(self) -> _StandIn:
+    def start(self) -> Self:
         if self._server is None:
             self._server = make_server(self._host, self._port, self._wsgi, threaded=True)
             # A short poll interval so stop() returns quickly (it waits for one poll).
@@ -117,7 +117,7 @@ class _StandIn:
                 self._thread.join(timeout=5)
             self._server = self._thread = None
 
-    def __enter__(self) -> _StandIn:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

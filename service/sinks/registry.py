@@ -9,7 +9,7 @@ settings to get the sink back.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import requests
 
@@ -36,7 +36,7 @@ class UnknownSink(PermanentError):
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def build_sinks(settings: Settings, *, session: requests.Session | None = None,

@@ -15,7 +15,7 @@ import http.client
 import logging
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk.errors import SlackRequestError
@@ -32,7 +32,7 @@ _REASON = re.compile(r"^[a-z0-9_]{1,64}$")
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _quiet_logger() -> logging.Logger:

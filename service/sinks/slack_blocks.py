@@ -48,10 +48,7 @@ def shorten(text: str, limit: int) -> str:
         return text
     room = limit - 1  # for the ellipsis
     cut = text[: room + 1].rfind(" ")
-    if cut > 0:
-        head = text[:cut].rstrip()
-    else:
-        head = _PARTIAL_ENTITY.sub("", text[:room])
+    head = text[:cut].rstrip() if cut > 0 else _PARTIAL_ENTITY.sub("", text[:room])
     return head + "…"
 
 

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import requests
 
@@ -59,7 +59,7 @@ def signed_request(key: bytes, alert: Alert, now: datetime) -> tuple[bytes, dict
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class WebhookSink:

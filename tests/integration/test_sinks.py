@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -77,7 +77,7 @@ def test_webhook_429_retry_after_seconds(webhook_receiver: WebhookReceiver,
 def test_webhook_503_retry_after_http_date(webhook_receiver: WebhookReceiver,
                                            session: requests.Session) -> None:
     """A Retry-After HTTP-date is measured from the sink's clock."""
-    now = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
     later = format_datetime(now + timedelta(seconds=90), usegmt=True)
     webhook_receiver.script([(503, "maintenance", {"Retry-After": later})])
     with pytest.raises(DeliveryRetryable) as caught:
@@ -125,9 +125,9 @@ def test_webhook_redirect_not_followed(webhook_receiver: WebhookReceiver,
 
 def test_webhook_timeout_is_retryable(session: requests.Session) -> None:
     """A receiver slower than the read timeout gives DeliveryRetryable."""
-    with WebhookReceiver(WEBHOOK_SECRET, hold_s=2.0) as slow:
-        with pytest.raises(DeliveryRetryable) as caught:
-            _webhook(slow, session, timeout=(1.0, 0.2)).send(sample_alert())
+    with WebhookReceiver(WEBHOOK_SECRET, hold_s=2.0) as slow, \
+            pytest.raises(DeliveryRetryable) as caught:
+        _webhook(slow, session, timeout=(1.0, 0.2)).send(sample_alert())
     assert "Timeout" in str(caught.value)
 
 

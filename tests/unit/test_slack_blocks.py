@@ -63,7 +63,7 @@ def test_long_description_cut_at_a_word_with_ellipsis() -> None:
     """A long meaning ends on a whole word and an ellipsis, never mid-word or mid-escape."""
     message = slack_message(sample_alert(issues=1, description=LONG))
     issue = message["blocks"][2]["text"]["text"]
-    line = [part for part in issue.split("\n") if part.startswith("Audio")][0]
+    line = next(part for part in issue.split("\n") if part.startswith("Audio"))
     assert line.endswith("…")
     last_word = line[:-1].split(" ")[-1]
     assert last_word in escape(LONG).split(" ")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -14,7 +14,7 @@ from tests.receiver_fixtures import WEBHOOK_SECRET, sample_alert
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def test_signature_verifies_with_reference_library() -> None:
@@ -45,7 +45,7 @@ def test_headers_are_exactly_named() -> None:
     """Standard Webhooks header names, the alert id as webhook-id, unix seconds, v1 scheme."""
     now = _now()
     alert = sample_alert()
-    body, headers = signed_request(signing_key(WEBHOOK_SECRET), alert, now)
+    _, headers = signed_request(signing_key(WEBHOOK_SECRET), alert, now)
     assert set(headers) == {"Content-Type", "User-Agent", "webhook-id", "webhook-timestamp",
                             "webhook-signature"}
     assert headers["Content-Type"] == "application/json"
@@ -67,8 +67,8 @@ def test_same_webhook_id_on_every_attempt() -> None:
     """Retries at a later time keep the webhook-id so receivers can de-duplicate."""
     alert = sample_alert()
     key = signing_key(WEBHOOK_SECRET)
-    _, first = signed_request(key, alert, datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc))
-    _, later = signed_request(key, alert, datetime(2026, 11, 27, 10, 5, tzinfo=timezone.utc))
+    _, first = signed_request(key, alert, datetime(2026, 11, 27, 10, 0, tzinfo=UTC))
+    _, later = signed_request(key, alert, datetime(2026, 11, 27, 10, 5, tzinfo=UTC))
     assert first["webhook-id"] == later["webhook-id"]
     assert first["webhook-signature"] != later["webhook-signature"]
 
@@ -86,5 +86,5 @@ def test_sink_id_hides_the_url() -> None:
 ])
 def test_retry_after_seconds_or_http_date(value: str | None, expected: float | None) -> None:
     """Retry-After is read as delay-seconds or an HTTP-date relative to the clock."""
-    now = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
     assert parse_retry_after(value, now) == expected

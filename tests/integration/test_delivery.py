@@ -1,0 +1,275 @@
+"""Delivery bookkeeping against real Redis: once per sink and alert, leases, the shared pace."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis as redis_lib
+import requests
+from structlog.testing import capture_logs
+
+from service.analysis.alert import Alert
+from service.delivery import DeliveryLedger, Pace, deliver
+from service.devtools.redis_server import RedisServer
+from service.errors import DeliveryPaced, DeliveryRejected, DeliveryRetryable
+from service.simulator.receivers import WebhookReceiver
+from service.sinks import WebhookSink
+from tests.receiver_fixtures import WEBHOOK_SECRET, sample_alert, webhook_receiver
+
+__all__ = ["webhook_receiver"]  # fixture used by name below
+
+
+class RecordingSink:
+    """A sink of our own (the AlertSink protocol) that records sends and can fail on cue."""
+
+    def __init__(self, sink_id: str = "webhook-0badcafe",
+                 failures: list[Exception] | None = None,
+                 during_send: Callable[[], None] | None = None) -> None:
+        self.sink_id = sink_id
+        self.sent: list[str] = []
+        self._failures = list(failures or [])
+        self._during_send = during_send
+        self._lock = threading.Lock()
+
+    def send(self, alert: Alert) -> None:
+        if self._during_send is not None:
+            self._during_send()
+        with self._lock:
+            if self._failures:
+                raise self._failures.pop(0)
+            self.sent.append(alert.alert_id)
+
+
+class FakeClock:
+    """Seconds since the epoch that only move when a test says so."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _client(redis_server: RedisServer) -> redis_lib.Redis:
+    return redis_lib.Redis.from_url(redis_server.url)
+
+
+@pytest.fixture
+def other_redis(redis_server: RedisServer, redis: redis_lib.Redis) -> Iterator[redis_lib.Redis]:
+    """A second connection to the same database, as another process would hold."""
+    client = _client(redis_server)
+    yield client
+    client.close()
+
+
+def test_ledger_prevents_a_second_send(redis: redis_lib.Redis) -> None:
+    """The same alert through the same sink is sent once; the second call is a duplicate."""
+    sink, alert = RecordingSink(), sample_alert()
+    ledger = DeliveryLedger(redis)
+    assert deliver(alert, sink, ledger=ledger, pace=None) == "delivered"
+    assert deliver(alert, sink, ledger=DeliveryLedger(redis), pace=None) == "duplicate"
+    assert sink.sent == [alert.alert_id]
+    assert ledger.is_delivered(sink.sink_id, alert.alert_id)
+
+
+def test_ledger_is_per_sink(redis: redis_lib.Redis) -> None:
+    """Delivery to one sink does not count as delivery to another."""
+    alert, ledger = sample_alert(), DeliveryLedger(redis)
+    first, second = RecordingSink("webhook-aaaaaaaa"), RecordingSink("webhook-bbbbbbbb")
+    deliver(alert, first, ledger=ledger, pace=None)
+    assert deliver(alert, second, ledger=ledger, pace=None) == "delivered"
+    assert second.sent == [alert.alert_id]
+
+
+def test_delivered_marks_expire_after_the_ttl(redis: redis_lib.Redis) -> None:
+    """Ledger keys carry the configured TTL (7 days by default), so Redis does not fill up."""
+    alert = sample_alert()
+    deliver(alert, RecordingSink(), ledger=DeliveryLedger(redis), pace=None)
+    key = DeliveryLedger.delivered_key("webhook-0badcafe", alert.alert_id)
+    assert 6 * 86400 < redis.ttl(key) <= 7 * 86400
+    DeliveryLedger(redis, ttl_s=60).mark_delivered("slack", alert.alert_id)
+    assert 0 < redis.ttl(DeliveryLedger.delivered_key("slack", alert.alert_id)) <= 60
+
+
+def test_concurrent_deliveries_send_once(redis_server: RedisServer,
+                                         redis: redis_lib.Redis) -> None:
+    """Eight workers with their own connections deliver the same alert: one send in all."""
+    workers = 8
+    finished = 0
+    others_done = threading.Event()
+    lock = threading.Lock()
+    # The sender holds its send open until every other worker has given up, so the
+    # race is real whichever thread wins the lease.
+    def hold_until_others_gave_up() -> None:
+        others_done.wait(10)
+
+    sink = RecordingSink(during_send=hold_until_others_gave_up)
+    alert = sample_alert()
+
+    def attempt(_: int) -> str:
+        nonlocal finished
+        client = _client(redis_server)
+        try:
+            return deliver(alert, sink, ledger=DeliveryLedger(client), pace=None)
+        except DeliveryPaced as err:
+            assert err.retry_after is not None and err.retry_after > 0
+            return "in_flight"
+        finally:
+            with lock:
+                finished += 1
+                if finished == workers - 1:
+                    others_done.set()
+            client.close()
+
+    with ThreadPoolExecutor(workers) as pool:
+        outcomes = list(pool.map(attempt, range(workers)))
+    assert sorted(outcomes) == ["delivered"] + ["in_flight"] * (workers - 1)
+    assert sink.sent == [alert.alert_id]
+    assert deliver(alert, sink, ledger=DeliveryLedger(redis), pace=None) == "duplicate"
+
+
+def test_concurrent_webhook_deliveries_reach_the_receiver_once(
+        redis_server: RedisServer, webhook_receiver: WebhookReceiver) -> None:
+    """Over real HTTP, many workers delivering one alert produce one request."""
+    alert = sample_alert()
+
+    def attempt(_: int) -> str:
+        client = _client(redis_server)
+        try:
+            with requests.Session() as session:
+                sink = WebhookSink(webhook_receiver.url, WEBHOOK_SECRET, session=session)
+                return deliver(alert, sink, ledger=DeliveryLedger(client), pace=None)
+        except DeliveryPaced:
+            return "in_flight"
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(attempt, range(6)))
+    assert outcomes.count("delivered") == 1
+    assert len(webhook_receiver.deliveries) == 1
+    assert webhook_receiver.unique_ids() == {alert.alert_id}
+
+
+def test_lease_released_after_a_retryable_failure(redis: redis_lib.Redis) -> None:
+    """A failed attempt frees the lease at once, so the retry sends."""
+    failure = DeliveryRetryable("503", status=503)
+    sink, alert = RecordingSink(failures=[failure]), sample_alert()
+    ledger = DeliveryLedger(redis)
+    with pytest.raises(DeliveryRetryable):
+        deliver(alert, sink, ledger=ledger, pace=None)
+    assert not redis.exists(DeliveryLedger.lease_key(sink.sink_id, alert.alert_id))
+    assert deliver(alert, sink, ledger=DeliveryLedger(redis), pace=None) == "delivered"
+    assert sink.sent == [alert.alert_id]
+
+
+@pytest.mark.parametrize("failure", [
+    DeliveryRejected("gone", reason="endpoint_gone", status=410),
+    RuntimeError("a bug in a sink"),
+])
+def test_lease_released_after_any_failure(redis: redis_lib.Redis, failure: Exception) -> None:
+    """Permanent failures and unexpected errors free the lease and mark nothing delivered."""
+    sink, alert = RecordingSink(failures=[failure]), sample_alert()
+    ledger = DeliveryLedger(redis)
+    with pytest.raises(type(failure)):
+        deliver(alert, sink, ledger=ledger, pace=None)
+    assert not redis.exists(DeliveryLedger.lease_key(sink.sink_id, alert.alert_id))
+    assert not ledger.is_delivered(sink.sink_id, alert.alert_id)
+
+
+def test_a_lease_held_elsewhere_is_not_released_by_others(redis: redis_lib.Redis,
+                                                          other_redis: redis_lib.Redis) -> None:
+    """Only the holder's release drops a lease; another process's release leaves it."""
+    holder, other = DeliveryLedger(redis), DeliveryLedger(other_redis)
+    assert holder.claim("slack", "alr_x", lease_s=30)
+    assert not other.claim("slack", "alr_x", lease_s=30)
+    other.release("slack", "alr_x")
+    assert not other.claim("slack", "alr_x", lease_s=30)
+    assert 0 < other.lease_remaining("slack", "alr_x") <= 30
+    holder.release("slack", "alr_x")
+    assert other.claim("slack", "alr_x", lease_s=30)
+
+
+def test_pace_across_two_clients_allows_one_per_interval(redis: redis_lib.Redis,
+                                                         other_redis: redis_lib.Redis) -> None:
+    """Two processes share one pace: a second send within the interval must wait the rest."""
+    clock = FakeClock()
+    first = Pace(redis, interval_s=1.0, clock=clock)
+    second = Pace(other_redis, interval_s=1.0, clock=clock)
+    assert first.reserve("slack") == 0.0
+    clock.now += 0.25
+    assert second.reserve("slack") == pytest.approx(0.75)
+    assert first.reserve("slack") == pytest.approx(0.75)
+    clock.now += 0.75
+    assert second.reserve("slack") == 0.0
+    clock.now += 0.5
+    assert first.reserve("slack") == pytest.approx(0.5)
+    assert first.reserve("other-key") == 0.0
+
+
+def test_pace_never_lets_two_sends_in_one_interval(redis_server: RedisServer,
+                                                   redis: redis_lib.Redis) -> None:
+    """Sixteen concurrent reservations at one instant: exactly one gets to send."""
+    clock = FakeClock()
+
+    def reserve(_: int) -> float:
+        client = _client(redis_server)
+        try:
+            return Pace(client, interval_s=1.0, clock=clock).reserve("slack")
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(16) as pool:
+        waits = list(pool.map(reserve, range(16)))
+    assert waits.count(0.0) == 1
+    assert all(w == pytest.approx(1.0) for w in waits if w)
+
+
+def test_paced_delivery_sends_nothing_and_frees_the_lease(redis: redis_lib.Redis) -> None:
+    """When the pace says wait, deliver raises DeliveryPaced with that wait and sends later."""
+    clock = FakeClock()
+    pace = Pace(redis, interval_s=1.0, clock=clock)
+    sink = RecordingSink("slack")
+    first, second = sample_alert(), sample_alert(issues=3)
+    ledger = DeliveryLedger(redis)
+    assert deliver(first, sink, ledger=ledger, pace=pace) == "delivered"
+    clock.now += 0.4
+    with pytest.raises(DeliveryPaced) as caught:
+        deliver(second, sink, ledger=ledger, pace=pace)
+    assert caught.value.retry_after == pytest.approx(0.6)
+    assert sink.sent == [first.alert_id]
+    clock.now += 0.6
+    assert deliver(second, sink, ledger=ledger, pace=pace) == "delivered"
+    assert sink.sent == [first.alert_id, second.alert_id]
+
+
+def test_duplicate_takes_no_pace_slot(redis: redis_lib.Redis) -> None:
+    """An alert already delivered is a duplicate without using up the sink's pace."""
+    clock = FakeClock()
+    pace = Pace(redis, interval_s=1.0, clock=clock)
+    sink, alert = RecordingSink("slack"), sample_alert()
+    ledger = DeliveryLedger(redis)
+    ledger.mark_delivered("slack", alert.alert_id)
+    assert deliver(alert, sink, ledger=ledger, pace=pace) == "duplicate"
+    assert pace.reserve("slack") == 0.0
+
+
+def test_delivery_logs_outcomes_without_secrets(redis: redis_lib.Redis) -> None:
+    """alert_delivered and alert_delivery_rejected carry the ids and the receiver's reason."""
+    alert = sample_alert()
+    rejected = DeliveryRejected("Slack refused", reason="channel_is_archived", status=410)
+    with capture_logs() as logs:
+        deliver(alert, RecordingSink(), ledger=DeliveryLedger(redis), pace=None)
+        with pytest.raises(DeliveryRejected):
+            deliver(alert, RecordingSink("slack", failures=[rejected]),
+                    ledger=DeliveryLedger(redis), pace=None)
+    delivered = [e for e in logs if e["event"] == "alert_delivered"]
+    assert delivered == [{"event": "alert_delivered", "log_level": "info",
+                          "sink_id": "webhook-0badcafe", "alert_id": alert.alert_id,
+                          "call_sid": alert.call.call_sid}]
+    [refused] = [e for e in logs if e["event"] == "alert_delivery_rejected"]
+    assert refused["reason"] == "channel_is_archived" and refused["sink_id"] == "slack"
+    assert str(alert.call.to) not in str(logs)
