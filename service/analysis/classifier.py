@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 _RAISED, _CLEARED = "-warning-raised", "-warning-cleared"
 _WARNING_RANK = LEVEL_ORDER["WARNING"]
-_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def _in_time_order(events: Sequence[Event]) -> list[tuple[datetime | None, Event
     for index, event in enumerate(events):
         moment = event.timestamp
         if moment is not None and moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         if moment is not None:
             previous = moment
         timed.append((previous, moment, index, event))

@@ -37,7 +37,8 @@ def env(simulator: SimulatorServer, monkeypatch: pytest.MonkeyPatch) -> Simulato
     return simulator
 
 
-def test_sdk_error_call_is_alerted(env: SimulatorServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sdk_error_call_is_alerted(env: SimulatorServer,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
     """A call with an SDK error prints its alert and exits 0."""
     sid = env.add_call("sdk-error")
     code = main(["analyze", sid, "--duration", "30"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,8 +12,8 @@ from service.insights.events import ClientInfo, Event
 
 CALL_SID = "CA" + "a1" * 16
 ACCOUNT_SID = "AC" + "b2" * 16
-T0 = datetime(2026, 11, 27, 10, 0, 0, tzinfo=timezone.utc)
-NOW = datetime(2026, 11, 27, 10, 15, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 27, 10, 15, 0, tzinfo=UTC)
 NQ_RAISED, NQ_CLEARED = "network-quality-warning-raised", "network-quality-warning-cleared"
 
 
@@ -53,7 +53,8 @@ def test_two_raises_two_clears_pair_up() -> None:
 
 def test_never_cleared_lasts_until_the_last_event() -> None:
     """A warning never cleared runs to the call's last event and is not cleared."""
-    events = [ev(10, NQ_RAISED, "high-jitter"), ev(70, "connection", "disconnected-by-local", "INFO")]
+    events = [ev(10, NQ_RAISED, "high-jitter"),
+              ev(70, "connection", "disconnected-by-local", "INFO")]
     [issue] = classify(call(), events, AlertPolicy())
     assert (issue.count, issue.duration_s, issue.cleared) == (1, 60.0, False)
 
@@ -78,7 +79,8 @@ def test_pairing_follows_time_not_list_order() -> None:
 
 def test_clear_on_another_edge_does_not_pair() -> None:
     """A cleared event closes only the warning raised on the same edge."""
-    events = [ev(0, NQ_RAISED, "high-rtt"), ev(5, NQ_CLEARED, "high-rtt", "INFO", edge="client_edge"),
+    events = [ev(0, NQ_RAISED, "high-rtt"),
+              ev(5, NQ_CLEARED, "high-rtt", "INFO", edge="client_edge"),
               ev(9, "connection", "disconnected-by-remote", "INFO")]
     [issue] = classify(call(), events, AlertPolicy())
     assert (issue.duration_s, issue.cleared) == (9.0, False)
@@ -94,7 +96,8 @@ def test_error_with_code_keys_and_describes_by_code() -> None:
     events = [ev(3, "connection", "error", "ERROR", code=31005, message="WebSocket closed")]
     [issue] = classify(call(), events, AlertPolicy())
     assert issue.key == "sdk_edge/connection/error/31005"
-    assert (issue.level, issue.severity, issue.count, issue.error_code) == ("ERROR", "error", 1, 31005)
+    assert (issue.level, issue.severity, issue.count, issue.error_code) == (
+        "ERROR", "error", 1, 31005)
     assert (issue.duration_s, issue.cleared) == (None, None)
     assert issue.description == "The signalling WebSocket ended unexpectedly"
 
@@ -137,13 +140,16 @@ def test_ignore_skips_group_name_pairs() -> None:
               ev(1, NQ_RAISED, "high-rtt"), ev(2, "pc-connection-state", "failed")]
     policy = AlertPolicy(ignore=frozenset({"audio-level-warning-raised/constant-audio-output-level",
                                            "network-quality-warning/high-rtt"}))
-    assert [i.key for i in classify(call(), events, policy)] == ["sdk_edge/pc-connection-state/failed"]
+    keys = [i.key for i in classify(call(), events, policy)]
+    assert keys == ["sdk_edge/pc-connection-state/failed"]
 
 
 def test_info_only_call_has_no_alert() -> None:
     """A call whose events are all INFO/DEBUG/UNKNOWN/null gets no alert."""
-    events = [ev(0, "connection", "outgoing", "INFO"), ev(1, "ice-candidate", "ice-candidate", "DEBUG"),
-              ev(2, "call", "call.connected", "UNKNOWN"), ev(3, "conversation_relay", "tts", None)]
+    events = [ev(0, "connection", "outgoing", "INFO"),
+              ev(1, "ice-candidate", "ice-candidate", "DEBUG"),
+              ev(2, "call", "call.connected", "UNKNOWN"),
+              ev(3, "conversation_relay", "tts", None)]
     assert build_alert(call(), events, AlertPolicy(), now=NOW) is None
 
 
@@ -186,8 +192,10 @@ def test_failed_call_without_events_is_an_issue() -> None:
     alert = build_alert(failed, [], AlertPolicy(min_level="ERROR"), now=NOW)
     assert alert is not None
     [issue] = alert.issues
-    assert (issue.key, issue.edge, issue.group, issue.name) == ("call/failed", None, "call", "failed")
-    assert (issue.level, issue.severity, issue.count, issue.error_code) == ("ERROR", "error", 1, 404)
+    assert (issue.key, issue.edge, issue.group, issue.name) == (
+        "call/failed", None, "call", "failed")
+    assert (issue.level, issue.severity, issue.count, issue.error_code) == (
+        "ERROR", "error", 1, 404)
     assert issue.description == "The call could not be completed as dialed (SIP 404)"
     assert issue.first_at == "2026-11-27T10:00:00Z"
     assert alert.severity == "error"
@@ -248,7 +256,8 @@ def test_alert_id_differs_when_issues_differ() -> None:
     base = [ev(0, NQ_RAISED, "high-rtt")]
     one = build_alert(call(), base, AlertPolicy(), now=NOW)
     two = build_alert(call(), [*base, ev(1, NQ_RAISED, "low-mos")], AlertPolicy(), now=NOW)
-    other = build_alert(Call("CA" + "c3" * 16, ACCOUNT_SID, "completed"), base, AlertPolicy(), now=NOW)
+    other_call = Call("CA" + "c3" * 16, ACCOUNT_SID, "completed")
+    other = build_alert(other_call, base, AlertPolicy(), now=NOW)
     assert one is not None and two is not None and other is not None
     assert len({one.alert_id, two.alert_id, other.alert_id}) == 3
 
