@@ -32,7 +32,7 @@ from types import FrameType
 from typing import Any, Self
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 MAX_BLOCKS = 50
@@ -76,6 +76,13 @@ class WebhookDelivery:
         return 200 <= self.status < 300
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No access-log line per request: ``echo`` prints what matters."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
 class _StandIn:
     """A threaded werkzeug server in a daemon thread, with scripted answers."""
 
@@ -101,7 +108,8 @@ class _StandIn:
 
     def start(self) -> Self:
         if self._server is None:
-            self._server = make_server(self._host, self._port, self._wsgi, threaded=True)
+            self._server = make_server(self._host, self._port, self._wsgi, threaded=True,
+                                       request_handler=_QuietHandler)
             # A short poll interval so stop() returns quickly (it waits for one poll).
             self._thread = threading.Thread(target=self._server.serve_forever,
                                             kwargs={"poll_interval": 0.05},

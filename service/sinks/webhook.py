@@ -83,8 +83,10 @@ class WebhookSink:
         """One signed POST; 2xx is delivered, anything else raises."""
         body, headers = signed_request(self._key, alert, self._clock())
         try:
+            # stream=True: the answer's body is never needed, so a huge one is never read.
             response = self._session.post(self._url, data=body, headers=headers,
-                                          timeout=self._timeout, allow_redirects=False)
+                                          timeout=self._timeout, allow_redirects=False,
+                                          stream=True)
         except requests.RequestException as err:
             # ``from None``: requests' message holds the full URL, which may carry a secret.
             raise DeliveryRetryable(

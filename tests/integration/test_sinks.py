@@ -202,6 +202,13 @@ def test_slack_5xx_and_unreachable_are_retryable(slack_receiver: SlackStandIn) -
     assert "XXXX" not in str(caught.value)
 
 
+def test_slack_timeout_is_retryable() -> None:
+    """A Slack answer slower than the timeout gives DeliveryRetryable."""
+    with SlackStandIn(hold_s=2.0) as slow, pytest.raises(DeliveryRetryable) as caught:
+        SlackSink(slow.url, timeout=0.2).send(sample_alert())
+    assert "Slack could not be reached" in str(caught.value)
+
+
 def test_log_sink_logs_the_payload_with_numbers_masked() -> None:
     """With no sink configured, the alert is one warning line, phone numbers masked."""
     alert = sample_alert()
