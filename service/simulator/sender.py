@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import requests
 from twilio.request_validator import RequestValidator
@@ -53,16 +52,22 @@ def callback_params(call_sid: str, account_sid: str, status: str, **extra: Any) 
 def send_status_callback(callwatch_url: str, params: Mapping[str, str], auth_token: str, *,
                          method: str = "POST",
                          session: requests.Session | None = None) -> requests.Response:
-    """Send one signed status callback to ``callwatch_url`` (the full callback URL)."""
+    """Send one signed status callback to ``callwatch_url`` (the full callback URL).
+
+    The signature covers the URL exactly as it goes on the wire (requests
+    re-quotes it), which is what Twilio signs and callwatch checks.
+    """
     http = session or requests.Session()
     try:
         if method.upper() == "GET":
-            joiner = "&" if "?" in callwatch_url else "?"
-            url = f"{callwatch_url}{joiner}{urlencode(list(params.items()))}"
-            headers = {"X-Twilio-Signature": sign(url, None, auth_token)}
-            return http.get(url, headers=headers, timeout=TIMEOUT)
-        headers = {"X-Twilio-Signature": sign(callwatch_url, params, auth_token)}
-        return http.post(callwatch_url, data=dict(params), headers=headers, timeout=TIMEOUT)
+            request = requests.Request("GET", callwatch_url, params=list(params.items()))
+            prepared = http.prepare_request(request)
+            prepared.headers["X-Twilio-Signature"] = sign(str(prepared.url), None, auth_token)
+        else:
+            request = requests.Request("POST", callwatch_url, data=dict(params))
+            prepared = http.prepare_request(request)
+            prepared.headers["X-Twilio-Signature"] = sign(str(prepared.url), params, auth_token)
+        return http.send(prepared, timeout=TIMEOUT)
     finally:
         if session is None:
             http.close()
