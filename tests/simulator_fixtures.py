@@ -1,6 +1,7 @@
 """Pytest fixtures for the Twilio simulator; import them into a test module or conftest.
 
-    from tests.simulator_fixtures import simulator  # noqa: F401
+    from tests import simulator_fixtures
+    simulator = simulator_fixtures.simulator   # a plain name keeps ruff (F811) quiet
 
 ``simulator`` is a started ``SimulatorServer`` on a free loopback port with the
 development account, token and an API key: ``.url``, ``.account_sid``,

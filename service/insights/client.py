@@ -72,7 +72,7 @@ class InsightsClient:
         self._sleep = sleep
         self._on_request = on_request
         self._clock = clock
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 (jitter, not security)
 
     def __repr__(self) -> str:  # never show the credentials
         return f"InsightsClient(base_url={self.base_url!r})"
@@ -104,7 +104,8 @@ class InsightsClient:
             payload = self._get_json(url, params, call_sid=call_sid)
             meta = payload.get("meta")
             meta = meta if isinstance(meta, dict) else {}
-            key = meta.get("key") if isinstance(meta.get("key"), str) else "events"
+            key = meta.get("key")
+            key = key if isinstance(key, str) and key else "events"
             records = payload.get(key)
             if not isinstance(records, list):
                 raise InsightsBadResponse(
@@ -120,7 +121,8 @@ class InsightsClient:
         if value is None or value == "":
             return None
         if not isinstance(value, str):
-            raise InsightsBadResponse("meta.next_page_url is not a string", reason="invalid_payload")
+            raise InsightsBadResponse("meta.next_page_url is not a string",
+                                      reason="invalid_payload")
         url = urljoin(self.base_url + "/", value)
         if _origin(url) != self._origin:
             host = urlsplit(url).hostname
@@ -134,10 +136,14 @@ class InsightsClient:
         seen.add(url)
         return url
 
-    def _get_json(self, url: str, params: dict[str, Any] | None, *, call_sid: str) -> dict[str, Any]:
+    def _get_json(self, url: str, params: dict[str, Any] | None, *,
+                  call_sid: str) -> dict[str, Any]:
         """One page, with bounded in-process retries on 429, 5xx and network errors."""
         for attempt in range(1, self._max_attempts + 1):
             started = time.monotonic()
+            cause: requests.RequestException
+            status: int | None
+            retry_after: float | None
             try:
                 response = self._session.get(
                     url, params=params, auth=self._auth, timeout=self._timeout,

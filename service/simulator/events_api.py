@@ -169,7 +169,8 @@ def _page(record: CallRecord, query: dict[str, Any]) -> dict[str, Any]:
             "page": page,
             "page_size": size,
             "first_page_url": link(0),
-            "previous_page_url": link(max(0, page - 1), max(0, offset - size)) if has_previous else None,
+            "previous_page_url": (link(max(0, page - 1), max(0, offset - size))
+                                  if has_previous else None),
             "next_page_url": link(page + 1, offset + size) if has_next else None,
             "key": "events",
             "url": link(page),

@@ -190,7 +190,7 @@ def _record(inp: ScenarioInput, name: str, opts: Options, builder: EventBuilder,
     started_at = opts.timestamp("started_at", inp.now - timedelta(seconds=duration_s))
     seed = opts.whole("seed", zlib.crc32(inp.call_sid.encode()), low=0, high=2**32)
     error_format = opts.choice("error_format", "legacy", ERROR_FORMATS)
-    tl = Timeline(inp.call_sid, inp.account_sid, started_at, duration_s, random.Random(seed))
+    tl = Timeline(inp.call_sid, inp.account_sid, started_at, duration_s, random.Random(seed))  # noqa: S311
     if call_type == "client":
         builder(tl, opts)
     for edge in GATEWAY_EDGES[call_type]:

@@ -4,7 +4,8 @@ Used by tests (port 0 picks a free port), ``make run`` and benchmarks::
 
     with SimulatorServer() as sim:
         call_sid = sim.add_call("sdk-error")
-        InsightsClient(sim.url, (sim.account_sid, sim.auth_token)).fetch_events(call_sid, ["sdk_edge"])
+        client = InsightsClient(sim.url, (sim.account_sid, sim.auth_token))
+        client.fetch_events(call_sid, ["sdk_edge"])
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class SimulatorState:
         self._counts: dict[str, int] = {}
         self._log: list[dict[str, Any]] = []
         self._faults = GlobalFaults()
-        self._rng = random.Random()
+        self._rng = random.Random()  # noqa: S311 (simulated faults, not security)
 
     def __repr__(self) -> str:  # never show the credentials
         return f"SimulatorState(account_sid={self.account_sid!r})"
@@ -119,7 +119,7 @@ class SimulatorState:
         faults = GlobalFaults(float(rate_429), float(rate_500), seed)
         with self._lock:
             self._faults = faults
-            self._rng = random.Random(seed)
+            self._rng = random.Random(seed)  # noqa: S311
         return faults
 
     def draw_fault(self) -> int | None:
@@ -142,4 +142,4 @@ class SimulatorState:
             self._counts.clear()
             self._log.clear()
             self._faults = GlobalFaults()
-            self._rng = random.Random()
+            self._rng = random.Random()  # noqa: S311

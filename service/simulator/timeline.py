@@ -60,7 +60,8 @@ class Options:
     def number(self, name: str, default: float, *, low: float = 0, high: float = 86_400) -> float:
         self._used.add(name)
         value = self._raw.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not low <= value <= high:
             raise ValueError(f"option {name} must be a number from {low:g} to {high:g}")
         return float(value)
 
@@ -124,7 +125,8 @@ class Timeline:
             payload["data"] = dict(data)
         self._add(at_s, "sdk_edge", group, name, level, payload)
 
-    def gateway(self, edge: str, at_s: float, group: str, name: str, level: str = "UNKNOWN") -> None:
+    def gateway(self, edge: str, at_s: float, group: str, name: str,
+                level: str = "UNKNOWN") -> None:
         """One call-progress event from a Twilio media gateway edge."""
         location = self.metadata["sdk"]["edge_location"]
         payload = {"metadata": {"edge_location": location, "region": "us1"}}

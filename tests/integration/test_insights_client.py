@@ -27,7 +27,9 @@ from service.insights.client import InsightsClient
 from service.simulator.defaults import DEV_API_KEY_SECRET, DEV_API_KEY_SID
 from service.simulator.server import SimulatorServer
 from service.simulator.state import SimulatorState
-from tests.simulator_fixtures import simulator  # noqa: F401
+from tests import simulator_fixtures
+
+simulator = simulator_fixtures.simulator
 
 CALL = "CA" + "ab" * 16
 NOW = datetime(2026, 11, 27, 10, 15, tzinfo=UTC)
@@ -51,7 +53,7 @@ class _Quiet(WSGIRequestHandler):
 
 
 class Scripted:
-    """A loopback server answering from a script of (status, headers, body) and recording requests."""
+    """A loopback server answering from a script of (status, headers, body); records requests."""
 
     def __init__(self, script: list[tuple[int, dict[str, str], Any]] | None = None) -> None:
         self.script = list(script or [])
@@ -126,7 +128,8 @@ def test_429_with_retry_after_is_absorbed(simulator: SimulatorServer) -> None:
     assert sleeps == [1.0, 1.0]
     assert [r["status"] for r in simulator.requests] == [429, 429, 200]
     retries = [entry for entry in logs if entry["event"] == "insights_retry"]
-    assert [(r["status"], r["attempt"], r["wait_s"]) for r in retries] == [(429, 1, 1.0), (429, 2, 1.0)]
+    assert [(r["status"], r["attempt"], r["wait_s"]) for r in retries] == [
+        (429, 1, 1.0), (429, 2, 1.0)]
     assert simulator.auth_token not in repr(logs)
 
 
@@ -295,7 +298,8 @@ def test_offsite_next_page_is_refused(scripted: Scripted) -> None:
     """A next_page_url on another port is refused (offsite_page); the other host sees nothing."""
     elsewhere = Scripted()
     try:
-        scripted.script = [(200, {}, page([{"name": "a"}], f"{elsewhere.url}/v1/Voice/{CALL}/Events"))]
+        offsite = f"{elsewhere.url}/v1/Voice/{CALL}/Events"
+        scripted.script = [(200, {}, page([{"name": "a"}], offsite))]
         client = InsightsClient(scripted.url, ("AC1", "secret-token"))
         with pytest.raises(InsightsBadResponse) as caught:
             client.fetch_events(CALL, ["sdk_edge"])

@@ -24,7 +24,9 @@ from service.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from service.simulator.scenarios import ScenarioInput, build_call
 from service.simulator.sender import callback_params, play_call, send_status_callback, sign
 from service.simulator.server import SimulatorServer
-from tests.simulator_fixtures import simulator  # noqa: F401
+from tests import simulator_fixtures
+
+simulator = simulator_fixtures.simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 SID = "CA" + "12" * 16
@@ -115,8 +117,8 @@ def test_global_faults_are_seeded_and_apply_to_every_call(simulator: SimulatorSe
     assert requests.get(url, auth=auth, timeout=5).status_code == 200
 
 
-@pytest.mark.parametrize("body", [{"rate_429": 2}, {"rate_500": "x"}, {"rate_429": 0.6, "rate_500": 0.6},
-                                  {"chaos": 1}])
+@pytest.mark.parametrize("body", [{"rate_429": 2}, {"rate_500": "x"},
+                                  {"rate_429": 0.6, "rate_500": 0.6}, {"chaos": 1}])
 def test_bad_faults_are_400(simulator: SimulatorServer, body: dict[str, Any]) -> None:
     """Rates outside 0..1, summing above 1, or unknown fields answer 400."""
     response = requests.post(f"{simulator.url}/_sim/faults", json=body, timeout=5)
@@ -141,10 +143,13 @@ def test_scenarios_carry_their_problems(simulator: SimulatorServer) -> None:
 def test_warnings_cleared_pairs_every_warning(simulator: SimulatorServer) -> None:
     """warnings-cleared raises high-rtt twice and high-jitter once, each followed by its clear."""
     sid = simulator.add_call("warnings-cleared")
-    warnings = [(e.group, e.name) for e in events_of(simulator, sid) if "warning" in (e.group or "")]
+    events = events_of(simulator, sid)
+    warnings = [(e.group, e.name) for e in events if "warning" in (e.group or "")]
     assert warnings == [
-        ("network-quality-warning-raised", "high-rtt"), ("network-quality-warning-cleared", "high-rtt"),
-        ("network-quality-warning-raised", "high-rtt"), ("network-quality-warning-cleared", "high-rtt"),
+        ("network-quality-warning-raised", "high-rtt"),
+        ("network-quality-warning-cleared", "high-rtt"),
+        ("network-quality-warning-raised", "high-rtt"),
+        ("network-quality-warning-cleared", "high-rtt"),
         ("network-quality-warning-raised", "high-jitter"),
         ("network-quality-warning-cleared", "high-jitter"),
     ]
@@ -155,8 +160,9 @@ def test_events_look_like_a_real_sdk_call(simulator: SimulatorServer) -> None:
     sid = simulator.add_call("clean", duration_s=30, started_at=STARTED)
     events = events_of(simulator, sid)
     names = {f"{e.group}/{e.name}" for e in events}
-    assert {"connection/outgoing", "ice-connection-state/checking", "ice-connection-state/connected",
-            "get-user-media/succeeded", "settings/codec", "connection/disconnected-by-local"} <= names
+    assert {"connection/outgoing", "ice-connection-state/checking",
+            "ice-connection-state/connected", "get-user-media/succeeded", "settings/codec",
+            "connection/disconnected-by-local"} <= names
     assert all(e.client and e.client.sdk_type and e.client.country_code for e in events)
     start = events[0].timestamp
     assert start is not None and start.isoformat() == "2026-11-27T10:14:18+00:00"
@@ -215,7 +221,8 @@ class Receiver:
         self.got: list[dict[str, Any]] = []
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -227,7 +234,8 @@ class Receiver:
         valid = RequestValidator(DEV_AUTH_TOKEN).validate(
             url, params, request.headers.get("X-Twilio-Signature", ""))
         self.got.append({"method": request.method, "path": request.path, "valid": valid,
-                         "params": dict(request.form if request.method == "POST" else request.args)})
+                         "params": dict(request.form if request.method == "POST"
+                                        else request.args)})
         return Response(status=204 if valid else 403)(environ, start_response)
 
     def close(self) -> None:
@@ -289,7 +297,8 @@ def test_play_call_registers_then_sends_each_status(simulator: SimulatorServer,
     assert [e.error_code for e in events_of(simulator, sid) if e.error_code] == [31005]
 
 
-def test_play_call_fails_loudly_when_refused(simulator: SimulatorServer, receiver: Receiver) -> None:
+def test_play_call_fails_loudly_when_refused(simulator: SimulatorServer,
+                                             receiver: Receiver) -> None:
     """A callback refused by callwatch (wrong token here) raises HTTPError."""
     with pytest.raises(requests.HTTPError):
         play_call(simulator.url, receiver.url, DEV_ACCOUNT_SID, "other-token", "clean",
@@ -304,7 +313,7 @@ def test_python_dash_m_runs_a_simulator() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     account, token = "AC" + "9" * 32, "cli-token"
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
         [sys.executable, "-m", "service.simulator", "--port", str(port),
          "--account-sid", account, "--auth-token", token],
         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},

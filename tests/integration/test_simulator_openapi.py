@@ -14,13 +14,16 @@ import requests
 
 from service.simulator.scenarios import SCENARIOS
 from service.simulator.server import SimulatorServer
-from tests.simulator_fixtures import simulator  # noqa: F401
+from tests import simulator_fixtures
 
-SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "twilio_insights_v1.json"
+simulator = simulator_fixtures.simulator
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+SPEC_PATH = SHARED / "data" / "twilio_insights_v1.json"
 EVENTS_PATH = "/v1/Voice/{CallSid}/Events"
 
 # Options that let each fault scenario answer 200, so its pages can be checked.
-PASSABLE = {
+PASSABLE: dict[str, dict[str, Any]] = {
     "late-events": {"ready_after_s": 0},
     "rate-limited": {"failures": 0},
     "server-errors": {"failures": 0},
@@ -55,7 +58,8 @@ def _openapi_to_jsonschema(node: Any, components: dict[str, Any]) -> Any:
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
     if not SPEC_PATH.exists():
-        pytest.skip(f"Twilio's OpenAPI description is not at {SPEC_PATH} (shared/ beside the clone)")
+        pytest.skip(f"Twilio's OpenAPI description is not at {SPEC_PATH} "
+                    "(CI puts shared/ beside the clone)")
     loaded: dict[str, Any] = json.loads(SPEC_PATH.read_text())
     return loaded
 
@@ -65,7 +69,8 @@ def list_event(spec: dict[str, Any]) -> dict[str, Any]:
     """ListEvent's 200 response as plain JSON Schema."""
     operation = spec["paths"][EVENTS_PATH]["get"]
     media = operation["responses"]["200"]["content"]["application/json"]
-    converted: dict[str, Any] = _openapi_to_jsonschema(media["schema"], spec["components"]["schemas"])
+    schemas = spec["components"]["schemas"]
+    converted: dict[str, Any] = _openapi_to_jsonschema(media["schema"], schemas)
     jsonschema.Draft202012Validator.check_schema(converted)
     return converted
 
@@ -184,7 +189,8 @@ def test_page_beyond_the_end_is_empty(simulator: SimulatorServer) -> None:
     assert body["events"] == [] and body["meta"]["next_page_url"] is None
 
 
-@pytest.mark.parametrize("params", [{"PageToken": "nonsense"}, {"Page": "-1"}, {"Edge": "moon_edge"}])
+@pytest.mark.parametrize("params",
+                         [{"PageToken": "nonsense"}, {"Page": "-1"}, {"Edge": "moon_edge"}])
 def test_bad_page_token_page_or_edge_is_400(simulator: SimulatorServer,
                                             params: dict[str, str]) -> None:
     """An unreadable PageToken, a negative Page or an unknown Edge answers 400."""
