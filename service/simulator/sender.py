@@ -73,6 +73,11 @@ def send_status_callback(callwatch_url: str, params: Mapping[str, str], auth_tok
             http.close()
 
 
+#: ``play_call`` options that shape the callbacks rather than the simulated events.
+CALLBACK_OPTIONS = {"sip_response_code": "SipResponseCode", "direction": "Direction",
+                    "from": "From", "to": "To"}
+
+
 def play_call(simulator_url: str, callwatch_url: str, account_sid: str, auth_token: str,
               scenario: str, options: Mapping[str, Any] | None = None,
               statuses: Sequence[str] = DEFAULT_STATUSES, *,
@@ -80,24 +85,31 @@ def play_call(simulator_url: str, callwatch_url: str, account_sid: str, auth_tok
     """Register a ``scenario`` call in the simulator, then send its signed callbacks.
 
     ``callwatch_url`` is callwatch's base URL (``/twilio/status-callback`` is added
-    unless it is already there). Raises ``requests.HTTPError`` when the simulator
-    or callwatch refuses a request, so a misconfigured run fails loudly. Returns
-    the call's SID.
+    unless it is already there). ``options`` go to the scenario, except
+    ``sip_response_code`` (sent as ``SipResponseCode`` on the last callback),
+    ``direction``, ``from`` and ``to`` (callback fields); ``duration_s`` is both
+    the events' span and ``CallDuration``. Raises ``requests.HTTPError`` when the
+    simulator or callwatch refuses a request, so a misconfigured run fails loudly.
+    Returns the call's SID.
     """
+    scenario_options = {k: v for k, v in (options or {}).items() if k not in CALLBACK_OPTIONS}
+    fields = {CALLBACK_OPTIONS[k]: v for k, v in (options or {}).items() if k in CALLBACK_OPTIONS}
+    sip_code = fields.pop("SipResponseCode", None)
     http = session or requests.Session()
     try:
         response = http.post(f"{simulator_url.rstrip('/')}/_sim/calls", timeout=TIMEOUT,
-                             json={"scenario": scenario, "options": dict(options or {})})
+                             json={"scenario": scenario, "options": scenario_options})
         response.raise_for_status()
         call_sid = str(response.json()["call_sid"])
         url = callwatch_url.rstrip("/")
         if not url.endswith(CALLBACK_PATH):
             url += CALLBACK_PATH
-        duration = (options or {}).get("duration_s", 42)
         for number, status in enumerate(statuses):
-            extra: dict[str, Any] = {"SequenceNumber": str(number)}
+            extra: dict[str, Any] = {**fields, "SequenceNumber": str(number)}
             if status == "completed":
-                extra["CallDuration"] = str(duration)
+                extra["CallDuration"] = str(scenario_options.get("duration_s", 42))
+            if sip_code is not None and number == len(statuses) - 1:
+                extra["SipResponseCode"] = str(sip_code)
             params = callback_params(call_sid, account_sid, status, **extra)
             send_status_callback(url, params, auth_token, session=http).raise_for_status()
         return call_sid

@@ -297,6 +297,19 @@ def test_play_call_registers_then_sends_each_status(simulator: SimulatorServer,
     assert [e.error_code for e in events_of(simulator, sid) if e.error_code] == [31005]
 
 
+def test_play_call_callback_options(simulator: SimulatorServer, receiver: Receiver) -> None:
+    """sip_response_code, direction, from and to shape the callbacks, not the scenario."""
+    play_call(simulator.url, f"{receiver.url}/twilio/status-callback", DEV_ACCOUNT_SID,
+              DEV_AUTH_TOKEN, "clean",
+              {"sip_response_code": 404, "direction": "inbound", "from": "+14155550100"},
+              statuses=("initiated", "failed"))
+    first, last = (g["params"] for g in receiver.got)
+    assert "SipResponseCode" not in first and last["SipResponseCode"] == "404"
+    assert last["CallStatus"] == "failed" and "CallDuration" not in last
+    assert (last["Direction"], last["From"]) == ("inbound", "+14155550100")
+    assert all(g["valid"] for g in receiver.got)
+
+
 def test_play_call_fails_loudly_when_refused(simulator: SimulatorServer,
                                              receiver: Receiver) -> None:
     """A callback refused by callwatch (wrong token here) raises HTTPError."""
