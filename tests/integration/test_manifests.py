@@ -434,6 +434,12 @@ def test_app_json_defaults_are_callwatchs_defaults() -> None:
     assert heroku == dataclasses.replace(Settings.from_env(required), trusted_proxy_hops=1)
 
 
+def test_heroku_builds_the_package_from_pyproject() -> None:
+    """requirements.txt (which Heroku's buildpack needs) installs this package, nothing else."""
+    lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert [line for line in lines if line.strip() and not line.startswith("#")] == ["."]
+
+
 def test_app_json_provisions_redis_and_both_process_types() -> None:
     """Heroku gets the Python buildpack, Heroku Redis and one web and one worker dyno."""
     app = app_json()
