@@ -8,8 +8,10 @@ to keep collapsing the repeats Twilio can send for a call.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -44,8 +46,9 @@ def analysis_job_id(call_sid: str, recheck: int = 0, attempt: int = 0) -> str:
     return f"analyze-{call_sid}{suffix}"
 
 
-def delivery_job_id(sink_id: str, alert_id: str, attempt: int = 0) -> str:
-    return f"deliver-{sink_id}-{alert_id}" + (f"-a{attempt}" if attempt else "")
+def delivery_job_id(sink_id: str, alert_id: str, hop: int = 0) -> str:
+    """``deliver-<sink>-<alert>``; each rescheduling (retry or pace) adds one ``hop``."""
+    return f"deliver-{sink_id}-{alert_id}" + (f"-{hop}" if hop else "")
 
 
 def schedule_unique(redis: Redis, queue_name: str, func: str | Callable[..., Any],
@@ -54,6 +57,9 @@ def schedule_unique(redis: Redis, queue_name: str, func: str | Callable[..., Any
     """Enqueue ``func(*args)`` after ``delay_s`` under ``job_id``; False if that job exists.
 
     Raises ``redis.RedisError`` when Redis cannot be reached; nothing is written then.
+    RQ keeps due times in whole seconds, rounding down; the due time is rounded up
+    here instead, so a job never runs before ``delay_s`` has passed (a receiver's
+    ``Retry-After`` is a floor, not a suggestion).
     """
     q = queue(queue_name, redis)
     options: dict[str, Any] = {
@@ -62,7 +68,8 @@ def schedule_unique(redis: Redis, queue_name: str, func: str | Callable[..., Any
     }
     try:
         if delay_s > 0:
-            q.enqueue_in(timedelta(seconds=delay_s), func, *args, **options)
+            due = datetime.fromtimestamp(math.ceil(time.time() + delay_s), UTC)
+            q.enqueue_at(due, func, *args, **options)
         else:
             q.enqueue(func, *args, **options)
     except DuplicateJobError:
@@ -81,11 +88,11 @@ def schedule_analysis(redis: Redis, call_json: dict[str, Any], *, delay_s: float
 
 
 def schedule_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any], *,
-                      delay_s: float = 0, attempt: int = 0) -> bool:
+                      delay_s: float = 0, attempt: int = 0, hop: int = 0) -> bool:
     """Schedule one alert's delivery through one sink; False when already scheduled or done."""
     alert_id = envelope["data"]["alert_id"]
     return schedule_unique(
-        redis, DELIVERY_QUEUE, "workers.jobs.deliver_alert", (sink_id, envelope, attempt),
-        job_id=delivery_job_id(sink_id, alert_id, attempt),
+        redis, DELIVERY_QUEUE, "workers.jobs.deliver_alert", (sink_id, envelope, attempt, hop),
+        job_id=delivery_job_id(sink_id, alert_id, hop),
         delay_s=delay_s, timeout_s=DELIVERY_JOB_TIMEOUT_S,
     )

@@ -1,0 +1,198 @@
+"""``make run``: callwatch on this machine, end to end, in seconds.
+
+With no ``TWILIO_ACCOUNT_SID`` in the environment it starts a private Redis, the
+Twilio simulator, a Slack stand-in and a webhook receiver, then the ``web`` and
+``worker`` processes exactly as the Procfile does, plays a few sample calls through
+them and prints each alert as the stand-ins receive it. With Twilio credentials in
+the environment it starts web and worker against your configuration (and a private
+Redis unless ``REDIS_URL`` is set) and plays nothing.
+
+Logs of web and worker go to ``.run/web.log`` and ``.run/worker.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from service.devtools.redis_server import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_DIR = ROOT / ".run"
+WEBHOOK_SECRET = "whsec_Y2FsbHdhdGNoLWRldi1zZWNyZXQtMzJieXRlcyE="
+SAMPLE_CALLS = (
+    ("sdk-error", "completed", "a signalling error (31005) on the caller's SDK"),
+    ("warnings-cleared", "completed", "high RTT and jitter, raised then cleared"),
+    ("mic-denied", "completed", "the browser denied the microphone"),
+    ("clean", "completed", "a clean call: no alert expected"),
+    ("clean", "failed", "a call that failed to connect (SIP 404)"),
+)
+
+
+def procfile_commands() -> dict[str, list[str]]:
+    """The Procfile's process types, as argument lists."""
+    commands = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if ":" in line and not line.lstrip().startswith("#"):
+            name, command = line.split(":", 1)
+            commands[name.strip()] = command.split()
+    return commands
+
+
+def start_process(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    RUN_DIR.mkdir(exist_ok=True)
+    log = open(RUN_DIR / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+    args = procfile_commands()[name]
+    executable = Path(sys.executable).parent / args[0]
+    if executable.exists():
+        args = [str(executable), *args[1:]]
+    elif args[0] == "python":
+        args = [sys.executable, *args[1:]]
+    return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"web exited early; see {RUN_DIR / 'web.log'}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"web did not become ready at {url}; see {RUN_DIR / 'web.log'}")
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--once", action="store_true",
+                        help="stop after the sample calls' alerts arrived (used by the tests)")
+    args = parser.parse_args(argv)
+    port = args.port if _port_free(args.port) else free_port()
+    with ExitStack() as stack:
+        env: dict[str, str] = {"PORT": str(port), "LOG_FORMAT": "json"}
+        if not os.environ.get("REDIS_URL"):
+            redis = stack.enter_context(RedisServer())
+            env["REDIS_URL"] = redis.url
+        simulated = not os.environ.get("TWILIO_ACCOUNT_SID")
+        if simulated:
+            demo = stack.enter_context(_Demo(port))
+            env.update(demo.env)
+        processes = [start_process("web", env), start_process("worker", env)]
+        stack.callback(stop, processes)
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base + "/readyz", processes[0])
+        print(f"callwatch is up: {base}/twilio/status-callback  (logs in {RUN_DIR}/)")
+        if simulated:
+            ok = demo.play_samples(base)
+            if args.once:
+                return 0 if ok else 1
+        print("Press Ctrl-C to stop.")
+        try:
+            while all(p.poll() is None for p in processes):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print()
+        return 0
+
+
+class _Demo:
+    """The simulated outside world: Twilio, Slack and a webhook receiver."""
+
+    def __init__(self, port: int) -> None:
+        from service.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+        from service.simulator.receivers import SlackStandIn, WebhookReceiver
+        from service.simulator.server import SimulatorServer
+
+        self.account_sid, self.auth_token = DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+        self.simulator = SimulatorServer(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN)
+        self.slack = SlackStandIn(echo=True)
+        self.webhook = WebhookReceiver(WEBHOOK_SECRET, echo=True)
+        self.port = port
+
+    def __enter__(self) -> _Demo:
+        self.simulator.start()
+        self.slack.start()
+        self.webhook.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.webhook.stop()
+        self.slack.stop()
+        self.simulator.stop()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "TWILIO_ACCOUNT_SID": self.account_sid,
+            "TWILIO_AUTH_TOKEN": self.auth_token,
+            "TWILIO_INSIGHTS_BASE_URL": self.simulator.url,
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{self.port}",
+            "ANALYSIS_DELAY_SECONDS": "2",
+            "ANALYSIS_RECHECK_SECONDS": "2,4",
+            "SLACK_WEBHOOK_URL": self.slack.url,
+            "ALERT_WEBHOOK_URLS": self.webhook.url,
+            "ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        }
+
+    def play_samples(self, base: str, timeout: float = 60) -> bool:
+        from service.simulator.sender import play_call
+
+        expected = 0
+        for scenario, status, what in SAMPLE_CALLS:
+            statuses = ("initiated", "ringing", status) if status == "failed" else \
+                ("initiated", "ringing", "in-progress", status)
+            options = {"sip_response_code": 404} if status == "failed" else None
+            sid = play_call(self.simulator.url, base, self.account_sid, self.auth_token, scenario,
+                            options=options, statuses=statuses)
+            print(f"played {sid}: {what}")
+            expected += scenario != "clean" or status == "failed"
+        print(f"waiting for {expected} alerts (analysis runs 2 s after each call ends)...")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.slack.messages) >= expected and len(self.webhook.unique_ids()) >= expected:
+                print(f"all {expected} alerts arrived in Slack and at the webhook receiver.")
+                return True
+            time.sleep(0.5)
+        print(f"only {len(self.slack.messages)} Slack messages and "
+              f"{len(self.webhook.unique_ids())} webhooks arrived; see {RUN_DIR}/worker.log")
+        return False
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
