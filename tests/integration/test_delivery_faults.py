@@ -1,0 +1,87 @@
+"""Delivery through faults: receivers failing, Slack's 429 and permanent refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis as redis_lib
+from structlog.testing import capture_logs
+
+from service.simulator.receivers import SlackStandIn, WebhookReceiver
+from service.simulator.server import SimulatorServer
+from tests.pipeline_helpers import Pipeline, pipeline_settings
+from tests.receiver_fixtures import WEBHOOK_SECRET, slack_receiver, webhook_receiver
+from tests.simulator_fixtures import simulator
+
+__all__ = ["simulator", "slack_receiver", "webhook_receiver"]
+
+
+@pytest.fixture
+def pipe(redis: redis_lib.Redis, redis_server, simulator: SimulatorServer,
+         slack_receiver: SlackStandIn, webhook_receiver: WebhookReceiver) -> Iterator[Pipeline]:
+    settings = pipeline_settings(redis_server.url, simulator, slack=slack_receiver,
+                                 webhooks=[webhook_receiver.url], secret=WEBHOOK_SECRET)
+    yield Pipeline(settings, redis, simulator)
+
+
+def test_webhook_500_twice_then_delivered_once(pipe: Pipeline,
+                                               webhook_receiver: WebhookReceiver) -> None:
+    """500, 500, 200: three attempts with the same webhook-id, one delivery."""
+    webhook_receiver.script([(500, "boom"), (500, "boom")])
+    pipe.play("sdk-error")
+    pipe.drain()
+    attempts = webhook_receiver.deliveries
+    assert [d.status for d in attempts] == [500, 500, 200]
+    assert len({d.webhook_id for d in attempts}) == 1
+    assert all(d.verified for d in attempts)
+    assert len(webhook_receiver.accepted()) == 1
+
+
+def test_slack_429_retry_after_is_honoured(pipe: Pipeline, slack_receiver: SlackStandIn) -> None:
+    """Slack's 429 with Retry-After: 2 delays the next attempt by at least 2 s; one message."""
+    slack_receiver.script([(429, "rate_limited", {"Retry-After": "2"})])
+    pipe.play("sdk-error")
+    pipe.drain()
+    first, second = slack_receiver.messages
+    assert first.status == 429 and second.status == 200
+    assert second.received_at - first.received_at >= 2.0
+    assert len(slack_receiver.accepted()) == 1
+
+
+@pytest.mark.parametrize(("status", "reason"), [(404, "no_service"), (410, "channel_is_archived")])
+def test_slack_permanent_refusal_tried_once(pipe: Pipeline, slack_receiver: SlackStandIn,
+                                            webhook_receiver: WebhookReceiver, status: int,
+                                            reason: str) -> None:
+    """Slack 404/410: one attempt, a log line with Slack's reason; the webhook still arrives."""
+    slack_receiver.script([(status, reason)])
+    with capture_logs() as logs:
+        pipe.play("sdk-error")
+        pipe.drain()
+    assert len(slack_receiver.messages) == 1
+    rejected = [line for line in logs if line["event"] == "alert_delivery_rejected"]
+    assert len(rejected) == 1 and rejected[0]["reason"] == reason
+    assert len(webhook_receiver.accepted()) == 1
+    assert pipe.redis.zcard("rq:failed:delivery") == 1
+
+
+def test_webhook_gone_is_named(pipe: Pipeline, webhook_receiver: WebhookReceiver) -> None:
+    """A webhook answering 410 is not retried and the log says the endpoint is gone."""
+    webhook_receiver.script([(410, "gone")])
+    with capture_logs() as logs:
+        pipe.play("sdk-error")
+        pipe.drain()
+    assert len(webhook_receiver.deliveries) == 1
+    [rejected] = [line for line in logs if line["event"] == "alert_delivery_rejected"]
+    assert rejected["reason"] == "endpoint_gone"
+
+
+def test_delivery_gives_up_after_the_retry_list(pipe: Pipeline,
+                                                webhook_receiver: WebhookReceiver) -> None:
+    """A receiver failing every time is tried once plus once per DELIVERY_RETRY_SECONDS wait."""
+    webhook_receiver.script([(503, "down")] * 10)
+    with capture_logs() as logs:
+        pipe.play("sdk-error")
+        pipe.drain()
+    assert len(webhook_receiver.deliveries) == 1 + len(pipe.settings.delivery_retry_seconds)
+    assert [line["event"] for line in logs].count("alert_delivery_failed") == 1
