@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     port = args.port if _port_free(args.port) else free_port()
     with ExitStack() as stack:
-        env: dict[str, str] = {"PORT": str(port), "LOG_FORMAT": "json"}
+        env: dict[str, str] = {"PORT": str(port), "LOG_FORMAT": "json",
+                               "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}"}
         if not os.environ.get("REDIS_URL"):
             redis = stack.enter_context(RedisServer())
             env["REDIS_URL"] = redis.url

@@ -1,0 +1,87 @@
+"""The Procfile as Heroku runs it (honcho): a signed callback becomes a delivered alert,
+and one /metrics scrape shows the call's whole journey, worker included."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.devtools.redis_server import free_port
+from service.simulator.receivers import WebhookReceiver
+from service.simulator.sender import play_call
+from service.simulator.server import SimulatorServer
+from tests.processes import Process
+from tests.receiver_fixtures import WEBHOOK_SECRET
+from tests.simulator_fixtures import simulator
+
+__all__ = ["simulator"]
+
+
+def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = requests.get(base + "/metrics", timeout=5).text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@pytest.mark.slow
+def test_procfile_processes_deliver_and_count(redis_server, redis,
+                                              simulator: SimulatorServer) -> None:
+    """honcho starts web and worker from the Procfile; the alert arrives; /metrics counts it."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with WebhookReceiver(WEBHOOK_SECRET) as receiver:
+        env = {
+            "REDIS_URL": redis_server.url, "TWILIO_ACCOUNT_SID": simulator.account_sid,
+            "TWILIO_AUTH_TOKEN": simulator.auth_token,
+            "TWILIO_INSIGHTS_BASE_URL": simulator.url, "PUBLIC_BASE_URL": base,
+            "ANALYSIS_DELAY_SECONDS": "1", "ALERT_WEBHOOK_URLS": receiver.url,
+            "ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET, "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}",
+            "PATH": f"{Path(sys.executable).parent}:{__import__('os').environ['PATH']}",
+        }
+        honcho = Process([sys.executable, "-m", "honcho", "start", "--port", str(port),
+                          "--no-colour"], env).start()
+        try:
+            honcho.wait_for(lambda: _ready(base), timeout=30)
+            sid = play_call(simulator.url, base, simulator.account_sid, simulator.auth_token,
+                            "sdk-error")
+            honcho.wait_for(lambda: len(receiver.accepted()) == 1, timeout=60)
+            assert receiver.accepted()[0].body["data"]["call"]["call_sid"] == sid
+            deadline = time.monotonic() + 15  # web flushes its counters every few seconds
+            while True:
+                samples = scrape(base)
+                if value(samples, "callwatch_callbacks_total", outcome="accepted", reason="") >= 1:
+                    break
+                assert time.monotonic() < deadline, "web's callback counters never reached Redis"
+                time.sleep(0.5)
+        finally:
+            honcho.close()
+    assert value(samples, "callwatch_callbacks_total", outcome="ignored", reason="") == 3
+    assert value(samples, "callwatch_analyses_total", outcome="alert") == 1
+    assert value(samples, "callwatch_alerts_total", severity="error") == 1
+    assert value(samples, "callwatch_insights_requests_total", status="200") >= 1
+    assert value(samples, "callwatch_insights_events_fetched_total") > 0
+    sink = next(labels for (name, labels) in samples if name == "callwatch_deliveries_total")
+    assert value(samples, "callwatch_deliveries_total", **dict(sink)) == 1
+    assert dict(sink)["outcome"] == "delivered"
+    assert value(samples, "callwatch_delivery_duration_seconds_count", sink=dict(sink)["sink"]) == 1
+    assert value(samples, "callwatch_queue_jobs", queue="analysis", state="queued") == 0
+    assert value(samples, "callwatch_metrics_redis_up") == 1
+
+
+def _ready(base: str) -> bool:
+    try:
+        return requests.get(base + "/readyz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
