@@ -12,7 +12,10 @@ import base64
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
+
+import redis as redis_lib
 
 from service.calls import ACCOUNT_SID_RE
 from service.errors import ConfigError
@@ -34,6 +37,7 @@ class Settings:
     twilio_api_key_secret: str | None = field(default=None, repr=False)
     twilio_insights_base_url: str = "https://insights.twilio.com"
     redis_url: str = field(default="redis://localhost:6379/0", repr=False)
+    redis_tls_verify: bool = True
     public_base_url: str | None = None
     trusted_proxy_hops: int = 0
     twilio_validate_signatures: bool = True
@@ -63,6 +67,13 @@ class Settings:
         if self.twilio_auth_token_secondary:
             return (self.twilio_auth_token, self.twilio_auth_token_secondary)
         return (self.twilio_auth_token,)
+
+    def redis(self, **options: Any) -> redis_lib.Redis:
+        """A Redis client for ``REDIS_URL``; with ``REDIS_TLS_VERIFY=false`` a ``rediss://``
+        server's certificate is not checked (Heroku Redis presents a self-signed one)."""
+        if not self.redis_tls_verify and self.redis_url.startswith("rediss://"):
+            options.setdefault("ssl_cert_reqs", "none")
+        return redis_lib.Redis.from_url(self.redis_url, **options)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -105,6 +116,7 @@ class Settings:
                 env.optional("TWILIO_INSIGHTS_BASE_URL") or "https://insights.twilio.com",
             ).rstrip("/"),
             redis_url=_redis_url(env.optional("REDIS_URL") or "redis://localhost:6379/0"),
+            redis_tls_verify=env.boolean("REDIS_TLS_VERIFY", True),
             public_base_url=env.url("PUBLIC_BASE_URL", public).rstrip("/") if public else None,
             trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0),
             twilio_validate_signatures=env.boolean("TWILIO_VALIDATE_SIGNATURES", True),

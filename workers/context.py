@@ -48,5 +48,5 @@ def current() -> WorkerContext:
     if _context is None:
         settings = Settings.from_env(os.environ)
         _context = WorkerContext(settings=settings,
-                                 redis=redis_lib.Redis.from_url(settings.redis_url))
+                                 redis=settings.redis())
     return _context

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"callwatch: configuration error: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    redis = redis_lib.Redis.from_url(settings.redis_url)
+    redis = settings.redis()
     context.configure(settings, redis)
     worker = build_worker(settings, redis, simple=args.simple, name=args.name)
     log.info("worker_starting", queues=list(QUEUES), worker=worker.name)

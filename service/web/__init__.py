@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
     """Build the app; ``settings`` default to the environment, ``redis`` to ``REDIS_URL``."""
     settings = settings or Settings.from_env(os.environ)
     if redis is None:
-        redis = redis_lib.Redis.from_url(settings.redis_url, socket_connect_timeout=2,
+        redis = settings.redis(socket_connect_timeout=2,
                                          socket_timeout=2, health_check_interval=30)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

@@ -84,3 +84,14 @@ def test_secrets_stay_out_of_repr() -> None:
     text = repr(s)
     for secret in ("supersecrettoken", "sekrit", SECRET, "hunter2"):
         assert secret not in text
+
+
+def test_redis_tls_verification_can_be_relaxed_for_self_signed_servers() -> None:
+    """REDIS_TLS_VERIFY=false turns off certificate checks for rediss:// only."""
+    strict = Settings.from_env({**BASE, "REDIS_URL": "rediss://h.example:6380/0"})
+    relaxed = Settings.from_env({**BASE, "REDIS_URL": "rediss://h.example:6380/0",
+                                 "REDIS_TLS_VERIFY": "false"})
+    strict_kwargs = strict.redis().connection_pool.connection_kwargs
+    relaxed_kwargs = relaxed.redis().connection_pool.connection_kwargs
+    assert strict_kwargs.get("ssl_cert_reqs", "required") == "required"
+    assert relaxed_kwargs["ssl_cert_reqs"] == "none"
