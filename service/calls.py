@@ -8,8 +8,8 @@ them) but are masked with ``mask_number`` wherever they could reach a log.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from service.errors import InvalidField

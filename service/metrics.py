@@ -14,7 +14,7 @@ from __future__ import annotations
 import atexit
 import json
 import threading
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -95,7 +95,7 @@ class BufferedMetrics(Metrics):
     def __init__(self, redis: redis_lib.Redis, *, flush_s: float = 5.0) -> None:
         super().__init__(redis)
         self._flush_s = flush_s
-        self._pending: Counter[tuple[str, str]] = Counter()
+        self._pending: defaultdict[tuple[str, str], float] = defaultdict(float)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -119,7 +119,7 @@ class BufferedMetrics(Metrics):
     def flush(self) -> None:
         """Write what has added up; on a Redis error keep it for the next flush."""
         with self._lock:
-            pending, self._pending = self._pending, Counter()
+            pending, self._pending = self._pending, defaultdict(float)
         if not pending:
             return
         try:
@@ -129,7 +129,8 @@ class BufferedMetrics(Metrics):
             pipe.execute()
         except redis_lib.RedisError:
             with self._lock:
-                self._pending.update(pending)
+                for key, amount in pending.items():
+                    self._pending[key] += amount
 
 
 def _label_key(name: str, labels: Mapping[str, str]) -> str:

@@ -17,7 +17,7 @@ from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from service.settings import Settings
-from service.simulator.receivers import SlackStandIn, WebhookReceiver
+from service.simulator.receivers import SlackStandIn
 from service.simulator.sender import callback_params, sign
 from service.simulator.server import SimulatorServer
 from service.web import create_app

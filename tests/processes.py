@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,7 +23,8 @@ class Process:
     def __init__(self, args: list[str], env: Mapping[str, str]) -> None:
         self.args = args
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        self._log = tempfile.NamedTemporaryFile(prefix="callwatch-proc-", suffix=".log", delete=False)
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
+            prefix="callwatch-proc-", suffix=".log", delete=False)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Process:
@@ -63,10 +65,8 @@ class Process:
         if self.proc is None:
             return
         _kill_descendants(self.proc.pid)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait()
 
     def stop(self) -> None:
@@ -91,10 +91,8 @@ def _kill_descendants(pid: int) -> None:
         return
     for child in children:
         _kill_descendants(int(child))
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(int(child), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def worker(env: Mapping[str, str], *extra: str) -> Process:

@@ -7,9 +7,9 @@ connection; jobs call ``current()``. Nothing is built at import time.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import redis as redis_lib
 import requests
@@ -18,7 +18,7 @@ from service.settings import Settings
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass

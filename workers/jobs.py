@@ -104,7 +104,7 @@ def deliver_alert(sink_id: str, envelope: dict[str, Any], attempt: int = 0, hop:
         outcome = deliver(alert, sink, ledger=DeliveryLedger(context.redis), pace=pace)
     except DeliveryRetryable as error:
         return _retry_delivery(metrics, sink_id, envelope, attempt, hop, error)
-    except DeliveryRejected as error:
+    except DeliveryRejected:
         metrics.inc("callwatch_deliveries", sink=sink_id, outcome="rejected")
         _no_crash_retry()
         raise
@@ -124,7 +124,7 @@ def _retry_analysis(metrics: Metrics, call_json: dict[str, Any], recheck: int, a
         metrics.inc("callwatch_analyses", outcome="failed")
         _no_crash_retry()
         raise error
-    delay = max(error.retry_after or 0, INSIGHTS_RETRY_S[attempt]) * random.uniform(1.0, 1.2)
+    delay = max(error.retry_after or 0, INSIGHTS_RETRY_S[attempt]) * random.uniform(1.0, 1.2)  # noqa: S311 (jitter)
     schedule_analysis(context.redis, call_json, delay_s=delay, recheck=recheck,
                       attempt=attempt + 1)
     log.warning("analysis_retry_scheduled", delay_s=round(delay, 1), attempt=attempt + 1,
@@ -140,7 +140,7 @@ def _retry_delivery(metrics: Metrics, sink_id: str, envelope: dict[str, Any], at
     waits = context.settings.delivery_retry_seconds
     paced = isinstance(error, DeliveryPaced)
     if paced:
-        delay = (error.retry_after or 1.0) + random.uniform(0, 1.0)
+        delay = (error.retry_after or 1.0) + random.uniform(0, 1.0)  # noqa: S311 (jitter)
         next_attempt = attempt
         metrics.inc("callwatch_deliveries", sink=sink_id, outcome="paced")
     else:

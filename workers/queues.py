@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,10 +50,10 @@ def delivery_job_id(sink_id: str, alert_id: str, hop: int = 0) -> str:
     return f"deliver-{sink_id}-{alert_id}" + (f"-{hop}" if hop else "")
 
 
-def schedule_unique(redis: Redis, queue_name: str, func: str | Callable[..., Any],
+def schedule_unique(redis: Redis, queue_name: str, func: str,
                     args: tuple[Any, ...], *, job_id: str, delay_s: float,
                     timeout_s: int) -> bool:
-    """Enqueue ``func(*args)`` after ``delay_s`` under ``job_id``; False if that job exists.
+    """Enqueue ``func(*args)`` (a dotted path) after ``delay_s`` under ``job_id``; False if it exists.
 
     Raises ``redis.RedisError`` when Redis cannot be reached; nothing is written then.
     RQ keeps due times in whole seconds, rounding down; the due time is rounded up

@@ -17,7 +17,7 @@ import redis as redis_lib
 import structlog
 from rq import Worker
 from rq.serializers import JSONSerializer
-from rq.worker import HerokuWorker, SimpleWorker
+from rq.worker import BaseWorker, HerokuWorker, SimpleWorker
 
 from service.errors import ConfigError
 from service.logs import configure_logging
@@ -32,9 +32,9 @@ log = structlog.get_logger()
 
 
 def build_worker(settings: Settings, redis: redis_lib.Redis, *, simple: bool = False,
-                 name: str | None = None) -> Worker:
+                 name: str | None = None) -> BaseWorker:
     """The worker for this platform: Heroku's, a forking one, or in-process (``simple``)."""
-    cls: type[Worker]
+    cls: type[BaseWorker]
     if simple:
         cls = SimpleWorker
     elif os.environ.get("DYNO"):

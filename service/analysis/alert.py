@@ -13,7 +13,7 @@ import base64
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from service.calls import Call
@@ -51,7 +51,8 @@ class Issue:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Issue:
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+        fields: dict[str, Any] = {k: data.get(k) for k in cls.__dataclass_fields__}
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,8 @@ def summarize(call: Call, issues: Iterable[Issue], truncated: int = 0) -> str:
 def utc_seconds(moment: datetime) -> datetime:
     """The same instant in UTC, to the second (naive datetimes are taken as UTC)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).replace(microsecond=0)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0)
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -7,6 +7,8 @@ fields, then one atomic write to Redis. Any refusal writes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import redis as redis_lib
 import structlog
 from flask import Blueprint, Response, current_app, request
@@ -26,6 +28,7 @@ REDIS_RETRY_AFTER_S = 5
 @blueprint.route("/twilio/status-callback", methods=["POST", "GET"])
 def status_callback() -> Response:
     context = current_app.extensions["callwatch"]
+    params: Mapping[str, str]
     if request.method == "POST":
         if request.mimetype != FORM_TYPE:
             raise RequestRefused(415, "unsupported_media_type",

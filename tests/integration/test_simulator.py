@@ -326,7 +326,7 @@ def test_python_dash_m_runs_a_simulator() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     account, token = "AC" + "9" * 32, "cli-token"
-    proc = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
+    proc = subprocess.Popen(
         [sys.executable, "-m", "service.simulator", "--port", str(port),
          "--account-sid", account, "--auth-token", token],
         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
