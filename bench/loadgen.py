@@ -26,7 +26,7 @@ import multiprocessing
 import multiprocessing.synchronize
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,17 +139,18 @@ class _Connection:
             self._conn = None
 
 
-def _closed_thread(target: Target, requests: Sequence[Request], warmup_end: float, end: float,
-                   out: list[Any]) -> None:
+def _closed_thread(target: Target, requests: Sequence[Request], picker: Iterator[int],
+                   warmup_end: float, end: float, out: list[Any]) -> None:
     conn = _Connection(target)
     ok = errors = sent = 0
     statuses: dict[int, int] = {}
     accepted: list[str] = []
     exhausted = True
-    for request in requests:
+    for index in picker:
         if time.monotonic() >= end:
             exhausted = False
             break
+        request = requests[index]
         status = conn.send(request)
         sent += 1
         done = time.monotonic()
@@ -169,12 +170,13 @@ def _closed_child(target: Target, requests: Sequence[Request], threads: int, war
                   seconds: float, barrier: multiprocessing.synchronize.Barrier,
                   results: Any) -> None:
     out: list[Any] = []
+    picker = _Picker(len(requests))
     barrier.wait(timeout=CHILD_GRACE_S)
     start = time.monotonic()
     warmup_end, end = start + warmup_s, start + warmup_s + seconds
     workers = [threading.Thread(target=_closed_thread,
-                                args=(target, requests[t::threads], warmup_end, end, out))
-               for t in range(threads)]
+                                args=(target, requests, picker, warmup_end, end, out))
+               for _ in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -183,7 +185,7 @@ def _closed_child(target: Target, requests: Sequence[Request], threads: int, war
 
 
 def _open_thread(target: Target, requests: Sequence[Request], due: list[float],
-                 picker: Any, out: list[Any]) -> None:
+                 picker: Iterator[int], out: list[Any]) -> None:
     conn = _Connection(target)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -259,6 +261,11 @@ def _run_children(child: Any, per_child_args: list[tuple[Any, ...]], limit_s: fl
     try:
         for _ in procs:
             gathered.extend(results.get(timeout=max(0.1, deadline - time.monotonic())))
+    except BaseException:
+        # Interrupted or a child went silent: stop them now rather than at the deadline.
+        for proc in procs:
+            proc.terminate()
+        raise
     finally:
         for proc in procs:
             proc.join(timeout=max(0.1, deadline - time.monotonic()))
@@ -272,8 +279,9 @@ def closed_loop(target: Target, requests: Sequence[Request], *, seconds: float,
                 processes: int = 2, threads: int = 8, warmup_s: float = 1.0) -> ThroughputResult:
     """Send as fast as answers come back for ``warmup_s + seconds``; count the last ``seconds``.
 
-    Request ``i`` goes to thread ``i % (processes * threads)``; a thread that runs out
-    of requests stops (``exhausted`` is then True and the rate is a lower bound).
+    Each process takes every ``processes``-th request and its threads take the next
+    one as they come free, so each request is sent at most once. A process that runs
+    out of requests stops early (``exhausted`` is then True and the rate a lower bound).
     """
     per_child = [(target, list(requests[p::processes]), threads, warmup_s, seconds)
                  for p in range(processes)]
