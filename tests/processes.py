@@ -80,6 +80,7 @@ class Process:
 
     def close(self) -> None:
         self.stop()
+        self._log.close()
         os.unlink(self._log.name)
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
-from werkzeug.serving import make_server
 
+from service.devtools.background_server import BackgroundServer
 from service.settings import Settings
 
 ACCOUNT_SID = "AC" + "1" * 32
@@ -75,19 +74,8 @@ class Callbacks:
         return self.client.get(path, headers={"X-Twilio-Signature": sign(self.base + path, {}, token)})
 
 
-class LiveServer:
+class LiveServer(BackgroundServer):
     """The app on a real threaded HTTP server on 127.0.0.1, in a daemon thread."""
 
     def __init__(self, app: Flask) -> None:
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.port = self._server.server_port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=5)
+        super().__init__(app, name="callwatch-web")

@@ -32,8 +32,9 @@ from types import FrameType
 from typing import Any, Self
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from service.devtools.background_server import BackgroundServer
 
 MAX_BLOCKS = 50
 MAX_HEADER = 150
@@ -76,54 +77,31 @@ class WebhookDelivery:
         return 200 <= self.status < 300
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """No access-log line per request: ``echo`` prints what matters."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
 class _StandIn:
     """A threaded werkzeug server in a daemon thread, with scripted answers."""
 
     def __init__(self, port: int = 0, *, host: str = "127.0.0.1", hold_s: float = 0.0,
                  echo: bool = False) -> None:
-        self._host, self._port = host, port
         self.hold_s = hold_s
         self.echo = echo
         self._lock = threading.Lock()
         self._script: deque[tuple[int, str, dict[str, str]]] = deque()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = BackgroundServer(self._wsgi, host, port, name=type(self).__name__)
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("not started")
-        return self._server.server_port
+        return self._http.port
 
     @property
     def base_url(self) -> str:
-        return f"http://{self._host}:{self.port}"
+        return self._http.url
 
     def start(self) -> Self:
-        if self._server is None:
-            self._server = make_server(self._host, self._port, self._wsgi, threaded=True,
-                                       request_handler=_QuietHandler)
-            # A short poll interval so stop() returns quickly (it waits for one poll).
-            self._thread = threading.Thread(target=self._server.serve_forever,
-                                            kwargs={"poll_interval": 0.05},
-                                            name=type(self).__name__, daemon=True)
-            self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> Self:
         return self.start()

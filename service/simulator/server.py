@@ -10,22 +10,13 @@ Used by tests (port 0 picks a free port), ``make run`` and benchmarks::
 
 from __future__ import annotations
 
-import threading
 from types import TracebackType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-
+from service.devtools.background_server import BackgroundServer
 from service.simulator.app import create_simulator_app
 from service.simulator.defaults import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from service.simulator.state import SimulatorState
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No access log line per request: the request log is ``GET /_sim/requests``."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
 
 
 class SimulatorServer:
@@ -39,54 +30,30 @@ class SimulatorServer:
         self.account_sid = self.state.account_sid
         self.auth_token = auth_token
         self.api_key = api_key
-        self._host = host
-        self._handler = WSGIRequestHandler if access_log else _QuietHandler
-        self._port = port
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = BackgroundServer(create_simulator_app(self.state), host, port,
+                                      name="twilio-simulator", access_log=access_log)
 
     def __repr__(self) -> str:
-        return f"SimulatorServer(url={self.url if self._server else None!r})"
+        try:
+            return f"SimulatorServer(url={self.url!r})"
+        except RuntimeError:
+            return "SimulatorServer(not started)"
 
     @property
     def url(self) -> str:
         """``http://host:port`` of the running server (no trailing slash)."""
-        if self._server is None:
-            raise RuntimeError("the simulator is not started")
-        return f"http://{self._host}:{self._server.server_port}"
+        return self._http.url
 
     def start(self) -> SimulatorServer:
-        if self._server is not None:
-            return self
-        app = create_simulator_app(self.state)
-        self._server = make_server(self._host, self._port, app, threaded=True,
-                                   request_handler=self._handler)
-        # A short poll interval keeps stop() quick (shutdown waits for one poll).
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="twilio-simulator", daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        self._http.stop()
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted (the standalone simulator)."""
-        app = create_simulator_app(self.state)
-        self._server = make_server(self._host, self._port, app, threaded=True,
-                                   request_handler=self._handler)
-        try:
-            self._server.serve_forever()
-        finally:
-            self._server.server_close()
-            self._server = None
+        self._http.serve_forever()
 
     def __enter__(self) -> SimulatorServer:
         return self.start()

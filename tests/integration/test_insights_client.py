@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -13,9 +12,9 @@ from typing import Any
 import pytest
 import requests
 from structlog.testing import capture_logs
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from service.devtools.background_server import BackgroundServer
 from service.errors import (
     EventsNotReady,
     InsightsAccessDenied,
@@ -47,22 +46,14 @@ def client_for(sim: SimulatorServer, **kwargs: Any) -> InsightsClient:
     return InsightsClient(sim.url, (sim.account_sid, sim.auth_token), **kwargs)
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
 class Scripted:
     """A loopback server answering from a script of (status, headers, body); records requests."""
 
     def __init__(self, script: list[tuple[int, dict[str, str], Any]] | None = None) -> None:
         self.script = list(script or [])
         self.seen: list[dict[str, Any]] = []
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._thread.start()
+        self._http = BackgroundServer(self._app, name="scripted").start()
+        self.url = self._http.url
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -74,9 +65,7 @@ class Scripted:
         return response(environ, start_response)
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
 
 @pytest.fixture

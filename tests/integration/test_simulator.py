@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
@@ -16,9 +15,9 @@ from typing import Any
 import pytest
 import requests
 from twilio.request_validator import RequestValidator
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from service.devtools.background_server import BackgroundServer
 from service.insights.client import InsightsClient
 from service.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from service.simulator.scenarios import ScenarioInput, build_call
@@ -209,21 +208,13 @@ def test_slow_scenario_delays_no_sooner_than_asked(simulator: SimulatorServer) -
 
 # --- callback sender ------------------------------------------------------------------
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
 class Receiver:
     """A stand-in callwatch endpoint that checks X-Twilio-Signature like callwatch does."""
 
     def __init__(self) -> None:
         self.got: list[dict[str, Any]] = []
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._thread.start()
+        self._http = BackgroundServer(self._app, name="callback-receiver").start()
+        self.url = self._http.url
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -239,9 +230,7 @@ class Receiver:
         return Response(status=204 if valid else 403)(environ, start_response)
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
 
 @pytest.fixture
