@@ -135,19 +135,22 @@ def run_worker(env: Mapping[str, str], redis_url: str, job_ids: Iterable[str], l
         proc = subprocess.Popen(command, cwd=ROOT, env=dict(env), stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     worker_hwm = horse_hwm = 0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            break
-        worker_hwm = max(worker_hwm, _status_kb(proc.pid, "VmHWM"))
-        for child in _children(proc.pid):
-            horse_hwm = max(horse_hwm, _status_kb(child, "VmHWM"))
-        if time.monotonic() - started > timeout_s:
+    try:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                break
+            worker_hwm = max(worker_hwm, _status_kb(proc.pid, "VmHWM"))
+            for child in _children(proc.pid):
+                horse_hwm = max(horse_hwm, _status_kb(child, "VmHWM"))
+            if time.monotonic() - started > timeout_s:
+                raise RuntimeError(f"worker still running after {timeout_s} s; see {log_path}")
+            time.sleep(POLL_S)
+    finally:
+        if proc.returncode is None:  # interrupted or timed out: no worker outlives us
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            raise RuntimeError(f"worker still running after {timeout_s} s; see {log_path}")
-        time.sleep(POLL_S)
     wall = time.monotonic() - started
     if proc.returncode != 0:
         tail = log_path.read_text(errors="replace")[-2000:]
@@ -364,6 +367,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the private Redis and servers are stopped."""
+    def _raise(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, _raise)
+
+
 def main(argv: list[str] | None = None) -> int:
     import tempfile
 
@@ -371,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     from service.simulator.server import SimulatorServer
 
     args = parse_args(argv)
+    exit_on_sigterm()
     command = "python bench/analyze.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     print(machine())
     print(f"{'round':>5} {'worker':>6} {'job':>21} {'jobs':>5} {'window s':>8} {'jobs/s':>8} "
