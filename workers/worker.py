@@ -4,7 +4,8 @@ Listens on the analysis and delivery queues with the JSON serializer. On Heroku
 (``DYNO`` set) it is a ``HerokuWorker``, which turns the dyno's SIGTERM into a
 clean stop of the running job. The maintenance interval is short so that, when
 the worker holding the scheduler lock dies, another takes it over within about a
-quarter of a minute and scheduled jobs keep running (RQ's default is 10 minutes).
+quarter of a minute and scheduled jobs keep running (RQ's default is 10 minutes); a
+lock left by a scheduler that stopped beating is freed first (``scheduler_locks``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from service.logs import configure_logging
 from service.settings import Settings
 from workers import context
 from workers.queues import QUEUES, queue
+from workers.scheduler_locks import release_stale_scheduler_locks
 
 MAINTENANCE_INTERVAL_S = 15
 WORKER_TTL_S = 35
@@ -31,16 +33,36 @@ WORKER_TTL_S = 35
 log = structlog.get_logger()
 
 
+class _TakesOverDeadSchedulers(BaseWorker):
+    """Before RQ's maintenance tries to start a scheduler, free locks of dead ones."""
+
+    def run_maintenance_tasks(self) -> None:
+        release_stale_scheduler_locks(self.connection, self.queue_names())
+        super().run_maintenance_tasks()
+
+
+class CallwatchWorker(_TakesOverDeadSchedulers, Worker):
+    """RQ's forking worker (a work horse per job)."""
+
+
+class CallwatchHerokuWorker(_TakesOverDeadSchedulers, HerokuWorker):
+    """RQ's Heroku worker: a dyno's SIGTERM stops the running job cleanly for a retry."""
+
+
+class CallwatchSimpleWorker(_TakesOverDeadSchedulers, SimpleWorker):
+    """Jobs in the worker's own process (tests, benchmarks)."""
+
+
 def build_worker(settings: Settings, redis: redis_lib.Redis, *, simple: bool = False,
                  name: str | None = None) -> BaseWorker:
     """The worker for this platform: Heroku's, a forking one, or in-process (``simple``)."""
     cls: type[BaseWorker]
     if simple:
-        cls = SimpleWorker
+        cls = CallwatchSimpleWorker
     elif os.environ.get("DYNO"):
-        cls = HerokuWorker
+        cls = CallwatchHerokuWorker
     else:
-        cls = Worker
+        cls = CallwatchWorker
     return cls(
         [queue(name_, redis) for name_ in QUEUES],
         connection=redis,
