@@ -31,7 +31,7 @@ RESULT_TTL_S = 24 * 3600
 #: Failed jobs stay in the failed registry this long (RQ's default is a year).
 FAILURE_TTL_S = 7 * 24 * 3600
 #: Retries for a job whose worker died under it (RQ's abandoned-job recovery).
-CRASH_RETRY = Retry(max=3, interval=[5, 30, 60])
+CRASH_RETRY = Retry(max=3, interval=[1, 10, 30])
 
 
 def queue(name: str, redis: Redis) -> Queue:

@@ -5,7 +5,8 @@ Listens on the analysis and delivery queues with the JSON serializer. On Heroku
 clean stop of the running job. The maintenance interval is short so that, when
 the worker holding the scheduler lock dies, another takes it over within about a
 quarter of a minute and scheduled jobs keep running (RQ's default is 10 minutes); a
-lock left by a scheduler that stopped beating is freed first (``scheduler_locks``).
+lock left by a scheduler that stopped beating is freed first (``scheduler_locks``), and
+jobs whose worker stopped beating are retried within about half a minute (``liveness``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from service.errors import ConfigError
 from service.logs import configure_logging
 from service.settings import Settings
 from workers import context
+from workers.liveness import Heartbeat, recover_orphaned_jobs
 from workers.queues import QUEUES, queue
 from workers.scheduler_locks import release_stale_scheduler_locks
 
@@ -33,23 +35,35 @@ WORKER_TTL_S = 35
 log = structlog.get_logger()
 
 
-class _TakesOverDeadSchedulers(BaseWorker):
-    """Before RQ's maintenance tries to start a scheduler, free locks of dead ones."""
+class _RecoversFromDeadWorkers(BaseWorker):
+    """Beats a liveness key; in maintenance, frees what dead workers and schedulers held."""
+
+    _heartbeat: Heartbeat | None = None
+
+    def register_birth(self) -> None:
+        super().register_birth()
+        self._heartbeat = Heartbeat(self.connection, self.name).start()
+
+    def register_death(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        super().register_death()
 
     def run_maintenance_tasks(self) -> None:
         release_stale_scheduler_locks(self.connection, self.queue_names())
+        recover_orphaned_jobs(self.connection, self.queues)
         super().run_maintenance_tasks()
 
 
-class CallwatchWorker(_TakesOverDeadSchedulers, Worker):
+class CallwatchWorker(_RecoversFromDeadWorkers, Worker):
     """RQ's forking worker (a work horse per job)."""
 
 
-class CallwatchHerokuWorker(_TakesOverDeadSchedulers, HerokuWorker):
+class CallwatchHerokuWorker(_RecoversFromDeadWorkers, HerokuWorker):
     """RQ's Heroku worker: a dyno's SIGTERM stops the running job cleanly for a retry."""
 
 
-class CallwatchSimpleWorker(_TakesOverDeadSchedulers, SimpleWorker):
+class CallwatchSimpleWorker(_RecoversFromDeadWorkers, SimpleWorker):
     """Jobs in the worker's own process (tests, benchmarks)."""
 
 
