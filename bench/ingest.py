@@ -47,7 +47,7 @@ from bench.loadgen import LatencyResult, Request, Target, ThroughputResult, clos
 from service.devtools.redis_server import RedisServer, free_port  # noqa: E402
 
 ACCOUNT_SID = "AC" + "b" * 32
-AUTH_TOKEN = "bench-auth-token"  # noqa: S105 - a made-up token for a private benchmark
+AUTH_TOKEN = "bench-auth-token"
 CALLBACK_PATH = "/twilio/status-callback"
 APPS = {"bare": "bench.bare_app:app", "callwatch": "service.web.wsgi:app"}
 #: p99 at the fixed rate must stay under this; throughput at least this share of bare's.
@@ -64,6 +64,44 @@ class Measurement:
     throughput: ThroughputResult
     latency: LatencyResult
     jobs_scheduled: int | None = None
+    #: CPU per request during the throughput run: gunicorn (master and workers), Redis.
+    server_cpu_us: float | None = None
+    redis_cpu_us: float | None = None
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running gunicorn: where to send requests, and its process group (for its CPU)."""
+
+    target: Target
+    pgid: int
+
+
+def group_cpu_s(pgid: int) -> float | None:
+    """User+system CPU seconds used so far by the live processes of a group (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After the command: state ppid pgrp session tty tpgid flags minflt cminflt
+        # majflt cmajflt utime stime (proc(5)).
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def redis_cpu_s(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def signed_callbacks(base_url: str, count: int, first: int) -> list[Request]:
@@ -102,17 +140,17 @@ def gunicorn_args(app: str, port: int) -> list[str]:
 
 
 @contextmanager
-def gunicorn(app: str, redis_url: str, log_dir: Path) -> Iterator[Target]:
+def gunicorn(app: str, redis_url: str, log_dir: Path) -> Iterator[Server]:
     """A running gunicorn serving ``app``; its output goes to a file, not the terminal."""
     port = free_port()
     log_path = log_dir / f"{app.split(':')[0]}-{port}.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(  # noqa: S603 (our own command, fixed arguments)
+        proc = subprocess.Popen(
             gunicorn_args(app, port), cwd=ROOT, env=server_env(port, redis_url),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_healthy(proc, port, log_path)
-        yield Target("127.0.0.1", port)
+        yield Server(Target("127.0.0.1", port), proc.pid)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -158,17 +196,25 @@ class Bench:
         args = self.args
         client = redis.Redis.from_url(self.redis_url)
         client.flushdb()
-        with gunicorn(APPS[app], self.redis_url, self.log_dir) as target:
+        with gunicorn(APPS[app], self.redis_url, self.log_dir) as server:
+            target = server.target
             pool = self._requests(target, int((args.seconds + args.warmup) * args.max_rate))
             spot = self._requests(target, int(args.rate * args.latency_seconds))
+            cpu_before, redis_before = group_cpu_s(server.pgid), redis_cpu_s(client)
             throughput = closed_loop(target, pool, seconds=args.seconds, warmup_s=args.warmup,
                                      processes=args.procs, threads=args.threads)
+            cpu_after, redis_after = group_cpu_s(server.pgid), redis_cpu_s(client)
             latency = open_loop(target, spot, rate=args.rate, threads=args.threads)
+        sent = max(1, throughput.sent)
+        server_cpu = None
+        if cpu_before is not None and cpu_after is not None:
+            server_cpu = (cpu_after - cpu_before) / sent * 1e6
         jobs = None
         if app == "callwatch":
             jobs = int(client.zcard(ScheduledJobRegistry("analysis", connection=client).key))
         client.close()
-        return Measurement(app, throughput, latency, jobs)
+        return Measurement(app, throughput, latency, jobs, server_cpu,
+                           (redis_after - redis_before) / sent * 1e6)
 
 
 def ms(seconds: float) -> float:
@@ -189,8 +235,13 @@ def check(m: Measurement) -> str | None:
 def describe(m: Measurement) -> str:
     t, lat = m.throughput, m.latency
     jobs = "" if m.jobs_scheduled is None else f" jobs={m.jobs_scheduled}"
-    return (f"{m.app:>9} {t.rate:>9,.0f} {t.errors:>6} {ms(lat.p50):>8.2f} {ms(lat.p99):>8.2f} "
+    return (f"{m.app:>9} {t.rate:>9,.0f} {t.errors:>6} {_us(m.server_cpu_us):>8} "
+            f"{_us(m.redis_cpu_us):>8} {ms(lat.p50):>8.2f} {ms(lat.p99):>8.2f} "
             f"{ms(lat.max):>8.2f} {lat.errors:>6}{jobs}")
+
+
+def _us(value: float | None) -> str:
+    return "?" if value is None else f"{value:,.0f}"
 
 
 def summarise(rounds: list[dict[str, Measurement]]) -> dict[str, float]:
@@ -203,7 +254,7 @@ def summarise(rounds: list[dict[str, Measurement]]) -> dict[str, float]:
                                  for r in rounds)
 
     out = {}
-    for fig in ("rate", "p50", "p99", "max"):
+    for fig in ("rate", "p50", "p99", "max", "cpu"):
         out[f"bare_{fig}"], out[f"callwatch_{fig}"] = med("bare", fig), med("callwatch", fig)
         out[f"ratio_{fig}"] = ratio(fig)
     return out
@@ -212,6 +263,8 @@ def summarise(rounds: list[dict[str, Measurement]]) -> dict[str, float]:
 def _figure(m: Measurement, fig: str) -> float:
     if fig == "rate":
         return m.throughput.rate
+    if fig == "cpu":
+        return m.server_cpu_us if m.server_cpu_us is not None else float("nan")
     return ms(getattr(m.latency, fig))
 
 
@@ -231,14 +284,16 @@ def markdown(rounds: list[dict[str, Measurement]], summary: Mapping[str, float],
         f"{args.warmup:g} s warm-up + {args.seconds:g} s; open loop {args.rate:g} req/s for "
         f"{args.latency_seconds:g} s, latency from the intended send time.",
         "",
-        "| round | app | req/s | p50 ms | p99 ms | max ms | errors | jobs scheduled |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| round | app | req/s | gunicorn CPU µs/req | Redis CPU µs/req | p50 ms | p99 ms "
+        "| max ms | errors | jobs scheduled |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for i, r in enumerate(rounds, 1):
         for app in ("bare", "callwatch"):
             m = r[app]
             jobs = "" if m.jobs_scheduled is None else f"{m.jobs_scheduled:,}"
-            lines.append(f"| {i} | {app} | {m.throughput.rate:,.0f} | {ms(m.latency.p50):.2f} | "
+            lines.append(f"| {i} | {app} | {m.throughput.rate:,.0f} | {_us(m.server_cpu_us)} | "
+                         f"{_us(m.redis_cpu_us)} | {ms(m.latency.p50):.2f} | "
                          f"{ms(m.latency.p99):.2f} | {ms(m.latency.max):.2f} | "
                          f"{m.throughput.errors + m.latency.errors} | {jobs} |")
     s = summary
@@ -249,6 +304,8 @@ def markdown(rounds: list[dict[str, Measurement]], summary: Mapping[str, float],
         f"| throughput, req/s | {s['bare_rate']:,.0f} | {s['callwatch_rate']:,.0f} | "
         f"{s['ratio_rate']:.2f} | ≥ {THROUGHPUT_TARGET:.2f}: "
         f"{'met' if s['ratio_rate'] >= THROUGHPUT_TARGET else 'missed'} |",
+        f"| gunicorn CPU per request, µs | {s['bare_cpu']:,.0f} | {s['callwatch_cpu']:,.0f} | "
+        f"{s['ratio_cpu']:.2f} | |",
         f"| p50 at {args.rate:g} req/s, ms | {s['bare_p50']:.2f} | {s['callwatch_p50']:.2f} | "
         f"{s['ratio_p50']:.2f} | |",
         f"| p99 at {args.rate:g} req/s, ms | {s['bare_p99']:.2f} | {s['callwatch_p99']:.2f} | "
@@ -282,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python bench/ingest.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     print(machine())
-    print(f"{'round':>5} {'app':>9} {'req/s':>9} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'max ms':>8} {'errors':>6}", flush=True)
+    print(f"{'round':>5} {'app':>9} {'req/s':>9} {'errors':>6} {'srv µs':>8} {'redis µs':>8} "
+          f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}", flush=True)
     rounds: list[dict[str, Measurement]] = []
     problems: list[str] = []
     with RedisServer() as server, tempfile.TemporaryDirectory(prefix="callwatch-bench-") as logs:
