@@ -14,8 +14,8 @@ from typing import Any
 
 from service.errors import InvalidField
 
-CALL_SID_RE = re.compile(r"^CA[0-9a-fA-F]{32}$")
-ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
+CALL_SID_RE = re.compile(r"^CA[0-9a-fA-F]{32}\Z")
+ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}\Z")
 
 #: Every ``CallStatus`` Twilio sends (reference/twilio.md 1.3).
 CALL_STATUSES = frozenset(

@@ -64,6 +64,17 @@ redis.call('SET', KEYS[1], tostring(now + interval), 'PX', math.ceil(interval * 
 return '0'
 """
 
+# Book the next free send slot: slots are ``interval`` apart, in the order asked.
+_BOOK = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local booked = tonumber(redis.call('GET', KEYS[1]) or '0')
+local slot = math.max(now, booked)
+local ttl = math.ceil((slot - now + interval) * 1000) + 1000
+redis.call('SET', KEYS[1], tostring(slot + interval), 'PX', ttl)
+return tostring(slot - now)
+"""
+
 
 class DeliveryLedger:
     """Which alerts each sink already took, and short leases on the ones in flight."""
@@ -108,25 +119,43 @@ class DeliveryLedger:
 
 
 class Pace:
-    """At most one send per ``interval_s`` per key, across every process."""
+    """At most one send per ``interval_s`` per key, across every process.
+
+    Two steps keep a burst orderly. ``book`` hands each waiting alert its own slot,
+    ``interval_s`` after the previous one, so a burst of 200 alerts is spread over
+    200 slots and each delivery job is rescheduled once, to its slot, instead of
+    every job waking each second to compete. ``reserve`` is the check at send time
+    (the scheduler can run a job late, bunching slots): it takes the send turn when
+    the last send was at least ``interval_s`` ago, else says how long to wait.
+    """
 
     def __init__(self, redis: Redis, *, interval_s: float = 1.0,
                  clock: Callable[[], float] = time.time) -> None:
         self._interval_s = interval_s
         self._clock = clock
         self._reserve = redis.register_script(_RESERVE)
+        self._book = redis.register_script(_BOOK)
+
+    def book(self, key: str) -> float:
+        """Take the next free slot for ``key``; seconds until it (0.0: now)."""
+        return float(self._book(keys=[f"callwatch:pace-book:{key}"], args=self._args()))
 
     def reserve(self, key: str) -> float:
-        """0.0 if the caller may send now (the slot is now taken), else seconds to wait."""
-        wait = self._reserve(keys=[f"callwatch:pace:{key}"],
-                             args=[repr(float(self._clock())), repr(float(self._interval_s))])
-        return float(wait)
+        """0.0 if the caller may send now (the turn is now taken), else seconds to wait."""
+        return float(self._reserve(keys=[f"callwatch:pace:{key}"], args=self._args()))
+
+    def _args(self) -> list[str]:
+        return [repr(float(self._clock())), repr(float(self._interval_s))]
 
 
 def deliver(alert: Alert, sink: AlertSink, *, ledger: DeliveryLedger, pace: Pace | None,
-            lease_s: float = DEFAULT_LEASE_S) -> str:
+            lease_s: float = DEFAULT_LEASE_S, booked: bool = False, inline_wait_s: float = 0.0,
+            sleep: Callable[[float], None] = time.sleep) -> str:
     """Send ``alert`` through ``sink`` unless it already went: ``delivered`` or ``duplicate``.
 
+    With a ``pace``, a caller that has not ``booked`` a slot yet books one; waits up
+    to ``inline_wait_s`` are slept here, longer ones raise ``DeliveryPaced`` with
+    ``booked`` set, so the caller comes back at its slot without booking again.
     Raises ``DeliveryPaced`` (a ``DeliveryRetryable``; nothing was sent) with the
     wait as ``retry_after`` when paced or when another worker holds the lease;
     ``DeliveryRetryable`` when the receiver asked to retry (``retry_after`` when it
@@ -147,10 +176,8 @@ def deliver(alert: Alert, sink: AlertSink, *, ledger: DeliveryLedger, pace: Pace
             log.info("alert_delivery_duplicate", **fields)
             return "duplicate"
         if pace is not None:
-            wait = pace.reserve(sink_id)
-            if wait > 0:
-                log.info("alert_delivery_retry", reason="paced", retry_after=wait, **fields)
-                raise DeliveryPaced(f"{sink_id} is paced", retry_after=wait)
+            _wait_for_turn(pace, sink_id, booked=booked, inline_wait_s=inline_wait_s,
+                           sleep=sleep, fields=fields)
         try:
             sink.send(alert)
         except DeliveryRetryable as err:
@@ -166,3 +193,25 @@ def deliver(alert: Alert, sink: AlertSink, *, ledger: DeliveryLedger, pace: Pace
         ledger.release(sink_id, alert_id)
     log.info("alert_delivered", **fields)
     return "delivered"
+
+
+def _wait_for_turn(pace: Pace, sink_id: str, *, booked: bool, inline_wait_s: float,
+                   sleep: Callable[[float], None], fields: dict[str, str]) -> None:
+    """Return when this send may go; raise ``DeliveryPaced`` when the wait is long."""
+    if not booked:
+        _wait_or_raise(pace.book(sink_id), inline_wait_s, sleep, sink_id, fields)
+    for _ in range(4):
+        wait = pace.reserve(sink_id)
+        if wait <= 0:
+            return
+        _wait_or_raise(wait, inline_wait_s, sleep, sink_id, fields)
+    raise DeliveryPaced(f"{sink_id} is busy", retry_after=max(inline_wait_s, 1.0), booked=True)
+
+
+def _wait_or_raise(wait: float, inline_wait_s: float, sleep: Callable[[float], None],
+                   sink_id: str, fields: dict[str, str]) -> None:
+    if wait > inline_wait_s:
+        log.info("alert_delivery_retry", reason="paced", retry_after=wait, **fields)
+        raise DeliveryPaced(f"{sink_id} is paced", retry_after=wait, booked=True)
+    if wait > 0:
+        sleep(wait)

@@ -73,7 +73,16 @@ class DeliveryRetryable(RetryableError):
 
 
 class DeliveryPaced(DeliveryRetryable):
-    """Nothing was sent: the sink's pace (one Slack message a second) says wait ``retry_after``."""
+    """Nothing was sent: the sink's pace (one Slack message a second) says wait ``retry_after``.
+
+    ``booked`` is true when a send slot is already booked for the caller, who should
+    come back then without booking another.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 booked: bool = False) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.booked = booked
 
 
 class EventsNotReady(CallwatchError):

@@ -34,6 +34,11 @@ from service.sinks import build_sinks, sink_by_id
 from workers.context import current
 from workers.queues import schedule_analysis, schedule_delivery
 
+#: Slack takes about one message a second per webhook; the margin absorbs the few
+#: milliseconds between taking the turn and the request arriving.
+SLACK_PACE_S = 1.1
+#: A paced Slack message waits this long in the worker; longer, it is rescheduled to its slot.
+PACE_INLINE_WAIT_S = 2.0
 #: Waits (s) when Insights keeps answering 429/5xx beyond the client's own retries.
 INSIGHTS_RETRY_S = (15, 60, 180, 600)
 
@@ -91,17 +96,19 @@ def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0) 
     return ALERT
 
 
-def deliver_alert(sink_id: str, envelope: dict[str, Any], attempt: int = 0, hop: int = 0) -> str:
+def deliver_alert(sink_id: str, envelope: dict[str, Any], attempt: int = 0, hop: int = 0,
+                  booked: bool = False) -> str:
     """Deliver one alert through one sink, exactly once, honouring the receiver's pace."""
     context = current()
     settings, metrics = context.settings, Metrics(context.redis)
     alert = Alert.from_envelope(envelope)
     _bind(call_sid=alert.call.call_sid, alert_id=alert.alert_id, sink=sink_id)
     sink = sink_by_id(settings, sink_id, session=context.session)
-    pace = Pace(context.redis) if sink_id.startswith("slack") else None
+    pace = Pace(context.redis, interval_s=SLACK_PACE_S) if sink_id.startswith("slack") else None
     started = time.monotonic()
     try:
-        outcome = deliver(alert, sink, ledger=DeliveryLedger(context.redis), pace=pace)
+        outcome = deliver(alert, sink, ledger=DeliveryLedger(context.redis), pace=pace,
+                          booked=booked, inline_wait_s=PACE_INLINE_WAIT_S)
     except DeliveryRetryable as error:
         return _retry_delivery(metrics, sink_id, envelope, attempt, hop, error)
     except DeliveryRejected:
@@ -139,8 +146,12 @@ def _retry_delivery(metrics: Metrics, sink_id: str, envelope: dict[str, Any], at
     context = current()
     waits = context.settings.delivery_retry_seconds
     paced = isinstance(error, DeliveryPaced)
+    booked = isinstance(error, DeliveryPaced) and error.booked
     if paced:
-        delay = (error.retry_after or 1.0) + random.uniform(0, 1.0)  # noqa: S311 (jitter)
+        # A booked slot is exact; an alert another worker is sending gets a little jitter.
+        delay = error.retry_after or 1.0
+        if not booked:
+            delay += random.uniform(0, 1.0)  # noqa: S311 (jitter)
         next_attempt = attempt
         metrics.inc("callwatch_deliveries", sink=sink_id, outcome="paced")
     else:
@@ -156,7 +167,7 @@ def _retry_delivery(metrics: Metrics, sink_id: str, envelope: dict[str, Any], at
         log.warning("alert_delivery_retry_scheduled", delay_s=round(delay, 1),
                     attempt=next_attempt, status=error.status)
     schedule_delivery(context.redis, sink_id, envelope, delay_s=delay, attempt=next_attempt,
-                      hop=hop + 1)
+                      hop=hop + 1, booked=booked)
     return "paced" if paced else "retry"
 
 

@@ -87,11 +87,12 @@ def schedule_analysis(redis: Redis, call_json: dict[str, Any], *, delay_s: float
 
 
 def schedule_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any], *,
-                      delay_s: float = 0, attempt: int = 0, hop: int = 0) -> bool:
+                      delay_s: float = 0, attempt: int = 0, hop: int = 0,
+                      booked: bool = False) -> bool:
     """Schedule one alert's delivery through one sink; False when already scheduled or done."""
     alert_id = envelope["data"]["alert_id"]
     return schedule_unique(
-        redis, DELIVERY_QUEUE, "workers.jobs.deliver_alert", (sink_id, envelope, attempt, hop),
+        redis, DELIVERY_QUEUE, "workers.jobs.deliver_alert", (sink_id, envelope, attempt, hop, booked),
         job_id=delivery_job_id(sink_id, alert_id, hop),
         delay_s=delay_s, timeout_s=DELIVERY_JOB_TIMEOUT_S,
     )

@@ -37,9 +37,10 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
     settings = settings or Settings.from_env(os.environ)
     if redis is None:
         redis = settings.redis(socket_connect_timeout=2,
-                                         socket_timeout=2, health_check_interval=30)
+                               socket_timeout=2, health_check_interval=30)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # one byte over the limit, so a chunked body's read length tells "over" from "at" it
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY_BYTES
     if settings.trusted_proxy_hops and not settings.public_base_url:
         hops = settings.trusted_proxy_hops
@@ -80,6 +81,10 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
         if status == 413:
             return _refused(RequestRefused(413, "payload_too_large",
                                            f"The body is over {MAX_BODY_BYTES // 1024} KiB."))
-        return RequestRefused(status, "http_error", error.description or "").to_response()
+        response = RequestRefused(status, "http_error", error.description or "").to_response()
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value  # e.g. Allow on 405
+        return response
 
     return app

@@ -241,8 +241,35 @@ def test_paced_delivery_sends_nothing_and_frees_the_lease(redis: redis_lib.Redis
         deliver(second, sink, ledger=ledger, pace=pace)
     assert caught.value.retry_after == pytest.approx(0.6)
     assert sink.sent == [first.alert_id]
+    assert caught.value.booked
     clock.now += 0.6
-    assert deliver(second, sink, ledger=ledger, pace=pace) == "delivered"
+    assert deliver(second, sink, ledger=ledger, pace=pace, booked=True) == "delivered"
+    assert sink.sent == [first.alert_id, second.alert_id]
+
+
+def test_a_burst_books_one_slot_each(redis: redis_lib.Redis) -> None:
+    """Five alerts paced at once get slots 0, 1, 2, 3, 4 s away: each waits once, in order."""
+    clock = FakeClock()
+    pace = Pace(redis, interval_s=1.0, clock=clock)
+    assert [pace.book("slack") for _ in range(5)] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    clock.now += 10
+    assert pace.book("slack") == 0.0
+
+
+def test_short_waits_are_slept_inline(redis: redis_lib.Redis) -> None:
+    """A wait up to inline_wait_s is slept in place and then the alert goes out."""
+    clock = FakeClock()
+    pace = Pace(redis, interval_s=1.0, clock=clock)
+    sink, ledger, slept = RecordingSink("slack"), DeliveryLedger(redis), []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+
+    first, second = sample_alert(), sample_alert(issues=3)
+    assert deliver(first, sink, ledger=ledger, pace=pace, inline_wait_s=2.0, sleep=sleep) == "delivered"
+    assert deliver(second, sink, ledger=ledger, pace=pace, inline_wait_s=2.0, sleep=sleep) == "delivered"
+    assert slept == [pytest.approx(1.0)]
     assert sink.sent == [first.alert_id, second.alert_id]
 
 

@@ -157,8 +157,6 @@ def test_description_covers_every_route(app: Flask) -> None:
     assert served == described
 
 
-@pytest.mark.xfail(strict=True, reason="405 answers drop werkzeug's Allow header: "
-                   "service/web/__init__.py _http_error rebuilds the response without it")
 def test_unsupported_method_names_allowed_ones(app: Flask) -> None:
     """A method the route does not take answers 405 with an Allow header (RFC 9110 15.5.6)."""
     response = app.test_client().put(CALLBACK_PATH)
