@@ -9,7 +9,6 @@ fields whose ``repr`` is hidden, so logging a ``Settings`` cannot leak them.
 from __future__ import annotations
 
 import base64
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ import redis as redis_lib
 
 from service.calls import ACCOUNT_SID_RE
 from service.errors import ConfigError
+from service.http import require_secure_url
 
 LEVELS = ("WARNING", "ERROR")
 LOG_FORMATS = ("json", "console")
@@ -209,22 +209,7 @@ class _Env:
 
     def url(self, name: str, value: str) -> str:
         """Check an http(s) URL: HTTPS, or plain HTTP to a loopback host only."""
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(name, f"must be an http(s) URL, not {_redact_url(value)!r}")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise ConfigError(name, "must use https (plain http only to a loopback host)")
-        return value
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses (plain http is allowed only there)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return require_secure_url(value, name)
 
 
 def _redis_url(value: str) -> str:
@@ -242,9 +227,3 @@ def _check_webhook_secret(secret: str) -> None:
         raise ConfigError("ALERT_WEBHOOK_SECRET", "the part after whsec_ is not base64") from None
     if len(key) < 16:
         raise ConfigError("ALERT_WEBHOOK_SECRET", "the key must be at least 16 bytes")
-
-
-def _redact_url(value: str) -> str:
-    """Keep scheme and host only: webhook URLs carry their secret in the path."""
-    parts = urlsplit(value)
-    return f"{parts.scheme}://{parts.hostname or ''}/…" if parts.scheme else "…"

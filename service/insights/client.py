@@ -16,7 +16,6 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -31,6 +30,7 @@ from service.errors import (
     InsightsUnavailable,
     InvalidInput,
 )
+from service.http import parse_retry_after
 from service.insights.events import Event, parse_events
 
 log = structlog.get_logger()
@@ -160,7 +160,7 @@ class InsightsClient:
                 if response.status_code != 429 and response.status_code < 500:
                     raise _permanent(response, call_sid) from _http_error(response)
                 status = response.status_code
-                retry_after = _retry_after(response.headers.get("Retry-After"), self._clock())
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
                 cause = _http_error(response)
                 problem = f"HTTP {status}{_describe(response)}"
             if retry_after is not None and retry_after > self._max_inline_wait_s:
@@ -209,22 +209,6 @@ def _json_object(response: requests.Response) -> dict[str, Any]:
         raise InsightsBadResponse("Insights answered 200 with JSON that is not an object",
                                   reason="invalid_payload", status=response.status_code)
     return payload
-
-
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; None if unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _error_body(response: requests.Response) -> tuple[int | None, str | None]:

@@ -23,7 +23,7 @@ from slack_sdk.webhook import WebhookClient
 
 from service.analysis.alert import Alert
 from service.errors import DeliveryRejected, DeliveryRetryable
-from service.sinks.http import parse_retry_after, require_secure_url, user_agent
+from service.http import parse_retry_after, require_secure_url, user_agent
 from service.sinks.slack_blocks import slack_message
 
 DEFAULT_TIMEOUT = 10.0

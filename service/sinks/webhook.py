@@ -21,7 +21,7 @@ import requests
 
 from service.analysis.alert import Alert
 from service.errors import DeliveryRejected, DeliveryRetryable
-from service.sinks.http import host_of, parse_retry_after, require_secure_url, user_agent
+from service.http import host_of, parse_retry_after, require_secure_url, user_agent
 
 DEFAULT_TIMEOUT = (3.05, 10.0)
 _RETRYABLE_STATUSES = frozenset({408, 429})

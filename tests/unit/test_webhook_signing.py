@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from service.sinks.http import parse_retry_after
+from service.http import parse_retry_after
 from service.sinks.webhook import signed_request, signing_key, webhook_sink_id
 from tests.receiver_fixtures import WEBHOOK_SECRET, sample_alert
 

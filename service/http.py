@@ -1,21 +1,22 @@
-"""HTTP details the Slack and webhook sinks share.
+"""HTTP rules every client and setting of callwatch shares.
 
-Both send to URLs that are secrets (a Slack webhook URL is its own credential; a
-receiver's URL may carry a token in its path or query), so only the host ever
-reaches an error message or a log line. Plain http is refused except to loopback,
-where the local stand-ins and ``make run`` live.
+Sink URLs are secrets (a Slack webhook URL is its own credential; a receiver's URL
+may carry a token in its path or query), so only the host ever reaches an error
+message or a log line. Plain http is refused except to loopback, where the
+simulator, the local stand-ins and ``make run`` live. ``Retry-After`` is read the
+same way for Insights, Slack and webhooks.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+import ipaddress
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from importlib import metadata
 from urllib.parse import urlsplit
 
 from service.errors import ConfigError
-from service.settings import is_loopback
 
 
 @functools.cache
@@ -26,6 +27,16 @@ def user_agent() -> str:
     except metadata.PackageNotFoundError:
         version = "0+unknown"
     return f"callwatch/{version}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (plain http is allowed only there)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def host_of(url: str) -> str:
@@ -63,6 +74,6 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:
-        return None
+    if when.tzinfo is None:  # "-0000": an HTTP-date is always GMT
+        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
