@@ -1,0 +1,96 @@
+"""Drill 2: workers SIGKILLed (whole process tree) during analysis and during delivery."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from service.simulator.receivers import SlackStandIn, WebhookReceiver
+from tests.drills.harness import (
+    Stack,
+    Tally,
+    TwilioCallbacks,
+    duplicates,
+    slack_counts,
+    wait_until,
+    webhook_counts,
+)
+
+#: The Events API holds each answer this long for the calls killed during analysis.
+SLOW_S = 6
+BACKGROUND_CALLS = 6
+
+
+@pytest.mark.drill
+def test_three_kills_every_alert_delivered_exactly_once(
+        make_stack: Callable[..., Stack], webhook: WebhookReceiver, slack: SlackStandIn,
+        report: Callable[[Tally], None]) -> None:
+    """Kill a worker mid-analysis, the next mid-delivery, the next mid-analysis again: every
+    alert still reaches Slack once and the webhook under one webhook-id."""
+    stack = make_stack(webhook=webhook, slack=slack, ANALYSIS_DELAY_SECONDS="0")
+    stack.start_web()
+    twilio = TwilioCallbacks(stack)
+    kills: dict[str, tuple[str, float]] = {}  # call_sid -> (what was running, killed at)
+
+    def kill_during_analysis(name: str) -> None:
+        victim = stack.start_worker(name)
+        sid = twilio.call("slow", delay_s=SLOW_S, events="sdk-error")
+        victim.wait_for(lambda: any(line.get("call_sid") == sid
+                                    for line in victim.events("analysis_started")), timeout=60)
+        time.sleep(1)  # inside the Events API request
+        victim.kill_tree()
+        kills[sid] = ("analysis", time.time())
+
+    def kill_during_delivery(name: str) -> None:
+        victim = stack.start_worker(name)
+        webhook.hold_s = 30
+        sid = twilio.call("sdk-error")
+        victim.wait_for(lambda: any(d.body["data"]["call"]["call_sid"] == sid
+                                    for d in webhook.deliveries), timeout=60)
+        victim.kill_tree()  # the receiver has the request; the ledger has no mark
+        kills[sid] = ("webhook delivery", time.time())
+        webhook.hold_s = 0
+
+    for _ in range(BACKGROUND_CALLS // 2):
+        twilio.call("sdk-error")
+    kill_during_analysis("drill-kill-1")
+    kill_during_delivery("drill-kill-2")
+    for _ in range(BACKGROUND_CALLS - BACKGROUND_CALLS // 2):
+        twilio.call("sdk-error")
+    kill_during_analysis("drill-kill-3")
+    last_kill = time.time()
+    stack.start_worker("drill-survivor")
+    expected = twilio.expected_alerts()
+    wait_until(lambda: set(webhook_counts(webhook)[1]) >= expected
+               and set(slack_counts(slack)) >= expected
+               and all(_first_accepted(webhook, sid, after=at) for sid, (_, at) in kills.items()),
+               timeout=400, what="every alert on both sinks", processes=stack.workers[-1:])
+    time.sleep(3)  # anything still in flight would land now
+    requests_per_call, ids_per_call = webhook_counts(webhook)
+    slack_per_call = slack_counts(slack)
+    recovered = {sid: _first_accepted(webhook, sid, after=at) - at for sid, (_, at) in kills.items()}
+    report(Tally(
+        "worker-sigkill-x3", len(twilio.accepted()), len(expected),
+        len(set(ids_per_call) & set(slack_per_call) & expected),
+        duplicates(ids_per_call) + duplicates(slack_per_call),
+        {"kills": len(kills),
+         "recovery_s": {what: round(recovered[sid], 1) for sid, (what, _) in kills.items()},
+         "all_delivered_after_last_kill_s": round(_last_accepted(webhook, slack) - last_kill, 1),
+         "webhook_requests": sum(requests_per_call.values()),
+         "webhook_requests_repeated": duplicates(requests_per_call),
+         "slack_messages": sum(slack_per_call.values())}))
+    assert set(ids_per_call) == expected and set(slack_per_call) == expected
+    assert duplicates(ids_per_call) == 0 and duplicates(slack_per_call) == 0
+    assert all(d.verified for d in webhook.accepted())
+
+
+def _first_accepted(webhook: WebhookReceiver, sid: str, *, after: float) -> float:
+    """When the webhook first took this call's alert after ``after`` (0.0: not yet)."""
+    return min((d.received_at for d in webhook.accepted()
+                if d.body["data"]["call"]["call_sid"] == sid and d.received_at >= after), default=0.0)
+
+
+def _last_accepted(webhook: WebhookReceiver, slack: SlackStandIn) -> float:
+    return max([d.received_at for d in webhook.accepted()] + [m.received_at for m in slack.accepted()])
