@@ -123,12 +123,16 @@ class TwilioCallbacks:
         self._lock = threading.Lock()
         self.attempts: list[Attempt] = []
         self.scenarios: dict[str, str] = {}
+        self._alerting: set[str] = set()
 
     def call(self, scenario: str, **options: Any) -> str:
         """A call of ``scenario`` in the simulator, then its ``completed`` callback."""
         sid = self._stack.simulator.add_call(scenario, **options)
         with self._lock:
             self.scenarios[sid] = scenario
+            # Fault scenarios (slow, rate-limited...) carry the events of ``events=``.
+            if scenario in ALERTING or options.get("events") in ALERTING:
+                self._alerting.add(sid)
         self.post(sid)
         return sid
 
@@ -167,7 +171,7 @@ class TwilioCallbacks:
         """Accepted calls whose scenario makes an alert."""
         accepted = self.accepted()
         with self._lock:
-            return {sid for sid, s in self.scenarios.items() if sid in accepted and s in ALERTING}
+            return self._alerting & accepted
 
 
 def webhook_counts(receiver: WebhookReceiver) -> tuple[Counter[str], Counter[str]]:

@@ -67,7 +67,7 @@ def test_slack_429_for_a_minute_during_200_alerts(
     for _ in range(ALERTS):
         twilio.call("sdk-error")
     expected = twilio.expected_alerts()
-    wait_until(lambda: len(slack.accepted()) >= 10, 60, "the first ten messages",
+    wait_until(lambda: len(slack.accepted()) >= 10, 240, "the first ten messages",
                processes=stack.workers)
     slack.rate_limit_for(WINDOW_S)
     wait_until(lambda: set(slack_counts(slack)) >= expected, 900, "all 200 alerts in Slack",
