@@ -11,7 +11,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.devtools.redis_server import free_port
+from service.devtools.redis_server import RedisServer, free_port
 from service.simulator.receivers import WebhookReceiver
 from service.simulator.sender import play_call
 from service.simulator.server import SimulatorServer
@@ -36,12 +36,12 @@ def value(samples: dict, name: str, **labels: str) -> float:
 
 
 @pytest.mark.slow
-def test_procfile_processes_deliver_and_count(redis_server, redis,
-                                              simulator: SimulatorServer) -> None:
+def test_procfile_processes_deliver_and_count(simulator: SimulatorServer) -> None:
     """honcho starts web and worker from the Procfile; the alert arrives; /metrics counts it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with WebhookReceiver(WEBHOOK_SECRET) as receiver:
+    # A Redis of its own: other tests' apps flush their counters into the shared one.
+    with WebhookReceiver(WEBHOOK_SECRET) as receiver, RedisServer() as redis_server:
         env = {
             "REDIS_URL": redis_server.url, "TWILIO_ACCOUNT_SID": simulator.account_sid,
             "TWILIO_AUTH_TOKEN": simulator.auth_token,
