@@ -26,7 +26,10 @@ drills: $(STAMP)
 	$(PY) -m pytest -m drill tests/drills
 
 bench: $(STAMP)
-	$(PY) bench/run_all.py
+	$(PY) bench/classify.py
+	$(PY) bench/ingest.py
+	$(PY) bench/analyze.py
+	$(PY) bench/deliver.py
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff mypy
