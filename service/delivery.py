@@ -75,6 +75,19 @@ redis.call('SET', KEYS[1], tostring(slot + interval), 'PX', ttl)
 return tostring(slot - now)
 """
 
+# Push a key's next free time to at least ARGV[1] (the receiver said "not before").
+_PAUSE = """
+local until_ = tonumber(ARGV[1])
+local ttl = math.ceil(tonumber(ARGV[2]) * 1000) + 1000
+for _, key in ipairs(KEYS) do
+  local current = tonumber(redis.call('GET', key) or '0')
+  if until_ > current then
+    redis.call('SET', key, tostring(until_), 'PX', ttl)
+  end
+end
+return 1
+"""
+
 
 class DeliveryLedger:
     """Which alerts each sink already took, and short leases on the ones in flight."""
@@ -135,6 +148,7 @@ class Pace:
         self._clock = clock
         self._reserve = redis.register_script(_RESERVE)
         self._book = redis.register_script(_BOOK)
+        self._pause = redis.register_script(_PAUSE)
 
     def book(self, key: str) -> float:
         """Take the next free slot for ``key``; seconds until it (0.0: now)."""
@@ -143,6 +157,16 @@ class Pace:
     def reserve(self, key: str) -> float:
         """0.0 if the caller may send now (the turn is now taken), else seconds to wait."""
         return float(self._reserve(keys=[f"callwatch:pace:{key}"], args=self._args()))
+
+    def pause(self, key: str, seconds: float) -> None:
+        """The receiver said wait (Slack's 429): nothing for ``key`` goes out before then.
+
+        Both the send turn and the booking line move, so alerts already booked inside
+        the window wait too, and new ones line up after it.
+        """
+        now = float(self._clock())
+        self._pause(keys=[f"callwatch:pace:{key}", f"callwatch:pace-book:{key}"],
+                    args=[repr(now + seconds), repr(float(seconds))])
 
     def _args(self) -> list[str]:
         return [repr(float(self._clock())), repr(float(self._interval_s))]
@@ -183,6 +207,8 @@ def deliver(alert: Alert, sink: AlertSink, *, ledger: DeliveryLedger, pace: Pace
         except DeliveryRetryable as err:
             log.warning("alert_delivery_retry", reason="receiver", error=str(err),
                         status=err.status, retry_after=err.retry_after, **fields)
+            if pace is not None and err.retry_after:
+                pace.pause(sink_id, err.retry_after)
             raise
         except DeliveryRejected as err:
             log.error("alert_delivery_rejected", reason=err.reason, status=err.status,
@@ -204,7 +230,11 @@ def _wait_for_turn(pace: Pace, sink_id: str, *, booked: bool, inline_wait_s: flo
         wait = pace.reserve(sink_id)
         if wait <= 0:
             return
-        _wait_or_raise(wait, inline_wait_s, sleep, sink_id, fields)
+        if wait > inline_wait_s:
+            # The line moved (a receiver's pause, late jobs): queue up again at its end.
+            _wait_or_raise(pace.book(sink_id), inline_wait_s, sleep, sink_id, fields)
+            continue
+        sleep(wait)
     raise DeliveryPaced(f"{sink_id} is busy", retry_after=max(inline_wait_s, 1.0), booked=True)
 
 

@@ -26,8 +26,10 @@ QUEUES = (ANALYSIS_QUEUE, DELIVERY_QUEUE)
 ANALYSIS_JOB_TIMEOUT_S = 180
 #: Longest a delivery may run (one HTTP request with its timeouts).
 DELIVERY_JOB_TIMEOUT_S = 60
-#: Finished jobs stay (and keep collapsing repeats) this long.
+#: Finished analyses stay (and keep collapsing Twilio's repeated callbacks) this long.
 RESULT_TTL_S = 24 * 3600
+#: Finished deliveries need not stay long: the delivery ledger is what stops a resend.
+DELIVERY_RESULT_TTL_S = 3600
 #: Failed jobs stay in the failed registry this long (RQ's default is a year).
 FAILURE_TTL_S = 7 * 24 * 3600
 #: Retries for a job whose worker died under it (RQ's abandoned-job recovery).
@@ -52,7 +54,7 @@ def delivery_job_id(sink_id: str, alert_id: str, hop: int = 0) -> str:
 
 def schedule_unique(redis: Redis, queue_name: str, func: str,
                     args: tuple[Any, ...], *, job_id: str, delay_s: float,
-                    timeout_s: int) -> bool:
+                    timeout_s: int, result_ttl_s: int = RESULT_TTL_S) -> bool:
     """Enqueue ``func(*args)`` (a dotted path) after ``delay_s`` under ``job_id``; False if it exists.
 
     Raises ``redis.RedisError`` when Redis cannot be reached; nothing is written then.
@@ -63,7 +65,7 @@ def schedule_unique(redis: Redis, queue_name: str, func: str,
     q = queue(queue_name, redis)
     options: dict[str, Any] = {
         "job_id": job_id, "unique": True, "job_timeout": timeout_s,
-        "result_ttl": RESULT_TTL_S, "failure_ttl": FAILURE_TTL_S, "retry": CRASH_RETRY,
+        "result_ttl": result_ttl_s, "failure_ttl": FAILURE_TTL_S, "retry": CRASH_RETRY,
     }
     try:
         if delay_s > 0:
@@ -94,5 +96,5 @@ def schedule_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any], *,
     return schedule_unique(
         redis, DELIVERY_QUEUE, "workers.jobs.deliver_alert", (sink_id, envelope, attempt, hop, booked),
         job_id=delivery_job_id(sink_id, alert_id, hop),
-        delay_s=delay_s, timeout_s=DELIVERY_JOB_TIMEOUT_S,
+        delay_s=delay_s, timeout_s=DELIVERY_JOB_TIMEOUT_S, result_ttl_s=DELIVERY_RESULT_TTL_S,
     )

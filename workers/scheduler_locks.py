@@ -3,48 +3,40 @@
 One scheduler per queue holds ``rq:scheduler-lock:<queue>`` with a 61 s TTL, and
 other workers only try to take it during maintenance. When the holder dies (SIGKILL,
 a lost node, a dyno restart) delayed analyses and retries would stall for up to a
-minute and a half. Every scheduler writes ``last_heartbeat`` into its own hash each
-second, so a lock whose owner has not beaten for ``STALE_AFTER_S`` belongs to a
-dead process: releasing it (compare-and-delete, so a live owner is never robbed)
-lets the next maintenance pass take over at once.
+minute and a half. A live scheduler refreshes its lock's TTL every second, so a lock
+whose TTL has run down by ``STALE_AFTER_S`` belongs to a dead process: releasing it
+(compare-and-delete, so a live owner is never robbed) lets the next maintenance pass
+take over at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
 import structlog
 from redis import Redis
-from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
+from rq.scheduler import RQScheduler
 from rq.scripts import release_lock
-from rq.utils import now, utcparse
 
-#: A scheduler beats every second; this long without a beat means it is gone.
+#: The TTL RQ gives the lock (its scheduler interval, 1 s, plus 60 s), renewed each second.
+LOCK_TTL_S = 61
+#: This long without a renewal means the scheduler is gone.
 STALE_AFTER_S = 15
 
 log = structlog.get_logger()
 
 
-def release_stale_scheduler_locks(redis: Redis, queue_names: Iterable[str], *,
-                                  at: datetime | None = None) -> list[str]:
-    """Release each queue's scheduler lock whose owner stopped beating; return those queues."""
-    moment = at or now()
+def release_stale_scheduler_locks(redis: Redis, queue_names: Iterable[str]) -> list[str]:
+    """Release each queue's scheduler lock whose owner stopped refreshing it; return those queues."""
     released = []
     for name in queue_names:
         key = RQScheduler.get_locking_key(name)
-        owner = redis.get(key)
-        if owner is None:
+        owner, ttl = redis.get(key), redis.ttl(key)
+        if owner is None or not 0 <= ttl < LOCK_TTL_S - STALE_AFTER_S:
             continue
-        owner_name = _text(owner)
-        beat = redis.hget(SCHEDULER_KEY_TEMPLATE % owner_name, "last_heartbeat")
-        silent_s = (moment - utcparse(_text(beat))).total_seconds() if beat else None
-        if (silent_s is None or silent_s > STALE_AFTER_S) and release_lock(redis, key, owner_name):
+        owner_name = owner.decode() if isinstance(owner, bytes) else owner
+        if release_lock(redis, key, owner_name):
             log.warning("scheduler_lock_released", queue=name, owner=owner_name,
-                        silent_s=None if silent_s is None else round(silent_s))
+                        silent_s=LOCK_TTL_S - ttl)
             released.append(name)
     return released
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

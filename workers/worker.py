@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+from collections.abc import Callable
 
 import redis as redis_lib
 import structlog
@@ -106,10 +108,47 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     redis = settings.redis()
     context.configure(settings, redis)
-    worker = build_worker(settings, redis, simple=args.simple, name=args.name)
-    log.info("worker_starting", queues=list(QUEUES), worker=worker.name)
-    worker.work(with_scheduler=True, burst=args.burst, logging_level=settings.log_level)
-    return 0
+    return run(settings, redis, burst=args.burst, simple=args.simple, name=args.name)
+
+
+def run(settings: Settings, redis: redis_lib.Redis, *, burst: bool = False, simple: bool = False,
+        name: str | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Work until asked to stop; when Redis goes away under RQ, wait for it and start again.
+
+    RQ's worker quits on a ``ConnectionError`` raised while it watches a running job,
+    and a process that exits is restarted by the platform only after a cool-off (up
+    to 20 minutes on Heroku after repeated crashes). So the worker outlives Redis
+    outages itself; jobs it held are recovered by the liveness clean-up.
+    """
+    restarts = 0
+    while True:
+        # A restarted worker needs a new name: the dead one's may still be registered.
+        worker_name = f"{name}-{restarts}" if name and restarts else name
+        worker = build_worker(settings, redis, simple=simple, name=worker_name)
+        log.info("worker_starting", queues=list(QUEUES), worker=worker.name)
+        try:
+            worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
+            if burst or worker._stop_requested:
+                return 0
+            log.warning("worker_stopped_unexpectedly", worker=worker.name)
+        except redis_lib.RedisError as error:
+            log.error("worker_lost_redis", worker=worker.name, error=type(error).__name__)
+        wait_for_redis(redis, sleep=sleep)
+        restarts += 1
+
+
+def wait_for_redis(redis: redis_lib.Redis, *, sleep: Callable[[float], None] = time.sleep,
+                   first_wait_s: float = 1.0, max_wait_s: float = 30.0) -> None:
+    """Return once Redis answers PING, waiting 1 s, 2 s, 4 s ... (at most 30 s) between tries."""
+    wait = first_wait_s
+    while True:
+        try:
+            redis.ping()
+            log.info("redis_back")
+            return
+        except redis_lib.RedisError:
+            sleep(wait)
+            wait = min(wait * 2, max_wait_s)
 
 
 if __name__ == "__main__":

@@ -300,3 +300,20 @@ def test_delivery_logs_outcomes_without_secrets(redis: redis_lib.Redis) -> None:
     [refused] = [e for e in logs if e["event"] == "alert_delivery_rejected"]
     assert refused["reason"] == "channel_is_archived" and refused["sink_id"] == "slack"
     assert str(alert.call.to) not in str(logs)
+
+
+def test_a_receivers_retry_after_pauses_every_booked_alert(redis: redis_lib.Redis) -> None:
+    """Slack's 429 with Retry-After 30 holds back alerts already booked, not just the refused one."""
+    clock = FakeClock()
+    pace = Pace(redis, interval_s=1.0, clock=clock)
+    ledger = DeliveryLedger(redis)
+    refused = RecordingSink("slack", failures=[DeliveryRetryable("429", retry_after=30.0, status=429)])
+    first, second = sample_alert(), sample_alert(issues=3)
+    assert pace.book("slack") == 0.0  # an earlier alert holds the slot at 0 s
+    with pytest.raises(DeliveryRetryable):
+        deliver(first, refused, ledger=ledger, pace=pace, booked=True)
+    clock.now += 1.0  # the second alert's slot, booked before the 429
+    with pytest.raises(DeliveryPaced) as caught:
+        deliver(second, RecordingSink("slack"), ledger=ledger, pace=pace, booked=True)
+    assert caught.value.retry_after >= 29.0
+    assert pace.book("slack") >= 29.0
