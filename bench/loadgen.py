@@ -16,6 +16,10 @@ Every loop is bounded: it stops at its deadline or when its requests run out,
 whichever is first, and talks to loopback addresses only. Requests are built
 (and signed) before timing starts; each is sent at most once, so a benchmark can
 give every request a unique key (a CallSid) and check what the server stored.
+
+The load processes are started with ``spawn``: a script that calls
+``closed_loop`` or ``open_loop`` must do so under ``if __name__ == "__main__":``
+(the children import the main module again).
 """
 
 from __future__ import annotations
