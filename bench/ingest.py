@@ -11,8 +11,8 @@ address narrowed to 127.0.0.1) and the same environment: callwatch
 (``bench.bare_app:app``). Against each it measures closed-loop throughput (2xx
 per second, after a warm-up) and then latency at a fixed open-loop rate (from
 each request's intended send time). Every request is a terminal callback with a
-new CallSid, signed before timing starts, so each accepted one schedules one RQ
-job; after a callwatch round ``ZCARD rq:scheduled:analysis`` must equal the
+new CallSid, signed before timing starts, so each accepted one admits one
+call to the intake; after a callwatch round ``ZCARD callwatch:intake`` must equal the
 number of distinct callbacks accepted. The machine is small and shared, so the
 report gives each round's callwatch/bare ratio and the median over rounds.
 """
@@ -40,11 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
-from rq.registry import ScheduledJobRegistry  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 from bench.loadgen import LatencyResult, Request, Target, ThroughputResult, closed_loop, open_loop  # noqa: E402
 from service.devtools.redis_server import RedisServer, free_port  # noqa: E402
+from service.intake import INTAKE_KEY  # noqa: E402
 
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-auth-token"
@@ -211,7 +211,7 @@ class Bench:
             server_cpu = (cpu_after - cpu_before) / sent * 1e6
         jobs = None
         if app == "callwatch":
-            jobs = int(client.zcard(ScheduledJobRegistry("analysis", connection=client).key))
+            jobs = int(client.zcard(INTAKE_KEY))
         client.close()
         return Measurement(app, throughput, latency, jobs, server_cpu,
                            (redis_after - redis_before) / sent * 1e6)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from service.errors import InvalidField
@@ -47,8 +47,15 @@ class Call:
         return self.status in TERMINAL_STATUSES
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-safe dict; ``from_json`` reads it back."""
-        return asdict(self)
+        """A JSON-safe dict; ``from_json`` reads it back. (Spelled out: ``asdict``'s deep
+        copy was a tenth of the callback route's time.)"""
+        return {
+            "call_sid": self.call_sid, "account_sid": self.account_sid, "status": self.status,
+            "direction": self.direction, "from_": self.from_, "to": self.to,
+            "duration_s": self.duration_s, "parent_call_sid": self.parent_call_sid,
+            "sip_response_code": self.sip_response_code, "timestamp": self.timestamp,
+            "sequence_number": self.sequence_number,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Call:

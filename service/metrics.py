@@ -27,6 +27,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from service.intake import INTAKE_KEY
+
 PREFIX = "callwatch:metrics:"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -154,6 +156,7 @@ class RedisCollector(Collector):
             pipe = self._redis.pipeline(transaction=False)
             for name in SPECS:
                 pipe.hgetall(PREFIX + name)
+            pipe.zcard(INTAKE_KEY)
             for queue in self._queues:
                 pipe.llen(f"rq:queue:{queue}")
                 pipe.zcard(f"rq:scheduled:{queue}")
@@ -171,10 +174,13 @@ class RedisCollector(Collector):
         depths = GaugeMetricFamily("callwatch_queue_jobs",
                                    "Jobs in RQ's queues by state (whole deployment).",
                                    labels=["queue", "state"])
-        counts = results[len(SPECS):]
+        intake, counts = results[len(SPECS)], results[len(SPECS) + 1:]
         for index, queue in enumerate(self._queues):
             for offset, state in enumerate(("queued", "scheduled", "started", "failed")):
-                depths.add_metric([queue, state], counts[index * 4 + offset])
+                value = counts[index * 4 + offset]
+                if queue == "analysis" and state == "scheduled":
+                    value += intake  # calls waiting out ANALYSIS_DELAY_SECONDS
+                depths.add_metric([queue, state], value)
         yield depths
 
 

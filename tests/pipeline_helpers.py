@@ -16,12 +16,14 @@ from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
+from service.intake import Intake
 from service.settings import Settings
 from service.simulator.receivers import SlackStandIn
 from service.simulator.sender import callback_params, sign
 from service.simulator.server import SimulatorServer
 from service.web import create_app
 from workers import context
+from workers.intake import move_due_calls
 from workers.queues import QUEUES, queue
 
 
@@ -83,6 +85,7 @@ def drain(redis: redis_lib.Redis, *, until: Callable[[], bool] | None = None,
     queues = [queue(name, redis) for name in QUEUES]
     deadline = time.monotonic() + timeout
     while True:
+        move_due_calls(redis)
         for q in queues:
             registry = ScheduledJobRegistry(queue=q)
             for job_id in registry.get_jobs_to_schedule(int(time.time())):
@@ -92,7 +95,8 @@ def drain(redis: redis_lib.Redis, *, until: Callable[[], bool] | None = None,
                     q.enqueue_job(job)
         worker = SimpleWorker(queues, connection=redis, serializer=JSONSerializer)
         worker.work(burst=True, with_scheduler=False)
-        pending = sum(q.count + ScheduledJobRegistry(queue=q).count for q in queues)
+        pending = Intake(redis).pending() + sum(
+            q.count + ScheduledJobRegistry(queue=q).count for q in queues)
         if (until is not None and until()) or (until is None and pending == 0):
             return
         if time.monotonic() > deadline:

@@ -31,6 +31,7 @@ from service.errors import ConfigError
 from service.logs import configure_logging
 from service.settings import Settings
 from workers import context
+from workers.intake import IntakeMover, move_due_calls
 from workers.liveness import Heartbeat, recover_orphaned_jobs
 from workers.queues import QUEUES, queue
 from workers.scheduler_locks import release_stale_scheduler_locks
@@ -42,17 +43,22 @@ log = structlog.get_logger()
 
 
 class _RecoversFromDeadWorkers(BaseWorker):
-    """Beats a liveness key; in maintenance, frees what dead workers and schedulers held."""
+    """Beats a liveness key and moves due calls from the intake; in maintenance, frees
+    what dead workers and schedulers held."""
 
     _heartbeat: Heartbeat | None = None
+    _intake: IntakeMover | None = None
 
     def register_birth(self) -> None:
         super().register_birth()
         self._heartbeat = Heartbeat(self.connection, self.name).start()
+        self._intake = IntakeMover(self.connection).start()
 
     def register_death(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.stop()
+        if self._intake is not None:
+            self._intake.stop()
         super().register_death()
 
     def run_maintenance_tasks(self) -> None:
@@ -127,6 +133,8 @@ def run(settings: Settings, redis: redis_lib.Redis, *, burst: bool = False, simp
         worker = build_worker(settings, redis, simple=simple, name=worker_name)
         log.info("worker_starting", queues=list(QUEUES), worker=worker.name)
         try:
+            if burst:
+                move_due_calls(redis)  # no mover thread lives long enough in a burst
             worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
             if burst or worker._stop_requested:
                 return 0

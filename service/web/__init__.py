@@ -12,6 +12,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from service.intake import Intake
 from service.metrics import BufferedMetrics, Metrics
 from service.settings import Settings
 from service.web.problems import RequestRefused
@@ -30,6 +31,7 @@ class WebContext:
     redis: redis_lib.Redis
     signatures: SignatureChecker | None
     metrics: Metrics
+    intake: Intake
 
 
 def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | None = None) -> Flask:
@@ -53,7 +55,7 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
         log.warning("signature_validation_disabled",
                     message="TWILIO_VALIDATE_SIGNATURES=false: anyone can post callbacks")
     app.extensions["callwatch"] = WebContext(settings=settings, redis=redis, signatures=checker,
-                                             metrics=BufferedMetrics(redis))
+                                             metrics=BufferedMetrics(redis), intake=Intake(redis))
 
     from service.web import callbacks, health, metrics
 

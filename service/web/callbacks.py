@@ -2,11 +2,13 @@
 
 The order of checks is deliberate: cheap refusals first (size, media type), then
 the signature (a stranger learns nothing about which fields we expect), then the
-fields, then one atomic write to Redis. Any refusal writes nothing.
+fields, then one atomic write to Redis (``service.intake``). Any refusal writes
+nothing.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 import redis as redis_lib
@@ -17,7 +19,6 @@ from service.calls import call_from_callback
 from service.errors import InvalidField
 from service.web import MAX_BODY_BYTES
 from service.web.problems import RequestRefused, invalid_field
-from workers.queues import schedule_analysis
 
 blueprint = Blueprint("callbacks", __name__)
 log = structlog.get_logger()
@@ -59,8 +60,8 @@ def status_callback() -> Response:
         context.metrics.inc("callwatch_callbacks", outcome="ignored", reason="")
         return Response(status=204)
     try:
-        scheduled = schedule_analysis(context.redis, call.to_json(),
-                                      delay_s=context.settings.analysis_delay_seconds)
+        scheduled = context.intake.admit(
+            call.to_json(), due_at=time.time() + context.settings.analysis_delay_seconds)
     except redis_lib.RedisError as error:
         log.error("redis_unavailable", error=type(error).__name__)
         raise RequestRefused(503, "unavailable", "Redis is unreachable; Twilio may retry.",

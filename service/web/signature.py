@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlparse
 
 from flask import Request
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, add_port, compare, remove_port
 
 
 class SignatureChecker:
@@ -37,10 +38,18 @@ class SignatureChecker:
         return f"{request.scheme}://{request.host}{tail}"
 
     def is_valid(self, url: str, params: Any, signature: str | None) -> bool:
-        """True when ``signature`` matches ``url`` and ``params`` under any token."""
+        """True when ``signature`` matches ``url`` and ``params`` under any token.
+
+        The same check as ``RequestValidator.validate`` (Twilio signs the URL with or
+        without its default port, so both are tried), computed lazily: the usual
+        match costs one HMAC instead of two.
+        """
         if not signature:
             return False
-        return any(v.validate(url, params, signature) for v in self._validators)
+        parsed = urlparse(url)
+        candidates = (remove_port(parsed), add_port(parsed))
+        return any(compare(v.compute_signature(candidate, params), signature)
+                   for v in self._validators for candidate in candidates)
 
     def check(self, request: Request) -> bool:
         """Verify a status callback: form parameters for POST, none for GET."""

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 
 from service.calls import CALL_STATUSES, TERMINAL_STATUSES
 from service.devtools.redis_server import RedisServer
+from service.intake import INTAKE_KEY, call_key
 from service.web import MAX_BODY_BYTES, create_app
 from tests.web_helpers import (
     ACCOUNT_SID,
@@ -49,7 +50,6 @@ from tests.web_helpers import (
     make_settings,
     sign,
 )
-from workers.queues import analysis_job_id
 
 FORM = "application/x-www-form-urlencoded"
 METRICS_PREFIX = b"callwatch:metrics:"
@@ -223,7 +223,7 @@ def test_size_limit_is_exactly_64_kib(callbacks: Callbacks, store: redis_lib.Red
         headers={"X-Twilio-Signature": sign(PUBLIC_BASE + CALLBACK_PATH, params)})
     if size <= MAX_BODY_BYTES:
         assert response.status_code == 204, response.data
-        assert store.exists(f"rq:job:{analysis_job_id(call_sid(n))}")
+        assert store.exists(call_key(call_sid(n)))
     else:
         assert_error_body(response, 413)
         assert write_calls(store) == before
@@ -309,7 +309,7 @@ def test_signed_garbage_fields_answer_400_403_or_204(callbacks: Callbacks, store
     else:
         assert response.status_code == 204, response.data
         if fields["CallStatus"] in TERMINAL_STATUSES:
-            assert store.exists(f"rq:job:{analysis_job_id(fields['CallSid'])}")
+            assert store.exists(call_key(fields["CallSid"]))
             return
     assert write_calls(store) == before
     assert data_keys(store) == []
@@ -374,7 +374,7 @@ def test_chunked_bodies_over_a_socket(live: LiveServer, store: redis_lib.Redis, 
                                {"Content-Type": FORM, "X-Twilio-Signature": signature})
     if signed:
         assert status == 204, payload
-        assert store.exists(f"rq:job:{analysis_job_id(call_sid(n))}")
+        assert store.exists(call_key(call_sid(n)))
     else:
         assert status == 403, payload
         assert write_calls(store) == before
@@ -504,4 +504,4 @@ def test_exact_replay_schedules_once(callbacks: Callbacks, store: redis_lib.Redi
     for _ in range(3):
         assert callbacks.post(PARAMS).status_code == 204
     assert sorted(data_keys(store)) == keys
-    assert store.zrange("rq:scheduled:analysis", 0, -1) == [analysis_job_id(SID).encode()]
+    assert store.zrange(INTAKE_KEY, 0, -1) == [SID.encode()]

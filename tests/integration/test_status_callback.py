@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,9 +11,8 @@ import redis as redis_lib
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from rq.job import Job
-from rq.serializers import JSONSerializer
 
+from service.intake import INTAKE_KEY, call_key
 from service.web import create_app
 from tests.web_helpers import (
     CALLBACK_PATH,
@@ -25,9 +25,6 @@ from tests.web_helpers import (
     make_settings,
     sign,
 )
-from workers.queues import ANALYSIS_QUEUE, analysis_job_id
-
-SCHEDULED = f"rq:scheduled:{ANALYSIS_QUEUE}"
 
 
 def redis_snapshot(redis: redis_lib.Redis) -> dict[bytes, object]:
@@ -63,29 +60,28 @@ def callbacks(client: FlaskClient) -> Callbacks:
     return Callbacks(client)
 
 
-def scheduled_ids(redis: redis_lib.Redis) -> list[str]:
-    return [m.decode() for m in redis.zrange(SCHEDULED, 0, -1)]
+def pending_calls(redis: redis_lib.Redis) -> list[str]:
+    """CallSids waiting in the intake for their analysis."""
+    return [m.decode() for m in redis.zrange(INTAKE_KEY, 0, -1)]
 
 
 def test_terminal_callback_schedules_analysis(callbacks: Callbacks, redis: redis_lib.Redis) -> None:
-    """A signed `completed` callback answers 204 and schedules analyze-CA… ~90 s ahead."""
+    """A signed `completed` callback answers 204 and admits the call, due ~90 s ahead."""
     sid = call_sid(1)
     response = callbacks.post(callback_params(sid))
     assert response.status_code == 204
     assert response.data == b""
-    assert scheduled_ids(redis) == [analysis_job_id(sid)]
-    due = redis.zscore(SCHEDULED, analysis_job_id(sid))
+    assert pending_calls(redis) == [sid]
+    due = redis.zscore(INTAKE_KEY, sid)
     now = redis.time()[0]
     assert 85 <= due - now <= 91
 
 
 def test_job_carries_callback_fields(callbacks: Callbacks, redis: redis_lib.Redis) -> None:
-    """The scheduled job holds what the alert needs: status, numbers, duration, parent, sequence."""
+    """The admitted call holds what the alert needs: status, numbers, duration, parent, sequence."""
     sid, parent = call_sid(2), call_sid(3)
     callbacks.post(callback_params(sid, ParentCallSid=parent, SipResponseCode="200"))
-    job = Job.fetch(analysis_job_id(sid), connection=redis, serializer=JSONSerializer)
-    assert job.func_name == "workers.jobs.analyze_call"
-    call = job.args[0]
+    call = json.loads(redis.get(call_key(sid)))
     assert call["call_sid"] == sid and call["status"] == "completed"
     assert call["from_"] == "client:alice" and call["to"] == "+14155550123"
     assert call["duration_s"] == 42 and call["parent_call_sid"] == parent
@@ -97,7 +93,7 @@ def test_get_callback_is_accepted(callbacks: Callbacks, redis: redis_lib.Redis) 
     """StatusCallbackMethod=GET: fields in the query, signature over the URL alone."""
     response = callbacks.get(callback_params(call_sid(4), "busy"))
     assert response.status_code == 204
-    assert scheduled_ids(redis) == [analysis_job_id(call_sid(4))]
+    assert pending_calls(redis) == [call_sid(4)]
 
 
 @pytest.mark.parametrize("status", ["initiated", "ringing", "in-progress", "queued"])
@@ -113,14 +109,14 @@ def test_repeats_and_any_status_order_schedule_once(callbacks: Callbacks,
     sid = call_sid(6)
     for status in ["completed", "ringing", "initiated", "completed", "in-progress", "completed"]:
         assert callbacks.post(callback_params(sid, status)).status_code == 204
-    assert scheduled_ids(redis) == [analysis_job_id(sid)]
+    assert pending_calls(redis) == [sid]
 
 
 def test_percent_escaped_query_validates(callbacks: Callbacks, redis: redis_lib.Redis) -> None:
     """A query with %-escapes is signed as sent, not as Werkzeug decodes it."""
     response = callbacks.post(callback_params(call_sid(7)), query="tenant=a%3Ab%40c&x=%C3%BC+1")
     assert response.status_code == 204
-    assert scheduled_ids(redis) == [analysis_job_id(call_sid(7))]
+    assert pending_calls(redis) == [call_sid(7)]
 
 
 def test_signature_over_decoded_query_refused(callbacks: Callbacks, redis: redis_lib.Redis) -> None:
@@ -230,7 +226,7 @@ def test_fifty_concurrent_callbacks_schedule_one_job(redis_server, redis: redis_
         with ThreadPoolExecutor(max_workers=50) as pool:
             statuses = list(pool.map(post, range(50)))
     assert statuses == [204] * 50
-    assert scheduled_ids(redis) == [analysis_job_id(call_sid(30))]
+    assert pending_calls(redis) == [call_sid(30)]
 
 
 @pytest.fixture
@@ -259,5 +255,5 @@ def test_redis_down_answers_503_then_recovers(own_redis) -> None:
     own_redis.start()
     assert app.test_client().get("/readyz").status_code == 200
     assert callbacks.post(callback_params(call_sid(40))).status_code == 204
-    assert client_redis.zrange(SCHEDULED, 0, -1) == [analysis_job_id(call_sid(40)).encode()]
+    assert client_redis.zrange(INTAKE_KEY, 0, -1) == [call_sid(40).encode()]
 

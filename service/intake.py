@@ -1,0 +1,72 @@
+"""The intake: how an accepted callback becomes a pending analysis, in one small write.
+
+A callback is on Twilio's clock (15 s for everything, retries included) and the web
+process's CPU is the product's throughput, so the route does the least that is
+durable: one Lua script that stores the call (``callwatch:call:<CallSid>``, kept a
+day, written only if absent, which is what makes a repeated callback a no-op) and
+adds its CallSid to ``callwatch:intake`` scored by when its analysis is due. Workers
+move due calls into RQ (``workers.intake``); creating an RQ job in the web process
+cost half of each request.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis import Redis
+
+INTAKE_KEY = "callwatch:intake"
+#: How long a call is remembered, so a repeated callback does not analyse it again.
+CALL_TTL_S = 24 * 3600
+
+_ADMIT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3]) then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
+  return 1
+end
+return 0
+"""
+
+_DUE = """
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+"""
+
+
+def call_key(call_sid: str) -> str:
+    return f"callwatch:call:{call_sid}"
+
+
+class Intake:
+    """Admit calls (web) and list the ones whose analysis is due (workers)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._admit = redis.register_script(_ADMIT)
+        self._due = redis.register_script(_DUE)
+
+    def admit(self, call_json: dict[str, Any], *, due_at: float) -> bool:
+        """Store the call and its due time; False when the call was already admitted.
+
+        Raises ``redis.RedisError`` when Redis cannot be reached; nothing is written then.
+        """
+        sid = call_json["call_sid"]
+        return bool(self._admit(keys=[call_key(sid), INTAKE_KEY],
+                                args=[json.dumps(call_json, separators=(",", ":")), repr(due_at),
+                                      CALL_TTL_S, sid]))
+
+    def due(self, now: float, limit: int = 100) -> list[tuple[str, dict[str, Any] | None]]:
+        """Calls whose analysis is due, oldest first, with their stored callback fields."""
+        sids = [s.decode() if isinstance(s, bytes) else s
+                for s in self._due(keys=[INTAKE_KEY], args=[repr(now), limit])]
+        if not sids:
+            return []
+        raws = self._redis.mget([call_key(sid) for sid in sids])
+        return [(sid, json.loads(raw) if raw else None) for sid, raw in zip(sids, raws, strict=True)]
+
+    def done(self, call_sid: str) -> None:
+        """The call's analysis is in RQ's hands: take it off the intake."""
+        self._redis.zrem(INTAKE_KEY, call_sid)
+
+    def pending(self) -> int:
+        return int(self._redis.zcard(INTAKE_KEY))
