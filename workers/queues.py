@@ -64,7 +64,9 @@ def schedule_unique(redis: Redis, queue_name: str, func: str,
     """
     q = queue(queue_name, redis)
     options: dict[str, Any] = {
-        "job_id": job_id, "unique": True, "job_timeout": timeout_s,
+        # The description is what RQ logs for the job: the id, not the arguments
+        # (they hold phone numbers and whole alerts).
+        "job_id": job_id, "description": job_id, "unique": True, "job_timeout": timeout_s,
         "result_ttl": result_ttl_s, "failure_ttl": FAILURE_TTL_S, "retry": CRASH_RETRY,
     }
     try:

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from types import FrameType
 
 import redis as redis_lib
 import structlog
@@ -48,6 +49,12 @@ class _RecoversFromDeadWorkers(BaseWorker):
 
     _heartbeat: Heartbeat | None = None
     _intake: IntakeMover | None = None
+    #: Set on SIGTERM/SIGINT: RQ's own flag stays False when the worker was idle.
+    stop_signalled = False
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_signalled = True
+        super().request_stop(signum, frame)
 
     def register_birth(self) -> None:
         super().register_birth()
@@ -80,9 +87,9 @@ class CallwatchSimpleWorker(_RecoversFromDeadWorkers, SimpleWorker):
 
 
 def build_worker(settings: Settings, redis: redis_lib.Redis, *, simple: bool = False,
-                 name: str | None = None) -> BaseWorker:
+                 name: str | None = None) -> _RecoversFromDeadWorkers:
     """The worker for this platform: Heroku's, a forking one, or in-process (``simple``)."""
-    cls: type[BaseWorker]
+    cls: type[_RecoversFromDeadWorkers]
     if simple:
         cls = CallwatchSimpleWorker
     elif os.environ.get("DYNO"):
@@ -136,7 +143,7 @@ def run(settings: Settings, redis: redis_lib.Redis, *, burst: bool = False, simp
             if burst:
                 move_due_calls(redis)  # no mover thread lives long enough in a burst
             worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
-            if burst or worker._stop_requested:
+            if burst or worker.stop_signalled or worker._stop_requested:
                 return 0
             log.warning("worker_stopped_unexpectedly", worker=worker.name)
         except redis_lib.RedisError as error:
