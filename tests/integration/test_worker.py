@@ -44,16 +44,13 @@ def test_sigterm_stops_an_idle_worker_cleanly(redis_server) -> None:
     """SIGTERM (Heroku's and Kubernetes' stop) ends an idle worker at once, exit code 0."""
     import os
     import signal
-    import time
 
     process = worker(settings_env(redis_server.url)).start()
     try:
         process.wait_for(lambda: "Listening on" in process.output, timeout=30)
         assert process.proc is not None
         os.kill(process.proc.pid, signal.SIGTERM)
-        started = time.monotonic()
-        assert process.proc.wait(timeout=15) == 0
-        assert time.monotonic() - started < 10
+        assert process.proc.wait(timeout=15) == 0  # not killed: it exited by itself
         assert not process.events("worker_stopped_unexpectedly")
     finally:
         process.close()
