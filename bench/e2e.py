@@ -61,9 +61,8 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 from bench.analyze import worker_env  # noqa: E402
-from bench.ingest import (  # noqa: E402
-    ACCOUNT_SID, APPS, AUTH_TOKEN, gunicorn, redis_cpu_s, signed_callbacks)
-from bench.loadgen import LatencyResult, Target, open_loop  # noqa: E402
+from bench.ingest import ACCOUNT_SID, APPS, AUTH_TOKEN, gunicorn, redis_cpu_s, signed_callbacks  # noqa: E402
+from bench.loadgen import LatencyResult, open_loop  # noqa: E402
 from service.intake import INTAKE_KEY  # noqa: E402
 
 #: Longest the workers may take to register with Redis.
@@ -122,8 +121,8 @@ def webhook_secret() -> str:
 
 
 @contextmanager
-def workers(count: int, env: dict[str, str], log_dir: Path,
-            client: redis.Redis) -> Iterator[list[int]]:
+def workers(count: int, env: dict[str, str], log_dir: Path, client: redis.Redis,
+            extra: Sequence[str] = ()) -> Iterator[list[int]]:
     """``count`` running ``python -m workers.worker`` processes; their process groups."""
     from rq import Worker
     procs: list[subprocess.Popen[bytes]] = []
@@ -131,7 +130,8 @@ def workers(count: int, env: dict[str, str], log_dir: Path,
         for i in range(count):
             with (log_dir / f"worker-{i}.log").open("wb") as log:
                 procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "workers.worker", "--name", f"bench-{i}"], cwd=ROOT,
+                    [sys.executable, "-m", "workers.worker", "--name", f"bench-{i}", *extra],
+                    cwd=ROOT,
                     env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         deadline = time.monotonic() + START_TIMEOUT_S
         while Worker.count(connection=client) < count:
@@ -298,7 +298,7 @@ def summary(r: Report) -> list[str]:
         f"| deliveries per second (first to last delivery) | "
         f"{(got - 1) / window if window else float('nan'):.1f} |",
         f"| backlog growth while sending (overdue + queued, per s) | {grow:+.2f} |",
-        f"| peak backlog (overdue / analysis / delivery) at t | "
+        "| peak backlog (overdue / analysis / delivery) at t | "
         + (f"{peak.overdue} / {peak.analysis} / {peak.delivery} at {peak.t:.0f} s |"
            if peak else "- |"),
         f"| kept up | {'yes' if kept else 'no'} |",
@@ -359,7 +359,8 @@ def run(args: argparse.Namespace, log_dir: Path) -> Report:
         for request in (*warm, *calls):
             sim.add_call("sdk-error", call_sid=request.key)
         sids = frozenset(r.key for r in calls)
-        with workers(args.workers, env, log_dir, client) as pgids:
+        extra = ["--simple"] if args.simple else []
+        with workers(args.workers, env, log_dir, client, extra) as pgids:
             print(f"warming up with {WARMUP_CALLS} calls", flush=True)
             open_loop(web.target, warm, rate=5.0)
             _wait(receiver, frozenset(r.key for r in warm), args.delay + 60)
@@ -404,6 +405,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to send")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--delay", type=int, default=2, help="ANALYSIS_DELAY_SECONDS")
+    parser.add_argument("--simple", action="store_true",
+                        help="workers run jobs in their own process (--simple), no fork")
     parser.add_argument("--drain", type=float, default=120.0,
                         help="longest wait after the last send for the last alerts")
     parser.add_argument("--threads", type=int, default=8, help="load generator connections")
