@@ -285,7 +285,8 @@ def summary(r: Report) -> list[str]:
     lines = [
         f"Machine: {machine()}  ",
         f"Load: {n:,} signed `completed` callbacks (simulator scenario `sdk-error`), open loop "
-        f"at {a.rate:g}/s for {a.seconds:g} s; {a.workers} workers (`python -m workers.worker`), "
+        f"at {a.rate:g}/s for {a.seconds:g} s; {a.workers} workers (`python -m workers.worker"
+        f"{' --simple' if a.simple else ''}`), "
         f"gunicorn as the Procfile runs it; `ANALYSIS_DELAY_SECONDS={a.delay}`; one webhook sink.",
         "",
         "| figure | value |", "|---|---:|",
