@@ -130,7 +130,7 @@ def _children(pid: int) -> list[int]:
 
 def worker_command(mode: str, *, burst: bool = True) -> list[str]:
     """The worker's command line for ``fork``, ``simple`` or ``preload`` (a proposal)."""
-    flags = (["--burst"] if burst else []) + (["--simple"] if mode == "simple" else [])
+    flags = (["--burst"] if burst else []) + (["--simple"] if mode == "simple" else ["--fork"])
     if mode == "preload":
         return [sys.executable, "-c", PRELOAD, *flags]
     return [sys.executable, "-m", "workers.worker", *flags]

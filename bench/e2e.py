@@ -286,7 +286,7 @@ def summary(r: Report) -> list[str]:
         f"Machine: {machine()}  ",
         f"Load: {n:,} signed `completed` callbacks (simulator scenario `sdk-error`), open loop "
         f"at {a.rate:g}/s for {a.seconds:g} s; {a.workers} workers (`python -m workers.worker"
-        f"{' --simple' if a.simple else ''}`), "
+        f"{' --simple' if a.simple else ' --fork' if a.fork else ''}`), "
         f"gunicorn as the Procfile runs it; `ANALYSIS_DELAY_SECONDS={a.delay}`; one webhook sink.",
         "",
         "| figure | value |", "|---|---:|",
@@ -360,7 +360,7 @@ def run(args: argparse.Namespace, log_dir: Path) -> Report:
         for request in (*warm, *calls):
             sim.add_call("sdk-error", call_sid=request.key)
         sids = frozenset(r.key for r in calls)
-        extra = ["--simple"] if args.simple else []
+        extra = ["--simple"] if args.simple else ["--fork"] if args.fork else []
         with workers(args.workers, env, log_dir, client, extra) as pgids:
             print(f"warming up with {WARMUP_CALLS} calls", flush=True)
             open_loop(web.target, warm, rate=5.0)
@@ -407,7 +407,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--delay", type=int, default=2, help="ANALYSIS_DELAY_SECONDS")
     parser.add_argument("--simple", action="store_true",
-                        help="workers run jobs in their own process (--simple), no fork")
+                        help="workers run jobs in their own process (--simple; the default now)")
+    parser.add_argument("--fork", action="store_true",
+                        help="workers fork a work horse per job (--fork)")
     parser.add_argument("--drain", type=float, default=120.0,
                         help="longest wait after the last send for the last alerts")
     parser.add_argument("--threads", type=int, default=8, help="load generator connections")

@@ -1,8 +1,13 @@
 """``python -m workers.worker``: an RQ worker that also runs RQ's scheduler.
 
-Listens on the analysis and delivery queues with the JSON serializer. On Heroku
-(``DYNO`` set) it is a ``HerokuWorker``, which turns the dyno's SIGTERM into a
-clean stop of the running job. The maintenance interval is short so that, when
+Listens on the delivery and analysis queues (deliveries first, so that under
+overload finished alerts still go out) with the JSON serializer. Jobs run in the
+worker's own process (RQ's ``SimpleWorker``): forking a work horse per job cost
+20-25 CPU ms a job, three times the job itself, and two forking workers could not
+keep up with 50 calls a second on two cores (bench/README.md, "End to end"). A job
+that kills its process takes the worker with it; the platform restarts the worker
+and the liveness clean-up retries the job. ``--fork`` restores RQ's forking worker
+(``HerokuWorker`` when ``DYNO`` is set) for isolation. The maintenance interval is short so that, when
 the worker holding the scheduler lock dies, another takes it over within about a
 quarter of a minute and scheduled jobs keep running (RQ's default is 10 minutes); a
 lock left by a scheduler that stopped beating is freed first (``scheduler_locks``), and
@@ -34,7 +39,7 @@ from service.settings import Settings
 from workers import context
 from workers.intake import IntakeMover, move_due_calls
 from workers.liveness import Heartbeat, recover_orphaned_jobs
-from workers.queues import QUEUES, queue
+from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE, QUEUES, queue
 from workers.scheduler_locks import release_stale_scheduler_locks
 
 MAINTENANCE_INTERVAL_S = 15
@@ -86,9 +91,9 @@ class CallwatchSimpleWorker(_RecoversFromDeadWorkers, SimpleWorker):
     """Jobs in the worker's own process (tests, benchmarks)."""
 
 
-def build_worker(settings: Settings, redis: redis_lib.Redis, *, simple: bool = False,
+def build_worker(settings: Settings, redis: redis_lib.Redis, *, simple: bool = True,
                  name: str | None = None) -> _RecoversFromDeadWorkers:
-    """The worker for this platform: Heroku's, a forking one, or in-process (``simple``)."""
+    """In-process (``simple``, the default), else forking: Heroku's or RQ's."""
     cls: type[_RecoversFromDeadWorkers]
     if simple:
         cls = CallwatchSimpleWorker
@@ -97,7 +102,7 @@ def build_worker(settings: Settings, redis: redis_lib.Redis, *, simple: bool = F
     else:
         cls = CallwatchWorker
     return cls(
-        [queue(name_, redis) for name_ in QUEUES],
+        [queue(name_, redis) for name_ in (DELIVERY_QUEUE, ANALYSIS_QUEUE)],
         connection=redis,
         serializer=JSONSerializer,
         name=name,
@@ -109,8 +114,11 @@ def build_worker(settings: Settings, redis: redis_lib.Redis, *, simple: bool = F
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers.worker", description=__doc__)
     parser.add_argument("--burst", action="store_true", help="quit when the queues are empty")
-    parser.add_argument("--simple", action="store_true",
-                        help="run jobs in this process instead of a forked work horse")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--simple", action="store_true",
+                      help="run each job in this process (the default)")
+    mode.add_argument("--fork", action="store_true",
+                      help="fork a work horse per job (RQ's Worker; HerokuWorker on Heroku)")
     parser.add_argument("--name", help="worker name (default: RQ's)")
     args = parser.parse_args(argv)
     try:
@@ -121,10 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     redis = settings.redis()
     context.configure(settings, redis)
-    return run(settings, redis, burst=args.burst, simple=args.simple, name=args.name)
+    return run(settings, redis, burst=args.burst, simple=not args.fork, name=args.name)
 
 
-def run(settings: Settings, redis: redis_lib.Redis, *, burst: bool = False, simple: bool = False,
+def run(settings: Settings, redis: redis_lib.Redis, *, burst: bool = False, simple: bool = True,
         name: str | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
     """Work until asked to stop; when Redis goes away under RQ, wait for it and start again.
 
