@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/analyze.py
 	$(PY) bench/deliver.py
+	$(PY) bench/e2e.py
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff mypy
