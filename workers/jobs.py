@@ -55,7 +55,7 @@ def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0) 
     client = InsightsClient(
         settings.twilio_insights_base_url, settings.insights_auth, session=context.session,
         on_request=lambda status, seconds: _insights_request(metrics, status, seconds))
-    policy = AlertPolicy(min_level=settings.alert_min_level, ignore=settings.alert_ignore)
+    policy = AlertPolicy.from_settings(settings)
     rechecks = settings.analysis_recheck_seconds
     try:
         result = analyze(call, lambda sid: client.fetch_events(sid, settings.insights_edges),
