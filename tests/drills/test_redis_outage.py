@@ -50,6 +50,10 @@ def stream(twilio: TwilioCallbacks, stop: threading.Event, sent: list[str]) -> N
         thread.join()
 
 
+#: How long before Redis is back a callback may still be held and then accepted.
+EDGE_S = 3.0
+
+
 @pytest.mark.drill
 def test_redis_down_10s_callbacks_503_then_everything_analysed_once(
         make_stack: Callable[..., Stack], drill_redis: RedisServer, webhook: WebhookReceiver,
@@ -102,7 +106,11 @@ def test_redis_down_10s_callbacks_503_then_everything_analysed_once(
          else worker.proc.returncode,
          "first_delivery_after_redis_back_s": reconnect,
          "all_analysed_after_s": round(time.time() - up_at, 1), "waited_s": round(took, 1)}))
-    assert in_outage and all(a.status in (503, 0) for a in in_outage), in_outage
+    # A callback sent in the last seconds of the outage may be answered 204 once Redis is
+    # back: redis-py retries the connection (2 s connect timeout) before the route gives
+    # up. So only the attempts well inside the outage must all have been refused.
+    inside = [a for a in in_outage if a.at <= up_at - EDGE_S]
+    assert inside and all(a.status in (503, 0) for a in inside), inside
     assert any(a.status == 503 for a in in_outage)
     assert not lost, f"{len(lost)} calls never accepted"
     assert stack.analysed() >= twilio.accepted()
