@@ -13,9 +13,11 @@ dequeue, fork, bookkeeping), N typical 50-event calls and N 2,500-event calls
 an alert becomes one log-sink delivery job that runs after every analysis). A
 rate is jobs over the window from the first job's start to the last one's end, as
 RQ recorded them; each round's analysis/no-op ratio is taken within the round and
-the report gives the median over rounds. ``--modes`` adds the same runs with
-``--simple`` (jobs in the worker process, no fork) and with ``preload`` (the
-forking worker with ``workers.jobs`` imported before it forks: a proposed fix).
+the report gives the median over rounds. ``--modes`` picks the worker: ``fork``
+(``--fork``, RQ's forking worker), ``simple`` (jobs in the worker process, the
+deployed default) and ``preload`` (the forking worker with ``workers.jobs``
+imported first: how the fix was measured; ``workers/worker.py`` now does it itself,
+so it equals ``fork``).
 
 Then, once: the peak RSS of the worker and of its work horse while analysing one
 10,000-event call (``/proc/<pid>/status`` VmHWM, polled every 5 ms; not
@@ -64,8 +66,8 @@ POLL_S = 0.005
 CLASSIFY_TARGET_MS = 50.0
 MEMORY_TARGET_MB = 150.0
 WORKLOADS = {"typical (50 events)": 50, "large (2,500 events)": 2_500}
-#: The forking worker with the jobs' module imported before it forks (a proposed fix:
-#: otherwise every work horse imports ``workers.jobs`` and the domain afresh).
+#: The forking worker with the jobs' module imported before it forks: how the fix to
+#: every work horse importing ``workers.jobs`` afresh was measured (now built in).
 PRELOAD = ("import runpy, sys; import workers.jobs; sys.argv[0] = 'workers.worker'; "
            "runpy.run_module('workers.worker', run_name='__main__', alter_sys=True)")
 
@@ -129,7 +131,7 @@ def _children(pid: int) -> list[int]:
 
 
 def worker_command(mode: str, *, burst: bool = True) -> list[str]:
-    """The worker's command line for ``fork``, ``simple`` or ``preload`` (a proposal)."""
+    """The worker's command line for ``fork``, ``simple`` or ``preload``."""
     flags = (["--burst"] if burst else []) + (["--simple"] if mode == "simple" else ["--fork"])
     if mode == "preload":
         return [sys.executable, "-c", PRELOAD, *flags]
@@ -372,9 +374,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--large-calls", type=int, default=40, help="2,500-event calls per run")
     parser.add_argument("--memory-events", type=int, default=10_000)
     parser.add_argument("--modes", default="fork",
-                        help="comma-separated worker modes: fork (as deployed), simple "
-                             "(--simple, no fork), preload (fork with workers.jobs imported "
-                             "first: a proposed fix)")
+                        help="comma-separated worker modes: fork (--fork), simple "
+                             "(--simple, the deployed default), preload (fork with "
+                             "workers.jobs imported first; now the same as fork)")
     parser.add_argument("--no-pyc", action="store_true",
                         help="no bytecode cache: every work horse compiles what it imports")
     parser.add_argument("--markdown", action="store_true", help="also print a README block")

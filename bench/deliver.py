@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -60,6 +58,7 @@ from bench.analyze import (  # noqa: E402
 from bench.classify import synthetic_call  # noqa: E402
 from service.analysis.classifier import AlertPolicy, build_alert  # noqa: E402
 from service.calls import Call  # noqa: E402
+from service.devtools.process_groups import stop_groups  # noqa: E402
 from service.devtools.redis_server import RedisServer  # noqa: E402
 from service.insights.events import parse_events  # noqa: E402
 from service.simulator.receivers import SlackStandIn, WebhookReceiver  # noqa: E402
@@ -219,13 +218,7 @@ def _call_sid(payload: Any) -> str | None:
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM (RQ's warm shutdown) to the worker's group, SIGKILL if it lingers."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_groups([proc], timeout_s=STOP_TIMEOUT_S)
 
 
 def summarise(rounds: list[dict[str, WorkerRun]]) -> dict[str, dict[str, float]]:

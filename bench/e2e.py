@@ -41,7 +41,6 @@ import platform
 import resource
 import secrets
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -61,8 +60,17 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 from bench.analyze import worker_env  # noqa: E402
-from bench.ingest import ACCOUNT_SID, APPS, AUTH_TOKEN, gunicorn, redis_cpu_s, signed_callbacks  # noqa: E402
+from bench.ingest import (  # noqa: E402
+    ACCOUNT_SID,
+    APPS,
+    AUTH_TOKEN,
+    group_cpu_s,
+    gunicorn,
+    redis_cpu_s,
+    signed_callbacks,
+)
 from bench.loadgen import LatencyResult, open_loop  # noqa: E402
+from service.devtools.process_groups import stop_groups  # noqa: E402
 from service.intake import INTAKE_KEY  # noqa: E402
 
 #: Longest the workers may take to register with Redis.
@@ -96,26 +104,6 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
-def group_cpu_s(pgid: int) -> float:
-    """CPU seconds of a process group's live processes and of the children they reaped.
-
-    ``bench.ingest.group_cpu_s`` counts live processes only; a forking RQ worker's
-    work horses live for one job each, so their CPU is found in the worker's
-    ``cutime``/``cstime`` once it has reaped them (proc(5)).
-    """
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid:
-            total += sum(int(f) for f in fields[11:15])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
@@ -141,15 +129,7 @@ def workers(count: int, env: dict[str, str], log_dir: Path, client: redis.Redis,
             time.sleep(0.1)
         yield [p.pid for p in procs]
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_groups(procs, timeout_s=30)
 
 
 class Sampler:
@@ -184,8 +164,8 @@ class Sampler:
             self.samples.append(Sample(
                 now - self.origin, int(overdue), int(analysis), int(delivery),
                 len(first_deliveries(self._receiver, self._sids)),
-                sum(group_cpu_s(p) for p in self._worker_pgids),
-                group_cpu_s(self._web_pgid)))
+                sum(group_cpu_s(p) or 0.0 for p in self._worker_pgids),
+                group_cpu_s(self._web_pgid) or 0.0))
 
 
 def first_deliveries(receiver: Any, sids: frozenset[str]) -> dict[str, float]:
@@ -390,7 +370,7 @@ def run(args: argparse.Namespace, log_dir: Path) -> Report:
 
 def _cpu(pgids: Sequence[int], web_pgid: int, client: redis.Redis) -> tuple[float, ...]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return (sum(group_cpu_s(p) for p in pgids), group_cpu_s(web_pgid),
+    return (sum(group_cpu_s(p) or 0.0 for p in pgids), group_cpu_s(web_pgid) or 0.0,
             redis_cpu_s(client), usage.ru_utime + usage.ru_stime)
 
 

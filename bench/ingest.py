@@ -23,7 +23,6 @@ import argparse
 import os
 import platform
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import redis  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 from bench.loadgen import LatencyResult, Request, Target, ThroughputResult, closed_loop, open_loop  # noqa: E402
+from service.devtools.process_groups import stop_groups  # noqa: E402
 from service.devtools.redis_server import RedisServer, free_port  # noqa: E402
 from service.intake import INTAKE_KEY  # noqa: E402
 
@@ -78,7 +78,8 @@ class Server:
 
 
 def group_cpu_s(pgid: int) -> float | None:
-    """User+system CPU seconds used so far by the live processes of a group (Linux /proc)."""
+    """CPU seconds of a process group (Linux /proc): its live processes, and the children
+    they reaped (``cutime``/``cstime``: a forking RQ worker's work horses live one job each)."""
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total = 0
     try:
@@ -93,9 +94,9 @@ def group_cpu_s(pgid: int) -> float | None:
         except (OSError, IndexError):
             continue
         # After the command: state ppid pgrp session tty tpgid flags minflt cminflt
-        # majflt cmajflt utime stime (proc(5)).
+        # majflt cmajflt utime stime cutime cstime (proc(5)).
         if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
+            total += sum(int(f) for f in fields[11:15])
     return total / ticks
 
 
@@ -152,13 +153,7 @@ def gunicorn(app: str, redis_url: str, log_dir: Path) -> Iterator[Server]:
         _wait_healthy(proc, port, log_path)
         yield Server(Target("127.0.0.1", port), proc.pid)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_groups([proc], timeout_s=30)
 
 
 def _wait_healthy(proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:

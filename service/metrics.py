@@ -74,8 +74,6 @@ class Metrics:
         self._write(name, [(f"{key}|b|{bucket}", 1), (f"{key}|count", 1), (f"{key}|sum", seconds)])
 
     def _write(self, name: str, fields: list[tuple[str, float]]) -> None:
-        if name not in SPECS:
-            raise KeyError(f"unknown metric {name}")
         try:
             pipe = self._redis.pipeline(transaction=False)
             for field, amount in fields:
@@ -102,8 +100,6 @@ class BufferedMetrics(Metrics):
         self._thread: threading.Thread | None = None
 
     def _write(self, name: str, fields: list[tuple[str, float]]) -> None:
-        if name not in SPECS:
-            raise KeyError(f"unknown metric {name}")
         with self._lock:
             for field, amount in fields:
                 self._pending[(name, field)] += amount
@@ -136,7 +132,10 @@ class BufferedMetrics(Metrics):
 
 
 def _label_key(name: str, labels: Mapping[str, str]) -> str:
-    spec = SPECS[name]
+    """The field for one label set; the one check of a metric's name and labels."""
+    spec = SPECS.get(name)
+    if spec is None:
+        raise KeyError(f"unknown metric {name}")
     if set(labels) != set(spec.labels):
         raise ValueError(f"{name} takes labels {spec.labels}, got {sorted(labels)}")
     return json.dumps([str(labels[label]) for label in spec.labels])

@@ -19,9 +19,10 @@ from rq.serializers import JSONSerializer
 from service.intake import Intake
 from service.settings import Settings
 from service.simulator.receivers import SlackStandIn
-from service.simulator.sender import callback_params, sign
+from service.simulator.sender import callback_params
 from service.simulator.server import SimulatorServer
 from service.web import create_app
+from tests.web_helpers import Callbacks
 from workers import context
 from workers.intake import move_due_calls
 from workers.queues import QUEUES, queue
@@ -56,17 +57,15 @@ class Pipeline:
         self.settings = settings
         self.redis = redis
         self.simulator = simulator
-        self.client = create_app(settings, redis=redis).test_client()
+        self.callbacks = Callbacks(create_app(settings, redis=redis).test_client(),
+                                   base="https://callwatch.test")
         context.configure(settings, redis)
 
     def callback(self, call_sid: str, status: str = "completed", **extra: str) -> int:
         """Post one signed status callback; returns the HTTP status."""
         params = callback_params(call_sid, self.settings.twilio_account_sid, status, **extra)
-        url = "https://callwatch.test/twilio/status-callback"
-        response = self.client.post("/twilio/status-callback", data=params,
-                                    headers={"X-Twilio-Signature": sign(url, params,
-                                                                        self.settings.twilio_auth_token)})
-        return response.status_code
+        response = self.callbacks.post(params, token=self.settings.twilio_auth_token)
+        return int(response.status_code)
 
     def play(self, scenario: str, status: str = "completed", *, extra: dict[str, str] | None = None,
              **options: Any) -> str:

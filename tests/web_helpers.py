@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from twilio.request_validator import RequestValidator
 
 from service.devtools.background_server import BackgroundServer
 from service.settings import Settings
+from service.simulator import sender
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token-primary"
@@ -37,20 +37,15 @@ def call_sid(n: int) -> str:
 
 
 def callback_params(sid: str, status: str = "completed", **extra: str) -> dict[str, str]:
-    params = {
-        "CallSid": sid, "AccountSid": ACCOUNT_SID, "CallStatus": status,
-        "ApiVersion": "2010-04-01", "Direction": "outbound-api",
-        "From": "client:alice", "To": "+14155550123", "CallbackSource": "call-progress-events",
-        "Timestamp": "Fri, 27 Nov 2026 10:15:00 +0000", "SequenceNumber": "3",
-    }
-    if status == "completed":
-        params["CallDuration"] = "42"
-    params.update(extra)
-    return params
+    """Twilio's fields for the test account (the simulator's sender builds them), with a
+    fixed time and sequence number so tests can assert on them."""
+    fields = {"Timestamp": "Fri, 27 Nov 2026 10:15:00 +0000", "SequenceNumber": "3", **extra}
+    return sender.callback_params(sid, ACCOUNT_SID, status, **fields)
 
 
 def sign(url: str, params: Mapping[str, str] | None, token: str = AUTH_TOKEN) -> str:
-    return str(RequestValidator(token).compute_signature(url, dict(params or {})))
+    """``X-Twilio-Signature`` with the test token unless another is given."""
+    return sender.sign(url, params, token)
 
 
 class Callbacks:

@@ -25,7 +25,8 @@ from types import FrameType
 
 import redis as redis_lib
 import structlog
-from rq import Worker
+from rq import Queue, Worker
+from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker, HerokuWorker, SimpleWorker
 
@@ -72,6 +73,14 @@ class _RecoversFromDeadWorkers(BaseWorker):
         if self._intake is not None:
             self._intake.stop()
         super().register_death()
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run one job; afterwards its log context (job id, call, alert) is cleared, so the
+        worker's own lines about the next job do not carry this one's ids."""
+        try:
+            super().execute_job(job, queue)
+        finally:
+            structlog.contextvars.clear_contextvars()
 
     def run_maintenance_tasks(self) -> None:
         release_stale_scheduler_locks(self.connection, self.queue_names())

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from service.devtools.process_groups import stop_groups
 from service.devtools.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,17 +74,6 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) 
     raise SystemExit(f"web did not become ready at {url}; see {RUN_DIR / 'web.log'}")
 
 
-def stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             demo = stack.enter_context(_Demo(port))
             env.update(demo.env)
         processes = [start_process("web", env), start_process("worker", env)]
-        stack.callback(stop, processes)
+        stack.callback(stop_groups, processes)
         base = f"http://127.0.0.1:{port}"
         wait_ready(base + "/readyz", processes[0])
         print(f"callwatch is up: {base}/twilio/status-callback  (logs in {RUN_DIR}/)")
