@@ -21,14 +21,13 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from types import FrameType
 
 import redis as redis_lib
 import structlog
 from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
-from rq.worker import BaseWorker, HerokuWorker, SimpleWorker
+from rq.worker import HerokuWorker, SimpleWorker
 
 # Imported here, once, so every forked work horse inherits the job code and its
 # dependencies (slack_sdk alone costs ~145 ms) instead of importing them per job:
@@ -42,6 +41,7 @@ from workers.intake import IntakeMover, move_due_calls
 from workers.liveness import Heartbeat, recover_orphaned_jobs
 from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE, QUEUES, queue
 from workers.scheduler_locks import release_stale_scheduler_locks
+from workers.shutdown import StopsCleanly, StopSignal
 
 MAINTENANCE_INTERVAL_S = 15
 WORKER_TTL_S = 35
@@ -49,18 +49,12 @@ WORKER_TTL_S = 35
 log = structlog.get_logger()
 
 
-class _RecoversFromDeadWorkers(BaseWorker):
+class _RecoversFromDeadWorkers(StopsCleanly):
     """Beats a liveness key and moves due calls from the intake; in maintenance, frees
-    what dead workers and schedulers held."""
+    what dead workers and schedulers held. Stops cleanly on SIGTERM (``shutdown``)."""
 
     _heartbeat: Heartbeat | None = None
     _intake: IntakeMover | None = None
-    #: Set on SIGTERM/SIGINT: RQ's own flag stays False when the worker was idle.
-    stop_signalled = False
-
-    def request_stop(self, signum: int, frame: FrameType | None) -> None:
-        self.stop_signalled = True
-        super().request_stop(signum, frame)
 
     def register_birth(self) -> None:
         super().register_birth()
@@ -151,36 +145,49 @@ def run(settings: Settings, redis: redis_lib.Redis, *, burst: bool = False, simp
     outages itself; jobs it held are recovered by the liveness clean-up.
     """
     restarts = 0
+    stop = StopSignal()
     while True:
+        stop.install()  # ours until RQ's loop installs its handlers, and again once it is left
         # A restarted worker needs a new name: the dead one's may still be registered.
         worker_name = f"{name}-{restarts}" if name and restarts else name
-        worker = build_worker(settings, redis, simple=simple, name=worker_name)
-        log.info("worker_starting", queues=list(QUEUES), worker=worker.name)
         try:
+            worker = build_worker(settings, redis, simple=simple, name=worker_name)  # asks Redis
+            worker.early_stop = stop
+            worker_name = worker.name
+            log.info("worker_starting", queues=list(QUEUES), worker=worker.name)
             if burst:
                 move_due_calls(redis)  # no mover thread lives long enough in a burst
             worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
-            if burst or worker.stop_signalled or worker._stop_requested:
+            if burst or worker.stop_signalled:
                 return 0
             log.warning("worker_stopped_unexpectedly", worker=worker.name)
         except redis_lib.RedisError as error:
-            log.error("worker_lost_redis", worker=worker.name, error=type(error).__name__)
-        wait_for_redis(redis, sleep=sleep)
+            log.error("worker_lost_redis", worker=worker_name, error=type(error).__name__)
+        stop.install()
+        if not wait_for_redis(redis, stopping=lambda: stop.requested, sleep=sleep):
+            log.info("worker_stopped_waiting_for_redis", worker=worker_name)
+            return 0
         restarts += 1
 
 
-def wait_for_redis(redis: redis_lib.Redis, *, sleep: Callable[[float], None] = time.sleep,
-                   first_wait_s: float = 1.0, max_wait_s: float = 30.0) -> None:
-    """Return once Redis answers PING, waiting 1 s, 2 s, 4 s ... (at most 30 s) between tries."""
+def wait_for_redis(redis: redis_lib.Redis, *, stopping: Callable[[], bool] = lambda: False,
+                   sleep: Callable[[float], None] = time.sleep, first_wait_s: float = 1.0,
+                   max_wait_s: float = 30.0, step_s: float = 0.25) -> bool:
+    """True once Redis answers PING, trying again after 1 s, 2 s, 4 s ... (at most 30 s);
+    False as soon as ``stopping()`` says so (checked every ``step_s``)."""
     wait = first_wait_s
-    while True:
+    while not stopping():
         try:
             redis.ping()
             log.info("redis_back")
-            return
+            return True
         except redis_lib.RedisError:
-            sleep(wait)
+            waited = 0.0
+            while waited < wait and not stopping():
+                sleep(step_s)
+                waited += step_s
             wait = min(wait * 2, max_wait_s)
+    return False
 
 
 if __name__ == "__main__":

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
+
 import redis as redis_lib
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from service.devtools.redis_server import RedisServer
 from service.simulator.server import SimulatorServer
 from service.web import create_app
-from tests.processes import settings_env, worker
+from tests.processes import Process, settings_env, worker
 from tests.simulator_fixtures import simulator
 from tests.web_helpers import Callbacks, callback_params, make_settings
 from workers.queues import analysis_job_id
@@ -40,17 +46,60 @@ def test_worker_runs_the_analysis_once_its_delay_passes(redis_server, redis: red
         process.close()
 
 
+def _sigterm_and_wait(process: Process, timeout: float = 15) -> int:
+    assert process.proc is not None
+    os.kill(process.proc.pid, signal.SIGTERM)
+    try:
+        return process.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"still running {timeout} s after SIGTERM:\n{process.output[-4000:]}") from None
+
+
 def test_sigterm_stops_an_idle_worker_cleanly(redis_server) -> None:
     """SIGTERM (Heroku's and Kubernetes' stop) ends an idle worker at once, exit code 0."""
-    import os
-    import signal
-
     process = worker(settings_env(redis_server.url)).start()
     try:
         process.wait_for(lambda: "Listening on" in process.output, timeout=30)
-        assert process.proc is not None
-        os.kill(process.proc.pid, signal.SIGTERM)
-        assert process.proc.wait(timeout=15) == 0  # not killed: it exited by itself
+        assert _sigterm_and_wait(process) == 0  # not killed: it exited by itself
         assert not process.events("worker_stopped_unexpectedly")
+    finally:
+        process.close()
+
+
+def test_sigterm_while_the_worker_starts_stops_it_cleanly(redis_server) -> None:
+    """A stop that arrives before RQ's loop listens for signals still ends the worker with
+    exit code 0, and it takes no job first."""
+    process = worker(settings_env(redis_server.url)).start()
+    try:
+        process.wait_for(lambda: bool(process.events("worker_starting")), timeout=30)
+        assert _sigterm_and_wait(process) == 0
+        assert not process.events("worker_stopped_unexpectedly")
+    finally:
+        process.close()
+
+
+def test_a_worker_started_before_redis_waits_for_it_then_works() -> None:
+    """A worker whose Redis is not up yet (a deploy racing its add-on) neither crashes nor
+    needs a restart: it starts listening once Redis answers."""
+    server = RedisServer()  # its port, not yet listening
+    process = worker(settings_env(server.url)).start()
+    try:
+        process.wait_for(lambda: bool(process.events("worker_lost_redis")), timeout=30)
+        with server:
+            process.wait_for(lambda: "Listening on" in process.output, timeout=30)
+            assert process.events("redis_back")
+            assert _sigterm_and_wait(process) == 0
+    finally:
+        process.close()
+
+
+def test_sigterm_while_waiting_for_redis_stops_the_worker_cleanly() -> None:
+    """A worker waiting for an unreachable Redis stops on SIGTERM within a second, exit code 0."""
+    process = worker(settings_env(RedisServer().url)).start()  # nothing listens there
+    try:
+        process.wait_for(lambda: bool(process.events("worker_lost_redis")), timeout=30)
+        time.sleep(0.5)  # inside the back-off between PINGs
+        assert _sigterm_and_wait(process, timeout=5) == 0
+        assert process.events("worker_stopped_waiting_for_redis")
     finally:
         process.close()
