@@ -62,11 +62,17 @@ class _RecoversFromDeadWorkers(StopsCleanly):
         self._intake = IntakeMover(self.connection).start()
 
     def register_death(self) -> None:
+        self.stop_helpers()
+        super().register_death()
+
+    def stop_helpers(self) -> None:
+        """Stop the liveness beat and the intake mover (idempotent). Also called when
+        Redis fails the worker before RQ's loop, which then never registers a death: a
+        beat left running would keep a dead worker's jobs from being recovered."""
         if self._heartbeat is not None:
             self._heartbeat.stop()
         if self._intake is not None:
             self._intake.stop()
-        super().register_death()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run one job; afterwards its log context (job id, call, alert) is cleared, so the
@@ -150,6 +156,7 @@ def run(settings: Settings, redis: redis_lib.Redis, *, burst: bool = False, simp
         stop.install()  # ours until RQ's loop installs its handlers, and again once it is left
         # A restarted worker needs a new name: the dead one's may still be registered.
         worker_name = f"{name}-{restarts}" if name and restarts else name
+        worker = None
         try:
             worker = build_worker(settings, redis, simple=simple, name=worker_name)  # asks Redis
             worker.early_stop = stop
@@ -163,6 +170,8 @@ def run(settings: Settings, redis: redis_lib.Redis, *, burst: bool = False, simp
             log.warning("worker_stopped_unexpectedly", worker=worker.name)
         except redis_lib.RedisError as error:
             log.error("worker_lost_redis", worker=worker_name, error=type(error).__name__)
+            if worker is not None:
+                worker.stop_helpers()
         stop.install()
         if not wait_for_redis(redis, stopping=lambda: stop.requested, sleep=sleep):
             log.info("worker_stopped_waiting_for_redis", worker=worker_name)
