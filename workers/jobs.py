@@ -68,10 +68,15 @@ def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0) 
         _no_crash_retry()
         raise
     metrics.inc("callwatch_insights_events_fetched", result.events)
+    if result.insights_error is not None:
+        unread = result.insights_error
+        reason = unread.reason if isinstance(unread, PermanentError) else "insights_unavailable"
+        log.warning("analysis_without_events", reason=reason,
+                    message=f"the failed call is alerted without its Insights events: {unread}")
     if result.outcome == NOT_READY:
         delay = rechecks[recheck]
-        schedule_analysis(context.redis, call_json, delay_s=delay, recheck=recheck + 1,
-                          attempt=attempt)
+        # A new check has the whole Insights retry budget again.
+        schedule_analysis(context.redis, call_json, delay_s=delay, recheck=recheck + 1, attempt=0)
         log.info("analysis_recheck_scheduled", delay_s=delay, recheck=recheck + 1)
         metrics.inc("callwatch_analyses", outcome="recheck")
         return NOT_READY

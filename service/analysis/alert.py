@@ -65,14 +65,16 @@ class Alert:
     issues: tuple[Issue, ...]
     client: ClientInfo | None = None
     truncated_issues: int = 0
+    #: Counts every issue, the cut ones included; built from ``issues`` when not given.
+    summary: str = ""
     severity: str = field(init=False)
-    summary: str = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "created_at", utc_seconds(self.created_at))
         severity = "error" if any(i.severity == "error" for i in self.issues) else "warning"
         object.__setattr__(self, "severity", severity)
-        object.__setattr__(self, "summary", summarize(self.call, self.issues, self.truncated_issues))
+        if not self.summary:
+            object.__setattr__(self, "summary", summarize(self.call, self.issues))
 
     def to_payload(self) -> dict[str, Any]:
         """The alert's ``data`` object, exactly as DESIGN.md lays it out."""
@@ -119,6 +121,7 @@ class Alert:
             issues=tuple(Issue.from_json(i) for i in data["issues"]),
             client=client_from_json(client) if client else None,
             truncated_issues=int(data.get("truncated_issues", 0)),
+            summary=str(data.get("summary") or ""),
         )
 
 
@@ -129,11 +132,12 @@ def make_alert_id(call_sid: str, issue_keys: Iterable[str]) -> str:
     return "alr_" + base64.b32encode(digest).decode().lower()
 
 
-def summarize(call: Call, issues: Iterable[Issue], truncated: int = 0) -> str:
-    """One line: ``1 error, 2 warnings on CA… (completed, 42 s)``."""
+def summarize(call: Call, issues: Iterable[Issue]) -> str:
+    """One line: ``1 error, 2 warnings on CA… (completed, 42 s)``; pass every issue,
+    including any the alert leaves out."""
     issues = list(issues)
     errors = sum(1 for i in issues if i.severity == "error")
-    warnings = len(issues) - errors + truncated
+    warnings = len(issues) - errors
     parts = []
     if errors:
         parts.append(f"{errors} error{'s' if errors != 1 else ''}")

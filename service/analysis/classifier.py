@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
-from service.analysis.alert import Alert, Issue, iso, make_alert_id
+from service.analysis.alert import Alert, Issue, iso, make_alert_id, summarize
 from service.analysis.catalogue import describe, describe_event
 from service.calls import Call
 from service.insights.events import LEVEL_ORDER, ClientInfo, Event
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 _RAISED, _CLEARED = "-warning-raised", "-warning-cleared"
+#: The issue a ``failed`` call is by itself; ``ALERT_IGNORE=call/failed`` silences it.
+FAILED_KEY = "call/failed"
 _WARNING_RANK = LEVEL_ORDER["WARNING"]
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -130,7 +132,7 @@ def classify(call: Call, events: Sequence[Event], policy: AlertPolicy) -> list[I
     for tally in open_warnings.values():  # never cleared: raised until the call's last event
         _close(tally, last_seen, cleared=False)
     issues = [tally.issue() for tally in tallies.values()]
-    if call.status == "failed":
+    if call.status == "failed" and FAILED_KEY not in policy.ignore:
         issues.append(failed_issue(call))
     issues.sort(key=_order)
     return issues
@@ -154,6 +156,7 @@ def build_alert(call: Call, events: Sequence[Event], policy: AlertPolicy, *,
         issues=tuple(kept),
         client=first_client(events),
         truncated_issues=len(issues) - len(kept),
+        summary=summarize(call, issues),
     )
 
 
@@ -165,7 +168,7 @@ def failed_issue(call: Call) -> Issue:
         description += f" (SIP {sip})"
     at = iso(_callback_time(call.timestamp))
     return Issue(
-        key="call/failed", edge=None, group="call", name="failed", level="ERROR",
+        key=FAILED_KEY, edge=None, group="call", name="failed", level="ERROR",
         severity="error", count=1, first_at=at, last_at=at, error_code=sip,
         description=description,
     )

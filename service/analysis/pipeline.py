@@ -13,7 +13,7 @@ from datetime import datetime
 from service.analysis.alert import Alert
 from service.analysis.classifier import AlertPolicy, build_alert
 from service.calls import Call
-from service.errors import EventsNotReady
+from service.errors import CallwatchError, EventsNotReady, InsightsUnavailable, PermanentError
 from service.insights.events import Event
 
 #: Outcomes of one analysis.
@@ -25,6 +25,8 @@ class Analysis:
     outcome: str
     alert: Alert | None = None
     events: int = 0
+    #: Why Insights could not be read, when a ``failed`` call was alerted without it.
+    insights_error: CallwatchError | None = None
 
 
 def analyze(call: Call, fetch: Callable[[str], Sequence[Event]], policy: AlertPolicy, *,
@@ -33,13 +35,20 @@ def analyze(call: Call, fetch: Callable[[str], Sequence[Event]], policy: AlertPo
 
     A call with no events yet (or a 404 from Insights) is not ready, or ``GAVE_UP``
     at the last check. A ``failed`` call is an issue of its own and is alerted at
-    once with whatever events exist.
+    once with whatever events exist: also with none when Insights refuses or is down,
+    since its issue does not depend on them. Other calls raise Insights' errors.
     """
+    unread: CallwatchError | None = None
     try:
         events = list(fetch(call.call_sid))
     except EventsNotReady:
         events = []
+    except (InsightsUnavailable, PermanentError) as error:
+        if call.status != "failed":
+            raise
+        events, unread = [], error
     if not events and call.status != "failed":
         return Analysis(GAVE_UP if last_chance else NOT_READY)
     alert = build_alert(call, events, policy, now=now)
-    return Analysis(ALERT if alert else NO_ALERT, alert=alert, events=len(events))
+    return Analysis(ALERT if alert else NO_ALERT, alert=alert, events=len(events),
+                    insights_error=unread)

@@ -39,6 +39,11 @@ log = structlog.get_logger()
 ADVANCED_FEATURES_CODES = frozenset({17000, 17007})
 PAGE_SIZE = 1000
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Failures of the transport, not answers from Insights: retried like a 5xx. A body cut
+#: short or badly compressed is one of these too.
+_TRANSPORT_ERRORS = (requests.Timeout, requests.ConnectionError,
+                     requests.exceptions.ChunkedEncodingError,
+                     requests.exceptions.ContentDecodingError)
 
 
 class InsightsClient:
@@ -101,7 +106,15 @@ class InsightsClient:
         seen: set[str] = set()
         events: list[Event] = []
         while url is not None:
-            payload = self._get_json(url, params, call_sid=call_sid)
+            try:
+                payload = self._get_json(url, params, call_sid=call_sid)
+            except EventsNotReady as error:
+                if params is not None:  # the edge's first page: nothing there yet
+                    raise
+                # A later page vanished (an expired page token): fetch the call again later
+                # rather than read it as "no events" and drop the pages already read.
+                raise InsightsUnavailable(f"Insights lost a later page of {call_sid} ({error})",
+                                          status=404) from error
             meta = payload.get("meta")
             meta = meta if isinstance(meta, dict) else {}
             key = meta.get("key")
@@ -149,7 +162,7 @@ class InsightsClient:
                     url, params=params, auth=self._auth, timeout=self._timeout,
                     allow_redirects=False,
                 )
-            except (requests.Timeout, requests.ConnectionError) as exc:
+            except _TRANSPORT_ERRORS as exc:
                 self._report(None, started)
                 status, retry_after, cause = None, None, exc
                 problem = f"{type(exc).__name__}"

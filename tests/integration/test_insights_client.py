@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -319,6 +320,48 @@ def test_relative_next_page_is_joined_to_the_base(scripted: Scripted) -> None:
     assert [e.name for e in events] == ["a", "b"]
     assert scripted.seen[1]["query"] == "PageSize=1000&PageToken=PT1"
     assert all(s["authorization"] for s in scripted.seen)
+
+
+def test_a_later_page_that_vanishes_is_retried_not_read_as_no_events(scripted: Scripted) -> None:
+    """A 404 on page 2 (an expired page token) must not turn the pages already read into
+    "no events yet": the fetch is unavailable, so the analysis is tried again later."""
+    scripted.script = [
+        (200, {}, page([{"name": "a"}], f"/v1/Voice/{CALL}/Events?PageSize=1000&PageToken=PT1")),
+        (404, {}, {"code": 20404, "message": "The requested resource was not found"}),
+    ]
+    with pytest.raises(InsightsUnavailable) as caught:
+        InsightsClient(scripted.url, ("AC1", "t")).fetch_events(CALL, ["sdk_edge"])
+    assert caught.value.status == 404
+
+
+def test_a_body_cut_short_is_retried_then_unavailable() -> None:
+    """A 200 whose body ends before its Content-Length is a transport failure: retried, then
+    InsightsUnavailable (the analysis is rescheduled), never a raw requests exception."""
+    body = b'{"meta": {"next_page_url": null}, "events": []}'
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n" % (len(body) + 100))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            for _ in range(2):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(head + body)  # and close: 100 bytes short
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        sleeps = Sleeps()
+        client = InsightsClient(f"http://127.0.0.1:{port}", ("AC1", "t"), sleep=sleeps,
+                                max_attempts=2)
+        with pytest.raises(InsightsUnavailable) as caught:
+            client.fetch_events(CALL, ["sdk_edge"])
+        server.join(timeout=5)
+    assert isinstance(caught.value.__cause__, requests.RequestException)
+    assert len(sleeps) == 1
 
 
 def test_records_are_read_from_meta_key(scripted: Scripted) -> None:

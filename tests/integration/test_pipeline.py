@@ -14,6 +14,7 @@ from tests.pipeline_helpers import Pipeline, pipeline_settings
 from tests.receiver_fixtures import WEBHOOK_SECRET, slack_receiver, webhook_receiver
 from tests.simulator_fixtures import simulator
 from workers.jobs import analyze_call
+from workers.queues import analysis_job_id
 
 __all__ = ["simulator", "slack_receiver", "webhook_receiver"]
 
@@ -145,6 +146,32 @@ def test_advanced_features_off_reported_once(pipe: Pipeline, simulator: Simulato
     assert len([r for r in simulator.requests if r["path"].endswith("/Events")]) == 1
     assert webhook_receiver.deliveries == []
     assert pipe.redis.zcard("rq:failed:analysis") == 1
+
+
+def test_failed_call_is_alerted_when_insights_refuses(pipe: Pipeline, simulator: SimulatorServer,
+                                                      webhook_receiver: WebhookReceiver) -> None:
+    """A `failed` call needs no events: with Advanced Features off it is still alerted, and
+    the log says why its events are missing."""
+    with capture_logs() as logs:
+        pipe.play("advanced-features-off", status="failed", extra={"SipResponseCode": "503"})
+        pipe.drain()
+    bodies = [d.body for d in webhook_receiver.accepted()]
+    assert len(bodies) == 2
+    assert list(issues_by_key(bodies[0])) == ["call/failed"]
+    [why] = [line for line in logs if line["event"] == "analysis_without_events"]
+    assert why["reason"] == "advanced_features_off"
+    assert not [line for line in logs if line["event"] == "analysis_failed"]
+
+
+def test_a_recheck_starts_with_the_whole_insights_retry_budget(pipe: Pipeline) -> None:
+    """Retries spent on 429/5xx at one check are not charged to the next: the re-check of a
+    call not yet in Insights is scheduled with its attempts back at zero."""
+    sid = "CA" + "d" * 32
+    call_json = {"call_sid": sid, "account_sid": pipe.settings.twilio_account_sid,
+                 "status": "completed"}
+    assert analyze_call(call_json, recheck=0, attempt=4) == "not_ready"
+    assert pipe.redis.exists(f"rq:job:{analysis_job_id(sid, recheck=1)}")
+    assert not pipe.redis.exists(f"rq:job:{analysis_job_id(sid, recheck=1, attempt=4)}")
 
 
 @pytest.mark.parametrize("scenario", ["rate-limited", "server-errors"])

@@ -274,6 +274,29 @@ def test_truncation_keeps_the_first_and_counts_the_rest() -> None:
     assert full is not None and full.truncated_issues == 0
 
 
+def test_summary_counts_cut_errors_as_errors() -> None:
+    """With more error issues than max_issues, the cut ones still count as errors in the
+    summary, also once the alert has been through its envelope (as a delivery job reads it)."""
+    from service.analysis.alert import Alert
+
+    events = [ev(i, "connection", "error", "ERROR", code=31000 + i) for i in range(5)]
+    alert = build_alert(call(), [*events, ev(9, NQ_RAISED, "high-rtt")],
+                        AlertPolicy(max_issues=3), now=NOW)
+    assert alert is not None and alert.truncated_issues == 3
+    assert alert.summary.startswith("5 errors, 1 warning on ")
+    assert Alert.from_envelope(alert.to_envelope()).summary == alert.summary
+
+
+def test_ignoring_call_failed_silences_failed_calls() -> None:
+    """ALERT_IGNORE=call/failed: a failed call alerts only on its SDK issues, if any."""
+    policy = AlertPolicy(ignore=frozenset({"call/failed"}))
+    assert build_alert(call("failed", sip_response_code=503), [], policy, now=NOW) is None
+    errored = build_alert(call("failed"), [ev(0, "connection", "error", "ERROR", code=31005)],
+                          policy, now=NOW)
+    assert errored is not None
+    assert [i.key for i in errored.issues] == ["sdk_edge/connection/error/31005"]
+
+
 def test_client_prefers_sdk_edge() -> None:
     """The alert's client is the first non-empty ClientInfo, the SDK edge's first."""
     gateway = ClientInfo(city="Ashburn")
