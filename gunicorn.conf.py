@@ -8,6 +8,11 @@ The graceful timeout stays under Heroku's 30 s between SIGTERM and SIGKILL.
 import os
 
 from service.logs import configure_logging
+from service.settings import settings_or_exit
+
+# Checked here, in the master: a worker that exits on a bad variable is only restarted,
+# forever, while the port stays bound and callbacks hang.
+settings_or_exit(os.environ)
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

@@ -14,6 +14,8 @@ from typing import Any
 
 from service.errors import InvalidField
 
+#: Where Twilio posts a call's status callbacks (the route, and what PUBLIC_BASE_URL must not end with).
+CALLBACK_PATH = "/twilio/status-callback"
 CALL_SID_RE = re.compile(r"^CA[0-9a-fA-F]{32}\Z")
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}\Z")
 

@@ -9,6 +9,7 @@ fields whose ``repr`` is hidden, so logging a ``Settings`` cannot leak them.
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,13 +17,16 @@ from urllib.parse import urlsplit
 
 import redis as redis_lib
 
-from service.calls import ACCOUNT_SID_RE
+from service.calls import ACCOUNT_SID_RE, CALLBACK_PATH
 from service.errors import ConfigError
 from service.http import require_secure_url
 
 LEVELS = ("WARNING", "ERROR")
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: Longest ANALYSIS_DELAY_SECONDS: an hour is already far from "within minutes", and a
+#: waiting call must stay well inside the intake's one-day memory of it (intake.CALL_TTL_S).
+MAX_ANALYSIS_DELAY_S = 3600
 KNOWN_EDGES = ("sdk_edge", "client_edge", "sip_edge", "carrier_edge", "unknown_edge")
 
 
@@ -117,10 +121,11 @@ class Settings:
             ).rstrip("/"),
             redis_url=_redis_url(env.optional("REDIS_URL") or "redis://localhost:6379/0"),
             redis_tls_verify=env.boolean("REDIS_TLS_VERIFY", True),
-            public_base_url=env.url("PUBLIC_BASE_URL", public).rstrip("/") if public else None,
+            public_base_url=_public_base_url(env.url("PUBLIC_BASE_URL", public)) if public else None,
             trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0),
             twilio_validate_signatures=env.boolean("TWILIO_VALIDATE_SIGNATURES", True),
-            analysis_delay_seconds=env.integer("ANALYSIS_DELAY_SECONDS", 90, minimum=0),
+            analysis_delay_seconds=env.integer("ANALYSIS_DELAY_SECONDS", 90, minimum=0,
+                                               maximum=MAX_ANALYSIS_DELAY_S),
             analysis_recheck_seconds=env.seconds_list("ANALYSIS_RECHECK_SECONDS", "60,180,600",
                                                       allow_empty=True),
             insights_edges=edges,
@@ -212,6 +217,24 @@ class _Env:
         return require_secure_url(value, name)
 
 
+def _public_base_url(value: str) -> str:
+    """Scheme, host and port (a path prefix allowed): what Twilio's signed URL starts with."""
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ConfigError("PUBLIC_BASE_URL", "has a port that is not a number from 1 to 65535") from None
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ConfigError("PUBLIC_BASE_URL", "must not carry a query or fragment: give scheme and "
+                                             "host, e.g. https://alerts.example.com")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("PUBLIC_BASE_URL", "must not carry a user or password")
+    if parts.path.rstrip("/").endswith(CALLBACK_PATH):
+        raise ConfigError("PUBLIC_BASE_URL", f"is the base URL, without {CALLBACK_PATH} "
+                                             "(callwatch adds the request's path)")
+    return value.rstrip("/")
+
+
 def _redis_url(value: str) -> str:
     if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
@@ -227,3 +250,13 @@ def _check_webhook_secret(secret: str) -> None:
         raise ConfigError("ALERT_WEBHOOK_SECRET", "the part after whsec_ is not base64") from None
     if len(key) < 16:
         raise ConfigError("ALERT_WEBHOOK_SECRET", "the key must be at least 16 bytes")
+
+
+def settings_or_exit(environ: Mapping[str, str]) -> Settings:
+    """Settings for a process that starts: a bad value prints one line naming its variable
+    and exits with code 2 (the web and worker entry points, and gunicorn's master)."""
+    try:
+        return Settings.from_env(environ)
+    except ConfigError as error:
+        print(f"callwatch: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

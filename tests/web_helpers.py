@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
+from service.calls import CALLBACK_PATH
 from service.devtools.background_server import BackgroundServer
 from service.settings import Settings
 from service.simulator import sender
@@ -16,7 +17,6 @@ ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token-primary"
 SECONDARY_TOKEN = "test-auth-token-secondary"
 PUBLIC_BASE = "https://alerts.example.com"
-CALLBACK_PATH = "/twilio/status-callback"
 
 
 def make_settings(redis_url: str, **overrides: str) -> Settings:

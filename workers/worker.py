@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Callable
 
@@ -33,9 +32,8 @@ from rq.worker import HerokuWorker, SimpleWorker
 # dependencies (slack_sdk alone costs ~145 ms) instead of importing them per job:
 # 4x fewer CPU ms per analysis and per delivery (bench/README.md).
 import workers.jobs  # noqa: F401
-from service.errors import ConfigError
 from service.logs import configure_logging
-from service.settings import Settings
+from service.settings import Settings, settings_or_exit
 from workers import context
 from workers.intake import IntakeMover, move_due_calls
 from workers.liveness import Heartbeat, recover_orphaned_jobs
@@ -130,11 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                       help="fork a work horse per job (RQ's Worker; HerokuWorker on Heroku)")
     parser.add_argument("--name", help="worker name (default: RQ's)")
     args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env(os.environ)
-    except ConfigError as error:
-        print(f"callwatch: configuration error: {error}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit(os.environ)
     configure_logging(settings.log_level, settings.log_format)
     redis = settings.redis()
     context.configure(settings, redis)

@@ -15,7 +15,8 @@ from typing import Any
 import requests
 from twilio.request_validator import RequestValidator
 
-CALLBACK_PATH = "/twilio/status-callback"
+from service.calls import CALLBACK_PATH
+
 DEFAULT_STATUSES = ("initiated", "ringing", "in-progress", "completed")
 TIMEOUT = (3.05, 10.0)
 

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 import redis as redis_lib
 import structlog
 from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import HTTPException
 
-from service.calls import call_from_callback
+from service.calls import CALLBACK_PATH, call_from_callback
 from service.errors import InvalidField
 from service.web import MAX_BODY_BYTES
 from service.web.problems import RequestRefused, invalid_field
@@ -27,7 +28,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 REDIS_RETRY_AFTER_S = 5
 
 
-@blueprint.route("/twilio/status-callback", methods=["POST", "GET"])
+@blueprint.route(CALLBACK_PATH, methods=["POST", "GET"])
 def status_callback() -> Response:
     context = current_app.extensions["callwatch"]
     params: Mapping[str, str]
@@ -37,7 +38,7 @@ def status_callback() -> Response:
                                  f"Twilio status callbacks are posted as {FORM_TYPE}.")
         # werkzeug stops reading a body without Content-Length at MAX_CONTENT_LENGTH
         # (64 KiB + 1) without raising, so the length read decides
-        if len(request.get_data(cache=True)) > MAX_BODY_BYTES:
+        if len(_read_body()) > MAX_BODY_BYTES:
             raise RequestRefused(413, "payload_too_large",
                                  f"The body is over {MAX_BODY_BYTES // 1024} KiB.")
         params = request.form
@@ -74,3 +75,17 @@ def status_callback() -> Response:
     context.metrics.inc("callwatch_callbacks", outcome="accepted" if scheduled else "duplicate",
                         reason="")
     return Response(status=204)
+
+
+def _read_body() -> bytes:
+    """The raw body, read once. A body the server cannot read (broken chunked framing, a
+    client gone mid-body) is the client's fault: 400, never a 500 with a traceback.
+    gunicorn's parse errors share no base class with werkzeug's, hence the broad catch."""
+    try:
+        return request.get_data(cache=True)
+    except HTTPException:
+        raise
+    except Exception as error:
+        log.info("callback_body_unreadable", error=type(error).__name__)
+        raise RequestRefused(400, "invalid_request",
+                             "The request body could not be read (broken framing?).") from None

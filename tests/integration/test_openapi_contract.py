@@ -36,9 +36,8 @@ from schemathesis.specs.openapi.checks import (
 from werkzeug.wrappers import Request
 
 from service.web import MAX_BODY_BYTES, create_app
-from tests.web_helpers import ACCOUNT_SID, PUBLIC_BASE, make_settings, sign
+from tests.web_helpers import ACCOUNT_SID, CALLBACK_PATH, PUBLIC_BASE, make_settings, sign
 
-CALLBACK_PATH = "/twilio/status-callback"
 CONFIG = {
     "seed": 20261127,
     "generation": {"mode": "all", "max-examples": 15, "deterministic": True, "database": "none"},

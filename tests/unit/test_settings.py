@@ -66,6 +66,14 @@ def test_lists_and_api_key_are_parsed() -> None:
     ({"PORT": "70000"}, "PORT"),
     ({"REDIS_URL": "http://localhost"}, "REDIS_URL"),
     ({"PUBLIC_BASE_URL": "alerts.example.com"}, "PUBLIC_BASE_URL"),
+    ({"PUBLIC_BASE_URL": "https://alerts.example.com:99999"}, "PUBLIC_BASE_URL"),
+    ({"PUBLIC_BASE_URL": "https://alerts.example.com:abc"}, "PUBLIC_BASE_URL"),
+    ({"PUBLIC_BASE_URL": "https://alerts.example.com/?x=1"}, "PUBLIC_BASE_URL"),
+    ({"PUBLIC_BASE_URL": "https://alerts.example.com/#top"}, "PUBLIC_BASE_URL"),
+    ({"PUBLIC_BASE_URL": "https://user:pw@alerts.example.com"}, "PUBLIC_BASE_URL"),
+    ({"PUBLIC_BASE_URL": "https://alerts.example.com/twilio/status-callback"}, "PUBLIC_BASE_URL"),
+    ({"ANALYSIS_DELAY_SECONDS": "3601"}, "ANALYSIS_DELAY_SECONDS"),
+    ({"ANALYSIS_DELAY_SECONDS": "99999999999999999999"}, "ANALYSIS_DELAY_SECONDS"),
 ])
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
     """Each malformed or missing value raises ConfigError naming its variable."""
@@ -95,3 +103,24 @@ def test_redis_tls_verification_can_be_relaxed_for_self_signed_servers() -> None
     relaxed_kwargs = relaxed.redis().connection_pool.connection_kwargs
     assert strict_kwargs.get("ssl_cert_reqs", "required") == "required"
     assert relaxed_kwargs["ssl_cert_reqs"] == "none"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("https://alerts.example.com/", "https://alerts.example.com"),
+    ("https://alerts.example.com:8443", "https://alerts.example.com:8443"),
+    ("https://example.com/callwatch/", "https://example.com/callwatch"),  # behind a path prefix
+])
+def test_public_base_url_forms_that_are_kept(value: str, expected: str) -> None:
+    """Scheme, host, port and a path prefix are what the signed URL starts with."""
+    assert Settings.from_env({**BASE, "PUBLIC_BASE_URL": value}).public_base_url == expected
+
+
+def test_the_longest_delay_leaves_the_call_remembered() -> None:
+    """The longest allowed delay is well inside the intake's memory of a call, so a call is
+    never forgotten before its analysis falls due."""
+    from service.intake import CALL_TTL_S
+    from service.settings import MAX_ANALYSIS_DELAY_S
+
+    settings = Settings.from_env({**BASE, "ANALYSIS_DELAY_SECONDS": str(MAX_ANALYSIS_DELAY_S)})
+    assert settings.analysis_delay_seconds == MAX_ANALYSIS_DELAY_S
+    assert MAX_ANALYSIS_DELAY_S * 4 < CALL_TTL_S
