@@ -6,6 +6,9 @@ The graceful timeout stays under Heroku's 30 s between SIGTERM and SIGKILL.
 """
 
 import os
+from typing import Any
+
+from gunicorn.glogging import Logger
 
 from service.logs import configure_logging
 from service.settings import settings_or_exit
@@ -27,8 +30,20 @@ errorlog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 # Twilio's callbacks are small; refuse giant header sections early.
 limit_request_field_size = 8190
+# gunicorn 27's control socket (in $HOME) is not used, and $HOME is read-only in k8s.
+control_socket_disable = True
 
-configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), os.environ.get("LOG_FORMAT", "json"))
-logconfig_dict = {"version": 1, "disable_existing_loggers": False, "root": {"level": "INFO"},
-                  "loggers": {"gunicorn.error": {"propagate": True},
-                              "gunicorn.access": {"propagate": True}}}
+_LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+_LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
+
+
+class _CallwatchLogger(Logger):
+    """gunicorn's logger, whose lines (the master's too) go through callwatch's formatter:
+    gunicorn sets up its own handlers first, then ``configure_logging`` routes them to ours."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        configure_logging(_LOG_LEVEL, _LOG_FORMAT)
+
+
+logger_class = _CallwatchLogger

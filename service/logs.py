@@ -3,8 +3,9 @@
 ``configure_logging`` is called once per process (the WSGI module, gunicorn's
 config, the worker's start-up, the CLI). Standard-library loggers (gunicorn, rq,
 werkzeug) are routed through the same formatter so every line has one shape.
-Two processors guard what reaches the log: values under secret-looking keys are
-replaced, and phone numbers anywhere in a value are masked.
+Guards run last, on every line: a failed job's arguments (RQ's extras) are dropped,
+values under secret-looking keys are replaced, and phone numbers anywhere in a value
+(tracebacks included) are masked.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from service.calls import mask_number
 
 _SECRET_KEY = re.compile(r"(token|secret|password|authorization|signature|api_key|webhook_url)",
                          re.IGNORECASE)
-# E.164 numbers (+ and 7 to 15 digits) standing alone: not the hex inside a CallSid.
-_PHONE = re.compile(r"(?<![\w+])\+\d{7,15}(?!\w)")
+# E.164 numbers (+ and 7 to 15 digits) standing alone, also %-escaped as in a GET query
+# string: not the hex inside a CallSid.
+_PHONE = re.compile(r"(?<![\w+%])(?:\+|%2[bB])\d{7,15}(?!\w)")
+# RQ adds a failed job's arguments (a whole call or alert, numbers included) as extras.
+_DROPPED_EXTRAS = ("arguments", "kwargs")
 
 
 def _redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -33,8 +37,31 @@ def _redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, An
 
 def _mask_phones(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     for key, value in event_dict.items():
-        if isinstance(value, str) and key != "timestamp" and _PHONE.search(value):
-            event_dict[key] = _PHONE.sub(lambda m: mask_number(m.group(0)) or "", value)
+        if key != "timestamp":
+            event_dict[key] = _masked(value)
+    return event_dict
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with every phone number masked, looking inside lists and dicts."""
+    if isinstance(value, str):
+        return _PHONE.sub(_mask_match, value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item) for item in value]
+    return value
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    number = match.group(0)
+    digits = number[3:] if number.startswith("%") else number[1:]  # after "+" or "%2B"
+    return mask_number("+" + digits) or ""
+
+
+def _drop_job_arguments(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key in _DROPPED_EXTRAS:
+        event_dict.pop(key, None)
     return event_dict
 
 
@@ -45,9 +72,13 @@ def shared_processors() -> list[Any]:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _redact_secrets,
-        _mask_phones,
     ]
+
+
+def guards() -> list[Any]:
+    """The last processors before rendering, so they see everything: extras added from
+    standard-library records and formatted tracebacks included."""
+    return [_drop_job_arguments, _redact_secrets, _mask_phones]
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
@@ -70,7 +101,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared_processors(), structlog.stdlib.ExtraAdder()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, renderer],
+                    structlog.processors.format_exc_info, *guards(), renderer],
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)

@@ -42,17 +42,32 @@ def test_a_bad_variable_stops_gunicorn_naming_it(redis_server: RedisServer) -> N
 
 
 @pytest.fixture(scope="module")
-def live_gunicorn() -> Iterator[tuple[int, redis_lib.Redis]]:
+def live_gunicorn() -> Iterator[tuple[int, redis_lib.Redis, Process]]:
     with RedisServer() as server:
         port = free_port()
         process = gunicorn(settings_env(server.url), port).start()
         try:
             process.wait_for(lambda: _answers(port), timeout=30)
             client = redis_lib.Redis.from_url(server.url)
-            yield port, client
+            yield port, client, process
             client.close()
         finally:
             process.close()
+
+
+def test_every_line_is_json_the_masters_included(live_gunicorn) -> None:
+    """The master's lines (start, bind, worker boots) and the access log come out in the same
+    JSON shape as callwatch's own; nothing is printed raw."""
+    port, _, process = live_gunicorn
+    requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    process.wait_for(lambda: any(line.get("logger") == "gunicorn.access"
+                                 for line in process.log_lines()), timeout=10)
+    lines = process.log_lines()
+    events = [line["event"] for line in lines if line.get("logger") == "gunicorn.error"]
+    assert any(event.startswith("Listening at: ") for event in events)
+    assert any(event.startswith("Booting worker") for event in events)
+    raw = [text for text in process.output.splitlines() if text and not text.startswith("{")]
+    assert raw == []
 
 
 def _answers(port: int) -> bool:
@@ -66,10 +81,9 @@ def _answers(port: int) -> bool:
     b"zz\r\nCallSid=CA1\r\n0\r\n\r\n",           # a chunk size that is not hex
     b"5\r\nCallSid=CA1\r\n0\r\n\r\n",             # a chunk longer than its size says
 ], ids=["bad-size", "missing-terminator"])
-def test_broken_chunked_framing_is_a_400(live_gunicorn: tuple[int, redis_lib.Redis],
-                                         framing: bytes) -> None:
+def test_broken_chunked_framing_is_a_400(live_gunicorn, framing: bytes) -> None:
     """A chunked body gunicorn cannot parse is answered 400 invalid_request and writes nothing."""
-    port, store = live_gunicorn
+    port, store, _ = live_gunicorn
     head = (f"POST {CALLBACK_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             "Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n"
             "X-Twilio-Signature: bm9wZQ==\r\nConnection: close\r\n\r\n").encode()

@@ -57,3 +57,33 @@ def test_phone_numbers_are_masked_but_sids_kept(json_log) -> None:
     assert "+14155550123" not in text and "+442071234567" not in text
     assert first["to"].endswith("23") and first["call_sid"] == sid
     assert first["frm"] == "client:alice"
+
+
+def test_escaped_numbers_and_tracebacks_are_masked(json_log) -> None:
+    """A number %-escaped in a query string, and one inside a traceback's text, are masked."""
+    configure_logging("INFO", "json")
+    logging.getLogger("gunicorn.error").info("Error handling request /cb?From=%2B22071234567&x=1")
+    try:
+        raise ValueError("bad number +14155550123")
+    except ValueError:
+        structlog.get_logger().exception("job_crashed")
+        logging.getLogger("rq.worker").exception("job crashed")
+    lines = json_log()
+    text = json.dumps(lines)
+    assert "22071234567" not in text and "14155550123" not in text
+    assert lines[0]["event"].endswith("67&x=1")  # masked, the rest of the line kept
+    assert all("ValueError" in line["exception"] for line in lines[1:])
+
+
+def test_a_failed_jobs_arguments_never_reach_the_log(json_log) -> None:
+    """RQ logs a failed job with its arguments as extras; they are dropped, and any number in
+    other extras is masked however deeply it sits."""
+    configure_logging("INFO", "json")
+    envelope = {"data": {"call": {"to": "+14155550123", "from": "client:alice"}}}
+    logging.getLogger("rq.worker").error("Job failed", extra={
+        "arguments": ["slack", envelope], "kwargs": {"envelope": envelope},
+        "nested": {"numbers": ["+14155550123"]}})
+    [line] = json_log()
+    assert "arguments" not in line and "kwargs" not in line
+    assert "14155550123" not in json.dumps(line)
+    assert line["nested"]["numbers"][0].endswith("23")
