@@ -57,11 +57,16 @@ def require_secure_url(url: str, variable: str) -> str:
     return url
 
 
+#: The longest wait a ``Retry-After`` may ask for. One answer pauses a whole sink (Slack's
+#: shared pace), so a year-long or absurd value must not stall every alert behind it.
+MAX_RETRY_AFTER_S = 3600.0
+
+
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP-date.
 
     ``None`` when absent or unreadable, so the caller falls back to its own
-    schedule; a date in the past means "now" (0.0).
+    schedule; a date in the past means "now" (0.0); longer than an hour is an hour.
     """
     if value is None:
         return None
@@ -69,11 +74,13 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # "-0000": an HTTP-date is always GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+        seconds = float(value)
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+            if when.tzinfo is None:  # "-0000": an HTTP-date is always GMT
+                when = when.replace(tzinfo=UTC)
+            seconds = (when - now).total_seconds()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_S)

@@ -108,7 +108,13 @@ def deliver_alert(sink_id: str, envelope: dict[str, Any], attempt: int = 0, hop:
     settings, metrics = context.settings, Metrics(context.redis)
     alert = Alert.from_envelope(envelope)
     _bind(call_sid=alert.call.call_sid, alert_id=alert.alert_id, sink=sink_id)
-    sink = sink_by_id(settings, sink_id, session=context.session)
+    try:
+        sink = sink_by_id(settings, sink_id, session=context.session)
+    except PermanentError as error:  # the sink was removed from the settings since
+        log.error("alert_delivery_rejected", reason=error.reason, message=str(error))
+        metrics.inc("callwatch_deliveries", sink=sink_id, outcome="rejected")
+        _no_crash_retry()
+        raise
     pace = Pace(context.redis, interval_s=SLACK_PACE_S) if sink_id.startswith("slack") else None
     started = time.monotonic()
     try:

@@ -125,7 +125,9 @@ class _StandIn:
         status, body, headers = self._handle(request)
         if self.hold_s > 0:
             time.sleep(self.hold_s)
-        response = Response(body, status=status, headers=headers, content_type="text/plain")
+        # a scripted Content-Type (a proxy's page, say) is sent as given
+        response = Response(body, status=status,
+                            headers={"Content-Type": "text/plain; charset=utf-8", **headers})
         return response(environ, start_response)
 
     def _handle(self, request: Request) -> tuple[int, str, dict[str, str]]:

@@ -72,6 +72,12 @@ class SlackSink:
             raise DeliveryRetryable(
                 f"Slack could not be reached ({type(err).__name__})"
             ) from None
+        except (UnicodeError, LookupError) as err:
+            # slack_sdk decodes the body itself: a proxy's page in another (or an unknown)
+            # charset. Slack's own answers are ASCII, so this was not Slack saying "ok".
+            raise DeliveryRetryable(
+                f"Slack's answer could not be read ({type(err).__name__})"
+            ) from None
         self._check(response.status_code, response.body or "", response.headers or {})
 
     def _check(self, status: int, body: str, headers: Mapping[str, Any]) -> None:

@@ -11,8 +11,9 @@ from structlog.testing import capture_logs
 from service.simulator.receivers import SlackStandIn, WebhookReceiver
 from service.simulator.server import SimulatorServer
 from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_fixtures import WEBHOOK_SECRET, slack_receiver, webhook_receiver
+from tests.receiver_fixtures import WEBHOOK_SECRET, sample_alert, slack_receiver, webhook_receiver
 from tests.simulator_fixtures import simulator
+from workers.queues import schedule_delivery
 
 __all__ = ["simulator", "slack_receiver", "webhook_receiver"]
 
@@ -85,3 +86,16 @@ def test_delivery_gives_up_after_the_retry_list(pipe: Pipeline,
         pipe.drain()
     assert len(webhook_receiver.deliveries) == 1 + len(pipe.settings.delivery_retry_seconds)
     assert [line["event"] for line in logs].count("alert_delivery_failed") == 1
+
+
+def test_a_sink_removed_from_the_settings_fails_once_with_its_reason(pipe: Pipeline) -> None:
+    """A queued delivery for a sink no longer configured (its URL removed or edited since)
+    fails once, says why, and is not handed to the crash retries."""
+    envelope = sample_alert().to_envelope()
+    assert schedule_delivery(pipe.redis, "webhook-0badc0de", envelope)
+    with capture_logs() as logs:
+        pipe.drain()
+    [rejected] = [line for line in logs if line["event"] == "alert_delivery_rejected"]
+    assert rejected["reason"] == "unknown_sink"
+    assert pipe.redis.zcard("rq:failed:delivery") == 1
+    assert pipe.redis.zcard("rq:scheduled:delivery") == 0

@@ -181,6 +181,34 @@ def test_slack_429_honours_retry_after(slack_receiver: SlackStandIn) -> None:
     assert caught.value.retry_after == 2.0 and caught.value.status == 429
 
 
+@pytest.mark.parametrize("content_type", ["text/html; charset=x-no-such-charset",
+                                          "text/html; charset=ascii"])
+def test_slack_answer_that_cannot_be_decoded_is_retryable(slack_receiver: SlackStandIn,
+                                                          content_type: str) -> None:
+    """A proxy's error page in an unknown charset, or bytes its charset cannot decode, is a
+    retryable failure (DELIVERY_RETRY_SECONDS applies), not a crash of the job."""
+    slack_receiver.script([(503, "Service indisponible \u2014 r\u00e9essayez",
+                            {"Content-Type": content_type})])
+    with pytest.raises(DeliveryRetryable):
+        SlackSink(slack_receiver.url).send(sample_alert())
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("31536000", 3600.0),                                   # a year: capped at an hour
+    ("9" * 400, 3600.0),                                    # beyond a float: capped too
+    ("Mon, 01 Jan 999999999999999999999 00:00:00 GMT", None),  # unreadable: own schedule
+])
+def test_slack_absurd_retry_after_cannot_stall_the_sink(slack_receiver: SlackStandIn,
+                                                        header: str,
+                                                        expected: float | None) -> None:
+    """One absurd Retry-After must not pause every Slack alert for a year or crash the job:
+    it is capped at an hour, or ignored when it cannot be read."""
+    slack_receiver.script([(429, "rate_limited", {"Retry-After": header})])
+    with pytest.raises(DeliveryRetryable) as caught:
+        SlackSink(slack_receiver.url).send(sample_alert())
+    assert caught.value.retry_after == expected
+
+
 def test_slack_stand_in_rate_limits_a_second_message(slack_receiver: SlackStandIn) -> None:
     """Two messages within a second: the second gets 429 Retry-After 1 (Slack's limit)."""
     sink = SlackSink(slack_receiver.url)
