@@ -46,7 +46,10 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY_BYTES
     if settings.trusted_proxy_hops and not settings.public_base_url:
         hops = settings.trusted_proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,  # type: ignore[method-assign]
+        # X-Forwarded-Host is never trusted: Heroku's router passes a client's own through,
+        # which would let a callback signed for another URL (a staging app on the same
+        # account) be replayed here. The Host header is what Twilio connected to.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0,  # type: ignore[method-assign]
                                 x_port=hops, x_prefix=0)
     checker = None
     if settings.twilio_validate_signatures:

@@ -152,20 +152,36 @@ def test_proxy_with_public_base_url(redis_server, redis: redis_lib.Redis) -> Non
 
 def test_proxy_without_public_base_url_trusts_configured_hops(redis_server,
                                                               redis: redis_lib.Redis) -> None:
-    """Without PUBLIC_BASE_URL, X-Forwarded-* are trusted only with TRUSTED_PROXY_HOPS."""
+    """Without PUBLIC_BASE_URL, X-Forwarded-Proto and -Port are trusted only with
+    TRUSTED_PROXY_HOPS (Heroku's router: TLS ends there, Host passes through)."""
     params = callback_params(call_sid(12))
     sig = sign("https://public.example.com/twilio/status-callback", params)
-    headers = {"X-Twilio-Signature": sig, "X-Forwarded-Proto": "https",
-               "X-Forwarded-Host": "public.example.com"}
+    headers = {"X-Twilio-Signature": sig, "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"}
     trusting = create_app(make_settings(redis_server.url, PUBLIC_BASE_URL="",
                                         TRUSTED_PROXY_HOPS="1"), redis=redis)
-    assert trusting.test_client().post(CALLBACK_PATH, data=params, base_url="http://10.0.0.5:8000",
+    assert trusting.test_client().post(CALLBACK_PATH, data=params,
+                                       base_url="http://public.example.com",
                                        headers=headers).status_code == 204
     redis.flushdb()
     untrusting = create_app(make_settings(redis_server.url, PUBLIC_BASE_URL=""), redis=redis)
     assert untrusting.test_client().post(CALLBACK_PATH, data=params,
-                                         base_url="http://10.0.0.5:8000",
+                                         base_url="http://public.example.com",
                                          headers=headers).status_code == 403
+    assert redis_snapshot(redis) == {}
+
+
+def test_a_client_set_forwarded_host_is_not_trusted(redis_server, redis: redis_lib.Redis) -> None:
+    """A callback signed for another app's URL (same account, e.g. staging) cannot be replayed
+    here by naming that app in X-Forwarded-Host, which Heroku's router passes through."""
+    params = callback_params(call_sid(13))
+    sig = sign("https://staging.example.com/twilio/status-callback", params)
+    app = create_app(make_settings(redis_server.url, PUBLIC_BASE_URL="", TRUSTED_PROXY_HOPS="1"),
+                     redis=redis)
+    response = app.test_client().post(
+        CALLBACK_PATH, data=params, base_url="http://public.example.com",
+        headers={"X-Twilio-Signature": sig, "X-Forwarded-Proto": "https",
+                 "X-Forwarded-Host": "staging.example.com"})
+    assert response.status_code == 403
     assert redis_snapshot(redis) == {}
 
 
