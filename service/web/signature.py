@@ -11,12 +11,15 @@ The check itself is twilio's ``RequestValidator``, tried with each accepted toke
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
 from flask import Request
 from twilio.request_validator import RequestValidator, add_port, compare, remove_port
+
+_LEGACY_ESCAPES = re.compile(r"%3[aA]|%40")
 
 
 class SignatureChecker:
@@ -46,16 +49,33 @@ class SignatureChecker:
         """
         if not signature:
             return False
-        parsed = urlparse(url)
-        candidates = (remove_port(parsed), add_port(parsed))
         return any(compare(v.compute_signature(candidate, params), signature)
-                   for v in self._validators for candidate in candidates)
+                   for candidate in _candidates(url) for v in self._validators)
 
     def check(self, request: Request) -> bool:
         """Verify a status callback: form parameters for POST, none for GET."""
         params = request.form if request.method == "POST" else {}
         return self.is_valid(self.signed_url(request), params,
                              request.headers.get("X-Twilio-Signature"))
+
+
+def _candidates(url: str) -> Iterator[str]:
+    """The URLs Twilio may have signed, likeliest first (generated lazily).
+
+    With and without the default port, as ``RequestValidator`` tries; then, when the
+    query escapes ``:`` or ``@`` (``From=client%3Aalice`` in a GET callback from a Voice
+    SDK call, ``sip%3A…%40…``), the same with those two unescaped: Twilio has signed such
+    queries that way, and twilio-node accepts both (reference/twilio.md 2.2, PR #621).
+    Any other escape stays as sent.
+    """
+    parsed = urlparse(url)
+    yield remove_port(parsed)
+    yield add_port(parsed)
+    legacy = _LEGACY_ESCAPES.sub(lambda m: ":" if m.group(0)[2] in "aA" else "@", parsed.query)
+    if legacy != parsed.query:
+        parsed = parsed._replace(query=legacy)
+        yield remove_port(parsed)
+        yield add_port(parsed)
 
 
 def _raw_path(request: Request) -> str:

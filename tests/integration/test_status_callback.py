@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlencode
 
 import pytest
 import redis as redis_lib
@@ -120,12 +121,33 @@ def test_percent_escaped_query_validates(callbacks: Callbacks, redis: redis_lib.
 
 
 def test_signature_over_decoded_query_refused(callbacks: Callbacks, redis: redis_lib.Redis) -> None:
-    """A signature over the decoded form of the query does not match what was sent."""
+    """A signature over the decoded form of the query (Werkzeug's request.url) does not match
+    what was sent."""
     params = callback_params(call_sid(8))
-    wrong = sign(PUBLIC_BASE + CALLBACK_PATH + "?tenant=a:b@c", params)
-    response = callbacks.post(params, query="tenant=a%3Ab%40c", signature=wrong)
+    wrong = sign(PUBLIC_BASE + CALLBACK_PATH + "?tenant=\u00fc b", params)
+    response = callbacks.post(params, query="tenant=%C3%BC+b", signature=wrong)
     assert response.status_code == 403
     assert redis_snapshot(redis) == {}
+
+
+def test_get_callback_signed_with_colon_and_at_unescaped(callbacks: Callbacks,
+                                                         redis: redis_lib.Redis) -> None:
+    """A GET callback of a Voice SDK or SIP call sends From=client%3Aalice and To=sip%3A…%40…;
+    Twilio has signed such URLs with ':' and '@' unescaped (twilio-node accepts both), so
+    that signature is accepted too, and nothing else is unescaped."""
+    params = callback_params(call_sid(5), "completed", From="client:alice",
+                             To="sip:bob@example.com")
+    query = urlencode(params)
+    assert "%3A" in query and "%40" in query
+    legacy = query.replace("%3A", ":").replace("%40", "@")
+    response = callbacks.client.get(f"{CALLBACK_PATH}?{query}", headers={
+        "X-Twilio-Signature": sign(f"{PUBLIC_BASE}{CALLBACK_PATH}?{legacy}", {})})
+    assert response.status_code == 204
+    assert pending_calls(redis) == [call_sid(5)]
+    forged = sign(f"{PUBLIC_BASE}{CALLBACK_PATH}?{legacy.replace('completed', 'failed')}", {})
+    refused = callbacks.client.get(f"{CALLBACK_PATH}?{query}",
+                                   headers={"X-Twilio-Signature": forged})
+    assert refused.status_code == 403
 
 
 def test_secondary_token_accepted(callbacks: Callbacks, redis_server, redis: redis_lib.Redis) -> None:
