@@ -13,10 +13,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
+from rq.job import Job
 from rq.serializers import JSONSerializer
+
+log = structlog.get_logger()
 
 ANALYSIS_QUEUE = "analysis"
 DELIVERY_QUEUE = "delivery"
@@ -100,3 +104,18 @@ def schedule_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any], *,
         job_id=delivery_job_id(sink_id, alert_id, hop),
         delay_s=delay_s, timeout_s=DELIVERY_JOB_TIMEOUT_S, result_ttl_s=DELIVERY_RESULT_TTL_S,
     )
+
+
+def requeue_job_in_hand(redis: Redis, queue_name: str, job_id: str) -> bool:
+    """Put back at the front of its queue a job a worker was running when Redis failed it.
+
+    Such a job may have been taken off its queue and never registered as started (RQ
+    registers it in a second round trip), where no clean-up would find it. Running it
+    twice is safe: an analysis gives the same alert id, a delivery checks its ledger.
+    """
+    if not redis.exists(Job.key_for(job_id)):
+        log.warning("job_in_hand_gone", queue=queue_name, job_id=job_id)
+        return False
+    queue(queue_name, redis).push_job_id(job_id, at_front=True)
+    log.warning("job_requeued_after_redis_loss", queue=queue_name, job_id=job_id)
+    return True

@@ -17,6 +17,7 @@ jobs whose worker stopped beating are retried within about half a minute (``live
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from service.settings import Settings, settings_or_exit
 from workers import context
 from workers.intake import IntakeMover, move_due_calls
 from workers.liveness import Heartbeat, recover_orphaned_jobs
-from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE, QUEUES, queue
+from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE, QUEUES, queue, requeue_job_in_hand
 from workers.scheduler_locks import release_stale_scheduler_locks
 from workers.shutdown import StopsCleanly, StopSignal
 
@@ -53,6 +54,8 @@ class _RecoversFromDeadWorkers(StopsCleanly):
 
     _heartbeat: Heartbeat | None = None
     _intake: IntakeMover | None = None
+    #: (queue, job id) of the job being executed; left set when Redis fails it mid-way.
+    job_in_hand: tuple[str, str] | None = None
 
     def register_birth(self) -> None:
         super().register_birth()
@@ -64,21 +67,33 @@ class _RecoversFromDeadWorkers(StopsCleanly):
         super().register_death()
 
     def stop_helpers(self) -> None:
-        """Stop the liveness beat and the intake mover (idempotent). Also called when
-        Redis fails the worker before RQ's loop, which then never registers a death: a
-        beat left running would keep a dead worker's jobs from being recovered."""
+        """Stop the liveness beat and the intake mover (idempotent)."""
         if self._heartbeat is not None:
             self._heartbeat.stop()
         if self._intake is not None:
             self._intake.stop()
 
+    def abandon(self) -> None:
+        """Let go of everything this worker started, after Redis failed it: RQ's teardown
+        stops at the first Redis error, so its beat (which would keep its jobs from being
+        recovered), its intake mover and its pub/sub thread (which retries forever) would
+        otherwise outlive it, one set per outage."""
+        self.stop_helpers()
+        thread = self.pubsub_thread
+        if thread is not None:
+            thread.stop()
+            with contextlib.suppress(redis_lib.RedisError, OSError):
+                self.pubsub.close()
+
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run one job; afterwards its log context (job id, call, alert) is cleared, so the
         worker's own lines about the next job do not carry this one's ids."""
+        self.job_in_hand = (queue.name, job.id)
         try:
             super().execute_job(job, queue)
         finally:
             structlog.contextvars.clear_contextvars()
+        self.job_in_hand = None
 
     def run_maintenance_tasks(self) -> None:
         release_stale_scheduler_locks(self.connection, self.queue_names())
@@ -146,6 +161,7 @@ def run(settings: Settings, redis: redis_lib.Redis, *, burst: bool = False, simp
     """
     restarts = 0
     stop = StopSignal()
+    in_hand: tuple[str, str] | None = None
     while True:
         stop.install()  # ours until RQ's loop installs its handlers, and again once it is left
         # A restarted worker needs a new name: the dead one's may still be registered.
@@ -165,11 +181,17 @@ def run(settings: Settings, redis: redis_lib.Redis, *, burst: bool = False, simp
         except redis_lib.RedisError as error:
             log.error("worker_lost_redis", worker=worker_name, error=type(error).__name__)
             if worker is not None:
-                worker.stop_helpers()
+                in_hand = in_hand or worker.job_in_hand
+                worker.abandon()
         stop.install()
         if not wait_for_redis(redis, stopping=lambda: stop.requested, sleep=sleep):
             log.info("worker_stopped_waiting_for_redis", worker=worker_name)
+            if in_hand is not None:  # nothing can put it back now: say which it was
+                log.error("job_in_hand_not_requeued", queue=in_hand[0], job_id=in_hand[1])
             return 0
+        if in_hand is not None:
+            requeue_job_in_hand(redis, *in_hand)
+            in_hand = None
         restarts += 1
 
 

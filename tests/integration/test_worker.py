@@ -17,7 +17,7 @@ from service.web import create_app
 from tests.processes import Process, settings_env, worker
 from tests.simulator_fixtures import simulator
 from tests.web_helpers import Callbacks, callback_params, make_settings
-from workers.queues import analysis_job_id
+from workers.queues import ANALYSIS_QUEUE, analysis_job_id, queue
 
 __all__ = ["simulator"]
 
@@ -103,3 +103,26 @@ def test_sigterm_while_waiting_for_redis_stops_the_worker_cleanly() -> None:
         assert process.events("worker_stopped_waiting_for_redis")
     finally:
         process.close()
+
+
+def test_a_job_running_when_redis_goes_away_is_put_back_once_redis_returns(tmp_path) -> None:
+    """Redis fails a worker in the middle of a job: once Redis is back the worker puts the
+    job back on its queue itself (it may never have been registered as started, where no
+    clean-up would find it), and the job runs again."""
+    marker = tmp_path / "runs"
+    with RedisServer() as server:
+        client = redis_lib.Redis.from_url(server.url)
+        queue(ANALYSIS_QUEUE, client).enqueue("tests.worker_jobs.shut_redis_down_once",
+                                              str(marker), job_id="redis-goes-away")
+        client.close()
+        process = worker(settings_env(server.url)).start()
+        try:
+            process.wait_for(lambda: bool(process.events("worker_lost_redis")), timeout=30)
+            server.stop()  # reap the redis-server that shut itself down
+            server.start()  # with the data it saved
+            process.wait_for(lambda: marker.exists() and int(marker.read_text()) >= 2,
+                             timeout=60)
+            [requeued] = process.events("job_requeued_after_redis_loss")
+            assert requeued["job_id"] == "redis-goes-away" and requeued["queue"] == ANALYSIS_QUEUE
+        finally:
+            process.close()
