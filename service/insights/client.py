@@ -39,6 +39,10 @@ log = structlog.get_logger()
 ADVANCED_FEATURES_CODES = frozenset({17000, 17007})
 PAGE_SIZE = 1000
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Longest one fetch of a call's pages may take before it is handed back as "unavailable"
+#: (rescheduled on the analysis retry schedule), well inside the 180 s job timeout, which
+#: would otherwise end the job as a crash.
+FETCH_BUDGET_S = 120.0
 #: Failures of the transport, not answers from Insights: retried like a 5xx. A body cut
 #: short or badly compressed is one of these too.
 _TRANSPORT_ERRORS = (requests.Timeout, requests.ConnectionError,
@@ -63,6 +67,8 @@ class InsightsClient:
         on_request: Callable[[int | None, float], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
+        fetch_budget_s: float = FETCH_BUDGET_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -78,6 +84,8 @@ class InsightsClient:
         self._on_request = on_request
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not security)
+        self._fetch_budget_s = fetch_budget_s
+        self._monotonic = monotonic
 
     def __repr__(self) -> str:  # never show the credentials
         return f"InsightsClient(base_url={self.base_url!r})"
@@ -96,16 +104,21 @@ class InsightsClient:
         if not CALL_SID_RE.match(call_sid):
             raise InvalidInput("CallSid must be CA followed by 32 hex digits")
         events: list[Event] = []
+        give_up_at = self._monotonic() + self._fetch_budget_s
         for edge in edges:
-            events.extend(self._fetch_edge(call_sid, edge))
+            events.extend(self._fetch_edge(call_sid, edge, give_up_at))
         return events
 
-    def _fetch_edge(self, call_sid: str, edge: str) -> list[Event]:
+    def _fetch_edge(self, call_sid: str, edge: str, give_up_at: float) -> list[Event]:
         url: str | None = f"{self.base_url}/v1/Voice/{call_sid}/Events"
         params: dict[str, Any] | None = {"Edge": edge, "PageSize": PAGE_SIZE}
         seen: set[str] = set()
         events: list[Event] = []
         while url is not None:
+            if self._monotonic() > give_up_at:
+                raise InsightsUnavailable(
+                    f"Insights took over {self._fetch_budget_s:g} s to page through {call_sid}; "
+                    "the analysis will try again later")
             try:
                 payload = self._get_json(url, params, call_sid=call_sid)
             except EventsNotReady as error:

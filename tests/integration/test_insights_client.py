@@ -364,6 +364,22 @@ def test_a_body_cut_short_is_retried_then_unavailable() -> None:
     assert len(sleeps) == 1
 
 
+def test_a_fetch_that_outlasts_its_budget_is_handed_back(scripted: Scripted) -> None:
+    """Paging through a slow Insights stops once the fetch budget is spent: the analysis is
+    rescheduled ("unavailable") instead of running into the job timeout as a crash."""
+    scripted.script = [
+        (200, {}, page([{"name": "a"}], f"/v1/Voice/{CALL}/Events?PageToken=PT1")),
+        (200, {}, page([{"name": "b"}], f"/v1/Voice/{CALL}/Events?PageToken=PT2")),
+        (200, {}, page([{"name": "c"}], None)),
+    ]
+    ticks = iter(range(0, 1000, 50))  # every look at the clock is 50 s later
+    client = InsightsClient(scripted.url, ("AC1", "t"), fetch_budget_s=120,
+                            monotonic=lambda: float(next(ticks)))
+    with pytest.raises(InsightsUnavailable, match="took over 120 s"):
+        client.fetch_events(CALL, ["sdk_edge"])
+    assert len(scripted.seen) == 2
+
+
 def test_records_are_read_from_meta_key(scripted: Scripted) -> None:
     """Records come from payload[meta.key], as twilio-python reads them."""
     scripted.script = [(200, {}, {"meta": {"key": "items", "next_page_url": None},
