@@ -16,8 +16,8 @@ from typing import Any
 import structlog
 from redis import Redis
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError
-from rq.job import Job
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 log = structlog.get_logger()
@@ -107,15 +107,21 @@ def schedule_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any], *,
 
 
 def requeue_job_in_hand(redis: Redis, queue_name: str, job_id: str) -> bool:
-    """Put back at the front of its queue a job a worker was running when Redis failed it.
-
-    Such a job may have been taken off its queue and never registered as started (RQ
-    registers it in a second round trip), where no clean-up would find it. Running it
-    twice is safe: an analysis gives the same alert id, a delivery checks its ledger.
+    """Put back at the front of its queue a job a worker was running when Redis failed it,
+    if nothing else will: a job taken off its queue but never registered as started (RQ
+    registers it in a second round trip) is in no queue and no registry, where no clean-up
+    finds it. A job that is registered, queued or ended is left to RQ and the liveness
+    recovery. Running a job twice is safe anyway (same alert id; the delivery ledger).
     """
-    if not redis.exists(Job.key_for(job_id)):
+    q = queue(queue_name, redis)
+    try:
+        status = Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status()
+    except NoSuchJobError:
         log.warning("job_in_hand_gone", queue=queue_name, job_id=job_id)
         return False
-    queue(queue_name, redis).push_job_id(job_id, at_front=True)
+    if (status in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED)
+            or job_id in q.started_job_registry or q.get_job_position(job_id) is not None):
+        return False
+    q.push_job_id(job_id, at_front=True)
     log.warning("job_requeued_after_redis_loss", queue=queue_name, job_id=job_id)
     return True

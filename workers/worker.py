@@ -21,6 +21,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis as redis_lib
 import structlog
@@ -84,6 +85,17 @@ class _RecoversFromDeadWorkers(StopsCleanly):
             thread.stop()
             with contextlib.suppress(redis_lib.RedisError, OSError):
                 self.pubsub.close()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ's heartbeat, except that a lost connection does not raise from it: RQ beats
+        right after popping a job, and a raise there would drop the job before it is in
+        hand (``job_in_hand``); the next Redis call meets the outage anyway."""
+        try:
+            super().heartbeat(timeout, pipeline)
+        except (redis_lib.ConnectionError, redis_lib.TimeoutError):
+            if pipeline is not None:
+                raise
+            log.warning("worker_heartbeat_failed", worker=self.name)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run one job; afterwards its log context (job id, call, alert) is cleared, so the
@@ -181,8 +193,9 @@ def run(settings: Settings, redis: redis_lib.Redis, *, burst: bool = False, simp
         except redis_lib.RedisError as error:
             log.error("worker_lost_redis", worker=worker_name, error=type(error).__name__)
             if worker is not None:
-                in_hand = in_hand or worker.job_in_hand
                 worker.abandon()
+        if worker is not None:  # RQ's loop may also end "normally" after a Redis error
+            in_hand = in_hand or worker.job_in_hand
         stop.install()
         if not wait_for_redis(redis, stopping=lambda: stop.requested, sleep=sleep):
             log.info("worker_stopped_waiting_for_redis", worker=worker_name)

@@ -17,7 +17,7 @@ from service.web import create_app
 from tests.processes import Process, settings_env, worker
 from tests.simulator_fixtures import simulator
 from tests.web_helpers import Callbacks, callback_params, make_settings
-from workers.queues import ANALYSIS_QUEUE, analysis_job_id, queue
+from workers.queues import ANALYSIS_QUEUE, analysis_job_id, queue, requeue_job_in_hand
 
 __all__ = ["simulator"]
 
@@ -105,24 +105,24 @@ def test_sigterm_while_waiting_for_redis_stops_the_worker_cleanly() -> None:
         process.close()
 
 
-def test_a_job_running_when_redis_goes_away_is_put_back_once_redis_returns(tmp_path) -> None:
-    """Redis fails a worker in the middle of a job: once Redis is back the worker puts the
-    job back on its queue itself (it may never have been registered as started, where no
-    clean-up would find it), and the job runs again."""
-    marker = tmp_path / "runs"
-    with RedisServer() as server:
-        client = redis_lib.Redis.from_url(server.url)
-        queue(ANALYSIS_QUEUE, client).enqueue("tests.worker_jobs.shut_redis_down_once",
-                                              str(marker), job_id="redis-goes-away")
-        client.close()
-        process = worker(settings_env(server.url)).start()
-        try:
-            process.wait_for(lambda: bool(process.events("worker_lost_redis")), timeout=30)
-            server.stop()  # reap the redis-server that shut itself down
-            server.start()  # with the data it saved
-            process.wait_for(lambda: marker.exists() and int(marker.read_text()) >= 2,
-                             timeout=60)
-            [requeued] = process.events("job_requeued_after_redis_loss")
-            assert requeued["job_id"] == "redis-goes-away" and requeued["queue"] == ANALYSIS_QUEUE
-        finally:
-            process.close()
+def test_a_job_in_hand_is_put_back_only_when_nothing_else_will(redis: redis_lib.Redis) -> None:
+    """The job a worker was running when Redis failed it goes back to the front of its queue
+    only when it is in no queue and no registry (popped, never registered: no clean-up
+    would find it). Registered, queued, finished or vanished jobs are left alone."""
+    q = queue(ANALYSIS_QUEUE, redis)
+    for job_id in ("limbo", "registered", "queued", "finished"):
+        q.enqueue("workers.jobs.analyze_call", {}, job_id=job_id)  # never run here
+    redis.lrem(q.key, 0, "limbo")  # popped by a worker, never registered
+    redis.lrem(q.key, 0, "registered")
+    # as a worker registers a started job: <job id>:<execution id>, scored by its deadline
+    redis.zadd(q.started_job_registry.key, {"registered:e1": time.time() + 60})
+    finished = Job.fetch("finished", connection=redis, serializer=JSONSerializer)
+    redis.lrem(q.key, 0, "finished")
+    finished.set_status("finished")
+
+    assert requeue_job_in_hand(redis, ANALYSIS_QUEUE, "limbo") is True
+    assert q.job_ids[0] == "limbo"
+    for job_id in ("registered", "queued", "finished", "never-existed"):
+        assert requeue_job_in_hand(redis, ANALYSIS_QUEUE, job_id) is False
+    assert sorted(q.job_ids) == ["limbo", "queued"]
+
