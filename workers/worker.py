@@ -169,7 +169,8 @@ def run(settings: Settings, redis: redis_lib.Redis, *, burst: bool = False, simp
     RQ's worker quits on a ``ConnectionError`` raised while it watches a running job,
     and a process that exits is restarted by the platform only after a cool-off (up
     to 20 minutes on Heroku after repeated crashes). So the worker outlives Redis
-    outages itself; jobs it held are recovered by the liveness clean-up.
+    outages itself. Jobs registered as started are recovered by the liveness clean-up;
+    the job it was running, if Redis lost track of it, it puts back itself.
     """
     restarts = 0
     stop = StopSignal()
@@ -203,8 +204,9 @@ def run(settings: Settings, redis: redis_lib.Redis, *, burst: bool = False, simp
                 log.error("job_in_hand_not_requeued", queue=in_hand[0], job_id=in_hand[1])
             return 0
         if in_hand is not None:
-            requeue_job_in_hand(redis, *in_hand)
-            in_hand = None
+            with contextlib.suppress(redis_lib.RedisError):  # gone again: after the next wait
+                requeue_job_in_hand(redis, *in_hand)
+                in_hand = None
         restarts += 1
 
 
