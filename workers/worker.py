@@ -98,8 +98,9 @@ class _RecoversFromDeadWorkers(StopsCleanly):
             log.warning("worker_heartbeat_failed", worker=self.name)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Run one job; afterwards its log context (job id, call, alert) is cleared, so the
-        worker's own lines about the next job do not carry this one's ids."""
+        """Run one job, held as ``job_in_hand`` until RQ is done with it; afterwards its log
+        context (job id, call, alert) is cleared, so the worker's own lines about the next
+        job do not carry this one's ids."""
         self.job_in_hand = (queue.name, job.id)
         try:
             super().execute_job(job, queue)
@@ -122,7 +123,7 @@ class CallwatchHerokuWorker(_RecoversFromDeadWorkers, HerokuWorker):
 
 
 class CallwatchSimpleWorker(_RecoversFromDeadWorkers, SimpleWorker):
-    """Jobs in the worker's own process (tests, benchmarks)."""
+    """Jobs in the worker's own process: the default (``--fork`` for the others)."""
 
 
 def build_worker(settings: Settings, redis: redis_lib.Redis, *, simple: bool = True,
