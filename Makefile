@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m service.devtools.run
+	$(PY) -m devtools.run
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -34,7 +34,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff mypy
-	$(VENV)/bin/ruff check service workers tests bench
+	$(VENV)/bin/ruff check service workers devtools tests bench
 	$(VENV)/bin/mypy service workers
 
 clean:

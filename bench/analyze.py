@@ -399,8 +399,8 @@ def exit_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     import tempfile
 
-    from service.devtools.redis_server import RedisServer
-    from service.simulator.server import SimulatorServer
+    from devtools.redis_server import RedisServer
+    from devtools.simulator.server import SimulatorServer
 
     args = parse_args(argv)
     exit_on_sigterm()

@@ -56,14 +56,14 @@ from bench.analyze import (  # noqa: E402
     worker_env,
 )
 from bench.classify import synthetic_call  # noqa: E402
+from devtools.process_groups import stop_groups  # noqa: E402
+from devtools.redis_server import RedisServer  # noqa: E402
+from devtools.standins import SlackStandIn, WebhookReceiver  # noqa: E402
 from service.analysis.classifier import AlertPolicy, build_alert  # noqa: E402
 from service.calls import Call  # noqa: E402
-from service.devtools.process_groups import stop_groups  # noqa: E402
-from service.devtools.redis_server import RedisServer  # noqa: E402
+from service.delivery.sinks.slack import SLACK_SINK_ID  # noqa: E402
+from service.delivery.sinks.webhook import webhook_sink_id  # noqa: E402
 from service.insights.events import parse_events  # noqa: E402
-from service.simulator.receivers import SlackStandIn, WebhookReceiver  # noqa: E402
-from service.sinks.slack import SLACK_SINK_ID  # noqa: E402
-from service.sinks.webhook import webhook_sink_id  # noqa: E402
 from workers.queues import DELIVERY_QUEUE, delivery_job_id, schedule_delivery  # noqa: E402
 
 ACCOUNT_SID = "AC" + "b" * 32

@@ -70,7 +70,7 @@ from bench.ingest import (  # noqa: E402
     signed_callbacks,
 )
 from bench.loadgen import LatencyResult, open_loop  # noqa: E402
-from service.devtools.process_groups import stop_groups  # noqa: E402
+from devtools.process_groups import stop_groups  # noqa: E402
 from service.intake import INTAKE_KEY  # noqa: E402
 
 #: Longest the workers may take to register with Redis.
@@ -317,9 +317,9 @@ def _per(cpu_s: float, count: int) -> str:
 
 
 def run(args: argparse.Namespace, log_dir: Path) -> Report:
-    from service.devtools.redis_server import RedisServer
-    from service.simulator.receivers import WebhookReceiver
-    from service.simulator.server import SimulatorServer
+    from devtools.redis_server import RedisServer
+    from devtools.simulator.server import SimulatorServer
+    from devtools.standins import WebhookReceiver
 
     secret = webhook_secret()
     # bench.ingest's gunicorn passes the shell's environment through: the delay goes there.

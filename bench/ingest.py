@@ -42,8 +42,8 @@ import redis  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 from bench.loadgen import LatencyResult, Request, Target, ThroughputResult, closed_loop, open_loop  # noqa: E402
-from service.devtools.process_groups import stop_groups  # noqa: E402
-from service.devtools.redis_server import RedisServer, free_port  # noqa: E402
+from devtools.process_groups import stop_groups  # noqa: E402
+from devtools.redis_server import RedisServer, free_port  # noqa: E402
 from service.intake import INTAKE_KEY  # noqa: E402
 
 ACCOUNT_SID = "AC" + "b" * 32

@@ -25,14 +25,8 @@ from typing import Any
 from service.analysis.alert import Alert, Issue, client_json
 from service.analysis.classifier import AlertPolicy, build_alert
 from service.calls import ACCOUNT_SID_RE, CALL_SID_RE, TERMINAL_STATUSES, Call
-from service.errors import (
-    CallwatchError,
-    ConfigError,
-    EventsNotReady,
-    InvalidInput,
-    PermanentError,
-    RetryableError,
-)
+from service.decisions import Again, AnalysisOutcome, Failed
+from service.errors import CallwatchError, ConfigError, InvalidInput
 from service.insights.events import Event, parse_events
 
 Subparsers = Any  # argparse's _SubParsersAction, which is private
@@ -114,24 +108,39 @@ def run_analyze(args: argparse.Namespace) -> int:
     """``callwatch analyze CA…``: fetch from Insights with the environment's settings."""
     if not CALL_SID_RE.match(args.call_sid):
         raise InvalidInput(f"{args.call_sid!r} is not a CallSid (CA followed by 32 hex digits)")
+    from service.analysis.step import AnalysisPolicy, AnalysisRequest, analyze_step
     from service.insights.client import InsightsClient
     from service.settings import Settings
 
     settings = Settings.from_env(os.environ)
     _log_to_stderr(settings.log_level, settings.log_format)
+    call = _call(args.call_sid, settings.twilio_account_sid, args)
     client = InsightsClient(settings.twilio_insights_base_url, settings.insights_auth)
+    events: list[Event] = []
+
+    def fetch(call_sid: str) -> list[Event]:
+        events.extend(client.fetch_events(call_sid, settings.insights_edges))
+        return events
+
     try:
-        events = client.fetch_events(args.call_sid, settings.insights_edges)
-    except EventsNotReady as error:
-        _fail(f"{error} (events usually appear within 90 s of the call's end)")
-        return 1
-    except (RetryableError, PermanentError) as error:
-        _fail(f"Insights: {error}")
-        return 1
+        # The worker's own step, once: no re-checks, no retries, no deliveries.
+        result = analyze_step(AnalysisRequest(call), fetch=fetch,
+                              policy=AnalysisPolicy.from_settings(settings), route=lambda alert: [],
+                              now=datetime.now(UTC))
     finally:
         client.close()
-    call = _call(args.call_sid, settings.twilio_account_sid, args)
-    return _report(call, events, AlertPolicy.from_settings(settings), as_json=args.json)
+    decision = result.decision
+    if isinstance(decision, Failed):
+        _fail(f"Insights: {decision.message}")
+        return 1
+    if isinstance(decision, Again):
+        if decision.outcome == AnalysisOutcome.RECHECK:
+            _fail(f"Insights has no events for {args.call_sid} yet "
+                  "(events usually appear within 90 s of the call's end)")
+        else:
+            _fail(f"Insights is unavailable; try again in {decision.after_s:.0f} s")
+        return 1
+    return _print(result.alert, len(events), settings.alert_min_level, as_json=args.json)
 
 
 def load_events(path: str) -> list[Event]:
@@ -190,10 +199,14 @@ def _page_events(page: dict[str, Any], path: str) -> list[Any]:
 
 def _report(call: Call, events: Sequence[Event], policy: AlertPolicy, *, as_json: bool) -> int:
     alert = build_alert(call, events, policy, now=datetime.now(UTC))
+    return _print(alert, len(events), policy.min_level, as_json=as_json)
+
+
+def _print(alert: Alert | None, events: int, min_level: str, *, as_json: bool) -> int:
     if as_json:
         print(json.dumps(alert.to_envelope() if alert else None, indent=2))
     elif alert is None:
-        print(f"no alert ({len(events)} events, none at or above {policy.min_level})")
+        print(f"no alert ({events} events, none at or above {min_level})")
     else:
         print(format_alert(alert))
     return 0
@@ -255,7 +268,7 @@ def _log_to_stderr(level: str, fmt: str) -> None:
     """The usual log set-up, on stderr so that stdout holds only the alert."""
     from service.logs import configure_logging
 
-    configure_logging(level, fmt)
+    configure_logging(level, fmt, cache=False)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(sys.stderr)

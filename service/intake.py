@@ -5,7 +5,7 @@ process's CPU is the product's throughput, so the route does the least that is
 durable: one Lua script that stores the call (``callwatch:call:<CallSid>``, kept a
 day, written only if absent, which is what makes a repeated callback a no-op) and
 adds its CallSid to ``callwatch:intake`` scored by when its analysis is due. Workers
-move due calls into RQ (``workers.intake``); creating an RQ job in the web process
+move due calls into RQ (``workers.intake_mover``); creating an RQ job in the web process
 cost half of each request.
 """
 
@@ -16,7 +16,9 @@ from typing import Any
 
 from redis import Redis
 
-INTAKE_KEY = "callwatch:intake"
+from service import keys
+
+INTAKE_KEY = keys.INTAKE
 #: How long a call is remembered, so a repeated callback does not analyse it again.
 CALL_TTL_S = 24 * 3600
 
@@ -33,8 +35,7 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2]
 """
 
 
-def call_key(call_sid: str) -> str:
-    return f"callwatch:call:{call_sid}"
+call_key = keys.call
 
 
 class Intake:

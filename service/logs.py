@@ -81,8 +81,13 @@ def guards() -> list[Any]:
     return [_drop_job_arguments, _redact_secrets, _mask_phones]
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Set up structlog and the root logger; safe to call more than once."""
+def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = True) -> None:
+    """Set up structlog and the root logger; safe to call more than once.
+
+    ``cache`` keeps each module's logger as first configured (faster; long-running
+    processes). A one-shot command passes False, so code it shares with the worker
+    keeps following whatever configuration comes later (tests run both in one process).
+    """
     renderer: Any
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
@@ -96,7 +101,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared_processors(), structlog.stdlib.ExtraAdder()],

@@ -27,9 +27,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from service import keys
 from service.intake import INTAKE_KEY
 
-PREFIX = "callwatch:metrics:"
+PREFIX = keys.METRICS_PREFIX
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 

@@ -8,7 +8,7 @@ import pytest
 import redis as redis_lib
 import structlog
 
-from service.devtools.redis_server import RedisServer
+from devtools.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")

@@ -16,15 +16,15 @@ from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
+from devtools.simulator.sender import callback_params
+from devtools.simulator.server import SimulatorServer
+from devtools.standins import SlackStandIn
 from service.intake import Intake
 from service.settings import Settings
-from service.simulator.receivers import SlackStandIn
-from service.simulator.sender import callback_params
-from service.simulator.server import SimulatorServer
 from service.web import create_app
 from tests.web_helpers import Callbacks
 from workers import context
-from workers.intake import move_due_calls
+from workers.intake_mover import move_due_calls
 from workers.queues import QUEUES, queue
 
 

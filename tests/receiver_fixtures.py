@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from devtools.standins import SlackStandIn, WebhookReceiver
 from service.analysis.alert import Alert, Issue, make_alert_id
 from service.calls import Call
 from service.insights.events import ClientInfo
-from service.simulator.receivers import SlackStandIn, WebhookReceiver
 
 #: The signing secret the webhook receiver verifies (32 fixed bytes, base64).
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"callwatch-test-webhook-secret-32").decode()

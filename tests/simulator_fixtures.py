@@ -15,13 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.simulator.defaults import (
+from devtools.simulator.defaults import (
     DEV_ACCOUNT_SID,
     DEV_API_KEY_SECRET,
     DEV_API_KEY_SID,
     DEV_AUTH_TOKEN,
 )
-from service.simulator.server import SimulatorServer
+from devtools.simulator.server import SimulatorServer
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
+from devtools.background_server import BackgroundServer
+from devtools.simulator import sender
 from service.calls import CALLBACK_PATH
-from service.devtools.background_server import BackgroundServer
 from service.settings import Settings
-from service.simulator import sender
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token-primary"

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 import redis as redis_lib
 import requests
 
+from service.delivery.routing import Router
+from service.delivery.sinks import Sinks
 from service.settings import Settings
 
 
@@ -29,6 +31,13 @@ class WorkerContext:
     redis: redis_lib.Redis
     session: requests.Session = field(default_factory=requests.Session)
     clock: Callable[[], datetime] = utc_now
+    #: The configured sinks, built once per process.
+    sinks: Sinks = field(init=False)
+    router: Router = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sinks = Sinks.from_settings(self.settings, session=self.session, clock=self.clock)
+        self.router = Router(self.sinks.names)
 
 
 _context: WorkerContext | None = None

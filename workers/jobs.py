@@ -1,185 +1,111 @@
-"""The jobs RQ runs. Thin: rebuild input from JSON, build collaborators, call the domain.
+"""The jobs RQ runs: generic adapters between RQ and the domain's steps.
 
-Waiting is never done by sleeping in a worker: a job that must wait (events not in
-Insights yet, a 429, Slack's pace) schedules its successor under a new id derived
-from the data and returns. Every successor is enqueued ``unique``, so a job re-run
-after a crash cannot fork the chain. Permanent failures fail the job once, with
-the reason in the log, and are not retried.
+Each job rebuilds its input from JSON, runs one step (``service.analysis.step``,
+``service.delivery.step``) with the worker's collaborators, and turns the step's
+decision into one RQ call: ``Done`` schedules the deliveries it names, ``Again``
+schedules the same step after ``after_s`` under a new id derived from the data
+(every enqueue is ``unique``, so a job re-run after a crash cannot fork the chain),
+``Failed`` ends the job in RQ's failed registry without crash retries. Then it logs
+and counts. No policy lives here: which sinks, how long to wait and why are the
+steps' and the sinks' business.
 """
 
 from __future__ import annotations
 
-import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from rq import get_current_job
 
-from service.analysis.alert import Alert
-from service.analysis.classifier import AlertPolicy
-from service.analysis.pipeline import ALERT, GAVE_UP, NOT_READY, analyze
+from service.analysis.step import AnalysisPolicy, AnalysisRequest, analyze_step
 from service.calls import Call
-from service.delivery import DeliveryLedger, Pace, deliver
-from service.errors import (
-    DeliveryPaced,
-    DeliveryRejected,
-    DeliveryRetryable,
-    InsightsUnavailable,
-    PermanentError,
-)
+from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
+from service.delivery.ledger import DeliveryLedger
+from service.delivery.pace import Pace
+from service.delivery.step import DeliveryRequest, deliver_step
+from service.errors import PermanentError
 from service.insights.client import InsightsClient
 from service.metrics import Metrics
-from service.sinks import build_sinks, sink_by_id
 from workers.context import current
 from workers.queues import schedule_analysis, schedule_delivery
-
-#: Slack takes about one message a second per webhook; the margin absorbs the few
-#: milliseconds between taking the turn and the request arriving.
-SLACK_PACE_S = 1.1
-#: A paced Slack message waits this long in the worker; longer, it is rescheduled to its slot.
-PACE_INLINE_WAIT_S = 2.0
-#: Waits (s) when Insights keeps answering 429/5xx beyond the client's own retries.
-INSIGHTS_RETRY_S = (15, 60, 180, 600)
 
 log = structlog.get_logger()
 
 
+class StepFailed(Exception):
+    """A step ended for good (``Failed``): the job goes to RQ's failed registry as this."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
 def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0) -> str:
-    """Analyse one call: fetch its events, classify them, hand any alert to the sinks."""
+    """Run the analysis step for one call."""
     context = current()
-    settings, metrics = context.settings, Metrics(context.redis)
-    call = Call.from_json(call_json)
-    _bind(call_sid=call.call_sid)
-    log.info("analysis_started", recheck=recheck, attempt=attempt, **call.log_fields())
+    metrics = Metrics(context.redis)
+    request = AnalysisRequest(Call.from_json(call_json), recheck, attempt)
+    _bind(call_sid=request.call.call_sid)
+    log.info("analysis_started", recheck=recheck, attempt=attempt, **request.call.log_fields())
     client = InsightsClient(
-        settings.twilio_insights_base_url, settings.insights_auth, session=context.session,
+        context.settings.twilio_insights_base_url, context.settings.insights_auth,
+        session=context.session,
         on_request=lambda status, seconds: _insights_request(metrics, status, seconds))
-    policy = AlertPolicy.from_settings(settings)
-    rechecks = settings.analysis_recheck_seconds
-    try:
-        result = analyze(call, lambda sid: client.fetch_events(sid, settings.insights_edges),
-                         policy, now=context.clock(), last_chance=recheck >= len(rechecks))
-    except InsightsUnavailable as error:
-        return _retry_analysis(metrics, call_json, recheck, attempt, error)
-    except PermanentError as error:
-        log.error("analysis_failed", reason=error.reason, message=str(error))
-        metrics.inc("callwatch_analyses", outcome="failed")
-        _no_crash_retry()
-        raise
-    metrics.inc("callwatch_insights_events_fetched", result.events)
-    if result.insights_error is not None:
-        unread = result.insights_error
-        reason = unread.reason if isinstance(unread, PermanentError) else "insights_unavailable"
-        log.warning("analysis_without_events", reason=reason,
-                    message=f"the failed call is alerted without its Insights events: {unread}")
-    if result.outcome == NOT_READY:
-        delay = rechecks[recheck]
-        # A new check has the whole Insights retry budget again.
-        schedule_analysis(context.redis, call_json, delay_s=delay, recheck=recheck + 1, attempt=0)
-        log.info("analysis_recheck_scheduled", delay_s=delay, recheck=recheck + 1)
-        metrics.inc("callwatch_analyses", outcome="recheck")
-        return NOT_READY
-    if result.outcome == GAVE_UP:
-        log.warning("analysis_gave_up", rechecks=recheck,
-                    message="Insights still has no events for this call; is Voice Insights "
-                            "Advanced Features on and is this a Voice SDK call?")
-        metrics.inc("callwatch_analyses", outcome="gave_up")
-        return GAVE_UP
-    metrics.inc("callwatch_analyses", outcome=result.outcome)
-    if result.outcome != ALERT or result.alert is None:
-        log.info("analysis_no_alert", events=result.events)
-        return result.outcome
-    alert = result.alert
-    metrics.inc("callwatch_alerts", severity=alert.severity)
-    envelope = alert.to_envelope()
-    sinks = [sink.sink_id for sink in build_sinks(settings, session=context.session)]
-    for sink_id in sinks:
-        schedule_delivery(context.redis, sink_id, envelope)
-    log.info("alert_created", alert_id=alert.alert_id, severity=alert.severity,
-             issues=len(alert.issues), events=result.events, sinks=sinks)
-    return ALERT
+    result = analyze_step(
+        request, fetch=lambda sid: client.fetch_events(sid, context.settings.insights_edges),
+        policy=AnalysisPolicy.from_settings(context.settings), route=context.router.sinks,
+        now=context.clock())
+    if result.events:
+        metrics.inc("callwatch_insights_events_fetched", result.events)
+    if result.alert is not None:
+        metrics.inc("callwatch_alerts", severity=result.alert.severity)
+    return _act(result.decision, metrics, "callwatch_analyses", {},
+                again=lambda d: schedule_analysis(context.redis, call_json, delay_s=d.after_s,
+                                                  **d.state))
 
 
-def deliver_alert(sink_id: str, envelope: dict[str, Any], attempt: int = 0, hop: int = 0,
+def deliver_alert(sink: str, envelope: dict[str, Any], attempt: int = 0, hop: int = 0,
                   booked: bool = False) -> str:
-    """Deliver one alert through one sink, exactly once, honouring the receiver's pace."""
+    """Run the delivery step for one message and one sink."""
     context = current()
-    settings, metrics = context.settings, Metrics(context.redis)
-    alert = Alert.from_envelope(envelope)
-    _bind(call_sid=alert.call.call_sid, alert_id=alert.alert_id, sink=sink_id)
-    try:
-        sink = sink_by_id(settings, sink_id, session=context.session)
-    except PermanentError as error:  # the sink was removed from the settings since
-        log.error("alert_delivery_rejected", reason=error.reason, message=str(error))
-        metrics.inc("callwatch_deliveries", sink=sink_id, outcome="rejected")
-        _no_crash_retry()
-        raise
-    pace = Pace(context.redis, interval_s=SLACK_PACE_S) if sink_id.startswith("slack") else None
+    metrics = Metrics(context.redis)
+    request = DeliveryRequest(sink, envelope, attempt=attempt, booked=booked)
+    _bind(call_sid=envelope["data"]["call"]["call_sid"], alert_id=request.message_id, sink=sink)
+    labels = {"sink": sink}
     started = time.monotonic()
     try:
-        outcome = deliver(alert, sink, ledger=DeliveryLedger(context.redis), pace=pace,
-                          booked=booked, inline_wait_s=PACE_INLINE_WAIT_S)
-    except DeliveryRetryable as error:
-        return _retry_delivery(metrics, sink_id, envelope, attempt, hop, error)
-    except DeliveryRejected:
-        metrics.inc("callwatch_deliveries", sink=sink_id, outcome="rejected")
-        _no_crash_retry()
-        raise
-    finally:
-        metrics.observe("callwatch_delivery_duration_seconds", time.monotonic() - started,
-                        sink=sink_id)
-    metrics.inc("callwatch_deliveries", sink=sink_id, outcome=outcome)
-    return outcome
+        target = context.sinks.get(sink)
+    except PermanentError as error:  # the sink was removed from the configuration since
+        log.error("alert_delivery_rejected", reason=error.reason, message=str(error))
+        return _act(Failed(DeliveryOutcome.REJECTED, error.reason, str(error)), metrics,
+                    "callwatch_deliveries", labels, again=lambda d: None)
+    pace = Pace(context.redis, interval_s=target.pace_s) if target.pace_s else None
+    decision = deliver_step(request, sink=target, ledger=DeliveryLedger(context.redis), pace=pace,
+                            retry_s=context.settings.delivery_retry_seconds)
+    if not (isinstance(decision, Again) and decision.outcome == DeliveryOutcome.PACED):
+        # The time spent sending, not waiting for a turn.
+        metrics.observe("callwatch_delivery_duration_seconds", time.monotonic() - started, **labels)
+    return _act(decision, metrics, "callwatch_deliveries", labels,
+                again=lambda d: schedule_delivery(context.redis, sink, envelope, delay_s=d.after_s,
+                                                  hop=hop + 1, **d.state))
 
 
-def _retry_analysis(metrics: Metrics, call_json: dict[str, Any], recheck: int, attempt: int,
-                    error: InsightsUnavailable) -> str:
-    context = current()
-    if attempt >= len(INSIGHTS_RETRY_S):
-        log.error("analysis_failed", reason="insights_unavailable", attempts=attempt + 1,
-                  message=str(error))
-        metrics.inc("callwatch_analyses", outcome="failed")
-        _no_crash_retry()
-        raise error
-    delay = max(error.retry_after or 0, INSIGHTS_RETRY_S[attempt]) * random.uniform(1.0, 1.2)  # noqa: S311 (jitter)
-    schedule_analysis(context.redis, call_json, delay_s=delay, recheck=recheck,
-                      attempt=attempt + 1)
-    log.warning("analysis_retry_scheduled", delay_s=round(delay, 1), attempt=attempt + 1,
-                status=error.status)
-    metrics.inc("callwatch_analyses", outcome="retry")
-    return "retry"
-
-
-def _retry_delivery(metrics: Metrics, sink_id: str, envelope: dict[str, Any], attempt: int,
-                    hop: int, error: DeliveryRetryable) -> str:
-    """Reschedule: a pace wait costs no attempt; a failure uses the next wait of the list."""
-    context = current()
-    waits = context.settings.delivery_retry_seconds
-    paced = isinstance(error, DeliveryPaced)
-    booked = isinstance(error, DeliveryPaced) and error.booked
-    if paced:
-        # A booked slot is exact; an alert another worker is sending gets a little jitter.
-        delay = error.retry_after or 1.0
-        if not booked:
-            delay += random.uniform(0, 1.0)  # noqa: S311 (jitter)
-        next_attempt = attempt
-        metrics.inc("callwatch_deliveries", sink=sink_id, outcome="paced")
+def _act(decision: Decision, metrics: Metrics, counter: str, labels: dict[str, str],
+         *, again: Callable[[Again], object]) -> str:
+    """Turn a step's decision into one RQ call, count it, and return its outcome."""
+    metrics.inc(counter, 1.0, **{"outcome": str(decision.outcome), **labels})
+    if isinstance(decision, Done):
+        redis = current().redis
+        for delivery in decision.deliveries:
+            schedule_delivery(redis, delivery.sink, delivery.message)
+    elif isinstance(decision, Again):
+        again(decision)
     else:
-        if attempt >= len(waits):
-            log.error("alert_delivery_failed", attempts=attempt + 1, status=error.status,
-                      message=str(error))
-            metrics.inc("callwatch_deliveries", sink=sink_id, outcome="failed")
-            _no_crash_retry()
-            raise error
-        delay = error.retry_after if error.retry_after is not None else waits[attempt]
-        next_attempt = attempt + 1
-        metrics.inc("callwatch_deliveries", sink=sink_id, outcome="retry")
-        log.warning("alert_delivery_retry_scheduled", delay_s=round(delay, 1),
-                    attempt=next_attempt, status=error.status)
-    schedule_delivery(context.redis, sink_id, envelope, delay_s=delay, attempt=next_attempt,
-                      hop=hop + 1, booked=booked)
-    return "paced" if paced else "retry"
+        _no_crash_retry()
+        raise StepFailed(decision.reason, decision.message)
+    return str(decision.outcome)
 
 
 def _insights_request(metrics: Metrics, status: int | None, seconds: float) -> None:

@@ -26,6 +26,8 @@ from rq import Queue
 from rq.registry import StartedJobRegistry
 from rq.utils import now
 
+from service import keys
+
 ALIVE_TTL_S = 10
 BEAT_EVERY_S = 3
 
@@ -33,7 +35,7 @@ log = structlog.get_logger()
 
 
 def alive_key(worker_name: str) -> str:
-    return f"callwatch:worker-alive:{worker_name}"
+    return keys.worker_alive(worker_name)
 
 
 class Heartbeat:

@@ -37,7 +37,7 @@ import workers.jobs  # noqa: F401
 from service.logs import configure_logging
 from service.settings import Settings, settings_or_exit
 from workers import context
-from workers.intake import IntakeMover, move_due_calls
+from workers.intake_mover import IntakeMover, move_due_calls
 from workers.liveness import Heartbeat, recover_orphaned_jobs
 from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE, QUEUES, queue, requeue_job_in_hand
 from workers.scheduler_locks import release_stale_scheduler_locks

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from service.devtools.redis_server import RedisServer, free_port
-from service.simulator.receivers import SlackStandIn, WebhookReceiver
-from service.simulator.server import SimulatorServer
+from devtools.redis_server import RedisServer, free_port
+from devtools.simulator.server import SimulatorServer
+from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.drills.harness import Stack, Tally, stack_env
 from tests.receiver_fixtures import WEBHOOK_SECRET
 from tests.simulator_fixtures import simulator

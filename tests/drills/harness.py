@@ -21,10 +21,10 @@ from typing import Any
 
 import requests
 
-from service.devtools.redis_server import RedisServer
-from service.simulator.receivers import SlackStandIn, WebhookReceiver
-from service.simulator.sender import callback_params, send_status_callback
-from service.simulator.server import SimulatorServer
+from devtools.redis_server import RedisServer
+from devtools.simulator.sender import callback_params, send_status_callback
+from devtools.simulator.server import SimulatorServer
+from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.processes import Process, worker
 from tests.receiver_fixtures import WEBHOOK_SECRET
 

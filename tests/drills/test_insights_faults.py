@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from service.simulator.receivers import SlackStandIn, WebhookReceiver
-from service.simulator.server import SimulatorServer
+from devtools.simulator.server import SimulatorServer
+from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.drills.harness import (
     Stack,
     Tally,

@@ -18,8 +18,8 @@ from collections.abc import Callable
 import pytest
 import redis as redis_lib
 
-from service.devtools.redis_server import RedisServer
-from service.simulator.receivers import WebhookReceiver
+from devtools.redis_server import RedisServer
+from devtools.standins import WebhookReceiver
 from tests.drills.harness import (
     QUIET,
     Stack,

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 import redis as redis_lib
 
-from service.simulator.receivers import WebhookReceiver
+from devtools.standins import WebhookReceiver
 from tests.drills.harness import Stack, Tally, TwilioCallbacks, duplicates, wait_until, webhook_counts
 
 DELAY_S = 5

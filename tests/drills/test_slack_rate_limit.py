@@ -11,7 +11,7 @@ import pytest
 import redis as redis_lib
 from werkzeug.wrappers import Request
 
-from service.simulator.receivers import SlackMessage, SlackStandIn
+from devtools.standins import SlackMessage, SlackStandIn
 from tests.drills.harness import Stack, Tally, TwilioCallbacks, duplicates, slack_counts, wait_until
 
 ALERTS = 200

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from service.simulator.receivers import SlackStandIn, WebhookReceiver
+from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.drills.harness import (
     Stack,
     Tally,

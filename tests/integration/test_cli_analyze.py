@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.simulator.defaults import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+from devtools.simulator.server import SimulatorServer
 from service.cli import main
-from service.simulator.defaults import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
-from service.simulator.server import SimulatorServer
 from tests.simulator_fixtures import simulator  # noqa: F401
 
 

@@ -11,12 +11,15 @@ import redis as redis_lib
 import requests
 from structlog.testing import capture_logs
 
+from devtools.redis_server import RedisServer
+from devtools.standins import WebhookReceiver
 from service.analysis.alert import Alert
-from service.delivery import DeliveryLedger, Pace, deliver
-from service.devtools.redis_server import RedisServer
-from service.errors import DeliveryPaced, DeliveryRejected, DeliveryRetryable
-from service.simulator.receivers import WebhookReceiver
-from service.sinks import WebhookSink
+from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
+from service.delivery.ledger import DeliveryLedger
+from service.delivery.pace import Pace
+from service.delivery.sinks import AlertSink, WebhookSink
+from service.delivery.step import DeliveryRequest, deliver_step
+from service.errors import DeliveryRejected, DeliveryRetryable
 from tests.receiver_fixtures import WEBHOOK_SECRET, sample_alert, webhook_receiver
 
 __all__ = ["webhook_receiver"]  # fixture used by name below
@@ -25,10 +28,13 @@ __all__ = ["webhook_receiver"]  # fixture used by name below
 class RecordingSink:
     """A sink of our own (the AlertSink protocol) that records sends and can fail on cue."""
 
-    def __init__(self, sink_id: str = "webhook-0badcafe",
+    pace_s: float | None = None
+    kind = "webhook"
+
+    def __init__(self, name: str = "webhook-0badcafe",
                  failures: list[Exception] | None = None,
                  during_send: Callable[[], None] | None = None) -> None:
-        self.sink_id = sink_id
+        self.name = name
         self.sent: list[str] = []
         self._failures = list(failures or [])
         self._during_send = during_send
@@ -53,6 +59,17 @@ class FakeClock:
         return self.now
 
 
+def deliver(alert: Alert, sink: AlertSink, *, ledger: DeliveryLedger, pace: Pace | None,
+            booked: bool = False) -> Decision:
+    """One run of the delivery step, as a delivery job runs it."""
+    request = DeliveryRequest(sink.name, alert.to_envelope(), booked=booked)
+    return deliver_step(request, sink=sink, ledger=ledger, pace=pace, retry_s=(5, 30),
+                        jitter=lambda: 0.0)
+
+
+DELIVERED, DUPLICATE = Done(DeliveryOutcome.DELIVERED), Done(DeliveryOutcome.DUPLICATE)
+
+
 def _client(redis_server: RedisServer) -> redis_lib.Redis:
     return redis_lib.Redis.from_url(redis_server.url)
 
@@ -69,10 +86,10 @@ def test_ledger_prevents_a_second_send(redis: redis_lib.Redis) -> None:
     """The same alert through the same sink is sent once; the second call is a duplicate."""
     sink, alert = RecordingSink(), sample_alert()
     ledger = DeliveryLedger(redis)
-    assert deliver(alert, sink, ledger=ledger, pace=None) == "delivered"
-    assert deliver(alert, sink, ledger=DeliveryLedger(redis), pace=None) == "duplicate"
+    assert deliver(alert, sink, ledger=ledger, pace=None) == DELIVERED
+    assert deliver(alert, sink, ledger=DeliveryLedger(redis), pace=None) == DUPLICATE
     assert sink.sent == [alert.alert_id]
-    assert ledger.is_delivered(sink.sink_id, alert.alert_id)
+    assert ledger.is_delivered(sink.name, alert.alert_id)
 
 
 def test_ledger_is_per_sink(redis: redis_lib.Redis) -> None:
@@ -80,7 +97,7 @@ def test_ledger_is_per_sink(redis: redis_lib.Redis) -> None:
     alert, ledger = sample_alert(), DeliveryLedger(redis)
     first, second = RecordingSink("webhook-aaaaaaaa"), RecordingSink("webhook-bbbbbbbb")
     deliver(alert, first, ledger=ledger, pace=None)
-    assert deliver(alert, second, ledger=ledger, pace=None) == "delivered"
+    assert deliver(alert, second, ledger=ledger, pace=None) == DELIVERED
     assert second.sent == [alert.alert_id]
 
 
@@ -113,10 +130,11 @@ def test_concurrent_deliveries_send_once(redis_server: RedisServer,
         nonlocal finished
         client = _client(redis_server)
         try:
-            return deliver(alert, sink, ledger=DeliveryLedger(client), pace=None)
-        except DeliveryPaced as err:
-            assert err.retry_after is not None and err.retry_after > 0
-            return "in_flight"
+            decision = deliver(alert, sink, ledger=DeliveryLedger(client), pace=None)
+            if isinstance(decision, Again):
+                assert decision.outcome == DeliveryOutcome.PACED and decision.after_s > 0
+                return "in_flight"
+            return str(decision.outcome)
         finally:
             with lock:
                 finished += 1
@@ -128,7 +146,7 @@ def test_concurrent_deliveries_send_once(redis_server: RedisServer,
         outcomes = list(pool.map(attempt, range(workers)))
     assert sorted(outcomes) == ["delivered"] + ["in_flight"] * (workers - 1)
     assert sink.sent == [alert.alert_id]
-    assert deliver(alert, sink, ledger=DeliveryLedger(redis), pace=None) == "duplicate"
+    assert deliver(alert, sink, ledger=DeliveryLedger(redis), pace=None) == DUPLICATE
 
 
 def test_concurrent_webhook_deliveries_reach_the_receiver_once(
@@ -141,9 +159,8 @@ def test_concurrent_webhook_deliveries_reach_the_receiver_once(
         try:
             with requests.Session() as session:
                 sink = WebhookSink(webhook_receiver.url, WEBHOOK_SECRET, session=session)
-                return deliver(alert, sink, ledger=DeliveryLedger(client), pace=None)
-        except DeliveryPaced:
-            return "in_flight"
+                decision = deliver(alert, sink, ledger=DeliveryLedger(client), pace=None)
+                return "in_flight" if isinstance(decision, Again) else str(decision.outcome)
         finally:
             client.close()
 
@@ -159,25 +176,42 @@ def test_lease_released_after_a_retryable_failure(redis: redis_lib.Redis) -> Non
     failure = DeliveryRetryable("503", status=503)
     sink, alert = RecordingSink(failures=[failure]), sample_alert()
     ledger = DeliveryLedger(redis)
-    with pytest.raises(DeliveryRetryable):
-        deliver(alert, sink, ledger=ledger, pace=None)
-    assert not redis.exists(DeliveryLedger.lease_key(sink.sink_id, alert.alert_id))
-    assert deliver(alert, sink, ledger=DeliveryLedger(redis), pace=None) == "delivered"
+    assert deliver(alert, sink, ledger=ledger, pace=None) == Again(
+        DeliveryOutcome.RETRY, 5, {"attempt": 1, "booked": False})
+    assert not redis.exists(DeliveryLedger.lease_key(sink.name, alert.alert_id))
+    assert deliver(alert, sink, ledger=DeliveryLedger(redis), pace=None) == DELIVERED
     assert sink.sent == [alert.alert_id]
 
 
-@pytest.mark.parametrize("failure", [
-    DeliveryRejected("gone", reason="endpoint_gone", status=410),
-    RuntimeError("a bug in a sink"),
-])
-def test_lease_released_after_any_failure(redis: redis_lib.Redis, failure: Exception) -> None:
-    """Permanent failures and unexpected errors free the lease and mark nothing delivered."""
+def test_a_refusal_fails_the_delivery_for_good(redis: redis_lib.Redis) -> None:
+    """A receiver's permanent refusal is Failed with its reason, and frees the lease."""
+    failure = DeliveryRejected("gone", reason="endpoint_gone", status=410)
     sink, alert = RecordingSink(failures=[failure]), sample_alert()
     ledger = DeliveryLedger(redis)
-    with pytest.raises(type(failure)):
+    assert deliver(alert, sink, ledger=ledger, pace=None) == Failed(
+        DeliveryOutcome.REJECTED, "endpoint_gone", "gone")
+    assert not redis.exists(DeliveryLedger.lease_key(sink.name, alert.alert_id))
+    assert not ledger.is_delivered(sink.name, alert.alert_id)
+
+
+def test_retries_end_when_the_waits_are_used_up(redis: redis_lib.Redis) -> None:
+    """After the last wait of DELIVERY_RETRY_SECONDS a failing receiver fails the delivery."""
+    sink, alert = RecordingSink(failures=[DeliveryRetryable("503", status=503)]), sample_alert()
+    request = DeliveryRequest(sink.name, alert.to_envelope(), attempt=2)
+    decision = deliver_step(request, sink=sink, ledger=DeliveryLedger(redis), pace=None,
+                            retry_s=(5, 30))
+    assert isinstance(decision, Failed) and decision.reason == "retries_exhausted"
+
+
+def test_lease_released_after_an_unexpected_error(redis: redis_lib.Redis) -> None:
+    """A bug in a sink propagates, frees the lease and marks nothing delivered."""
+    failure = RuntimeError("a bug in a sink")
+    sink, alert = RecordingSink(failures=[failure]), sample_alert()
+    ledger = DeliveryLedger(redis)
+    with pytest.raises(RuntimeError):
         deliver(alert, sink, ledger=ledger, pace=None)
-    assert not redis.exists(DeliveryLedger.lease_key(sink.sink_id, alert.alert_id))
-    assert not ledger.is_delivered(sink.sink_id, alert.alert_id)
+    assert not redis.exists(DeliveryLedger.lease_key(sink.name, alert.alert_id))
+    assert not ledger.is_delivered(sink.name, alert.alert_id)
 
 
 def test_a_lease_held_elsewhere_is_not_released_by_others(redis: redis_lib.Redis,
@@ -229,21 +263,22 @@ def test_pace_never_lets_two_sends_in_one_interval(redis_server: RedisServer,
 
 
 def test_paced_delivery_sends_nothing_and_frees_the_lease(redis: redis_lib.Redis) -> None:
-    """When the pace says wait, deliver raises DeliveryPaced with that wait and sends later."""
+    """When the pace says wait, the step asks to run again at its slot and sends then."""
     clock = FakeClock()
     pace = Pace(redis, interval_s=1.0, clock=clock)
     sink = RecordingSink("slack")
     first, second = sample_alert(), sample_alert(issues=3)
     ledger = DeliveryLedger(redis)
-    assert deliver(first, sink, ledger=ledger, pace=pace) == "delivered"
+    assert deliver(first, sink, ledger=ledger, pace=pace) == DELIVERED
     clock.now += 0.4
-    with pytest.raises(DeliveryPaced) as caught:
-        deliver(second, sink, ledger=ledger, pace=pace)
-    assert caught.value.retry_after == pytest.approx(0.6)
+    decision = deliver(second, sink, ledger=ledger, pace=pace)
+    assert isinstance(decision, Again) and decision.outcome == DeliveryOutcome.PACED
+    assert decision.after_s == pytest.approx(0.6)
     assert sink.sent == [first.alert_id]
-    assert caught.value.booked
+    assert decision.state["booked"]
+    assert not redis.exists(DeliveryLedger.lease_key(sink.name, second.alert_id))
     clock.now += 0.6
-    assert deliver(second, sink, ledger=ledger, pace=pace, booked=True) == "delivered"
+    assert deliver(second, sink, ledger=ledger, pace=pace, booked=True) == DELIVERED
     assert sink.sent == [first.alert_id, second.alert_id]
 
 
@@ -256,20 +291,18 @@ def test_a_burst_books_one_slot_each(redis: redis_lib.Redis) -> None:
     assert pace.book("slack") == 0.0
 
 
-def test_short_waits_are_slept_inline(redis: redis_lib.Redis) -> None:
-    """A wait up to inline_wait_s is slept in place and then the alert goes out."""
+def test_a_paced_send_never_waits_in_the_worker(redis: redis_lib.Redis) -> None:
+    """A send one second away is not slept: the step returns at once, asking to come back."""
     clock = FakeClock()
     pace = Pace(redis, interval_s=1.0, clock=clock)
-    sink, ledger, slept = RecordingSink("slack"), DeliveryLedger(redis), []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock.now += seconds
-
+    sink, ledger = RecordingSink("slack"), DeliveryLedger(redis)
     first, second = sample_alert(), sample_alert(issues=3)
-    assert deliver(first, sink, ledger=ledger, pace=pace, inline_wait_s=2.0, sleep=sleep) == "delivered"
-    assert deliver(second, sink, ledger=ledger, pace=pace, inline_wait_s=2.0, sleep=sleep) == "delivered"
-    assert slept == [pytest.approx(1.0)]
+    assert deliver(first, sink, ledger=ledger, pace=pace) == DELIVERED
+    decision = deliver(second, sink, ledger=ledger, pace=pace)
+    assert decision == Again(DeliveryOutcome.PACED, pytest.approx(1.0),
+                             {"attempt": 0, "booked": True})
+    clock.now += 1.0
+    assert deliver(second, sink, ledger=ledger, pace=pace, booked=True) == DELIVERED
     assert sink.sent == [first.alert_id, second.alert_id]
 
 
@@ -280,7 +313,7 @@ def test_duplicate_takes_no_pace_slot(redis: redis_lib.Redis) -> None:
     sink, alert = RecordingSink("slack"), sample_alert()
     ledger = DeliveryLedger(redis)
     ledger.mark_delivered("slack", alert.alert_id)
-    assert deliver(alert, sink, ledger=ledger, pace=pace) == "duplicate"
+    assert deliver(alert, sink, ledger=ledger, pace=pace) == DUPLICATE
     assert pace.reserve("slack") == 0.0
 
 
@@ -290,15 +323,14 @@ def test_delivery_logs_outcomes_without_secrets(redis: redis_lib.Redis) -> None:
     rejected = DeliveryRejected("Slack refused", reason="channel_is_archived", status=410)
     with capture_logs() as logs:
         deliver(alert, RecordingSink(), ledger=DeliveryLedger(redis), pace=None)
-        with pytest.raises(DeliveryRejected):
-            deliver(alert, RecordingSink("slack", failures=[rejected]),
-                    ledger=DeliveryLedger(redis), pace=None)
+        deliver(alert, RecordingSink("slack", failures=[rejected]),
+                ledger=DeliveryLedger(redis), pace=None)
     delivered = [e for e in logs if e["event"] == "alert_delivered"]
     assert delivered == [{"event": "alert_delivered", "log_level": "info",
-                          "sink_id": "webhook-0badcafe", "alert_id": alert.alert_id,
+                          "sink": "webhook-0badcafe", "alert_id": alert.alert_id,
                           "call_sid": alert.call.call_sid}]
     [refused] = [e for e in logs if e["event"] == "alert_delivery_rejected"]
-    assert refused["reason"] == "channel_is_archived" and refused["sink_id"] == "slack"
+    assert refused["reason"] == "channel_is_archived" and refused["sink"] == "slack"
     assert str(alert.call.to) not in str(logs)
 
 
@@ -310,10 +342,9 @@ def test_a_receivers_retry_after_pauses_every_booked_alert(redis: redis_lib.Redi
     refused = RecordingSink("slack", failures=[DeliveryRetryable("429", retry_after=30.0, status=429)])
     first, second = sample_alert(), sample_alert(issues=3)
     assert pace.book("slack") == 0.0  # an earlier alert holds the slot at 0 s
-    with pytest.raises(DeliveryRetryable):
-        deliver(first, refused, ledger=ledger, pace=pace, booked=True)
+    decision = deliver(first, refused, ledger=ledger, pace=pace, booked=True)
+    assert decision == Again(DeliveryOutcome.RETRY, 30.0, {"attempt": 1, "booked": True})
     clock.now += 1.0  # the second alert's slot, booked before the 429
-    with pytest.raises(DeliveryPaced) as caught:
-        deliver(second, RecordingSink("slack"), ledger=ledger, pace=pace, booked=True)
-    assert caught.value.retry_after >= 29.0
+    decision = deliver(second, RecordingSink("slack"), ledger=ledger, pace=pace, booked=True)
+    assert isinstance(decision, Again) and decision.after_s >= 29.0
     assert pace.book("slack") >= 29.0

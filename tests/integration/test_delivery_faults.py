@@ -8,8 +8,8 @@ import pytest
 import redis as redis_lib
 from structlog.testing import capture_logs
 
-from service.simulator.receivers import SlackStandIn, WebhookReceiver
-from service.simulator.server import SimulatorServer
+from devtools.simulator.server import SimulatorServer
+from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.pipeline_helpers import Pipeline, pipeline_settings
 from tests.receiver_fixtures import WEBHOOK_SECRET, sample_alert, slack_receiver, webhook_receiver
 from tests.simulator_fixtures import simulator

@@ -12,8 +12,8 @@ import pytest
 import redis as redis_lib
 import requests
 
+from devtools.redis_server import RedisServer, free_port
 from service.calls import CALLBACK_PATH
-from service.devtools.redis_server import RedisServer, free_port
 from tests.processes import Process, settings_env
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "service.web.wsgi:app"]

@@ -34,8 +34,8 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from devtools.redis_server import RedisServer
 from service.calls import CALL_STATUSES, TERMINAL_STATUSES
-from service.devtools.redis_server import RedisServer
 from service.intake import INTAKE_KEY, call_key
 from service.web import MAX_BODY_BYTES, create_app
 from tests.web_helpers import (

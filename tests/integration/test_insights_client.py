@@ -15,7 +15,10 @@ import requests
 from structlog.testing import capture_logs
 from werkzeug.wrappers import Request, Response
 
-from service.devtools.background_server import BackgroundServer
+from devtools.background_server import BackgroundServer
+from devtools.simulator.defaults import DEV_API_KEY_SECRET, DEV_API_KEY_SID
+from devtools.simulator.server import SimulatorServer
+from devtools.simulator.state import SimulatorState
 from service.errors import (
     EventsNotReady,
     InsightsAccessDenied,
@@ -24,9 +27,6 @@ from service.errors import (
     InvalidInput,
 )
 from service.insights.client import InsightsClient
-from service.simulator.defaults import DEV_API_KEY_SECRET, DEV_API_KEY_SID
-from service.simulator.server import SimulatorServer
-from service.simulator.state import SimulatorState
 from tests import simulator_fixtures
 
 simulator = simulator_fixtures.simulator

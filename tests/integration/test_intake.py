@@ -8,7 +8,7 @@ from rq.serializers import JSONSerializer
 from structlog.testing import capture_logs
 
 from service.intake import INTAKE_KEY, Intake, call_key
-from workers.intake import move_due_calls
+from workers.intake_mover import move_due_calls
 from workers.queues import analysis_job_id
 
 SID = "CA" + "a" * 32

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.devtools.redis_server import free_port
+from devtools.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ def test_make_run_plays_sample_calls_and_shows_their_alerts() -> None:
            if not k.startswith(("TWILIO_", "REDIS_URL", "SLACK_", "ALERT_"))}
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     result = subprocess.run(
-        [sys.executable, "-m", "service.devtools.run", "--once", "--port", str(free_port())],
+        [sys.executable, "-m", "devtools.run", "--once", "--port", str(free_port())],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout

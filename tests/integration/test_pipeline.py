@@ -8,8 +8,8 @@ import pytest
 import redis as redis_lib
 from structlog.testing import capture_logs
 
-from service.simulator.receivers import SlackStandIn, WebhookReceiver
-from service.simulator.server import SimulatorServer
+from devtools.simulator.server import SimulatorServer
+from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.pipeline_helpers import Pipeline, pipeline_settings
 from tests.receiver_fixtures import WEBHOOK_SECRET, slack_receiver, webhook_receiver
 from tests.simulator_fixtures import simulator
@@ -169,7 +169,7 @@ def test_a_recheck_starts_with_the_whole_insights_retry_budget(pipe: Pipeline) -
     sid = "CA" + "d" * 32
     call_json = {"call_sid": sid, "account_sid": pipe.settings.twilio_account_sid,
                  "status": "completed"}
-    assert analyze_call(call_json, recheck=0, attempt=4) == "not_ready"
+    assert analyze_call(call_json, recheck=0, attempt=4) == "recheck"
     assert pipe.redis.exists(f"rq:job:{analysis_job_id(sid, recheck=1)}")
     assert not pipe.redis.exists(f"rq:job:{analysis_job_id(sid, recheck=1, attempt=4)}")
 

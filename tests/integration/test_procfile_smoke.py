@@ -11,10 +11,10 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.devtools.redis_server import RedisServer, free_port
-from service.simulator.receivers import WebhookReceiver
-from service.simulator.sender import play_call
-from service.simulator.server import SimulatorServer
+from devtools.redis_server import RedisServer, free_port
+from devtools.simulator.sender import play_call
+from devtools.simulator.server import SimulatorServer
+from devtools.standins import WebhookReceiver
 from tests.processes import Process
 from tests.receiver_fixtures import WEBHOOK_SECRET
 from tests.simulator_fixtures import simulator

@@ -17,12 +17,12 @@ import requests
 from twilio.request_validator import RequestValidator
 from werkzeug.wrappers import Request, Response
 
-from service.devtools.background_server import BackgroundServer
+from devtools.background_server import BackgroundServer
+from devtools.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+from devtools.simulator.scenarios import ScenarioInput, build_call
+from devtools.simulator.sender import callback_params, play_call, send_status_callback, sign
+from devtools.simulator.server import SimulatorServer
 from service.insights.client import InsightsClient
-from service.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
-from service.simulator.scenarios import ScenarioInput, build_call
-from service.simulator.sender import callback_params, play_call, send_status_callback, sign
-from service.simulator.server import SimulatorServer
 from tests import simulator_fixtures
 
 simulator = simulator_fixtures.simulator
@@ -310,13 +310,13 @@ def test_play_call_fails_loudly_when_refused(simulator: SimulatorServer,
 # --- the standalone runner ------------------------------------------------------------
 
 def test_python_dash_m_runs_a_simulator() -> None:
-    """`python -m service.simulator --port N` serves the Events API with the given account."""
+    """`python -m devtools.simulator --port N` serves the Events API with the given account."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     account, token = "AC" + "9" * 32, "cli-token"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.simulator", "--port", str(port),
+        [sys.executable, "-m", "devtools.simulator", "--port", str(port),
          "--account-sid", account, "--auth-token", token],
         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

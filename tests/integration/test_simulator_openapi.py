@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 import requests
 
-from service.simulator.scenarios import SCENARIOS
-from service.simulator.server import SimulatorServer
+from devtools.simulator.scenarios import SCENARIOS
+from devtools.simulator.server import SimulatorServer
 from tests import simulator_fixtures
 
 simulator = simulator_fixtures.simulator

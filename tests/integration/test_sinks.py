@@ -11,10 +11,11 @@ import pytest
 import requests
 from structlog.testing import capture_logs
 
+from devtools.standins import SlackStandIn, WebhookReceiver
+from service.delivery.sinks import LogSink, Sinks, SlackSink, UnknownSink, WebhookSink
+from service.delivery.sinks.webhook import legacy_webhook_sink_id
 from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
 from service.settings import Settings
-from service.simulator.receivers import SlackStandIn, WebhookReceiver
-from service.sinks import LogSink, SlackSink, UnknownSink, WebhookSink, build_sinks, sink_by_id
 from tests.receiver_fixtures import (
     WEBHOOK_SECRET,
     sample_alert,
@@ -254,30 +255,38 @@ def _settings(**env: str) -> Settings:
                               "TWILIO_AUTH_TOKEN": "token", **env})
 
 
-def test_build_sinks_and_find_them_by_id() -> None:
-    """One Slack sink, one webhook sink per URL, each found again from its id."""
+def test_sinks_from_the_variables_are_named_and_found_again() -> None:
+    """slack, and one readable webhook-<host> per URL (the same host twice numbered), each found by name."""
     settings = _settings(
         SLACK_WEBHOOK_URL="https://hooks.slack.com/services/T/B/X",
-        ALERT_WEBHOOK_URLS="https://a.example.com/in,https://b.example.com/in",
+        ALERT_WEBHOOK_URLS="https://a.example.com/in?token=s3cret,https://b.example.com/in,"
+                           "https://b.example.com/other",
         ALERT_WEBHOOK_SECRET=WEBHOOK_SECRET)
-    sinks = build_sinks(settings)
-    ids = [s.sink_id for s in sinks]
-    assert ids[0] == "slack" and len(ids) == 3 and len(set(ids)) == 3
-    assert all(i.startswith("webhook-") for i in ids[1:])
-    for sink in sinks:
-        found = sink_by_id(settings, sink.sink_id)
-        assert type(found) is type(sink) and found.sink_id == sink.sink_id
-    assert "example.com/in" not in repr(sinks)
+    sinks = Sinks.from_settings(settings)
+    assert sinks.names == ["slack", "webhook-a-example-com", "webhook-b-example-com",
+                           "webhook-b-example-com-2"]
+    for name in sinks.names:
+        assert sinks.get(name).name == name
+    assert isinstance(sinks.get("slack"), SlackSink)
+    assert isinstance(sinks.get("webhook-a-example-com"), WebhookSink)
+    assert "s3cret" not in repr([sinks.get(n) for n in sinks.names])
+
+
+def test_deliveries_queued_under_an_old_hashed_name_still_find_their_sink() -> None:
+    """A delivery job queued by an earlier version (webhook-<8 hex>) reaches the same endpoint."""
+    url = "https://a.example.com/in"
+    sinks = Sinks.from_settings(_settings(ALERT_WEBHOOK_URLS=url, ALERT_WEBHOOK_SECRET=WEBHOOK_SECRET))
+    assert sinks.get(legacy_webhook_sink_id(url)).name == "webhook-a-example-com"
 
 
 def test_log_sink_when_nothing_configured() -> None:
     """With neither Slack nor webhooks, alerts go to the log."""
-    sinks = build_sinks(_settings())
-    assert [s.sink_id for s in sinks] == ["log"]
+    sinks = Sinks.from_settings(_settings())
+    assert sinks.names == ["log"] and isinstance(sinks.get("log"), LogSink)
 
 
-def test_unknown_sink_id_is_a_clear_permanent_error() -> None:
+def test_unknown_sink_is_a_clear_permanent_error() -> None:
     """A job naming a sink that is no longer configured fails with reason unknown_sink."""
     with pytest.raises(UnknownSink) as caught:
-        sink_by_id(_settings(), "webhook-deadbeef")
+        Sinks.from_settings(_settings()).get("webhook-deadbeef")
     assert caught.value.reason == "unknown_sink" and "webhook-deadbeef" in str(caught.value)

@@ -269,7 +269,7 @@ def test_fifty_concurrent_callbacks_schedule_one_job(redis_server, redis: redis_
 
 @pytest.fixture
 def own_redis() -> Iterator:
-    from service.devtools.redis_server import RedisServer
+    from devtools.redis_server import RedisServer
 
     with RedisServer() as server:
         yield server

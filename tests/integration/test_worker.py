@@ -11,8 +11,8 @@ import redis as redis_lib
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from service.devtools.redis_server import RedisServer
-from service.simulator.server import SimulatorServer
+from devtools.redis_server import RedisServer
+from devtools.simulator.server import SimulatorServer
 from service.web import create_app
 from tests.processes import Process, settings_env, worker
 from tests.simulator_fixtures import simulator

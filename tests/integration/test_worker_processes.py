@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import redis as redis_lib
 
-from service.simulator.receivers import SlackStandIn, WebhookReceiver
-from service.simulator.server import SimulatorServer
+from devtools.simulator.server import SimulatorServer
+from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.pipeline_helpers import Pipeline, pipeline_settings
 from tests.processes import Process, worker
 from tests.receiver_fixtures import WEBHOOK_SECRET

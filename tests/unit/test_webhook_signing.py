@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from service.delivery.sinks.webhook import signed_request, signing_key, webhook_sink_names
 from service.http import parse_retry_after
-from service.sinks.webhook import signed_request, signing_key, webhook_sink_id
 from tests.receiver_fixtures import WEBHOOK_SECRET, sample_alert
 
 
@@ -73,11 +74,13 @@ def test_same_webhook_id_on_every_attempt() -> None:
     assert first["webhook-signature"] != later["webhook-signature"]
 
 
-def test_sink_id_hides_the_url() -> None:
-    """A webhook sink id is 8 hex digits of the URL's hash and names nothing secret."""
-    sink_id = webhook_sink_id("https://hooks.example.com/in?token=s3cret")
-    assert sink_id.startswith("webhook-") and len(sink_id) == len("webhook-") + 8
-    assert "s3cret" not in sink_id and "example" not in sink_id
+def test_webhook_names_show_the_host_and_hide_the_path() -> None:
+    """A webhook sink's name is readable (its host), fits [a-z0-9-]{1,40}, and names no secret."""
+    names = webhook_sink_names(["https://hooks.example.com/in?token=s3cret",
+                                "https://" + "x" * 60 + ".example.com/in"])
+    assert names[0] == "webhook-hooks-example-com"
+    assert all(re.fullmatch(r"[a-z0-9-]{1,40}", name) for name in names)
+    assert "s3cret" not in str(names)
 
 
 @pytest.mark.parametrize(("value", "expected"), [

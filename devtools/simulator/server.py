@@ -13,10 +13,10 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-from service.devtools.background_server import BackgroundServer
-from service.simulator.app import create_simulator_app
-from service.simulator.defaults import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
-from service.simulator.state import SimulatorState
+from devtools.background_server import BackgroundServer
+from devtools.simulator.app import create_simulator_app
+from devtools.simulator.defaults import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+from devtools.simulator.state import SimulatorState
 
 
 class SimulatorServer:

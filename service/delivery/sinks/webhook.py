@@ -14,22 +14,45 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import requests
 
 from service.analysis.alert import Alert
-from service.errors import DeliveryRejected, DeliveryRetryable
+from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
+from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
 from service.http import host_of, parse_retry_after, require_secure_url, user_agent
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 DEFAULT_TIMEOUT = (3.05, 10.0)
 _RETRYABLE_STATUSES = frozenset({408, 429})
 
 
-def webhook_sink_id(url: str) -> str:
-    """``webhook-<8 hex>``: names one endpoint without revealing its URL."""
+def legacy_webhook_sink_id(url: str) -> str:
+    """``webhook-<8 hex>``: the name earlier versions gave an endpoint (still accepted
+    for deliveries queued before an upgrade)."""
     return "webhook-" + hashlib.sha256(url.encode()).hexdigest()[:8]
+
+
+def webhook_sink_names(urls: Sequence[str]) -> list[str]:
+    """Readable names for ``ALERT_WEBHOOK_URLS``: ``webhook-<host>``, then ``-2``, ``-3``
+    for a host named twice. The host is no secret; the path (which may hold a token)
+    never appears. At most 40 characters, ``[a-z0-9-]``."""
+    names: list[str] = []
+    for url in urls:
+        host = re.sub(r"[^a-z0-9]+", "-", (host_of(url) or "endpoint").lower()).strip("-")
+        base = ("webhook-" + host)[:34].rstrip("-")
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}-{n}"
+        names.append(name)
+    return names
 
 
 def signing_key(secret: str) -> bytes:
@@ -65,7 +88,11 @@ def _utc_now() -> datetime:
 class WebhookSink:
     """POSTs signed alerts to one endpoint of ``ALERT_WEBHOOK_URLS``."""
 
-    def __init__(self, url: str, secret: str, *, session: requests.Session | None = None,
+    pace_s: float | None = None
+    kind: str = "webhook"
+
+    def __init__(self, url: str, secret: str, *, name: str | None = None,
+                 session: requests.Session | None = None,
                  timeout: tuple[float, float] = DEFAULT_TIMEOUT,
                  clock: Callable[[], datetime] = _utc_now) -> None:
         self._url = require_secure_url(url, "ALERT_WEBHOOK_URLS")
@@ -73,11 +100,11 @@ class WebhookSink:
         self._session = session or requests.Session()
         self._timeout = timeout
         self._clock = clock
-        self.sink_id = webhook_sink_id(url)
         self.host = host_of(url)
+        self.name = name or webhook_sink_names([url])[0]
 
     def __repr__(self) -> str:
-        return f"WebhookSink(sink_id={self.sink_id!r}, host={self.host!r})"
+        return f"WebhookSink(name={self.name!r}, host={self.host!r})"
 
     def send(self, alert: Alert) -> None:
         """One signed POST; 2xx is delivered, anything else raises."""
@@ -119,3 +146,23 @@ class WebhookSink:
             )
         raise DeliveryRejected(f"webhook {self.host} refused the alert with {status}",
                                reason=f"http_{status}", status=status)
+
+
+def _build(spec: SinkSpec, env: SinkEnv) -> WebhookSink:
+    return WebhookSink(spec.options["url"], spec.options["secret"], name=spec.name,
+                       session=env.session, clock=env.clock)
+
+
+def _from_settings(settings: Settings) -> list[SinkSpec]:
+    if not settings.alert_webhook_urls:
+        return []
+    if not settings.alert_webhook_secret:
+        raise ConfigError("ALERT_WEBHOOK_SECRET", "required when ALERT_WEBHOOK_URLS is set")
+    # The same URL twice would deliver every alert twice.
+    urls = list(dict.fromkeys(settings.alert_webhook_urls))
+    return [SinkSpec(name, "webhook", {"url": url, "secret": settings.alert_webhook_secret,
+                                       "legacy_name": legacy_webhook_sink_id(url)})
+            for name, url in zip(webhook_sink_names(urls), urls, strict=True)]
+
+
+SINK_TYPE = SinkType("webhook", _build, _from_settings)

@@ -12,7 +12,7 @@ Both record every request they get, can be scripted (``.script([(503, "busy", {}
 ...])`` answers the next requests in turn, then back to normal), can hold each
 answer for ``hold_s`` seconds (so a crash test can kill the sender mid-request),
 and print what they get when ``echo=True``. Run both with
-``python -m service.simulator.receivers --slack-port 8020 --webhook-port 8021
+``python -m devtools.standins --slack-port 8020 --webhook-port 8021
 --secret whsec_...``.
 """
 
@@ -34,7 +34,7 @@ from typing import Any, Self
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug.wrappers import Request, Response
 
-from service.devtools.background_server import BackgroundServer
+from devtools.background_server import BackgroundServer
 
 MAX_BLOCKS = 50
 MAX_HEADER = 150

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from devtools.simulator.defaults import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+from devtools.simulator.scenarios import CallRecord, ScenarioInput, build_call
 from service.calls import CALL_SID_RE
-from service.simulator.defaults import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
-from service.simulator.scenarios import CallRecord, ScenarioInput, build_call
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,16 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from service.simulator.events_api import events_api
-from service.simulator.scenarios import SCENARIOS
-from service.simulator.state import SimulatorState
+from devtools.simulator.events_api import events_api
+from devtools.simulator.scenarios import SCENARIOS
+from devtools.simulator.state import SimulatorState
 
 control_api = Blueprint("control_api", __name__, url_prefix="/_sim")
 
 
 def create_simulator_app(state: SimulatorState) -> Flask:
     """A Flask app serving the simulator backed by ``state``."""
-    app = Flask("service.simulator")
+    app = Flask("devtools.simulator")
     app.extensions["simulator"] = state
     app.register_blueprint(events_api)
     app.register_blueprint(control_api)

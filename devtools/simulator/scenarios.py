@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from service.simulator.timeline import Options, Timeline, connect, gateway_progress, hang_up
+from devtools.simulator.timeline import Options, Timeline, connect, gateway_progress, hang_up
 
 #: The edge the Events API returns when ``Edge`` is absent (reference/twilio.md 3.1).
 DEFAULT_EDGE = {

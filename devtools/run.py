@@ -20,10 +20,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from service.devtools.process_groups import stop_groups
-from service.devtools.redis_server import RedisServer, free_port
+from devtools.process_groups import stop_groups
+from devtools.redis_server import RedisServer, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 RUN_DIR = ROOT / ".run"
 WEBHOOK_SECRET = "whsec_Y2FsbHdhdGNoLWRldi1zZWNyZXQtMzJieXRlcyE="
 SAMPLE_CALLS = (
@@ -114,9 +114,9 @@ class _Demo:
     """The simulated outside world: Twilio, Slack and a webhook receiver."""
 
     def __init__(self, port: int) -> None:
-        from service.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
-        from service.simulator.receivers import SlackStandIn, WebhookReceiver
-        from service.simulator.server import SimulatorServer
+        from devtools.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+        from devtools.simulator.server import SimulatorServer
+        from devtools.standins import SlackStandIn, WebhookReceiver
 
         self.account_sid, self.auth_token = DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
         self.simulator = SimulatorServer(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN)
@@ -150,7 +150,7 @@ class _Demo:
         }
 
     def play_samples(self, base: str, timeout: float = 60) -> bool:
-        from service.simulator.sender import play_call
+        from devtools.simulator.sender import play_call
 
         expected = 0
         for scenario, status, what in SAMPLE_CALLS:

@@ -10,12 +10,12 @@ without a Twilio account. Modules:
 * ``sender``     signs and posts status callbacks the way Twilio does
 * ``receivers``  stand-ins for the alert receivers (Slack, webhooks)
 
-Run it alone with ``python -m service.simulator --port 8010``.
+Run it alone with ``python -m devtools.simulator --port 8010``.
 """
 
 from __future__ import annotations
 
-from service.simulator.defaults import (
+from devtools.simulator.defaults import (
     DEV_ACCOUNT_SID,
     DEV_API_KEY_SECRET,
     DEV_API_KEY_SID,

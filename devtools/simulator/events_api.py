@@ -21,9 +21,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from devtools.simulator.scenarios import DEFAULT_EDGE, CallRecord
+from devtools.simulator.state import SimulatorState
 from service.calls import CALL_SID_RE
-from service.simulator.scenarios import DEFAULT_EDGE, CallRecord
-from service.simulator.state import SimulatorState
 
 EDGES = ("unknown_edge", "carrier_edge", "sip_edge", "sdk_edge", "client_edge")
 MAX_PAGE_SIZE = 1000

@@ -16,18 +16,25 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
 from service.analysis.alert import Alert
+from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
+from service.delivery.sinks.slack_blocks import slack_message
 from service.errors import DeliveryRejected, DeliveryRetryable
 from service.http import parse_retry_after, require_secure_url, user_agent
-from service.sinks.slack_blocks import slack_message
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 DEFAULT_TIMEOUT = 10.0
 SLACK_SINK_ID = "slack"
+#: Slack takes about one message a second per webhook; the margin absorbs the few
+#: milliseconds between taking the turn and the request arriving.
+SLACK_PACE_S = 1.1
 _REASON = re.compile(r"^[a-z0-9_]{1,64}$")
 
 
@@ -45,12 +52,14 @@ def _quiet_logger() -> logging.Logger:
 class SlackSink:
     """Posts one Block Kit message per alert to ``SLACK_WEBHOOK_URL``."""
 
-    sink_id = SLACK_SINK_ID
+    pace_s: float | None = SLACK_PACE_S
+    kind: str = "chat"
 
-    def __init__(self, url: str, *, client: WebhookClient | None = None,
+    def __init__(self, url: str, *, name: str = SLACK_SINK_ID, client: WebhookClient | None = None,
                  timeout: float = DEFAULT_TIMEOUT,
                  clock: Callable[[], datetime] = _utc_now) -> None:
         require_secure_url(url, "SLACK_WEBHOOK_URL")
+        self.name: str = name
         self._client = client or WebhookClient(
             url, timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
             retry_handlers=[], logger=_quiet_logger(), user_agent_suffix=user_agent(),
@@ -58,7 +67,7 @@ class SlackSink:
         self._clock = clock
 
     def __repr__(self) -> str:
-        return "SlackSink(sink_id='slack')"
+        return f"SlackSink(name={self.name!r})"
 
     def send(self, alert: Alert) -> None:
         """Post the alert's message; 200 ``ok`` is delivered, anything else raises."""
@@ -106,3 +115,16 @@ def _header(headers: Mapping[str, Any], name: str) -> str | None:
         if key.lower() == wanted:
             return str(value)
     return None
+
+
+def _build(spec: SinkSpec, env: SinkEnv) -> SlackSink:
+    return SlackSink(spec.options["url"], name=spec.name, clock=env.clock)
+
+
+def _from_settings(settings: Settings) -> list[SinkSpec]:
+    if not settings.slack_webhook_url:
+        return []
+    return [SinkSpec(SLACK_SINK_ID, "slack", {"url": settings.slack_webhook_url})]
+
+
+SINK_TYPE = SinkType("slack", _build, _from_settings)

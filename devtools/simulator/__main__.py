@@ -1,9 +1,9 @@
-"""``python -m service.simulator``: run the Twilio simulator in the foreground.
+"""``python -m devtools.simulator``: run the Twilio simulator in the foreground.
 
-    python -m service.simulator --port 8010 --account-sid AC... --auth-token ...
+    python -m devtools.simulator --port 8010 --account-sid AC... --auth-token ...
 
 Without credentials it accepts the fixed development ones (``defaults.py``).
-Register calls with ``POST /_sim/calls``; see ``service/simulator/app.py``.
+Register calls with ``POST /_sim/calls``; see ``devtools/simulator/app.py``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from collections.abc import Sequence
 
 import structlog
 
+from devtools.simulator.defaults import DEFAULT_PORT, DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+from devtools.simulator.server import SimulatorServer
 from service.calls import ACCOUNT_SID_RE
-from service.simulator.defaults import DEFAULT_PORT, DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
-from service.simulator.server import SimulatorServer
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service.simulator",
+    parser = argparse.ArgumentParser(prog="python -m devtools.simulator",
                                      description="Local stand-in for Twilio's Voice Insights API.")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; keep it on loopback)")

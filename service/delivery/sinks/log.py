@@ -13,6 +13,7 @@ import structlog
 
 from service.analysis.alert import Alert
 from service.calls import mask_number
+from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
 
 LOG_SINK_ID = "log"
 
@@ -20,7 +21,9 @@ LOG_SINK_ID = "log"
 class LogSink:
     """Writes each alert to the structured log; never fails."""
 
-    sink_id = LOG_SINK_ID
+    name = LOG_SINK_ID
+    pace_s: float | None = None
+    kind: str = "log"
 
     def __init__(self, logger: Any = None) -> None:
         self._log = logger if logger is not None else structlog.get_logger()
@@ -36,3 +39,12 @@ class LogSink:
         call["to"] = mask_number(call.get("to"))
         payload["call"] = call
         self._log.warning("alert", **payload)
+
+
+def _build(spec: SinkSpec, env: SinkEnv) -> LogSink:
+    sink = LogSink()
+    sink.name = spec.name
+    return sink
+
+
+SINK_TYPE = SinkType("log", _build)

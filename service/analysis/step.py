@@ -1,0 +1,142 @@
+"""The analysis step: fetch one call's events, classify them, decide what happens next.
+
+Domain code: it knows nothing of RQ. ``analyze_step`` returns a ``Decision``
+(``service.decisions``): ``Done`` with the alert's deliveries (one per sink the
+router chose), ``Again`` when Insights has no events yet (a re-check) or answered
+429/5xx (a retry), ``Failed`` when Insights refused for good or stayed down. The
+worker's job and ``callwatch analyze`` run this same step.
+
+Policy lives here: the re-check waits (``ANALYSIS_RECHECK_SECONDS``), the waits when
+Insights keeps failing beyond its client's own retries, and what a ``failed`` call
+gets (alerted at once, with whatever events exist, even when Insights is down: its
+issue does not depend on them).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from service.analysis.alert import Alert
+from service.analysis.classifier import AlertPolicy, build_alert
+from service.calls import Call
+from service.decisions import Again, AnalysisOutcome, Decision, Delivery, Done, Failed
+from service.errors import CallwatchError, EventsNotReady, InsightsUnavailable, PermanentError
+from service.insights.events import Event
+from service.settings import Settings
+
+#: Waits (s) when Insights keeps answering 429/5xx beyond the client's own retries.
+INSIGHTS_RETRY_S = (15, 60, 180, 600)
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """One run of the step: the call, and how many re-checks and retries came before."""
+
+    call: Call
+    recheck: int = 0
+    attempt: int = 0
+
+    def state(self) -> dict[str, Any]:
+        return {"recheck": self.recheck, "attempt": self.attempt}
+
+
+@dataclass(frozen=True)
+class AnalysisPolicy:
+    """When to look again, and what is worth an alert."""
+
+    alert: AlertPolicy = field(default_factory=AlertPolicy)
+    recheck_s: tuple[int, ...] = (60, 180, 600)
+    insights_retry_s: tuple[int, ...] = INSIGHTS_RETRY_S
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AnalysisPolicy:
+        return cls(alert=AlertPolicy.from_settings(settings),
+                   recheck_s=settings.analysis_recheck_seconds)
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """The decision, and what the step found (for the caller's log and metrics)."""
+
+    decision: Decision
+    alert: Alert | None = None
+    events: int = 0
+
+
+def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Event]],
+                 policy: AnalysisPolicy, route: Callable[[Alert], Sequence[str]],
+                 now: datetime, jitter: Callable[[], float] = lambda: random.uniform(1.0, 1.2),  # noqa: S311
+                 ) -> AnalysisResult:
+    """Fetch and classify one call; say what should happen next."""
+    call = request.call
+    try:
+        events, unread = _read_events(call, fetch)
+    except InsightsUnavailable as error:
+        return AnalysisResult(_retry(request, policy, error, jitter))
+    except PermanentError as error:
+        log.error("analysis_failed", reason=error.reason, message=str(error))
+        return AnalysisResult(Failed(AnalysisOutcome.FAILED, error.reason, str(error)))
+    if unread is not None:
+        reason = unread.reason if isinstance(unread, PermanentError) else "insights_unavailable"
+        log.warning("analysis_without_events", reason=reason,
+                    message=f"the failed call is alerted without its Insights events: {unread}")
+    if not events and call.status != "failed":
+        return AnalysisResult(_recheck_or_give_up(request, policy))
+    alert = build_alert(call, events, policy.alert, now=now)
+    if alert is None:
+        log.info("analysis_no_alert", events=len(events))
+        return AnalysisResult(Done(AnalysisOutcome.NO_ALERT), events=len(events))
+    envelope = alert.to_envelope()
+    sinks = list(route(alert))
+    log.info("alert_created", alert_id=alert.alert_id, severity=alert.severity,
+             issues=len(alert.issues), events=len(events), sinks=sinks)
+    deliveries = tuple(Delivery(sink, envelope) for sink in sinks)
+    return AnalysisResult(Done(AnalysisOutcome.ALERT, deliveries), alert=alert, events=len(events))
+
+
+def _read_events(call: Call, fetch: Callable[[str], Sequence[Event]],
+                 ) -> tuple[list[Event], CallwatchError | None]:
+    """The call's events (none yet: empty), and why they could not be read for a failed call."""
+    try:
+        return list(fetch(call.call_sid)), None
+    except EventsNotReady:
+        return [], None
+    except (InsightsUnavailable, PermanentError) as error:
+        if call.status != "failed":
+            raise
+        return [], error
+
+
+def _recheck_or_give_up(request: AnalysisRequest, policy: AnalysisPolicy) -> Decision:
+    rechecks = policy.recheck_s
+    if request.recheck >= len(rechecks):
+        log.warning("analysis_gave_up", rechecks=request.recheck,
+                    message="Insights still has no events for this call; is Voice Insights "
+                            "Advanced Features on and is this a Voice SDK call?")
+        return Done(AnalysisOutcome.GAVE_UP)
+    delay = rechecks[request.recheck]
+    # A new check has the whole Insights retry budget again.
+    log.info("analysis_recheck_scheduled", delay_s=delay, recheck=request.recheck + 1)
+    return Again(AnalysisOutcome.RECHECK, delay, {"recheck": request.recheck + 1, "attempt": 0})
+
+
+def _retry(request: AnalysisRequest, policy: AnalysisPolicy, error: InsightsUnavailable,
+           jitter: Callable[[], float]) -> Decision:
+    waits = policy.insights_retry_s
+    if request.attempt >= len(waits):
+        log.error("analysis_failed", reason="insights_unavailable", attempts=request.attempt + 1,
+                  message=str(error))
+        return Failed(AnalysisOutcome.FAILED, "insights_unavailable", str(error))
+    delay = max(error.retry_after or 0, waits[request.attempt]) * jitter()
+    log.warning("analysis_retry_scheduled", delay_s=round(delay, 1), attempt=request.attempt + 1,
+                status=error.status)
+    return Again(AnalysisOutcome.RETRY, delay,
+                 {"recheck": request.recheck, "attempt": request.attempt + 1})

@@ -1,0 +1,28 @@
+"""A route's storm and ratio settings (the routing file's ``storm:`` and ``ratio:``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Keys ``group_by`` may name.
+GROUP_KEYS = ("issue", "error_code", "category", "edge", "sdk_type", "country_code", "account_sid")
+
+
+@dataclass(frozen=True)
+class StormPolicy:
+    """When a group reaches ``calls`` alerts within ``within_s``, an incident opens."""
+
+    calls: int = 10
+    within_s: int = 120
+    group_by: tuple[str, ...] = ("issue",)
+    update_every_s: int = 300
+    resolve_after_s: int = 600
+
+
+@dataclass(frozen=True)
+class RatioPolicy:
+    """An incident when ``percent`` % of the calls analysed in ``window_s`` had an alert."""
+
+    percent: float = 5.0
+    min_calls: int = 40
+    window_s: int = 600

@@ -1,0 +1,76 @@
+"""Which alerts each sink already took, and short leases on the ones in flight.
+
+Two things in Redis, per sink and alert:
+
+- the **ledger** (``delivered`` key, kept 7 days): alerts a sink already took. A
+  retried job, a re-analysis or a duplicate job finds its alert there and sends
+  nothing;
+- a short **lease** (``SET NX`` with a TTL): while one worker is sending, another
+  worker with the same alert backs off for the lease's remaining time instead of
+  sending it too. The lease is released on any failure so a retry can send at
+  once, and expires by itself if its holder dies.
+
+The one window where a duplicate is still possible: a process killed (or cut off
+from Redis) after the receiver got the request but before ``mark_delivered``. Its
+lease expires, a retry finds no ledger entry and sends again. Webhook receivers
+de-duplicate on ``webhook-id``, which is the alert id on every attempt; Slack has no
+such key, so a Slack message can, in that window only, appear twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+from redis import Redis
+
+from service import keys
+
+DEFAULT_LEDGER_TTL_S = 7 * 86400
+#: Longer than any sink's worst send (its whole deadline).
+DEFAULT_LEASE_S = 30.0
+
+# Release a lease only if it is still ours (it may have expired and been re-taken).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class DeliveryLedger:
+    """Which alerts each sink already took, and short leases on the ones in flight."""
+
+    def __init__(self, redis: Redis, *, ttl_s: int = DEFAULT_LEDGER_TTL_S) -> None:
+        self._redis = redis
+        self._ttl_s = ttl_s
+        self._release = redis.register_script(_RELEASE)
+        self._owner = uuid.uuid4().hex
+
+    delivered_key = staticmethod(keys.delivered)
+    lease_key = staticmethod(keys.lease)
+
+    def is_delivered(self, sink_id: str, alert_id: str) -> bool:
+        return bool(self._redis.exists(self.delivered_key(sink_id, alert_id)))
+
+    def mark_delivered(self, sink_id: str, alert_id: str) -> None:
+        self._redis.set(self.delivered_key(sink_id, alert_id), "1", ex=self._ttl_s)
+
+    def claim(self, sink_id: str, alert_id: str, *, lease_s: float) -> bool:
+        """Take the lease on this alert for this sink; False if someone holds it."""
+        return bool(self._redis.set(self.lease_key(sink_id, alert_id), self._token(),
+                                    nx=True, px=max(1, int(lease_s * 1000))))
+
+    def release(self, sink_id: str, alert_id: str) -> None:
+        """Drop the lease if this process and thread still hold it."""
+        self._release(keys=[self.lease_key(sink_id, alert_id)], args=[self._token()])
+
+    def lease_remaining(self, sink_id: str, alert_id: str) -> float:
+        """Seconds until someone else's lease expires (0.0 if there is none)."""
+        ttl_ms = self._redis.pttl(self.lease_key(sink_id, alert_id))
+        return max(0.0, ttl_ms / 1000) if ttl_ms and ttl_ms > 0 else 0.0
+
+    def _token(self) -> str:
+        # Per thread as well as per process: threads may share one ledger.
+        return f"{self._owner}:{threading.get_ident()}"

@@ -1,0 +1,98 @@
+"""At most one send per interval to a rate-limited receiver, across every process.
+
+Slack takes about one message a second per webhook. The pace keeps, in Redis, the
+earliest time the next message may go, reserved atomically by Lua scripts so the
+limit holds across every worker process. A caller that must wait is told how long
+and reschedules; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from redis import Redis
+
+from service import keys
+
+# Reserve the next send slot: 0 when free now (and take it), else the wait.
+# Numbers travel as strings because Redis truncates Lua numbers to integers.
+_RESERVE = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
+if next_free > now then
+  return tostring(next_free - now)
+end
+redis.call('SET', KEYS[1], tostring(now + interval), 'PX', math.ceil(interval * 1000) + 1000)
+return '0'
+"""
+
+# Book the next free send slot: slots are ``interval`` apart, in the order asked.
+_BOOK = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local booked = tonumber(redis.call('GET', KEYS[1]) or '0')
+local slot = math.max(now, booked)
+local ttl = math.ceil((slot - now + interval) * 1000) + 1000
+redis.call('SET', KEYS[1], tostring(slot + interval), 'PX', ttl)
+return tostring(slot - now)
+"""
+
+# Push a key's next free time to at least ARGV[1] (the receiver said "not before").
+_PAUSE = """
+local until_ = tonumber(ARGV[1])
+local ttl = math.ceil(tonumber(ARGV[2]) * 1000) + 1000
+for _, key in ipairs(KEYS) do
+  local current = tonumber(redis.call('GET', key) or '0')
+  if until_ > current then
+    redis.call('SET', key, tostring(until_), 'PX', ttl)
+  end
+end
+return 1
+"""
+
+
+class Pace:
+    """At most one send per ``interval_s`` per key, across every process.
+
+    Two steps keep a burst orderly. ``book`` hands each waiting alert its own slot,
+    ``interval_s`` after the previous one, so a burst of 200 alerts is spread over
+    200 slots and each delivery job is rescheduled once, to its slot, instead of
+    every job waking each second to compete. ``reserve`` is the check at send time
+    (the scheduler can run a job late, bunching slots): it takes the send turn when
+    the last send was at least ``interval_s`` ago, else says how long to wait.
+    """
+
+    def __init__(self, redis: Redis, *, interval_s: float = 1.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._reserve = redis.register_script(_RESERVE)
+        self._book = redis.register_script(_BOOK)
+        self._pause = redis.register_script(_PAUSE)
+
+    @property
+    def interval_s(self) -> float:
+        return self._interval_s
+
+    def book(self, key: str) -> float:
+        """Take the next free slot for ``key``; seconds until it (0.0: now)."""
+        return float(self._book(keys=[keys.pace_book(key)], args=self._args()))
+
+    def reserve(self, key: str) -> float:
+        """0.0 if the caller may send now (the turn is now taken), else seconds to wait."""
+        return float(self._reserve(keys=[keys.pace(key)], args=self._args()))
+
+    def pause(self, key: str, seconds: float) -> None:
+        """The receiver said wait (Slack's 429): nothing for ``key`` goes out before then.
+
+        Both the send turn and the booking line move, so alerts already booked inside
+        the window wait too, and new ones line up after it.
+        """
+        now = float(self._clock())
+        self._pause(keys=[keys.pace(key), keys.pace_book(key)],
+                    args=[repr(now + seconds), repr(float(seconds))])
+
+    def _args(self) -> list[str]:
+        return [repr(float(self._clock())), repr(float(self._interval_s))]

@@ -1,0 +1,86 @@
+"""The sink types callwatch knows, and the configured sinks of one process.
+
+Adding a sink type is one module that exposes ``SINK_TYPE`` and one line in
+``SINK_TYPES`` below. ``Sinks`` holds the configured sinks by name: the analysis
+step routes an alert to names, a delivery job carries only the name (never a URL:
+it can be a secret, and job arguments are stored in Redis), and the delivery job
+gets the sink back from its name with ``Sinks.get``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+import requests
+
+from service.delivery.sinks import log, slack, webhook
+from service.delivery.sinks.base import AlertSink, SinkEnv, SinkSpec, SinkType
+from service.errors import PermanentError
+from service.settings import Settings
+
+SINK_TYPES: dict[str, SinkType] = {t.name: t for t in (
+    slack.SINK_TYPE,
+    webhook.SINK_TYPE,
+    log.SINK_TYPE,
+)}
+
+
+class UnknownSink(PermanentError):
+    """A delivery job names a sink the current configuration does not have.
+
+    Permanent: the configuration changed after the alert was queued (a sink removed
+    or renamed), and retrying will not bring the old sink back.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no configured sink is named {name!r}; was the configuration "
+                         "changed after the alert was queued?", reason="unknown_sink")
+        self.sink = name
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Sinks:
+    """The configured sinks by name; builds each sink when it is first asked for."""
+
+    def __init__(self, specs: Iterable[SinkSpec], env: SinkEnv) -> None:
+        self._specs = {spec.name: spec for spec in specs}
+        self._aliases = {str(spec.options["legacy_name"]): spec.name
+                         for spec in self._specs.values() if spec.options.get("legacy_name")}
+        self._env = env
+        self._built: dict[str, AlertSink] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, session: requests.Session | None = None,
+                      clock: Callable[[], datetime] = _utc_now) -> Sinks:
+        """The sinks the environment variables describe; the log sink when there are none."""
+        specs = specs_from_settings(settings)
+        return cls(specs, SinkEnv(settings, session or requests.Session(), clock))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def spec(self, name: str) -> SinkSpec:
+        name = self._aliases.get(name, name)
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise UnknownSink(name) from None
+
+    def get(self, name: str) -> AlertSink:
+        """The sink named ``name``; ``UnknownSink`` if there is none now."""
+        spec = self.spec(name)
+        if spec.name not in self._built:
+            self._built[spec.name] = SINK_TYPES[spec.type].build(spec, self._env)
+        return self._built[spec.name]
+
+
+def specs_from_settings(settings: Settings) -> list[SinkSpec]:
+    """``slack`` for ``SLACK_WEBHOOK_URL``, one ``webhook-<host>`` per ``ALERT_WEBHOOK_URLS``
+    entry, or ``log`` when neither is set (so nothing is lost)."""
+    specs = [spec for sink_type in SINK_TYPES.values() for spec in sink_type.from_settings(settings)]
+    return specs or [SinkSpec(log.LOG_SINK_ID, "log")]

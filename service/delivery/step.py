@@ -1,0 +1,130 @@
+"""The delivery step: send one message through one sink, exactly once, at the sink's pace.
+
+Domain code: it knows nothing of RQ. ``deliver_step`` returns a ``Decision``
+(``service.decisions``): ``Done`` (``delivered``, or ``duplicate`` when the ledger
+says the sink already took it), ``Again`` (paced: come back at the booked slot;
+another worker holds the lease; the receiver asked to retry), or ``Failed`` (the
+receiver refused for good, or the retry waits are used up).
+
+Policy lives here and in the sink: the retry waits (``DELIVERY_RETRY_SECONDS``,
+the receiver's ``Retry-After`` first), and the sink's own pace (``AlertSink.pace_s``;
+Slack's is one message a second per webhook). A pace wait is never slept in the
+worker: the step books the next free slot and asks to be run again then, so a
+paced Slack alert never delays another sink's alert or an analysis.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from service.analysis.alert import Alert
+from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
+from service.delivery.ledger import DEFAULT_LEASE_S, DeliveryLedger
+from service.delivery.pace import Pace
+from service.delivery.sinks.base import AlertSink
+from service.errors import DeliveryRejected, DeliveryRetryable
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class DeliveryRequest:
+    """One run of the step: which sink, which message, and what came before."""
+
+    sink: str
+    message: dict[str, Any]
+    attempt: int = 0
+    #: True when an earlier run booked this message's send slot (come back at it, don't book again).
+    booked: bool = False
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["data"]["alert_id"])
+
+
+def deliver_step(request: DeliveryRequest, *, sink: AlertSink, ledger: DeliveryLedger,
+                 pace: Pace | None, retry_s: tuple[int, ...], lease_s: float = DEFAULT_LEASE_S,
+                 jitter: Callable[[], float] = lambda: random.uniform(0, 1.0),  # noqa: S311
+                 ) -> Decision:
+    """Send the message unless the sink already took it; say what should happen next."""
+    alert = Alert.from_envelope(request.message)
+    name, message_id = request.sink, request.message_id
+    fields = {"sink": name, "alert_id": message_id, "call_sid": alert.call.call_sid}
+    if ledger.is_delivered(name, message_id):
+        log.info("alert_delivery_duplicate", **fields)
+        return Done(DeliveryOutcome.DUPLICATE)
+    if not ledger.claim(name, message_id, lease_s=lease_s):
+        wait = ledger.lease_remaining(name, message_id) or 1.0
+        log.info("alert_delivery_retry", reason="in_flight", retry_after=wait, **fields)
+        return Again(DeliveryOutcome.PACED, wait + jitter(), _state(request))
+    try:
+        # Re-check under the lease: another worker may have finished between the two.
+        if ledger.is_delivered(name, message_id):
+            log.info("alert_delivery_duplicate", **fields)
+            return Done(DeliveryOutcome.DUPLICATE)
+        if pace is not None:
+            wait = _turn(pace, name, booked=request.booked)
+            if wait > 0:
+                log.info("alert_delivery_retry", reason="paced", retry_after=round(wait, 3),
+                         **fields)
+                return Again(DeliveryOutcome.PACED, wait, _state(request, booked=True))
+        try:
+            sink.send(alert)
+        except DeliveryRetryable as err:
+            log.warning("alert_delivery_retry", reason="receiver", error=str(err),
+                        status=err.status, retry_after=err.retry_after, **fields)
+            if pace is not None and err.retry_after:
+                pace.pause(name, err.retry_after)
+            return _retry(request, retry_s, err)
+        except DeliveryRejected as err:
+            log.error("alert_delivery_rejected", reason=err.reason, status=err.status,
+                      error=str(err), **fields)
+            return Failed(DeliveryOutcome.REJECTED, err.reason, str(err))
+        ledger.mark_delivered(name, message_id)
+    finally:
+        ledger.release(name, message_id)
+    log.info("alert_delivered", **fields)
+    return Done(DeliveryOutcome.DELIVERED)
+
+
+def _turn(pace: Pace, name: str, *, booked: bool) -> float:
+    """0.0 when this send may go now (the turn is taken), else the seconds to its slot.
+
+    A message that has no slot yet books the next free one, so a burst is spread one
+    slot apart instead of every job waking each second to compete. A booked message
+    takes the turn at its slot; if the line moved since (a receiver's pause, late
+    jobs bunching), it books again at the end of the line.
+    """
+    if not booked:
+        wait = pace.book(name)
+        if wait > 0:
+            return wait
+    wait = pace.reserve(name)
+    if wait <= 0:
+        return 0.0
+    if wait <= 2 * pace.interval_s:
+        return wait  # a little early (the scheduler runs in whole seconds): keep the slot
+    return max(pace.book(name), wait)
+
+
+def _retry(request: DeliveryRequest, retry_s: tuple[int, ...], error: DeliveryRetryable) -> Decision:
+    """The next wait of the list (the receiver's ``Retry-After`` first), or give up."""
+    if request.attempt >= len(retry_s):
+        log.error("alert_delivery_failed", attempts=request.attempt + 1, status=error.status,
+                  message=str(error))
+        return Failed(DeliveryOutcome.FAILED, "retries_exhausted", str(error))
+    delay = error.retry_after if error.retry_after is not None else retry_s[request.attempt]
+    log.warning("alert_delivery_retry_scheduled", delay_s=round(delay, 1),
+                attempt=request.attempt + 1, status=error.status)
+    return Again(DeliveryOutcome.RETRY, delay, _state(request, attempt=request.attempt + 1))
+
+
+def _state(request: DeliveryRequest, *, attempt: int | None = None,
+           booked: bool | None = None) -> dict[str, Any]:
+    return {"attempt": request.attempt if attempt is None else attempt,
+            "booked": request.booked if booked is None else booked}
