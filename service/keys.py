@@ -40,3 +40,8 @@ def pace_book(sink: str) -> str:
 def worker_alive(worker_name: str) -> str:
     """A worker's liveness beat (``workers.liveness``)."""
     return f"callwatch:worker-alive:{worker_name}"
+
+
+def sink_slots(sink: str) -> str:
+    """Deliveries to ``sink`` running now, scored by deadline (``workers.sink_slots``)."""
+    return f"callwatch:sink-slots:{sink}"

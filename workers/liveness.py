@@ -1,12 +1,16 @@
 """Fast recovery of jobs whose worker died: our own heartbeat, checked every maintenance pass.
 
-RQ finds a job abandoned only when its execution's heartbeat expires, at least 60 s
-after the worker died (plus a maintenance interval): about 80 s measured here. Every
-callwatch worker process therefore writes ``callwatch:worker-alive:<name>`` every
-``BEAT_EVERY_S`` with a ``ALIVE_TTL_S`` expiry. During maintenance a worker looks at
-the jobs RQ says are running; one whose worker's key is gone has lost its worker, so
-its execution is marked expired and handed to RQ's own clean-up, which retries it
-(``CRASH_RETRY``) exactly as it would have a minute later.
+What this changes in RQ, and why: RQ finds a job abandoned only when its execution's
+heartbeat expires. A forking worker renews it every ``job_monitoring_interval`` with a
+TTL of that interval plus 60 s; RQ's in-process ``SimpleWorker`` (the default here)
+sends none while a job runs and registers it with the job's whole timeout plus 60 s
+(240 s for an analysis). No RQ setting shortens that (``worker_ttl`` and
+``maintenance_interval`` only decide when the clean-up looks). So every callwatch worker
+process writes ``callwatch:worker-alive:<name>`` every ``BEAT_EVERY_S`` with a
+``ALIVE_TTL_S`` expiry. During maintenance a worker looks at the jobs RQ says are
+running; one whose worker's key is gone has lost its worker, so its execution's score in
+RQ's started registry is set to 0 (expired) and RQ's own clean-up retries it
+(``CRASH_RETRY``) exactly as it would have minutes later.
 
 Re-running a job is safe by design: successors are enqueued ``unique``, deliveries
 are remembered per sink and guarded by a lease, so a job wrongly judged orphaned

@@ -1,9 +1,13 @@
 """Queues, job ids and the scheduling policy: the one place that knows RQ's enqueue API.
 
 Job ids come from the data (``analyze-CA…``), and every enqueue is ``unique``, so a
-repeated callback or a re-run job collapses into the job that already exists (RQ
-checks and writes atomically in one Lua script). Finished jobs are kept long enough
-to keep collapsing the repeats Twilio can send for a call.
+re-run job collapses into its successor while that is scheduled, queued or running
+(RQ checks and writes atomically in one Lua script). A finished job is deleted at once
+(``result_ttl=0``: neither its hash nor a result stream stays in Redis): a repeated
+callback is already a no-op through the call's record in the intake, and a repeated
+delivery through the delivery ledger, so a job re-run after its successor finished
+costs a repeated fetch, never a second alert. Failed jobs stay a week in RQ's failed
+registry, for ``rq requeue``.
 """
 
 from __future__ import annotations
@@ -13,27 +17,24 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
 from redis import Redis
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError, NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.exceptions import DuplicateJobError
+from rq.job import Job
 from rq.serializers import JSONSerializer
-
-log = structlog.get_logger()
 
 ANALYSIS_QUEUE = "analysis"
 DELIVERY_QUEUE = "delivery"
 QUEUES = (ANALYSIS_QUEUE, DELIVERY_QUEUE)
+#: The delivery job's function (``workers.jobs``).
+DELIVER_FUNC = "workers.jobs.deliver_alert"
 
 #: Longest an analysis may run (2 edges x pages x in-process retries fit well inside).
 ANALYSIS_JOB_TIMEOUT_S = 180
 #: Longest a delivery may run (one HTTP request with its timeouts).
 DELIVERY_JOB_TIMEOUT_S = 60
-#: Finished analyses stay (and keep collapsing Twilio's repeated callbacks) this long.
-RESULT_TTL_S = 24 * 3600
-#: Finished deliveries need not stay long: the delivery ledger is what stops a resend.
-DELIVERY_RESULT_TTL_S = 3600
+#: Finished jobs are not kept (the intake record and the delivery ledger de-duplicate).
+RESULT_TTL_S = 0
 #: Failed jobs stay in the failed registry this long (RQ's default is a year).
 FAILURE_TTL_S = 7 * 24 * 3600
 #: Retries for a job whose worker died under it (RQ's abandoned-job recovery).
@@ -58,7 +59,7 @@ def delivery_job_id(sink_id: str, alert_id: str, hop: int = 0) -> str:
 
 def schedule_unique(redis: Redis, queue_name: str, func: str,
                     args: tuple[Any, ...], *, job_id: str, delay_s: float,
-                    timeout_s: int, result_ttl_s: int = RESULT_TTL_S) -> bool:
+                    timeout_s: int) -> bool:
     """Enqueue ``func(*args)`` (a dotted path) after ``delay_s`` under ``job_id``; False if it exists.
 
     Raises ``redis.RedisError`` when Redis cannot be reached; nothing is written then.
@@ -71,7 +72,7 @@ def schedule_unique(redis: Redis, queue_name: str, func: str,
         # The description is what RQ logs for the job: the id, not the arguments
         # (they hold phone numbers and whole alerts).
         "job_id": job_id, "description": job_id, "unique": True, "job_timeout": timeout_s,
-        "result_ttl": result_ttl_s, "failure_ttl": FAILURE_TTL_S, "retry": CRASH_RETRY,
+        "result_ttl": RESULT_TTL_S, "failure_ttl": FAILURE_TTL_S, "retry": CRASH_RETRY,
     }
     try:
         if delay_s > 0:
@@ -100,28 +101,15 @@ def schedule_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any], *,
     """Schedule one alert's delivery through one sink; False when already scheduled or done."""
     alert_id = envelope["data"]["alert_id"]
     return schedule_unique(
-        redis, DELIVERY_QUEUE, "workers.jobs.deliver_alert", (sink_id, envelope, attempt, hop, booked),
+        redis, DELIVERY_QUEUE, DELIVER_FUNC, (sink_id, envelope, attempt, hop, booked),
         job_id=delivery_job_id(sink_id, alert_id, hop),
-        delay_s=delay_s, timeout_s=DELIVERY_JOB_TIMEOUT_S, result_ttl_s=DELIVERY_RESULT_TTL_S,
+        delay_s=delay_s, timeout_s=DELIVERY_JOB_TIMEOUT_S,
     )
 
 
-def requeue_job_in_hand(redis: Redis, queue_name: str, job_id: str) -> bool:
-    """Put back at the front of its queue a job a worker was running when Redis failed it,
-    if nothing else will: a job taken off its queue but never registered as started (RQ
-    registers it in a second round trip) is in no queue and no registry, where no clean-up
-    finds it. A job that is registered, queued or ended is left to RQ and the liveness
-    recovery. Running a job twice is safe anyway (same alert id; the delivery ledger).
-    """
-    q = queue(queue_name, redis)
-    try:
-        status = Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status()
-    except NoSuchJobError:
-        log.warning("job_in_hand_gone", queue=queue_name, job_id=job_id)
-        return False
-    if (status in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED)
-            or job_id in q.started_job_registry or q.get_job_position(job_id) is not None):
-        return False
-    q.push_job_id(job_id, at_front=True)
-    log.warning("job_requeued_after_redis_loss", queue=queue_name, job_id=job_id)
-    return True
+
+def delivery_sink(job: Job) -> str | None:
+    """The sink a delivery job sends to; None for any other job."""
+    if job.func_name != DELIVER_FUNC or not job.args:
+        return None
+    return str(job.args[0])

@@ -1,35 +1,33 @@
-"""Stopping a worker on SIGTERM or SIGINT: cleanly, promptly, at any moment.
+"""Stopping a worker on SIGTERM or SIGINT: promptly, at any moment, with exit code 0.
 
-RQ's own handling has three gaps, each of which left a worker running or killed it
-with exit -15 in our tests:
+What this changes in RQ, and why:
 
-* RQ installs its handlers only after the worker has registered and logged
-  ``Listening on``; a signal before that took the default action (exit -15).
-* An idle worker's handler raises ``StopRequested`` inside whatever code the signal
-  interrupted; raised inside a ``__del__`` it is swallowed ("Exception ignored"),
-  and the worker went on listening.
-* The handlers stay installed, bound to a dead worker, when Redis drops the worker
-  out of its loop and ``workers.worker.run`` waits for Redis to come back.
-
-Here a stop signal only sets a flag. :class:`StopSignal` covers the time outside
-RQ's loop; :class:`StopsCleanly` replaces RQ's handler and waits for jobs in
-slices of ``STOP_CHECK_S``, so an idle worker sees the flag within that time and a
-busy one after its job, as before.
+* RQ installs its handlers only once ``work()`` has registered the worker; a signal
+  before that took the default action (exit -15). A :class:`StopSignal` recorder is
+  installed by ``workers.restart.run`` before RQ's loop and again once it is left, and
+  RQ's handler (``request_stop``, replaced here) records into the same one, so a stop
+  seen at any moment is honoured.
+* RQ's idle handler raises ``StopRequested`` wherever the signal lands; raised inside a
+  ``__del__`` it is swallowed and the worker went on listening. Here a signal only
+  sets the flag, which ``workers.dequeue`` looks at every ``STOP_CHECK_S`` while idle
+  and a busy worker looks at after its job.
+* A second signal, a second or more after the first, is a cold stop (the running job
+  is abandoned, the forking worker's horse killed), as in RQ.
 """
 
 from __future__ import annotations
 
 import signal
+import time
 from types import FrameType
 
-from rq.job import Job
-from rq.queue import Queue
-from rq.utils import now
 from rq.worker import BaseWorker
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: How often an idle worker looks at the stop flag (its blocking dequeue's timeout).
 STOP_CHECK_S = 1
+#: A repeat within this long is the same stop (Ctrl-C reaches a whole process group).
+REPEAT_WINDOW_S = 1.0
 
 
 class StopSignal:
@@ -37,53 +35,47 @@ class StopSignal:
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self._at = 0.0
 
     def install(self) -> StopSignal:
         for signum in STOP_SIGNALS:
-            signal.signal(signum, self._record)
+            signal.signal(signum, self.record)
         return self
 
-    def _record(self, signum: int, frame: FrameType | None) -> None:
-        self.received = signum
+    def record(self, signum: int, frame: FrameType | None = None) -> None:
+        if self.received is None:
+            self.received = signum
+            self._at = time.monotonic()
 
     @property
     def requested(self) -> bool:
         return self.received is not None
 
+    def repeated(self) -> bool:
+        """True when a further signal comes after the repeat window (a cold stop)."""
+        return self.requested and time.monotonic() - self._at >= REPEAT_WINDOW_S
+
 
 class StopsCleanly(BaseWorker):
     """An RQ worker whose warm shutdown is a flag, looked at between jobs."""
 
-    #: Set on SIGTERM/SIGINT (RQ's ``_stop_requested`` is set with it).
-    stop_signalled = False
-    #: The signal recorder in place before RQ's handlers; a stop it saw is honoured.
-    early_stop: StopSignal | None = None
+    #: Shared with ``workers.restart.run``, which installs it outside RQ's loop.
+    stop_signal: StopSignal = StopSignal()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stop_signal.requested
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
-        """RQ's warm shutdown minus the raise (and minus its Redis calls in a signal
-        handler); a second signal still forces a cold stop."""
-        self.stop_signalled = True
-        self._stop_requested = True
-        self._shutdown_requested_date = now()
-        for stop_signum in STOP_SIGNALS:
-            signal.signal(stop_signum, self.request_force_stop)
-        self.handle_warm_shutdown_request()
-
-    def _install_signal_handlers(self) -> None:
-        super()._install_signal_handlers()
-        if self.early_stop is not None and self.early_stop.requested:
-            self.log.info("Worker %s: stop requested while starting", self.name)
-            self.stop_signalled = True
-            self._stop_requested = True
-
-    def dequeue_job_and_maintain_ttl(self, timeout: int | None,
-                                     max_idle_time: int | None = None) -> tuple[Job, Queue] | None:
-        """Wait for a job in slices of ``STOP_CHECK_S``; None once a stop is requested,
-        which ends RQ's loop as an idle timeout does."""
-        if timeout is None or max_idle_time is not None:  # burst, or RQ's own idle limit
-            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        while not self._stop_requested:
-            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=STOP_CHECK_S)
-            if result is not None:
-                return result
-        return None
+        """RQ's signal handler: a warm stop the first time (no raise, no Redis call), a cold
+        stop when signalled again later."""
+        if not self.stop_signal.requested:
+            self.stop_signal.record(signum)
+            self.log.info("Worker %s: stop requested, finishing the job in hand", self.name)
+            self.handle_warm_shutdown_request()  # Heroku's worker warns its horse
+        elif self.stop_signal.repeated():
+            self.log.warning("Worker %s: cold shut down", self.name)
+            if self.horse_pid:
+                self.kill_horse()
+                self.wait_for_horse()
+            raise SystemExit(1)
