@@ -131,7 +131,7 @@ def wait_for_redis(redis: redis_lib.Redis, backoff: Backoff, error: BaseExceptio
         wait = backoff.next_wait()
         log.warning("worker_waiting_for_redis", redis=address, retry_in_s=wait,
                     error=type(error).__name__ if error else None,
-                    reason=str(error)[:120] if error else None)
+                    reason=_reason(error) if error else None)
         waited = 0.0
         while waited < wait and not stopping():
             sleep(STOP_CHECK_S)
@@ -144,3 +144,10 @@ def wait_for_redis(redis: redis_lib.Redis, backoff: Backoff, error: BaseExceptio
         except redis_lib.RedisError as failed:
             error = failed
     return False
+
+
+def _reason(error: BaseException) -> str:
+    """The end of an error's message, where Redis puts its reason (a failed pipeline's
+    message starts with the command)."""
+    text = str(error)
+    return text if len(text) <= 120 else "…" + text[-119:]
