@@ -4,8 +4,9 @@ prometheus_client's own counters live in one process; callwatch runs many web an
 worker processes on many hosts, and the work an operator cares about happens in the
 workers, which serve no HTTP. So every process adds to counters and histograms in
 Redis hashes (one ``HINCRBYFLOAT`` pipeline per observation), and ``/metrics``
-renders them, plus the queues' depths read from RQ's keys, through a custom
-collector. Recording never raises: a metric lost while Redis is down is better than
+renders them, plus the queues' depths (from a ``QueueDepths`` the worker edge
+provides: the domain knows nothing of the job queue), through a custom collector.
+Recording never raises: a metric lost while Redis is down is better than
 a callback refused because of it.
 """
 
@@ -17,6 +18,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import redis as redis_lib
 from prometheus_client.core import (
@@ -28,7 +30,6 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from service import keys
-from service.intake import INTAKE_KEY
 
 PREFIX = keys.METRICS_PREFIX
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -142,12 +143,20 @@ def _label_key(name: str, labels: Mapping[str, str]) -> str:
     return json.dumps([str(labels[label]) for label in spec.labels])
 
 
-class RedisCollector(Collector):
-    """Renders the Redis-held metrics and RQ's queue depths at scrape time."""
+class QueueDepths(Protocol):
+    """Jobs waiting, scheduled, running and failed, per queue (``workers.queue_depths``)."""
 
-    def __init__(self, redis: redis_lib.Redis, queues: tuple[str, ...]) -> None:
+    def read(self, redis: redis_lib.Redis) -> Mapping[tuple[str, str], int]:
+        """``{(queue, state): jobs}``; raises ``redis.RedisError`` when Redis fails."""
+        ...
+
+
+class RedisCollector(Collector):
+    """Renders the Redis-held metrics and, given a ``QueueDepths``, the queues' depths."""
+
+    def __init__(self, redis: redis_lib.Redis, queue_depths: QueueDepths | None = None) -> None:
         self._redis = redis
-        self._queues = queues
+        self._queue_depths = queue_depths
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("callwatch_metrics_redis_up",
@@ -156,13 +165,8 @@ class RedisCollector(Collector):
             pipe = self._redis.pipeline(transaction=False)
             for name in SPECS:
                 pipe.hgetall(PREFIX + name)
-            pipe.zcard(INTAKE_KEY)
-            for queue in self._queues:
-                pipe.llen(f"rq:queue:{queue}")
-                pipe.zcard(f"rq:scheduled:{queue}")
-                pipe.zcard(f"rq:wip:{queue}")
-                pipe.zcard(f"rq:failed:{queue}")
             results = pipe.execute()
+            depths = self._queue_depths.read(self._redis) if self._queue_depths else {}
         except redis_lib.RedisError:
             up.add_metric([], 0)
             yield up
@@ -171,17 +175,14 @@ class RedisCollector(Collector):
         yield up
         for spec, raw in zip(SPECS.values(), results, strict=False):
             yield _family(spec, {k.decode(): float(v) for k, v in raw.items()})
-        depths = GaugeMetricFamily("callwatch_queue_jobs",
-                                   "Jobs in RQ's queues by state (whole deployment).",
-                                   labels=["queue", "state"])
-        intake, counts = results[len(SPECS)], results[len(SPECS) + 1:]
-        for index, queue in enumerate(self._queues):
-            for offset, state in enumerate(("queued", "scheduled", "started", "failed")):
-                value = counts[index * 4 + offset]
-                if queue == "analysis" and state == "scheduled":
-                    value += intake  # calls waiting out ANALYSIS_DELAY_SECONDS
-                depths.add_metric([queue, state], value)
-        yield depths
+        if self._queue_depths is None:
+            return
+        gauge = GaugeMetricFamily("callwatch_queue_jobs",
+                                  "Jobs in the queues by state (whole deployment).",
+                                  labels=["queue", "state"])
+        for (queue, state), value in sorted(depths.items()):
+            gauge.add_metric([queue, state], value)
+        yield gauge
 
 
 def _family(spec: MetricSpec, fields: dict[str, float]) -> Metric:

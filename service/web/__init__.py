@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.intake import Intake
-from service.metrics import BufferedMetrics, Metrics
+from service.metrics import BufferedMetrics, Metrics, QueueDepths
 from service.settings import Settings
 from service.web.problems import RequestRefused
 from service.web.signature import SignatureChecker
@@ -32,10 +32,14 @@ class WebContext:
     signatures: SignatureChecker | None
     metrics: Metrics
     intake: Intake
+    #: The job queue's depths for ``/metrics`` (the worker edge's); none: not shown.
+    queue_depths: QueueDepths | None = None
 
 
-def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | None = None) -> Flask:
-    """Build the app; ``settings`` default to the environment, ``redis`` to ``REDIS_URL``."""
+def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | None = None,
+               queue_depths: QueueDepths | None = None) -> Flask:
+    """Build the app; ``settings`` default to the environment, ``redis`` to ``REDIS_URL``;
+    ``queue_depths`` (the worker edge's) adds the queues' depths to ``/metrics``."""
     settings = settings or Settings.from_env(os.environ)
     if redis is None:
         redis = settings.redis(socket_connect_timeout=2,
@@ -58,7 +62,8 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
         log.warning("signature_validation_disabled",
                     message="TWILIO_VALIDATE_SIGNATURES=false: anyone can post callbacks")
     app.extensions["callwatch"] = WebContext(settings=settings, redis=redis, signatures=checker,
-                                             metrics=BufferedMetrics(redis), intake=Intake(redis))
+                                             metrics=BufferedMetrics(redis), intake=Intake(redis),
+                                             queue_depths=queue_depths)
 
     from service.web import callbacks, health, metrics
 

@@ -6,7 +6,6 @@ from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from service.metrics import RedisCollector
-from workers.queues import QUEUES
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -16,6 +15,7 @@ def metrics() -> Response:
     registry = current_app.extensions.get("callwatch_registry")
     if registry is None:
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(RedisCollector(current_app.extensions["callwatch"].redis, QUEUES))
+        web = current_app.extensions["callwatch"]
+        registry.register(RedisCollector(web.redis, web.queue_depths))
         current_app.extensions["callwatch_registry"] = registry
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -12,8 +12,9 @@ import os
 from service.logs import configure_logging
 from service.settings import settings_or_exit
 from service.web import create_app
+from workers.queue_depths import RQQueueDepths
 
 settings = settings_or_exit(os.environ)
 
 configure_logging(settings.log_level, settings.log_format)
-app = create_app(settings)
+app = create_app(settings, queue_depths=RQQueueDepths())

@@ -1,0 +1,139 @@
+"""The RQ behaviours the worker edge relies on, one test each: an RQ upgrade that changes
+one of them fails here, naming the ``workers`` module that depends on it."""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import timedelta
+
+import redis as redis_lib
+from rq import Queue, SimpleWorker
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
+from rq.serializers import JSONSerializer
+from rq.utils import now
+
+from workers.queues import CRASH_RETRY, RESULT_TTL_S, queue
+from workers.redis_loss import RedisLost
+from workers.scheduler_locks import LOCK_TTL_S
+from workers.shutdown import StopSignal
+from workers.worker import CallwatchSimpleWorker, build_worker
+
+#: What the recording job saw as SIGTERM's handler.
+seen: dict[str, object] = {}
+
+
+def record_sigterm_handler() -> str:
+    """A job: note which handler SIGTERM has while RQ's loop runs."""
+    seen["handler"] = signal.getsignal(signal.SIGTERM)
+    return "ok"
+
+
+def fail_with_redis_error() -> None:
+    raise redis_lib.ConnectionError("gone")
+
+
+def test_rq_installs_request_stop_as_its_sigterm_handler(redis: redis_lib.Redis) -> None:
+    """workers.shutdown: RQ's loop routes SIGTERM to the worker's ``request_stop``."""
+    q = queue("pins", redis)
+    q.enqueue(f"{__name__}.record_sigterm_handler")
+    worker = CallwatchSimpleWorker([q], connection=redis, serializer=JSONSerializer)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        worker.work(burst=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen["handler"] == worker.request_stop
+
+
+def test_rq_ends_its_loop_when_the_dequeue_returns_nothing(redis: redis_lib.Redis) -> None:
+    """workers.dequeue: a None from ``dequeue_job_and_maintain_ttl`` ends RQ's loop (a stop)."""
+    stop = StopSignal()
+    stop.record(signal.SIGTERM)
+    worker = build_worker(redis, stop=stop)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert worker.work() is False  # returns at once, no job taken
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_rq_reraises_system_exit_from_its_loop(redis: redis_lib.Redis) -> None:
+    """workers.redis_loss: RQ's loop lets a ``SystemExit`` (``RedisLost``) through, unlogged."""
+    worker = build_worker(redis)
+
+    def lost(*args: object) -> None:
+        raise RedisLost(redis_lib.ConnectionError("gone"))
+
+    worker.dequeue_job_and_maintain_ttl = lost  # type: ignore[method-assign]
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        worker.work()
+        raise AssertionError("RedisLost did not leave RQ's loop")
+    except RedisLost:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_rq_retries_a_started_job_whose_execution_score_expired(redis: redis_lib.Redis) -> None:
+    """workers.liveness: a started-registry entry scored 0 is abandoned for RQ's clean-up,
+    which retries it (``CRASH_RETRY``)."""
+    q = queue("pins", redis)
+    job = q.enqueue(f"{__name__}.record_sigterm_handler", retry=CRASH_RETRY)
+    redis.lrem(q.key, 0, job.id)
+    registry = StartedJobRegistry(queue=q)
+    redis.zadd(registry.key, {f"{job.id}:e1": 0})
+    job.set_status(JobStatus.STARTED)
+    registry.cleanup()
+    assert job.get_status(refresh=True) in (JobStatus.SCHEDULED, JobStatus.QUEUED)
+    assert job.id not in registry
+
+
+def test_rq_gives_an_in_process_job_its_whole_timeout_before_it_is_abandoned(
+        redis: redis_lib.Redis) -> None:
+    """workers.liveness: RQ's SimpleWorker keeps a running job registered for its timeout
+    plus 60 s (no setting shortens it): why callwatch beats its own liveness key."""
+    job = Job.create(record_sigterm_handler, timeout=180, connection=redis)
+    assert SimpleWorker.get_heartbeat_ttl(None, job) == 240  # type: ignore[arg-type]
+
+
+def test_rq_scheduler_lock_ttl_is_what_scheduler_locks_assumes(redis: redis_lib.Redis) -> None:
+    """workers.scheduler_locks: RQ's scheduler lock lives ``LOCK_TTL_S`` and is renewed by it."""
+    scheduler = RQScheduler(["pins"], connection=redis, serializer=JSONSerializer)
+    assert scheduler.acquire_locks() == {"pins"}
+    assert LOCK_TTL_S - 1 <= redis.ttl(RQScheduler.get_locking_key("pins")) <= LOCK_TTL_S
+    scheduler.release_locks()
+
+
+def test_rq_schedules_a_popped_job_again_under_its_own_id(redis: redis_lib.Redis) -> None:
+    """workers.sink_slots: ``Queue.schedule_job`` puts an existing job, arguments and all,
+    in the scheduled registry, and RQ's scheduler queues it again when due."""
+    q: Queue = queue("pins", redis)
+    job = q.enqueue(f"{__name__}.record_sigterm_handler", job_id="deliver-x")
+    redis.lrem(q.key, 0, job.id)  # as a worker pops it
+    q.schedule_job(job, now() - timedelta(seconds=1))
+    assert job.id in q.scheduled_job_registry
+    scheduler = RQScheduler([q], connection=redis, serializer=JSONSerializer)
+    scheduler.acquire_locks()
+    scheduler.enqueue_scheduled_jobs()
+    scheduler.release_locks()
+    assert q.job_ids == ["deliver-x"]
+
+
+def test_rq_keeps_nothing_of_a_job_finished_with_result_ttl_zero(redis: redis_lib.Redis) -> None:
+    """workers.queues: ``result_ttl=0`` deletes a finished job's hash and writes no result."""
+    assert RESULT_TTL_S == 0
+    q = queue("pins", redis)
+    q.enqueue(f"{__name__}.record_sigterm_handler", job_id="done-job", result_ttl=RESULT_TTL_S)
+    worker = SimpleWorker([q], connection=redis, serializer=JSONSerializer)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        worker.work(burst=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    time.sleep(0.1)
+    assert not Job.exists("done-job", connection=redis)
+    assert [key for key in redis.scan_iter("rq:result*")] == []
