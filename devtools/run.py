@@ -50,7 +50,7 @@ SAMPLE_CALLS = (
 
 # --- stopping on SIGINT and SIGTERM ---------------------------------------------------
 
-class Stopped(Exception):  # noqa: N818 - a request, not an error
+class Stopped(Exception):
     """Ctrl-C or SIGTERM: unwind, stopping everything started so far."""
 
 

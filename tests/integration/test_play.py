@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -62,3 +63,15 @@ def test_simulator_help_names_the_play_command() -> None:
     result = subprocess.run([sys.executable, "-m", "devtools.simulator", "--help"],
                             capture_output=True, text=True, timeout=30, check=True)
     assert "python -m devtools.play SCENARIO" in " ".join(result.stdout.split())
+
+
+def test_readme_lists_every_scenario_play_knows() -> None:
+    """The README's list of scenarios for devtools.play is the simulator's."""
+    from pathlib import Path
+
+    from devtools.simulator.scenarios import SCENARIOS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("**Playing a call.**"):]
+    section = section[:section.index("\n\n")]
+    assert set(re.findall(r"`([a-z-]+)`", section)) >= set(SCENARIOS)
