@@ -94,7 +94,7 @@ def test_every_series_the_rules_use_is_exported_at_zero_from_start_up(
 
 
 def test_counters_show_every_known_label_set_at_zero(redis: redis_lib.Redis) -> None:
-    """Each analysis outcome, and each configured sink × delivery outcome, is there at 0."""
+    """Each analysis outcome, and each configured sink x delivery outcome, is there at 0."""
     samples = {(name, tuple(sorted(labels.items()))): value
                for name, labels, value in scrape(redis)}
     for outcome in AnalysisOutcome:
