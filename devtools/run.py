@@ -210,8 +210,10 @@ class World:
         }
 
     def play_hint(self, base: str) -> str:
+        python = Path(sys.executable)
+        shown = python.relative_to(ROOT) if python.is_relative_to(ROOT) else python
         return (f"Twilio simulator: {self.simulator.url}\n"
-                f"play a call: {Path(sys.executable).name} -m devtools.play sdk-error "
+                f"play a call: {shown} -m devtools.play sdk-error "
                 f"--url {base} --simulator {self.simulator.url}")
 
 
@@ -262,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args, signals)
     except Stopped as stop:
-        print(f"{stop}: everything make run started is stopped.", flush=True)
+        print(f"{stop}: everything it started has stopped.", flush=True)
         return 0
 
 

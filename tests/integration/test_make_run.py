@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -161,7 +162,7 @@ def test_sigterm_mid_run_stops_every_process_and_removes_redis_folder() -> None:
         run.process.send_signal(signal.SIGTERM)
         assert run.process.wait(timeout=60) == 0, run.output[-3000:]
         assert_nothing_left(procs, folder)
-        assert "SIGTERM: everything make run started is stopped." in run.output
+        assert "SIGTERM: everything it started has stopped." in run.output
 
 
 @pytest.mark.slow
@@ -201,3 +202,12 @@ def test_make_dev_runs_the_procfile_and_plays_a_call_without_the_venv_on_path() 
         run.process.send_signal(signal.SIGTERM)
         assert run.process.wait(timeout=60) == 0, run.output[-3000:]
         assert_nothing_left(procs, folder)
+
+
+def test_dot_env_is_ignored_by_git() -> None:
+    """A local .env (honcho's settings, often credentials) never gets committed."""
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    result = subprocess.run([git, "check-ignore", "--quiet", ".env"], cwd=ROOT, timeout=30)
+    assert result.returncode == 0
