@@ -7,6 +7,10 @@ Redis hashes (one ``HINCRBYFLOAT`` pipeline per observation), and ``/metrics``
 renders them, plus the queues' depths read from RQ's keys, through a custom
 collector. Recording never raises: a metric lost while Redis is down is better than
 a callback refused because of it.
+
+Every counter is shown at 0 for its known label sets (``known_label_sets``) before
+its first increment: Prometheus's ``increase(...[15m]) > 0`` needs a sample before
+the first failure to see it, so a series born at 1 would never fire such a rule.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import atexit
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import redis as redis_lib
@@ -28,6 +32,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from service import keys
+from service.decisions import AnalysisOutcome, DeliveryOutcome
 from service.intake import INTAKE_KEY
 
 PREFIX = keys.METRICS_PREFIX
@@ -57,6 +62,27 @@ SPECS = {spec.name: spec for spec in (
     MetricSpec("callwatch_delivery_duration_seconds",
                "Latency of delivery attempts, by sink.", ("sink",), "histogram"),
 )}
+
+
+#: Callback outcomes and refusal reasons (the web edge's ``RequestRefused`` errors).
+CALLBACK_LABELS = (("accepted", ""), ("duplicate", ""), ("ignored", ""),
+                   ("refused", "invalid_signature"), ("refused", "invalid_request"),
+                   ("refused", "unsupported_media_type"), ("refused", "payload_too_large"),
+                   ("refused", "unavailable"))
+SEVERITIES = ("error", "warning")
+
+
+def known_label_sets(sinks: Iterable[str]) -> dict[str, list[tuple[str, ...]]]:
+    """The label sets each counter shows at 0 until its first increment, for the
+    configured ``sinks``. (Insights' HTTP statuses are open-ended and not listed.)"""
+    return {
+        "callwatch_callbacks": list(CALLBACK_LABELS),
+        "callwatch_analyses": [(outcome.value,) for outcome in AnalysisOutcome],
+        "callwatch_insights_events_fetched": [()],
+        "callwatch_alerts": [(severity,) for severity in SEVERITIES],
+        "callwatch_deliveries": [(sink, outcome.value)
+                                 for sink in sinks for outcome in DeliveryOutcome],
+    }
 
 
 class Metrics:
@@ -143,11 +169,19 @@ def _label_key(name: str, labels: Mapping[str, str]) -> str:
 
 
 class RedisCollector(Collector):
-    """Renders the Redis-held metrics and RQ's queue depths at scrape time."""
+    """Renders the Redis-held metrics and RQ's queue depths at scrape time.
 
-    def __init__(self, redis: redis_lib.Redis, queues: tuple[str, ...]) -> None:
+    Counters show every known label set (``known_label_sets(sinks)``), at 0 until
+    first counted. While Redis does not answer, only ``callwatch_metrics_redis_up 0``:
+    a counter shown at 0 then would read as a reset to Prometheus.
+    """
+
+    def __init__(self, redis: redis_lib.Redis, queues: tuple[str, ...],
+                 sinks: Iterable[str] = ()) -> None:
         self._redis = redis
         self._queues = queues
+        self._zeros = {name: [json.dumps(list(labels)) for labels in label_sets]
+                       for name, label_sets in known_label_sets(sinks).items()}
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("callwatch_metrics_redis_up",
@@ -170,7 +204,9 @@ class RedisCollector(Collector):
         up.add_metric([], 1)
         yield up
         for spec, raw in zip(SPECS.values(), results, strict=False):
-            yield _family(spec, {k.decode(): float(v) for k, v in raw.items()})
+            fields = dict.fromkeys(self._zeros.get(spec.name, ()), 0.0)
+            fields.update((k.decode(), float(v)) for k, v in raw.items())
+            yield _family(spec, fields)
         depths = GaugeMetricFamily("callwatch_queue_jobs",
                                    "Jobs in RQ's queues by state (whole deployment).",
                                    labels=["queue", "state"])
