@@ -24,7 +24,8 @@ import structlog
 
 from service.analysis.alert import Alert
 from service.analysis.classifier import AlertPolicy, build_alert
-from service.calls import Call
+from service.analysis.no_events import NOTICE
+from service.calls import Call, has_sdk_party
 from service.decisions import Again, AnalysisOutcome, Decision, Delivery, Done, Failed
 from service.errors import CallwatchError, EventsNotReady, InsightsUnavailable, PermanentError
 from service.insights.events import Event
@@ -55,11 +56,18 @@ class AnalysisPolicy:
     alert: AlertPolicy = field(default_factory=AlertPolicy)
     recheck_s: tuple[int, ...] = (60, 180, 600)
     insights_retry_s: tuple[int, ...] = INSIGHTS_RETRY_S
+    #: The Insights edges fetched (``INSIGHTS_EDGES``).
+    edges: tuple[str, ...] = ("sdk_edge",)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnalysisPolicy:
         return cls(alert=AlertPolicy.from_settings(settings),
-                   recheck_s=settings.analysis_recheck_seconds)
+                   recheck_s=settings.analysis_recheck_seconds, edges=settings.insights_edges)
+
+    def fetches(self, call: Call) -> bool:
+        """Whether Insights can hold anything for ``call``: with only ``sdk_edge``
+        configured, a leg with no ``client:`` party has no SDK events to fetch."""
+        return self.edges != ("sdk_edge",) or has_sdk_party(call)
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,8 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
                  ) -> AnalysisResult:
     """Fetch and classify one call; say what should happen next."""
     call = request.call
+    if not policy.fetches(call):
+        return _without_sdk_party(call, policy, route, now)
     try:
         events, unread = _read_events(call, fetch)
     except InsightsUnavailable as error:
@@ -102,6 +112,24 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
     return AnalysisResult(Done(AnalysisOutcome.ALERT, deliveries), alert=alert, events=len(events))
 
 
+def _without_sdk_party(call: Call, policy: AnalysisPolicy,
+                       route: Callable[[Alert], Sequence[str]], now: datetime) -> AnalysisResult:
+    """No fetch: a phone-to-phone leg carries no Voice SDK events. A failed one is
+    still alerted (its issue needs no events); any other ends here, logged once."""
+    log.info("analysis_skipped", reason="no_sdk_party",
+             message="neither From nor To is a client: identity, so the call has no Voice SDK "
+                     "events; configure the status callback on the <Dial><Client> leg")
+    alert = build_alert(call, [], policy.alert, now=now) if call.status == "failed" else None
+    if alert is None:
+        return AnalysisResult(Done(AnalysisOutcome.SKIPPED))
+    sinks = list(route(alert))
+    log.info("alert_created", alert_id=alert.alert_id, severity=alert.severity,
+             issues=len(alert.issues), events=0, sinks=sinks)
+    envelope = alert.to_envelope()
+    return AnalysisResult(Done(AnalysisOutcome.ALERT,
+                               tuple(Delivery(sink, envelope) for sink in sinks)), alert=alert)
+
+
 def _read_events(call: Call, fetch: Callable[[str], Sequence[Event]],
                  ) -> tuple[list[Event], CallwatchError | None]:
     """The call's events (none yet: empty), and why they could not be read for a failed call."""
@@ -118,9 +146,7 @@ def _read_events(call: Call, fetch: Callable[[str], Sequence[Event]],
 def _recheck_or_give_up(request: AnalysisRequest, policy: AnalysisPolicy) -> Decision:
     rechecks = policy.recheck_s
     if request.recheck >= len(rechecks):
-        log.warning("analysis_gave_up", rechecks=request.recheck,
-                    message="Insights still has no events for this call; is Voice Insights "
-                            "Advanced Features on and is this a Voice SDK call?")
+        NOTICE.gave_up(request.recheck)
         return Done(AnalysisOutcome.GAVE_UP)
     delay = rechecks[request.recheck]
     # A new check has the whole Insights retry budget again.
