@@ -78,13 +78,17 @@ def add_commands(subparsers: Subparsers) -> None:
     """``classify`` (a saved Events API response) and ``analyze`` (a live call)."""
     classify = subparsers.add_parser(
         "classify", help="classify a saved Events API response",
-        description="Classify the events in FILE (- for stdin) and print the alert, if any.")
-    classify.add_argument("file", metavar="FILE")
+        description="Classify the events in FILE (- for stdin; several files are the pages "
+                    "of one call) and print the alert, if any.")
+    classify.add_argument("files", nargs="+", metavar="FILE")
     _add_call_options(classify)
     classify.add_argument("--min-level", type=str.upper, choices=("WARNING", "ERROR"),
                           default="WARNING", help="lowest event level that makes an issue")
     classify.add_argument("--ignore", action="append", default=[], metavar="GROUP/NAME",
                           type=_ignore_pair, help="a group/name pair never alerted on (repeatable)")
+    classify.add_argument("--outcomes", action="store_true",
+                          help="codes that only say how a call ended (busy, declined) become "
+                               "warnings, as ALERT_OUTCOMES=true does")
     classify.set_defaults(handler=run_classify)
 
     analyze = subparsers.add_parser(
@@ -96,11 +100,34 @@ def add_commands(subparsers: Subparsers) -> None:
 
 
 def run_classify(args: argparse.Namespace) -> int:
-    """``callwatch classify FILE``: offline, from a saved response."""
-    events = load_events(args.file)
+    """``callwatch classify FILE...``: offline, from saved responses (the pages of one call).
+
+    A page whose ``next_page_url`` names a page that was not given is reported on
+    stderr: the alert (or its absence) then covers only the pages read.
+    """
+    events: list[Event] = []
+    wanted: dict[int | str, tuple[str, str]] = {}  # the next page (number, else URL) -> where
+    given: set[int | str] = set()
+    for path in args.files:
+        data = _load_json(path)
+        events += parse_events(_raw_events(data, path))
+        for meta in (_meta(page) for page in _pages(data)):
+            number = meta.get("page")
+            numbered = isinstance(number, int) and not isinstance(number, bool)
+            given.update([number] if numbered else [])
+            given.update([meta["url"]] if isinstance(meta.get("url"), str) else [])
+            if isinstance(meta.get("next_page_url"), str):
+                wanted[number + 1 if numbered else meta["next_page_url"]] = (
+                    path, meta["next_page_url"])
+    for page, (path, url) in wanted.items():
+        if page not in given:
+            _fail(f"warning: {path}: its next_page_url was not read, so events may be missing "
+                  f"and the result covers only the pages given; save every page (follow "
+                  f"next_page_url) and pass them all: {url}")
     call_sid = _first(events, "call_sid", CALL_SID_RE) or _PLACEHOLDER_CALL
     account_sid = _first(events, "account_sid", ACCOUNT_SID_RE) or _PLACEHOLDER_ACCOUNT
-    policy = AlertPolicy(min_level=args.min_level, ignore=frozenset(args.ignore))
+    policy = AlertPolicy(min_level=args.min_level, ignore=frozenset(args.ignore),
+                         outcomes=args.outcomes)
     return _report(_call(call_sid, account_sid, args), events, policy, as_json=args.json)
 
 
@@ -145,6 +172,11 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 def load_events(path: str) -> list[Event]:
     """The events of a saved Events API response; ``InvalidInput`` says what is wrong."""
+    return parse_events(_raw_events(_load_json(path), path))
+
+
+def _load_json(path: str) -> Any:
+    """A saved response's JSON (``-``: stdin); ``InvalidInput`` says what is wrong."""
     try:
         if path == "-":
             text = sys.stdin.read()
@@ -159,7 +191,22 @@ def load_events(path: str) -> list[Event]:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidInput(f"{path}: not JSON ({error})") from None
-    return parse_events(_raw_events(data, path))
+    return data
+
+
+def _meta(page: dict[str, Any]) -> dict[str, Any]:
+    meta = page.get("meta")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _pages(data: Any) -> list[dict[str, Any]]:
+    """The Events API pages in a saved response (none for a bare list of events)."""
+    if isinstance(data, dict):
+        return [data]
+    if isinstance(data, list) and data and all(isinstance(p, dict) and "events" in p
+                                               for p in data):
+        return list(data)
+    return []
 
 
 def format_alert(alert: Alert) -> str:
