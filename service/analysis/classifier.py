@@ -12,7 +12,8 @@ publish is in the twilio-voice.js source, ``call.ts`` and ``statsMonitor.ts``):
   names and edges are kept, since a new SDK event is more likely news than noise.
 * A media reconnection: the JS SDK publishes ``connection/error`` 53405 at WARNING
   when it starts one, then ``connection/reconnecting``, and ``connection/reconnected``
-  once media flows again. Recovered, it is a warning (cleared, with the time it
+  once media flows again (during set-up, only ICE ``connected`` shows it, as
+  ``reconnected`` waits for signalling). Recovered, it is a warning (cleared, with the time it
   took), and the ICE and peer-connection ``failed`` states published while it ran
   belong to it rather than being failures of their own. Not recovered (a 53405 at
   ERROR, or the call ended while reconnecting), it is an error.
@@ -154,7 +155,7 @@ def classify(call: Call, events: Sequence[Event], policy: AlertPolicy) -> list[I
             if tally is not None:
                 _close(tally, moment)
             continue
-        if group == "connection" and name == "reconnected":
+        if _media_restored(event):
             tally = open_warnings.pop(_media_key(edge), None)
             if tally is not None:
                 _close(tally, moment)
@@ -264,14 +265,15 @@ def _absorbed_by_recoveries(ordered: Sequence[tuple[datetime | None, Event]]) ->
     started: dict[str, datetime] = {}
     for moment, event in ordered:
         edge = event.edge or "unknown_edge"
-        if moment is None or event.group != "connection":
+        if moment is None:
             continue
-        if event.name == "error" and event.error_code == MEDIA_CONNECTION_CODE:
+        if (event.group, event.name) == ("connection", "error") and (
+                event.error_code == MEDIA_CONNECTION_CODE):
             if event.level_rank == _WARNING_RANK:
                 started.setdefault(edge, moment)
             elif event.level_rank >= _ERROR_RANK:
                 started.pop(edge, None)
-        elif event.name == "reconnected" and edge in started:
+        if _media_restored(event) and edge in started:
             spans.append((edge, started.pop(edge), moment))
     if not spans:
         return set()
@@ -297,6 +299,15 @@ def _media_event(tally: _Tally, event: Event, moment: datetime | None,
             tally.cleared = False
     elif event.level_rank >= _ERROR_RANK and open_warnings.pop(key, None) is not None:
         _close(tally, moment, cleared=False)
+
+
+def _media_restored(event: Event) -> bool:
+    """``connection/reconnected``, or ICE connected again: the SDK publishes
+    ``reconnected`` only once signalling is open too, so a reconnection during set-up
+    shows its recovery only as the ICE state."""
+    if event.group == "connection":
+        return event.name == "reconnected"
+    return event.group == "ice-connection-state" and event.name in ("connected", "completed")
 
 
 def _media_key(edge: str) -> str:
