@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN_DIR = ROOT / ".run"
 WEBHOOK_SECRET = "whsec_Y2FsbHdhdGNoLWRldi1zZWNyZXQtMzJieXRlcyE="
 SAMPLE_CALLS = (
-    ("sdk-error", "completed", "a signalling error (31005) on the caller's SDK"),
+    ("sdk-error", "completed", "the gateway hung up with an error (31005)"),
     ("warnings-cleared", "completed", "high RTT and jitter, raised then cleared"),
     ("mic-denied", "completed", "the browser denied the microphone"),
     ("clean", "completed", "a clean call: no alert expected"),
