@@ -113,11 +113,13 @@ def run_classify(args: argparse.Namespace) -> int:
         events += parse_events(_raw_events(data, path))
         for meta in (_meta(page) for page in _pages(data)):
             number = meta.get("page")
-            numbered = isinstance(number, int) and not isinstance(number, bool)
-            given.update([number] if numbered else [])
-            given.update([meta["url"]] if isinstance(meta.get("url"), str) else [])
+            page_no = number if isinstance(number, int) and not isinstance(number, bool) else None
+            if page_no is not None:
+                given.add(page_no)
+            if isinstance(meta.get("url"), str):
+                given.add(meta["url"])
             if isinstance(meta.get("next_page_url"), str):
-                wanted[number + 1 if numbered else meta["next_page_url"]] = (
+                wanted[meta["next_page_url"] if page_no is None else page_no + 1] = (
                     path, meta["next_page_url"])
     for page, (path, url) in wanted.items():
         if page not in given:

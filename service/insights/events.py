@@ -72,12 +72,9 @@ def parse_timestamp(value: Any) -> datetime | None:
 def parse_event(raw: Mapping[str, Any]) -> Event:
     """Read one event; tolerate nulls, missing keys and unknown values."""
     edge = _text(raw.get("edge"))
-    threshold: float | None = None
-    values: tuple[float, ...] = ()
     error_code: int | None = None
     error_message: str | None = None
     client: ClientInfo | None = None
-    #: A quality warning's threshold and measured values (``sdk_edge.metric``).
     threshold: float | None = None
     values: tuple[float, ...] = ()
     sdk = raw.get("sdk_edge")

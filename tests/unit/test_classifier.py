@@ -454,3 +454,30 @@ def test_alert_id_ignores_wording_and_new_fields() -> None:
     assert alert.alert_id == make_alert_id(CALL_SID, ["sdk_edge/connection/error/31005"])
     payload = alert.to_payload()["issues"][0]
     assert {"category", "sdk_message"} <= set(payload)
+
+
+def test_alert_outcomes_setting() -> None:
+    """ALERT_OUTCOMES=true reaches the policy; a value that is not a boolean names it."""
+    from service.errors import ConfigError
+    from service.settings import Settings
+
+    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": "t"}
+    assert AlertPolicy.from_settings(Settings.from_env(env)).outcomes is False
+    on = Settings.from_env({**env, "ALERT_OUTCOMES": "true"})
+    assert AlertPolicy.from_settings(on).outcomes is True
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({**env, "ALERT_OUTCOMES": "busy"})
+    assert error.value.variable == "ALERT_OUTCOMES"
+
+
+def test_warning_figures_read_from_metric_or_data() -> None:
+    """The threshold and values come from sdk_edge.metric, else from sdk_edge.data."""
+    from service.insights.events import parse_event
+
+    base = {"edge": "sdk_edge", "group": NQ_RAISED, "name": "high-jitter", "level": "WARNING"}
+    metric = parse_event({**base, "sdk_edge": {"metric": {"threshold": 30, "values": [31, 44]}}})
+    data = parse_event({**base, "sdk_edge": {"data": {"threshold": 30, "value": 52.5}}})
+    odd = parse_event({**base, "sdk_edge": {"metric": {"threshold": "x", "values": "y"}}})
+    assert (metric.threshold, metric.values) == (30.0, (31.0, 44.0))
+    assert (data.threshold, data.values) == (30.0, (52.5,))
+    assert (odd.threshold, odd.values) == (None, ())
