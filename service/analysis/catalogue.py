@@ -165,8 +165,8 @@ EVENT_DESCRIPTIONS: dict[str, str] = {
     "ice-gathering-state/none": "ICE gathering found no candidates",
     "ice-gathering-state/timeout": "ICE candidate gathering timed out",
     "ice-connection-state/failed": "ICE failed: no usable candidate pair",
-    "get-user-media/failed": "The microphone could not be acquired",
-    "get-user-media/denied": "The browser or the user denied access to the microphone",
+    "get-user-media/failed": "The microphone request (getUserMedia) failed",
+    "get-user-media/denied": "The microphone request (getUserMedia) was denied",
     "registration/unsupported-cancel-message-error":
         "Push registration failed: unsupported cancel message",
     "registration/registration-error": "Push notification registration failed",

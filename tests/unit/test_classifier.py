@@ -127,7 +127,7 @@ def test_event_without_code_is_described_from_the_catalogue() -> None:
     """A code-less ERROR event gets the catalogue's event description."""
     [issue] = classify(call(), [ev(0, "get-user-media", "denied", "ERROR")], AlertPolicy())
     assert issue.key == "sdk_edge/get-user-media/denied"
-    assert issue.description == "The browser or the user denied access to the microphone"
+    assert issue.description == "The microphone request (getUserMedia) was denied"
     assert issue.category == "device"
 
 
