@@ -85,8 +85,13 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
                  ) -> AnalysisResult:
     """Fetch and classify one call; say what should happen next."""
     call = request.call
-    if not policy.fetches(call):
-        return _without_sdk_party(call, policy, route, now)
+    if not policy.fetches(call):  # a phone-to-phone leg: no Voice SDK events to fetch
+        log.info("analysis_skipped", reason="no_sdk_party",
+                 message="neither From nor To is a client: identity, so the leg has no Voice "
+                         "SDK events; put the status callback on the <Dial><Client> leg")
+        if call.status != "failed":
+            return AnalysisResult(Done(AnalysisOutcome.SKIPPED))
+        fetch = _nothing  # a failed leg is alerted from its status alone
     try:
         events, unread = _read_events(call, fetch)
     except InsightsUnavailable as error:
@@ -112,22 +117,8 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
     return AnalysisResult(Done(AnalysisOutcome.ALERT, deliveries), alert=alert, events=len(events))
 
 
-def _without_sdk_party(call: Call, policy: AnalysisPolicy,
-                       route: Callable[[Alert], Sequence[str]], now: datetime) -> AnalysisResult:
-    """No fetch: a phone-to-phone leg carries no Voice SDK events. A failed one is
-    still alerted (its issue needs no events); any other ends here, logged once."""
-    log.info("analysis_skipped", reason="no_sdk_party",
-             message="neither From nor To is a client: identity, so the call has no Voice SDK "
-                     "events; configure the status callback on the <Dial><Client> leg")
-    alert = build_alert(call, [], policy.alert, now=now) if call.status == "failed" else None
-    if alert is None:
-        return AnalysisResult(Done(AnalysisOutcome.SKIPPED))
-    sinks = list(route(alert))
-    log.info("alert_created", alert_id=alert.alert_id, severity=alert.severity,
-             issues=len(alert.issues), events=0, sinks=sinks)
-    envelope = alert.to_envelope()
-    return AnalysisResult(Done(AnalysisOutcome.ALERT,
-                               tuple(Delivery(sink, envelope) for sink in sinks)), alert=alert)
+def _nothing(call_sid: str) -> list[Event]:
+    return []
 
 
 def _read_events(call: Call, fetch: Callable[[str], Sequence[Event]],
