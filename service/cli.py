@@ -126,6 +126,10 @@ def run_classify(args: argparse.Namespace) -> int:
             _fail(f"warning: {path}: its next_page_url was not read, so events may be missing "
                   f"and the result covers only the pages given; save every page (follow "
                   f"next_page_url) and pass them all: {url}")
+    calls = {event.call_sid for event in events if event.call_sid}
+    if len(calls) > 1:
+        _fail(f"warning: the files hold events of {len(calls)} different calls; they are "
+              "classified as one")
     call_sid = _first(events, "call_sid", CALL_SID_RE) or _PLACEHOLDER_CALL
     account_sid = _first(events, "account_sid", ACCOUNT_SID_RE) or _PLACEHOLDER_ACCOUNT
     policy = AlertPolicy(min_level=args.min_level, ignore=frozenset(args.ignore),
@@ -267,7 +271,11 @@ def _issue_line(issue: Issue) -> str:
         text += f" from {issue.first_at}"
     if issue.duration_s is not None:
         text += f", raised {issue.duration_s:g} s, {'cleared' if issue.cleared else 'not cleared'}"
-    return f"{text}: {issue.description}" if issue.description else text
+    if issue.description:
+        text += f": {issue.description}"
+    if issue.sdk_message and issue.sdk_message != issue.description:
+        text += f" (SDK: {issue.sdk_message})"
+    return text
 
 
 def _client_line(alert: Alert) -> str:

@@ -31,10 +31,12 @@ def test_error_call_prints_summary_then_issues(capsys: pytest.CaptureFixture[str
     assert lines[0] == "ERROR: 3 errors on CA03a02b156c6faa96c86906f7e9ad0f38 (completed, 12 s)"
     assert lines[1].startswith("  alert_id alr_")
     assert lines[2].startswith("  - [error] sdk_edge/connection/error/53405 x1 ")
+    assert lines[2].endswith("(SDK: Media connection failed.)")
     assert "sdk_edge/ice-connection-state/failed" in lines[3]
     assert lines[4].endswith("sdk_edge/connection/error/31005 x1 from 2026-11-27T10:00:10Z: "
                              "A connection error occurred during the call "
-                             "(the Twilio gateway hung up with an error)")
+                             "(the Twilio gateway hung up with an error) "
+                             "(SDK: Connection with Twilio was interrupted.)")
     assert lines[5] == ("  client: twilio-voice-js 2.18.4 (browser), macOS 15.1, "
                         "Apple MacBookPro18,3, Mountain View US")
 
@@ -195,3 +197,10 @@ def test_outcome_codes_need_the_outcomes_flag(capsys: pytest.CaptureFixture[str]
     assert out.startswith("no alert")
     _, out, _ = run(capsys, "classify", str(page), "--outcomes")
     assert out.startswith("WARNING: 1 warning on ")
+
+
+def test_pages_of_different_calls_are_warned(capsys: pytest.CaptureFixture[str]) -> None:
+    """Files from two different calls are classified together only with a warning."""
+    code, _, err = run(capsys, "classify", ERROR_CALL, WARNINGS_CALL)
+    assert code == 0
+    assert "2 different calls" in err
