@@ -27,7 +27,8 @@ from service.analysis.classifier import AlertPolicy, build_alert
 from service.calls import ACCOUNT_SID_RE, CALL_SID_RE, TERMINAL_STATUSES, Call
 from service.decisions import Again, AnalysisOutcome, Failed
 from service.errors import CallwatchError, ConfigError, InvalidInput
-from service.insights.events import Event, parse_events
+from service.insights.events import Event
+from service.saved_pages import read_pages
 
 Subparsers = Any  # argparse's _SubParsersAction, which is private
 #: ``module:function`` registrars; each adds subcommands to the ``Subparsers`` it is given.
@@ -35,9 +36,6 @@ REGISTRARS: tuple[str, ...] = ("service.cli:add_commands",)
 
 _PLACEHOLDER_CALL = "CA" + "0" * 32
 _PLACEHOLDER_ACCOUNT = "AC" + "0" * 32
-_SHAPE = ('expected an Events API page {"meta": ..., "events": [...]}, a list of pages, '
-          "or a list of events")
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; return its exit code."""
@@ -105,27 +103,12 @@ def run_classify(args: argparse.Namespace) -> int:
     A page whose ``next_page_url`` names a page that was not given is reported on
     stderr: the alert (or its absence) then covers only the pages read.
     """
-    events: list[Event] = []
-    wanted: dict[int | str, tuple[str, str]] = {}  # the next page (number, else URL) -> where
-    given: set[int | str] = set()
-    for path in args.files:
-        data = _load_json(path)
-        events += parse_events(_raw_events(data, path))
-        for meta in (_meta(page) for page in _pages(data)):
-            number = meta.get("page")
-            page_no = number if isinstance(number, int) and not isinstance(number, bool) else None
-            if page_no is not None:
-                given.add(page_no)
-            if isinstance(meta.get("url"), str):
-                given.add(meta["url"])
-            if isinstance(meta.get("next_page_url"), str):
-                wanted[meta["next_page_url"] if page_no is None else page_no + 1] = (
-                    path, meta["next_page_url"])
-    for page, (path, url) in wanted.items():
-        if page not in given:
-            _fail(f"warning: {path}: its next_page_url was not read, so events may be missing "
-                  f"and the result covers only the pages given; save every page (follow "
-                  f"next_page_url) and pass them all: {url}")
+    saved = read_pages(args.files)
+    events = saved.events
+    for path, url in saved.unread:
+        _fail(f"warning: {path}: its next_page_url was not read, so events may be missing "
+              f"and the result covers only the pages given; save every page (follow "
+              f"next_page_url) and pass them all: {url}")
     calls = {event.call_sid for event in events if event.call_sid}
     if len(calls) > 1:
         _fail(f"warning: the files hold events of {len(calls)} different calls; they are "
@@ -176,45 +159,6 @@ def run_analyze(args: argparse.Namespace) -> int:
     return _print(result.alert, len(events), settings.alert_min_level, as_json=args.json)
 
 
-def load_events(path: str) -> list[Event]:
-    """The events of a saved Events API response; ``InvalidInput`` says what is wrong."""
-    return parse_events(_raw_events(_load_json(path), path))
-
-
-def _load_json(path: str) -> Any:
-    """A saved response's JSON (``-``: stdin); ``InvalidInput`` says what is wrong."""
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as file:
-                text = file.read()
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"{path}: cannot read: {error}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidInput(f"{path}: not JSON ({error})") from None
-    return data
-
-
-def _meta(page: dict[str, Any]) -> dict[str, Any]:
-    meta = page.get("meta")
-    return meta if isinstance(meta, dict) else {}
-
-
-def _pages(data: Any) -> list[dict[str, Any]]:
-    """The Events API pages in a saved response (none for a bare list of events)."""
-    if isinstance(data, dict):
-        return [data]
-    if isinstance(data, list) and data and all(isinstance(p, dict) and "events" in p
-                                               for p in data):
-        return list(data)
-    return []
-
-
 def format_alert(alert: Alert) -> str:
     """The alert for a person: summary, then one line per issue, then the client."""
     lines = [f"{alert.severity.upper()}: {alert.summary}", f"  alert_id {alert.alert_id}"]
@@ -225,29 +169,6 @@ def format_alert(alert: Alert) -> str:
     if client:
         lines.append(f"  client: {client}")
     return "\n".join(lines)
-
-
-def _raw_events(data: Any, path: str) -> list[Any]:
-    if isinstance(data, dict):
-        return _page_events(data, path)
-    if not isinstance(data, list):
-        raise InvalidInput(f"{path}: {_SHAPE}")
-    if not all(isinstance(item, dict) for item in data):
-        raise InvalidInput(f"{path}: every item of the list must be a JSON object; {_SHAPE}")
-    if data and all("events" in item for item in data):
-        return [raw for page in data for raw in _page_events(page, path)]
-    if any("events" in item for item in data):
-        raise InvalidInput(f"{path}: a list mixing pages and events; {_SHAPE}")
-    return data
-
-
-def _page_events(page: dict[str, Any], path: str) -> list[Any]:
-    events = page.get("events")
-    if not isinstance(events, list):
-        raise InvalidInput(f"{path}: no \"events\" list; {_SHAPE}")
-    if not all(isinstance(item, dict) for item in events):
-        raise InvalidInput(f"{path}: every event must be a JSON object")
-    return events
 
 
 def _report(call: Call, events: Sequence[Event], policy: AlertPolicy, *, as_json: bool) -> int:
