@@ -481,3 +481,23 @@ def test_warning_figures_read_from_metric_or_data() -> None:
     assert (metric.threshold, metric.values) == (30.0, (31.0, 44.0))
     assert (data.threshold, data.values) == (30.0, (52.5,))
     assert (odd.threshold, odd.values) == (None, ())
+
+
+def test_recovered_reconnection_is_no_error_with_min_level_error() -> None:
+    """ALERT_MIN_LEVEL=ERROR: a recovered reconnection, ICE failed states included, is silent."""
+    events = [ev(10, "ice-connection-state", "failed", "ERROR"), media(10, "WARNING"),
+              ev(10, "connection", "reconnecting", "INFO"),
+              ev(12, "connection", "reconnected", "INFO")]
+    assert classify(call(), events, AlertPolicy(min_level="ERROR")) == []
+
+
+def test_reconnection_during_set_up_recovers_on_ice_connected() -> None:
+    """During set-up the SDK publishes no reconnected; ICE connected again is the recovery."""
+    events = [ev(0, "ice-gathering-state", "timeout", "WARNING"), media(0, "WARNING"),
+              ev(0, "connection", "reconnecting", "INFO"),
+              ev(2, "ice-connection-state", "connected", "DEBUG"),
+              ev(30, "connection", "disconnected-by-local", "INFO")]
+    issues = by_key(classify(call(), events, AlertPolicy()))
+    media_issue = issues["sdk_edge/connection/error/53405"]
+    assert (media_issue.severity, media_issue.cleared, media_issue.duration_s) == (
+        "warning", True, 2.0)
