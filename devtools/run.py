@@ -40,7 +40,7 @@ WEBHOOK_SECRET = "whsec_Y2FsbHdhdGNoLWRldi1zZWNyZXQtMzJieXRlcyE="
 #: Longest wait for web, worker (and honcho) to stop after SIGTERM before SIGKILL.
 STOP_TIMEOUT_S = 15.0
 SAMPLE_CALLS = (
-    ("sdk-error", "completed", "a signalling error (31005) on the caller's SDK"),
+    ("sdk-error", "completed", "the gateway hung up with an error (31005)"),
     ("warnings-cleared", "completed", "high RTT and jitter, raised then cleared"),
     ("mic-denied", "completed", "the browser denied the microphone"),
     ("clean", "completed", "a clean call: no alert expected"),

@@ -50,6 +50,7 @@ class Settings:
     insights_edges: tuple[str, ...] = ("sdk_edge",)
     alert_min_level: str = "WARNING"
     alert_ignore: frozenset[str] = frozenset()
+    alert_outcomes: bool = False
     slack_webhook_url: str | None = field(default=None, repr=False)
     alert_webhook_urls: tuple[str, ...] = ()
     alert_webhook_secret: str | None = field(default=None, repr=False)
@@ -131,6 +132,7 @@ class Settings:
             insights_edges=edges,
             alert_min_level=env.choice("ALERT_MIN_LEVEL", "WARNING", LEVELS, upper=True),
             alert_ignore=ignore,
+            alert_outcomes=env.boolean("ALERT_OUTCOMES", False),
             slack_webhook_url=env.url("SLACK_WEBHOOK_URL", slack) if slack else None,
             alert_webhook_urls=webhook_urls,
             alert_webhook_secret=secret,

@@ -24,7 +24,8 @@ import structlog
 
 from service.analysis.alert import Alert
 from service.analysis.classifier import AlertPolicy, build_alert
-from service.calls import Call
+from service.analysis.no_events import NOTICE
+from service.calls import Call, has_sdk_party
 from service.decisions import Again, AnalysisOutcome, Decision, Delivery, Done, Failed
 from service.errors import CallwatchError, EventsNotReady, InsightsUnavailable, PermanentError
 from service.insights.events import Event
@@ -55,11 +56,18 @@ class AnalysisPolicy:
     alert: AlertPolicy = field(default_factory=AlertPolicy)
     recheck_s: tuple[int, ...] = (60, 180, 600)
     insights_retry_s: tuple[int, ...] = INSIGHTS_RETRY_S
+    #: The Insights edges fetched (``INSIGHTS_EDGES``).
+    edges: tuple[str, ...] = ("sdk_edge",)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnalysisPolicy:
         return cls(alert=AlertPolicy.from_settings(settings),
-                   recheck_s=settings.analysis_recheck_seconds)
+                   recheck_s=settings.analysis_recheck_seconds, edges=settings.insights_edges)
+
+    def fetches(self, call: Call) -> bool:
+        """Whether Insights can hold anything for ``call``: with only ``sdk_edge``
+        configured, a leg with no ``client:`` party has no SDK events to fetch."""
+        return self.edges != ("sdk_edge",) or has_sdk_party(call)
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,13 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
                  ) -> AnalysisResult:
     """Fetch and classify one call; say what should happen next."""
     call = request.call
+    if not policy.fetches(call):  # a phone-to-phone leg: no Voice SDK events to fetch
+        log.info("analysis_skipped", reason="no_sdk_party",
+                 message="neither From nor To is a client: identity, so the leg has no Voice "
+                         "SDK events; put the status callback on the <Dial><Client> leg")
+        if call.status != "failed":
+            return AnalysisResult(Done(AnalysisOutcome.SKIPPED))
+        fetch = _nothing  # a failed leg is alerted from its status alone
     try:
         events, unread = _read_events(call, fetch)
     except InsightsUnavailable as error:
@@ -102,6 +117,10 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
     return AnalysisResult(Done(AnalysisOutcome.ALERT, deliveries), alert=alert, events=len(events))
 
 
+def _nothing(call_sid: str) -> list[Event]:
+    return []
+
+
 def _read_events(call: Call, fetch: Callable[[str], Sequence[Event]],
                  ) -> tuple[list[Event], CallwatchError | None]:
     """The call's events (none yet: empty), and why they could not be read for a failed call."""
@@ -118,9 +137,7 @@ def _read_events(call: Call, fetch: Callable[[str], Sequence[Event]],
 def _recheck_or_give_up(request: AnalysisRequest, policy: AnalysisPolicy) -> Decision:
     rechecks = policy.recheck_s
     if request.recheck >= len(rechecks):
-        log.warning("analysis_gave_up", rechecks=request.recheck,
-                    message="Insights still has no events for this call; is Voice Insights "
-                            "Advanced Features on and is this a Voice SDK call?")
+        NOTICE.gave_up(request.recheck)
         return Done(AnalysisOutcome.GAVE_UP)
     delay = rechecks[request.recheck]
     # A new check has the whole Insights retry budget again.
