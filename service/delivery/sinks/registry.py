@@ -81,6 +81,8 @@ class Sinks:
 
 def specs_from_settings(settings: Settings) -> list[SinkSpec]:
     """``slack`` for ``SLACK_WEBHOOK_URL``, one ``webhook-<host>`` per ``ALERT_WEBHOOK_URLS``
-    entry, or ``log`` when neither is set (so nothing is lost)."""
+    entry, then the routing file's sinks; ``log`` when there are none (so nothing is lost)."""
     specs = [spec for sink_type in SINK_TYPES.values() for spec in sink_type.from_settings(settings)]
+    if settings.routing is not None:
+        specs += settings.routing.sinks
     return specs or [SinkSpec(log.LOG_SINK_ID, "log")]
