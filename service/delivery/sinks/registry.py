@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import requests
 
-from service.delivery.sinks import log, slack, webhook
+from service.delivery.sinks import email, log, pagerduty, slack, teams, webhook
 from service.delivery.sinks.base import AlertSink, SinkEnv, SinkSpec, SinkType
 from service.errors import PermanentError
 from service.settings import Settings
@@ -23,6 +23,9 @@ SINK_TYPES: dict[str, SinkType] = {t.name: t for t in (
     slack.SINK_TYPE,
     webhook.SINK_TYPE,
     log.SINK_TYPE,
+    pagerduty.SINK_TYPE,
+    teams.SINK_TYPE,
+    email.SINK_TYPE,
 )}
 
 
