@@ -126,7 +126,8 @@ def explain(router: Router, alert: Alert) -> Iterator[str]:
     for index, route in enumerate(router.routes):
         if matches(route.match, alert):
             sinks = ", ".join(route.sinks) or "(none: dropped)"
-            yield (f"route {route.name} (routes[{index}]) matched {route.match.describe()} "
+            where = "" if route.name == f"routes[{index}]" else f" (routes[{index}])"
+            yield (f"route {route.name}{where} matched {route.match.describe()} "
                    f"-> {sinks}{'; continue' if route.continue_ else ''}")
             if not route.continue_:
                 return
