@@ -122,7 +122,9 @@ def parse_config(text: str, environ: Mapping[str, str], *, variable: str = "CALL
                  plain_sinks: Sequence[str] = ()) -> RoutingConfig:
     """Parse and check one routing file; ``ConfigError(variable, "<key path>: ...")``."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as error:
+        raise ConfigError(variable, f"{error.path}: is given twice (line {error.line})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -168,6 +170,41 @@ def _mask(value: str, *, url: bool) -> str:
         match = re.match(r"^([a-z]+://[^/?#]+)", value)
         return (match.group(1) + "/***") if match else "***"
     return (value[:4] + "***") if len(value) > 8 else "***"
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, path: str, line: int) -> None:
+        super().__init__(path)
+        self.path, self.line = path, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in a mapping is an error (two
+    sinks of the same name would otherwise silently become one)."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._callwatch_root = node if isinstance(node, yaml.MappingNode) else None
+        return super().construct_document(node)  # type: ignore[no-untyped-call]
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, str | int) and key in seen:
+                path = "sinks." + str(key) if _under_sinks(node, self) else str(key)
+                raise _DuplicateKey(path, key_node.start_mark.line + 1)
+            if isinstance(key, str | int):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _under_sinks(node: yaml.MappingNode, loader: yaml.SafeLoader) -> bool:
+    """True when ``node`` is the value of the top-level ``sinks`` key."""
+    root = getattr(loader, "_callwatch_root", None)
+    if root is None:
+        return False
+    return any(isinstance(k, yaml.ScalarNode) and k.value == "sinks" and v is node
+               for k, v in root.value)
 
 
 class _KeyError(Exception):
