@@ -107,9 +107,7 @@ def test_routes_may_name_plain_variable_sinks() -> None:
 
 def test_invalid_yaml_names_the_line() -> None:
     """Broken YAML says so with its line."""
-    assert "line 2" in error_of("sinks:
-  a: b: c
-")
+    assert "line 2" in error_of("sinks:\n  a: b: c\n")
 
 
 def test_storm_and_ratio_top_level_defaults_and_overrides() -> None:
