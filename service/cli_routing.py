@@ -185,7 +185,11 @@ def run_routes_test(args: argparse.Namespace) -> int:
 def load_alert(path: str) -> Alert:
     """An alert from a file: a ``call.alert`` webhook body, or its ``data``."""
     try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
         data = json.loads(text)
     except FileNotFoundError:
         raise InvalidInput(f"{path}: no such file") from None
