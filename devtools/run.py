@@ -33,6 +33,18 @@ SAMPLE_CALLS = (
     ("clean", "completed", "a clean call: no alert expected"),
     ("clean", "failed", "a call that failed to connect (SIP 404)"),
 )
+#: The demo's routing file: errors also page on-call (the PagerDuty stand-in); every alert
+#: goes to Slack and the webhook receiver. ``{webhook}`` is the receiver's sink name.
+DEMO_ROUTES = """
+sinks:
+  oncall: {{type: pagerduty, routing_key: dev-routing-key}}
+routes:
+  - match: {{severity: error}}
+    sinks: [oncall, slack, {webhook}]
+default: [slack, {webhook}]
+"""
+#: Sample calls whose alert is an error (sdk-error, mic-denied, the failed call).
+DEMO_ERRORS = 3
 
 
 def procfile_commands() -> dict[str, list[str]]:
@@ -116,8 +128,10 @@ class _Demo:
     def __init__(self, port: int) -> None:
         from devtools.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
         from devtools.simulator.server import SimulatorServer
+        from devtools.pagerduty_standin import PagerDutyStandIn
         from devtools.standins import SlackStandIn, WebhookReceiver
 
+        self.pagerduty = PagerDutyStandIn(echo=True)
         self.account_sid, self.auth_token = DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
         self.simulator = SimulatorServer(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN)
         self.slack = SlackStandIn(echo=True)
@@ -128,9 +142,11 @@ class _Demo:
         self.simulator.start()
         self.slack.start()
         self.webhook.start()
+        self.pagerduty.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.pagerduty.stop()
         self.webhook.stop()
         self.slack.stop()
         self.simulator.stop()
@@ -147,7 +163,24 @@ class _Demo:
             "SLACK_WEBHOOK_URL": self.slack.url,
             "ALERT_WEBHOOK_URLS": self.webhook.url,
             "ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            **self.routing_env,
         }
+
+    @property
+    def routing_env(self) -> dict[str, str]:
+        """A routed example: errors to the PagerDuty stand-in as well (CALLWATCH_CONFIG)."""
+        from service.delivery.sinks.webhook import webhook_sink_names
+
+        webhook = webhook_sink_names([self.webhook.url])[0]
+        return {"CALLWATCH_CONFIG": DEMO_ROUTES.format(webhook=webhook),
+                "PAGERDUTY_EVENTS_URL": self.pagerduty.url}
+
+    def print_pages(self, errors: int, deadline: float) -> None:
+        """Wait (until ``deadline``) for the error alerts' PagerDuty triggers; say how many came."""
+        while len(self.pagerduty.accepted()) < errors and time.monotonic() < deadline:
+            time.sleep(0.2)
+        print(f"PagerDuty stand-in got {len(self.pagerduty.accepted())} triggers: the error "
+              "alerts only, as CALLWATCH_CONFIG routes them.")
 
     def play_samples(self, base: str, timeout: float = 60) -> bool:
         from devtools.simulator.sender import play_call
@@ -166,6 +199,7 @@ class _Demo:
         while time.monotonic() < deadline:
             if len(self.slack.messages) >= expected and len(self.webhook.unique_ids()) >= expected:
                 print(f"all {expected} alerts arrived in Slack and at the webhook receiver.")
+                self.print_pages(DEMO_ERRORS, deadline)
                 return True
             time.sleep(0.5)
         print(f"only {len(self.slack.messages)} Slack messages and "
