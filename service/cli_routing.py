@@ -130,7 +130,7 @@ def run_config_check(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"callwatch: configuration error: {error.variable}: {error.message}", file=sys.stderr)
         return 1
-    routing = settings.routing
+    routing = settings.callwatch_config
     print(f"configuration is valid ({routing.source if routing else 'environment variables only'})")
     print("sinks:")
     for spec in specs:
@@ -158,7 +158,7 @@ def run_routes_test(args: argparse.Namespace) -> int:
 
     alert = load_alert(args.file)
     settings = Settings.from_env(os.environ)
-    router = Router.from_config(settings.routing, [s.name for s in specs_from_settings(settings)])
+    router = Router.from_config(settings.callwatch_config, [s.name for s in specs_from_settings(settings)])
     print(f"alert {alert.alert_id} ({alert.severity}): {alert.summary}")
     lines = list(explain(router, alert))
     for line in lines:

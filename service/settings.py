@@ -61,8 +61,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"
     port: int = 8000
-    #: Routing (``CALLWATCH_CONFIG`` / ``CALLWATCH_CONFIG_FILE``): None with neither set.
-    routing: RoutingConfig | None = field(default=None, repr=False)
+    #: The routing file, parsed, from ``CALLWATCH_CONFIG`` or ``CALLWATCH_CONFIG_FILE`` (None: neither).
+    callwatch_config: RoutingConfig | None = field(default=None, repr=False)
+    callwatch_config_file: str | None = None
     pagerduty_events_url: str = PAGERDUTY_EVENTS_URL
     smtp_url: str | None = field(default=None, repr=False)
     alert_email_from: str | None = None
@@ -147,7 +148,8 @@ class Settings:
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             log_format=env.choice("LOG_FORMAT", "json", LOG_FORMATS),
             port=env.integer("PORT", 8000, minimum=1, maximum=65535),
-            routing=_routing(environ, slack, webhook_urls),
+            callwatch_config=_routing(environ, slack, webhook_urls),
+            callwatch_config_file=env.optional("CALLWATCH_CONFIG_FILE"),
             pagerduty_events_url=env.url("PAGERDUTY_EVENTS_URL",
                                          env.optional("PAGERDUTY_EVENTS_URL") or PAGERDUTY_EVENTS_URL),
             smtp_url=_smtp_url(env.optional("SMTP_URL")),

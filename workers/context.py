@@ -39,7 +39,7 @@ class WorkerContext:
 
     def __post_init__(self) -> None:
         self.sinks = Sinks.from_settings(self.settings, session=self.session, clock=self.clock)
-        self.router = Router.from_config(self.settings.routing, self.sinks.names)
+        self.router = Router.from_config(self.settings.callwatch_config, self.sinks.names)
         self.silences = Silences(self.redis, clock=self.clock)
 
 

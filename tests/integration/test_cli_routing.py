@@ -101,3 +101,22 @@ def test_routes_test_refuses_a_non_alert(env: None, tmp_path, capsys) -> None:
     path.write_text('{"hello": 1}')
     assert main(["routes", "test", str(path)]) == 2
     assert "not a callwatch alert" in capsys.readouterr().err
+
+
+def test_kubernetes_example_routing_file_checks(env: None, monkeypatch: pytest.MonkeyPatch,
+                                                capsys) -> None:
+    """k8s/routing/callwatch.yaml passes config check once its variables are set."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "k8s" / "routing" / "callwatch.yaml"
+    monkeypatch.delenv("CALLWATCH_CONFIG")
+    for name, value in {"CALLWATCH_CONFIG_FILE": str(path),
+                        "SLACK_VOICE_OPS_URL": "https://hooks.slack.com/services/T/B/x",
+                        "PAGERDUTY_ROUTING_KEY": "0123456789abcdef0123456789abcdef",
+                        "TEAMS_WORKFLOW_URL": "https://example.webhook.office.com/w?sig=x",
+                        "CRM_WEBHOOK_SECRET": "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY",
+                        "SMTP_URL": "smtp://mail.example.com:587",
+                        "ALERT_EMAIL_FROM": "callwatch@example.com"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["config", "check"]) == 0
+    assert "ops-mail: email" in capsys.readouterr().out

@@ -156,7 +156,7 @@ def test_settings_read_new_variables() -> None:
     base = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "token"}
     settings = Settings.from_env(base)
     assert settings.pagerduty_events_url == "https://events.pagerduty.com/v2/enqueue"
-    assert settings.routing is None and settings.smtp_url is None
+    assert settings.callwatch_config is None and settings.smtp_url is None
     with pytest.raises(ConfigError, match="SMTP_URL"):
         Settings.from_env({**base, "SMTP_URL": "mail.example.com"})
     with pytest.raises(ConfigError, match="PAGERDUTY_EVENTS_URL"):

@@ -86,6 +86,6 @@ def specs_from_settings(settings: Settings) -> list[SinkSpec]:
     """``slack`` for ``SLACK_WEBHOOK_URL``, one ``webhook-<host>`` per ``ALERT_WEBHOOK_URLS``
     entry, then the routing file's sinks; ``log`` when there are none (so nothing is lost)."""
     specs = [spec for sink_type in SINK_TYPES.values() for spec in sink_type.from_settings(settings)]
-    if settings.routing is not None:
-        specs += settings.routing.sinks
+    if settings.callwatch_config is not None:
+        specs += settings.callwatch_config.sinks
     return specs or [SinkSpec(log.LOG_SINK_ID, "log")]
