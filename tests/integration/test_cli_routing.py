@@ -120,3 +120,22 @@ def test_kubernetes_example_routing_file_checks(env: None, monkeypatch: pytest.M
         monkeypatch.setenv(name, value)
     assert main(["config", "check"]) == 0
     assert "ops-mail: email" in capsys.readouterr().out
+
+
+def test_readme_routing_example_is_valid() -> None:
+    """The README's complete routing example parses, with its variables set."""
+    from pathlib import Path
+
+    from service.config import parse_config
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Routing, PagerDuty, Teams, email and silences", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    env = {"SLACK_VOICE_OPS_URL": "https://hooks.slack.com/services/T/B/x",
+           "PAGERDUTY_ROUTING_KEY": "0123456789abcdef0123456789abcdef",
+           "TEAMS_WORKFLOW_URL": "https://example.webhook.office.com/w?sig=x",
+           "CRM_WEBHOOK_SECRET": "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY",
+           "SMTP_URL": "smtp://mail.example.com:587", "ALERT_EMAIL_FROM": "callwatch@example.com"}
+    config = parse_config(example, env)
+    assert [r.name for r in config.routes][:2] == ["page-on-errors", "routes[1]"]
+    assert config.routes[4].storm is None and config.default == ("crm",)
