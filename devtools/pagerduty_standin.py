@@ -12,6 +12,7 @@ Run it alone with ``python -m devtools.pagerduty_standin --port 8022``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import threading
 import time
@@ -136,10 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with PagerDutyStandIn(args.port, echo=True) as server:
         print(f"PagerDuty stand-in: PAGERDUTY_EVENTS_URL={server.url}", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

@@ -126,9 +126,9 @@ class _Demo:
     """The simulated outside world: Twilio, Slack and a webhook receiver."""
 
     def __init__(self, port: int) -> None:
+        from devtools.pagerduty_standin import PagerDutyStandIn
         from devtools.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
         from devtools.simulator.server import SimulatorServer
-        from devtools.pagerduty_standin import PagerDutyStandIn
         from devtools.standins import SlackStandIn, WebhookReceiver
 
         self.pagerduty = PagerDutyStandIn(echo=True)

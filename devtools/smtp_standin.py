@@ -10,6 +10,7 @@ sender mid-send). ``.url`` is an ``SMTP_URL`` (plain SMTP, no STARTTLS: loopback
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import threading
 import time
@@ -47,7 +48,7 @@ class _Handler:
     def __init__(self, server: SmtpStandIn) -> None:
         self._server = server
 
-    async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
         return self._server._took(envelope)
 
 
@@ -123,10 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with SmtpStandIn(args.port, echo=True) as server:
         print(f"SMTP stand-in: SMTP_URL={server.url}", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

@@ -11,6 +11,7 @@ holds each answer for ``hold_s`` and prints what it gets when ``echo=True``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -118,10 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with TeamsStandIn(args.port, echo=True) as server:
         print(f"Teams stand-in: url {server.url}", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

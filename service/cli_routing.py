@@ -10,6 +10,7 @@ alert would go and which silence would stop it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -199,10 +200,8 @@ def load_alert(path: str) -> Alert:
     if isinstance(data, dict) and isinstance(data.get("data"), dict):
         stamp = data.get("timestamp")
         if isinstance(stamp, str):
-            try:
+            with contextlib.suppress(ValueError):
                 created = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-            except ValueError:
-                pass
         data = data["data"]
     try:
         return Alert.from_payload(data, created_at=created)

@@ -115,8 +115,7 @@ class Silences:
     def active(self) -> list[Silence]:
         """Every silence that has not ended, soonest end first (one Redis read)."""
         now = self._clock().timestamp()
-        raw = self._redis.zrangebyscore(keys.SILENCES, f"({now}", "+inf")
-        return [Silence.from_json(json.loads(member)) for member in raw]
+        return [Silence.from_json(json.loads(member)) for member in self._members(now)]
 
     def matching(self, alert: Alert) -> Silence | None:
         """The first active silence that matches ``alert``, or ``None``."""
@@ -124,10 +123,14 @@ class Silences:
 
     def expire(self, silence_id: str) -> bool:
         """End a silence now; False when no active silence has that id."""
-        for member in self._redis.zrangebyscore(keys.SILENCES, f"({self._clock().timestamp()}", "+inf"):
+        for member in self._members(self._clock().timestamp()):
             if json.loads(member).get("id") == silence_id:
                 return bool(self._redis.zrem(keys.SILENCES, member))
         return False
+
+    def _members(self, now: float) -> list[bytes]:
+        """The stored JSON of every silence that ends after ``now``."""
+        return list(self._redis.zrangebyscore(keys.SILENCES, f"({now}", "+inf"))  # type: ignore[arg-type]
 
 
 def screen(alert: Alert, *, router: Router, silences: Silences | None) -> Drop | None:

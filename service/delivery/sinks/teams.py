@@ -35,7 +35,7 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _issue_block(issue: Issue) -> dict[str, Any]:
-    text = f"**[{issue.severity}] {issue.key}** ×{issue.count}"
+    text = f"**[{issue.severity}] {issue.key}** x{issue.count}"
     if issue.duration_s is not None:
         text += f", raised {issue.duration_s:g} s{' (cleared)' if issue.cleared else ''}"
     if issue.description:
@@ -143,7 +143,8 @@ class TeamsSink:
             raise DeliveryRejected(f"Teams answered {status} (a redirect, not followed): "
                                    "configure the workflow's URL", reason="redirect", status=status)
         error = answer.json() or {}
-        detail = error.get("error") if isinstance(error.get("error"), dict) else error
+        inner = error.get("error")
+        detail: dict[str, Any] = inner if isinstance(inner, dict) else error
         message = str(detail.get("message") or detail.get("code") or "")[:200]
         raise DeliveryRejected(f"Teams refused the message with {status}"
                                + (f": {message}" if message else ""),
