@@ -62,6 +62,8 @@ class SmtpStandIn:
         self.hold_s = hold_s
         self.echo = echo
         self.mails: list[ReceivedMail] = []
+        #: Every message whose DATA arrived, before any hold or answer (a kill test waits on it).
+        self.arrived: list[EmailMessage] = []
         self._lock = threading.Lock()
         self._script: deque[str] = deque()
         self._controller = Controller(_Handler(self), hostname=host, port=self.port,
@@ -94,13 +96,15 @@ class SmtpStandIn:
             return [m for m in self.mails if m.accepted]
 
     def _took(self, envelope: Any) -> str:
+        raw = envelope.original_content or envelope.content
+        message = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        with self._lock:
+            self.arrived.append(message)
         if self.hold_s > 0:
             time.sleep(self.hold_s)
         with self._lock:
             reply = self._script.popleft() if self._script else "250 Message accepted for delivery"
-        raw = envelope.original_content or envelope.content
-        message = message_from_bytes(raw, policy=policy.default)
-        assert isinstance(message, EmailMessage)
         mail = ReceivedMail(str(envelope.mail_from), tuple(envelope.rcpt_tos), reply, time.time(),
                             message)
         with self._lock:

@@ -220,3 +220,12 @@ def test_issue_model_is_what_the_renderers_read() -> None:
     assert "call/failed" in email_text(alert)
     assert pagerduty_event(alert, "k")["payload"]["class"] == "call/failed"
     assert teams_message(alert)["attachments"][0]["content"]["type"] == "AdaptiveCard"
+
+
+def test_email_slow_server_is_cut_off_at_the_deadline(smtp: SmtpStandIn) -> None:
+    """A server that holds its answer past the send's deadline is left, and the send retried."""
+    smtp.hold_s = 3
+    sink = EmailSink(SmtpServer.from_url(smtp.url), "callwatch@example.com", ["a@example.com"],
+                     name="ops-mail", timeout=5, deadline_s=1)
+    with pytest.raises(DeliveryRetryable):
+        sink.send(sample_alert())

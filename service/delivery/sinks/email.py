@@ -7,14 +7,18 @@ derived from the alert id, so a mail system that sees the same alert twice can
 tell. SMTP's own answer decides what happens next: a 4xx reply (greylisting, a
 full queue) and connection errors are retried, a 5xx reply (unknown recipient,
 refused sender, bad credentials) is permanent. Every socket wait is bounded by
-``timeout``. The password never reaches a log or an error.
+``timeout`` and the whole conversation by ``deadline_s`` (a server that answers
+each command just in time is cut off). The password never reaches a log or an error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import smtplib
+import socket
 import ssl
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -26,7 +30,11 @@ from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
 from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
 from service.http import is_loopback
 
-DEFAULT_TIMEOUT = 15.0
+#: Seconds for each socket operation (the connection included).
+DEFAULT_TIMEOUT = 5.0
+#: The whole conversation after connecting; with the connection, well inside the delivery
+#: lease (``service.delivery.ledger.DEFAULT_LEASE_S``), so no second worker sends meanwhile.
+DEFAULT_DEADLINE_S = 20.0
 MAX_DESCRIPTION = 600
 
 
@@ -141,12 +149,13 @@ class EmailSink:
     kind: str = "email"
 
     def __init__(self, server: SmtpServer, sender: str, to: Sequence[str], *, name: str,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
         self.name = name
         self._server = server
         self._sender = sender
         self._to = tuple(to)
         self._timeout = timeout
+        self._deadline_s = deadline_s
 
     def __repr__(self) -> str:
         return f"EmailSink(name={self.name!r}, host={self._server.host!r}, to={len(self._to)})"
@@ -160,8 +169,15 @@ class EmailSink:
         where = f"SMTP server {self._server.host}:{self._server.port}"
         try:
             with self._connect() as smtp:
-                self._secure_and_login(smtp, where)
-                refused = smtp.send_message(message, from_addr=self._sender, to_addrs=list(self._to))
+                watchdog = threading.Timer(self._deadline_s, _cut_off, args=(smtp,))
+                watchdog.daemon = True
+                watchdog.start()
+                try:
+                    self._secure_and_login(smtp, where)
+                    refused = smtp.send_message(message, from_addr=self._sender,
+                                                to_addrs=list(self._to))
+                finally:
+                    watchdog.cancel()
         except smtplib.SMTPRecipientsRefused as error:
             codes = [code for code, _ in error.recipients.values()]
             self._raise(min(codes) if codes else 550, "refused every recipient", where)
@@ -206,6 +222,14 @@ class EmailSink:
         if 400 <= code < 500:
             raise DeliveryRetryable(message, status=code)
         raise DeliveryRejected(message, reason=f"smtp_{code}", status=code)
+
+
+def _cut_off(smtp: smtplib.SMTP) -> None:
+    """The deadline passed: wake the blocked read (it raises, and the send is retried)."""
+    sock = getattr(smtp, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _reply(raw: bytes | str) -> str:
