@@ -19,6 +19,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -31,10 +32,10 @@ from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
 from service.http import is_loopback
 
 #: Seconds for each socket operation (the connection included).
-DEFAULT_TIMEOUT = 5.0
-#: The whole conversation after connecting; with the connection, well inside the delivery
-#: lease (``service.delivery.ledger.DEFAULT_LEASE_S``), so no second worker sends meanwhile.
-DEFAULT_DEADLINE_S = 20.0
+DEFAULT_TIMEOUT = 10.0
+#: The whole send, the connection included: inside the delivery lease
+#: (``service.delivery.ledger.DEFAULT_LEASE_S``), so no second worker sends meanwhile.
+DEFAULT_DEADLINE_S = 25.0
 MAX_DESCRIPTION = 600
 
 
@@ -167,9 +168,11 @@ class EmailSink:
     def send_message(self, message: EmailMessage) -> None:
         """Send one message (an alert's, or an incident's) to the sink's recipients."""
         where = f"SMTP server {self._server.host}:{self._server.port}"
+        started = time.monotonic()
         try:
             with self._connect() as smtp:
-                watchdog = threading.Timer(self._deadline_s, _cut_off, args=(smtp,))
+                remaining = max(0.0, self._deadline_s - (time.monotonic() - started))
+                watchdog = threading.Timer(remaining, _cut_off, args=(smtp,))
                 watchdog.daemon = True
                 watchdog.start()
                 try:
