@@ -62,8 +62,8 @@ class SmtpStandIn:
         self.hold_s = hold_s
         self.echo = echo
         self.mails: list[ReceivedMail] = []
-        #: Every message whose DATA arrived, before any hold or answer (a kill test waits on it).
-        self.arrived: list[EmailMessage] = []
+        #: (time.time(), message) for every DATA that arrived, before any hold or answer.
+        self.arrived: list[tuple[float, EmailMessage]] = []
         self._lock = threading.Lock()
         self._script: deque[str] = deque()
         self._controller = Controller(_Handler(self), hostname=host, port=self.port,
@@ -100,7 +100,7 @@ class SmtpStandIn:
         message = message_from_bytes(raw, policy=policy.default)
         assert isinstance(message, EmailMessage)
         with self._lock:
-            self.arrived.append(message)
+            self.arrived.append((time.time(), message))
         if self.hold_s > 0:
             time.sleep(self.hold_s)
         with self._lock:

@@ -130,16 +130,20 @@ def test_kills_mid_delivery_to_pagerduty_teams_and_email(
                            ALERT_EMAIL_FROM="callwatch@example.com")
         stack.start_web()
         twilio = TwilioCallbacks(stack)
-        kills: dict[str, str] = {}
+        kills: dict[str, tuple[str, float]] = {}  # call_sid -> (sink, killed at)
 
-        def pd_calls() -> set[str]:
-            return {str(e.body["payload"]["component"]) for e in pd.events}
+        def pd_calls(after: float = 0.0) -> set[str]:
+            return {str(e.body["payload"]["component"]) for e in pd.events if e.received_at >= after}
 
-        def teams_calls() -> set[str]:
-            return {sid for p in teams.posts for sid in CALL_SID.findall(json.dumps(p.body))}
+        def teams_calls(after: float = 0.0) -> set[str]:
+            return {sid for p in teams.posts if p.received_at >= after
+                    for sid in CALL_SID.findall(json.dumps(p.body))}
 
-        def mail_calls() -> set[str]:
-            return {sid for m in smtp.arrived for sid in CALL_SID.findall(str(m["Subject"]))}
+        def mail_calls(after: float = 0.0) -> set[str]:
+            return {sid for at, m in smtp.arrived if at >= after
+                    for sid in CALL_SID.findall(str(m["Subject"]))}
+
+        seen_by = {"pagerduty": pd_calls, "teams": teams_calls, "email": mail_calls}
 
         for name, server, seen in (("pagerduty", pd, pd_calls), ("teams", teams, teams_calls),
                                    ("email", smtp, mail_calls)):
@@ -148,7 +152,7 @@ def test_kills_mid_delivery_to_pagerduty_teams_and_email(
             sid = twilio.call("sdk-error")
             victim.wait_for(lambda sid=sid, seen=seen: sid in seen(), timeout=60)
             victim.kill_tree()  # the receiver has the request; the ledger has no mark
-            kills[sid] = name
+            kills[sid] = (name, time.time())
             server.hold_s = 0
             twilio.call("sdk-error")
         stack.start_worker("drill-survivor")
@@ -172,8 +176,11 @@ def test_kills_mid_delivery_to_pagerduty_teams_and_email(
             return (Counter({k: len(v) for k, v in dedup.items()}), triggers, cards,
                     Counter({k: len(v) for k, v in ids.items()}), mails)
 
-        wait_until(lambda: all(set(c) >= expected for c in per_call()), timeout=400,
-                   what="every alert at PagerDuty, Teams and the mail server",
+        # Done when every alert is everywhere, and each killed delivery was sent again after
+        # its kill (the survivor's send, not the dead worker's held request).
+        wait_until(lambda: all(set(c) >= expected for c in per_call())
+                   and all(sid in seen_by[name](after=at) for sid, (name, at) in kills.items()),
+                   timeout=400, what="every alert at PagerDuty, Teams and the mail server",
                    processes=stack.workers[-1:])
         time.sleep(3)  # anything still in flight would land now
         dedup_keys, triggers, cards, message_ids, mails = per_call()
@@ -181,7 +188,7 @@ def test_kills_mid_delivery_to_pagerduty_teams_and_email(
             "worker-sigkill-pagerduty-teams-email", len(twilio.accepted()), len(expected),
             len(set(dedup_keys) & set(cards) & set(message_ids) & expected),
             duplicates(dedup_keys) + duplicates(message_ids),
-            {"kills": kills and ",".join(kills.values()),
+            {"kills": ",".join(name for name, _ in kills.values()),
              "pd_triggers": sum(triggers.values()), "pd_triggers_repeated": duplicates(triggers),
              "teams_cards": sum(cards.values()), "teams_cards_repeated": duplicates(cards),
              "emails": sum(mails.values()), "emails_repeated": duplicates(mails)}))
