@@ -115,7 +115,13 @@ class Silences:
     def active(self) -> list[Silence]:
         """Every silence that has not ended, soonest end first (one Redis read)."""
         now = self._clock().timestamp()
-        return [Silence.from_json(json.loads(member)) for member in self._members(now)]
+        silences = []
+        for member in self._members(now):
+            try:
+                silences.append(Silence.from_json(json.loads(member)))
+            except (ValueError, KeyError, TypeError, ConfigError):
+                continue  # written by another version with a key this one does not know
+        return silences
 
     def matching(self, alert: Alert) -> Silence | None:
         """The first active silence that matches ``alert``, or ``None``."""
