@@ -46,10 +46,12 @@ class Router:
     """Routes alerts; with no routes, every alert to every sink under ``default``."""
 
     def __init__(self, sinks: Sequence[str], *, storm: StormPolicy | None = DEFAULT_STORM,
-                 ratio: RatioPolicy | None = None, routes: Sequence[Route] = (),
-                 default: Sequence[str] | None = ()) -> None:
-        self._routes = tuple(routes)
-        if not self._routes and default == ():
+                 ratio: RatioPolicy | None = None, routes: Sequence[Route] | None = None,
+                 default: Sequence[str] | None = None) -> None:
+        """``routes`` None: no routing, every alert to every sink under ``default``.
+        Otherwise the routes in order, then ``default`` (None: what no route took is unrouted)."""
+        self._routes = tuple(routes or ())
+        if routes is None:
             default = tuple(sinks)
         self._default = (RouteMatch(DEFAULT_ROUTE, tuple(default), storm, ratio)
                          if default is not None else None)

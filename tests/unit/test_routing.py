@@ -80,3 +80,17 @@ def test_matchers(match: str, hits: bool) -> None:
     """Each matcher key reads its part of the alert; all given keys must hold."""
     r = router(f"  - {{match: {match}, sinks: [oncall]}}\n")
     assert bool(r.route(sample_alert())) is hits
+
+
+def test_default_empty_drops_everything() -> None:
+    """``default: []`` with no routes drops every alert (it is not every sink)."""
+    r = Router.from_config(parse_config(SINKS + "default: []\n", {}), ALL)
+    [match] = r.route(sample_alert())
+    assert match.route == "default" and match.sinks == ()
+
+
+def test_file_without_routes_or_default_sends_everywhere() -> None:
+    """A file with only sinks sends every alert to every sink, with the file's storm."""
+    r = Router.from_config(parse_config(SINKS + "storm: off\n", {}), ALL)
+    [match] = r.route(sample_alert())
+    assert match.sinks == ALL and match.storm is None
