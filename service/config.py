@@ -224,6 +224,7 @@ class _Parser:
     def config(self, raw: Any, variable: str) -> RoutingConfig:
         if raw is None:
             raw = {}
+        raw = self._value(raw, "")
         top = _mapping(raw, "(top level)", _TOP_KEYS, prefix="")
         sinks = self._sinks(top.get("sinks"))
         names = set(self._plain) | {spec.name for spec in sinks}
@@ -283,7 +284,7 @@ class _Parser:
         options: dict[str, Any] = {}
         for key in required + optional:
             if key in raw:
-                options[key] = self._value(raw[key], f"{path}.{key}")
+                options[key] = raw[key]
         if "url" in options:
             try:
                 require_secure_url(_text(options["url"], f"{path}.url"), f"{path}.url")
@@ -301,7 +302,10 @@ class _Parser:
         return SinkSpec(name, sink_type, options)
 
     def _value(self, raw: Any, path: str) -> Any:
-        """``raw`` with every ``${NAME}`` replaced; lists element by element."""
+        """``raw`` with every ``${NAME}`` in a string value replaced (keys are left alone)."""
+        if isinstance(raw, dict):
+            return {key: self._value(value, f"{path}.{key}" if path else str(key))
+                    for key, value in raw.items()}
         if isinstance(raw, list):
             return [self._value(item, f"{path}[{index}]") for index, item in enumerate(raw)]
         if not isinstance(raw, str):

@@ -137,5 +137,5 @@ def test_readme_routing_example_is_valid() -> None:
            "CRM_WEBHOOK_SECRET": "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY",
            "SMTP_URL": "smtp://mail.example.com:587", "ALERT_EMAIL_FROM": "callwatch@example.com"}
     config = parse_config(example, env)
-    assert [r.name for r in config.routes][:2] == ["page-on-errors", "routes[1]"]
+    assert [r.name for r in config.routes][:2] == ["routes[0]", "page-on-errors"]
     assert config.routes[4].storm is None and config.default == ("crm",)

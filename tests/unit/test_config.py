@@ -162,3 +162,12 @@ def test_settings_read_new_variables() -> None:
     with pytest.raises(ConfigError, match="PAGERDUTY_EVENTS_URL"):
         Settings.from_env({**base, "PAGERDUTY_EVENTS_URL": "http://events.example.com/v2/enqueue"})
     assert "pass" not in repr(Settings.from_env({**base, "SMTP_URL": "smtps://u:pass@mail.example.com"}))
+
+
+def test_variables_work_in_matchers_too() -> None:
+    """${VAR} works in any value, e.g. a route matching this deployment's account."""
+    config = parse_config("routes:\n  - {match: {account_sid: '${ACCOUNT}'}, sinks: []}\n",
+                          {"ACCOUNT": "AC" + "2" * 32})
+    assert config.routes[0].match.conditions == (("account_sid", ("AC" + "2" * 32,)),)
+    assert error_of("routes:\n  - {match: {to: '${NOPE}'}, sinks: []}\n").startswith(
+        "routes[0].match.to:")
