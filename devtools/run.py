@@ -46,6 +46,18 @@ SAMPLE_CALLS = (
     ("clean", "completed", "a clean call: no alert expected"),
     ("clean", "failed", "a call that failed to connect (SIP 404)"),
 )
+#: The demo's routing file: errors also page on-call (the PagerDuty stand-in); every alert
+#: goes to Slack and the webhook receiver. ``{webhook}`` is the receiver's sink name.
+DEMO_ROUTES = """
+sinks:
+  oncall: {{type: pagerduty, routing_key: dev-routing-key}}
+routes:
+  - match: {{severity: error}}
+    sinks: [oncall, slack, {webhook}]
+default: [slack, {webhook}]
+"""
+#: Sample calls whose alert is an error (sdk-error, mic-denied, the failed call).
+DEMO_ERRORS = 3
 
 
 # --- stopping on SIGINT and SIGTERM ---------------------------------------------------
@@ -166,13 +178,14 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) 
 # --- the simulated outside world and what make run plays through it ------------------
 
 class World:
-    """The simulated outside world: Twilio, Slack and a webhook receiver.
+    """The simulated outside world: Twilio, Slack, a webhook receiver and PagerDuty.
 
     ``servers`` are started in order and stopped in reverse; an extra stand-in is
     one more entry there and its variables in ``env``.
     """
 
     def __init__(self, port: int) -> None:
+        from devtools.pagerduty_standin import PagerDutyStandIn
         from devtools.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
         from devtools.simulator.server import SimulatorServer
         from devtools.standins import SlackStandIn, WebhookReceiver
@@ -181,7 +194,8 @@ class World:
         self.simulator = SimulatorServer(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN)
         self.slack = SlackStandIn(echo=True)
         self.webhook = WebhookReceiver(WEBHOOK_SECRET, echo=True)
-        self.servers: list[Any] = [self.simulator, self.slack, self.webhook]
+        self.pagerduty = PagerDutyStandIn(echo=True)
+        self.servers: list[Any] = [self.simulator, self.slack, self.webhook, self.pagerduty]
         self.port = port
         self._started = ExitStack()
 
@@ -207,7 +221,17 @@ class World:
             "SLACK_WEBHOOK_URL": self.slack.url,
             "ALERT_WEBHOOK_URLS": self.webhook.url,
             "ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            **self.routing_env,
         }
+
+    @property
+    def routing_env(self) -> dict[str, str]:
+        """A routed example: errors to the PagerDuty stand-in as well (CALLWATCH_CONFIG)."""
+        from service.delivery.sinks.webhook import webhook_sink_names
+
+        webhook = webhook_sink_names([self.webhook.url])[0]
+        return {"CALLWATCH_CONFIG": DEMO_ROUTES.format(webhook=webhook),
+                "PAGERDUTY_EVENTS_URL": self.pagerduty.url}
 
     def play_hint(self, base: str) -> str:
         python = Path(sys.executable)
@@ -242,9 +266,20 @@ def play_samples(world: World, base: str, timeout: float = 60) -> bool:
     return False
 
 
+def show_pages(world: World, base: str, timeout: float = 30) -> bool:
+    """The routed example: only the error alerts reached the PagerDuty stand-in."""
+    deadline = time.monotonic() + timeout
+    while len(world.pagerduty.accepted()) < DEMO_ERRORS and time.monotonic() < deadline:
+        time.sleep(0.2)
+    got = len(world.pagerduty.accepted())
+    print(f"PagerDuty stand-in got {got} triggers: the error alerts only, as CALLWATCH_CONFIG "
+          "routes them.")
+    return got == DEMO_ERRORS
+
+
 #: What ``make run`` plays once web and worker are up, in order. Each takes the world
 #: and callwatch's base URL and returns True when every alert it expects arrived.
-DEMOS: tuple[Callable[[World, str], bool], ...] = (play_samples,)
+DEMOS: tuple[Callable[[World, str], bool], ...] = (play_samples, show_pages)
 
 
 # --- main ----------------------------------------------------------------------------

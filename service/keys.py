@@ -40,3 +40,8 @@ def pace_book(sink: str) -> str:
 def worker_alive(worker_name: str) -> str:
     """A worker's liveness beat (``workers.liveness``)."""
     return f"callwatch:worker-alive:{worker_name}"
+
+
+#: Active silences (``service.delivery.silences``): a sorted set of silences scored by
+#: when each ends; the key itself expires with its last silence.
+SILENCES = "callwatch:silences"

@@ -57,6 +57,8 @@ SPECS = {spec.name: spec for spec in (
     MetricSpec("callwatch_insights_request_duration_seconds",
                "Latency of Insights API requests.", (), "histogram"),
     MetricSpec("callwatch_alerts", "Alerts produced, by severity.", ("severity",)),
+    MetricSpec("callwatch_alerts_unrouted", "Alerts that no route and no default took.", ()),
+    MetricSpec("callwatch_alerts_silenced", "Alerts not sent because a silence matched them.", ()),
     MetricSpec("callwatch_deliveries", "Delivery attempts, by sink and outcome.",
                ("sink", "outcome")),
     MetricSpec("callwatch_delivery_duration_seconds",

@@ -12,7 +12,7 @@ import base64
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import redis as redis_lib
@@ -21,6 +21,9 @@ from service.calls import ACCOUNT_SID_RE, CALLBACK_PATH
 from service.errors import ConfigError
 from service.http import require_secure_url
 
+if TYPE_CHECKING:
+    from service.config import RoutingConfig
+
 LEVELS = ("WARNING", "ERROR")
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -28,6 +31,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: waiting call must stay well inside the intake's one-day memory of it (intake.CALL_TTL_S).
 MAX_ANALYSIS_DELAY_S = 3600
 KNOWN_EDGES = ("sdk_edge", "client_edge", "sip_edge", "carrier_edge", "unknown_edge")
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,12 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"
     port: int = 8000
+    #: The routing file, parsed, from ``CALLWATCH_CONFIG`` or ``CALLWATCH_CONFIG_FILE`` (None: neither).
+    callwatch_config: RoutingConfig | None = field(default=None, repr=False)
+    callwatch_config_file: str | None = None
+    pagerduty_events_url: str = PAGERDUTY_EVENTS_URL
+    smtp_url: str | None = field(default=None, repr=False)
+    alert_email_from: str | None = None
 
     @property
     def insights_auth(self) -> tuple[str, str]:
@@ -140,6 +150,12 @@ class Settings:
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             log_format=env.choice("LOG_FORMAT", "json", LOG_FORMATS),
             port=env.integer("PORT", 8000, minimum=1, maximum=65535),
+            callwatch_config=_routing(environ, slack, webhook_urls),
+            callwatch_config_file=env.optional("CALLWATCH_CONFIG_FILE"),
+            pagerduty_events_url=env.url("PAGERDUTY_EVENTS_URL",
+                                         env.optional("PAGERDUTY_EVENTS_URL") or PAGERDUTY_EVENTS_URL),
+            smtp_url=_smtp_url(env.optional("SMTP_URL")),
+            alert_email_from=_email_from(env.optional("ALERT_EMAIL_FROM")),
         )
 
 
@@ -252,6 +268,36 @@ def _check_webhook_secret(secret: str) -> None:
         raise ConfigError("ALERT_WEBHOOK_SECRET", "the part after whsec_ is not base64") from None
     if len(key) < 16:
         raise ConfigError("ALERT_WEBHOOK_SECRET", "the key must be at least 16 bytes")
+
+
+def _routing(environ: Mapping[str, str], slack: str | None,
+             webhook_urls: tuple[str, ...]) -> RoutingConfig | None:
+    """The routing file, checked against the names the plain variables already use."""
+    # Imported here: the routing file names sinks, and the sinks' modules read Settings.
+    from service.config import load_config
+    from service.delivery.sinks.webhook import webhook_sink_names
+
+    plain = (["slack"] if slack else []) + webhook_sink_names(list(dict.fromkeys(webhook_urls)))
+    return load_config(environ, plain_sinks=plain)
+
+
+def _smtp_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError("SMTP_URL", "must look like smtp://user:pass@host:587 or smtps://user:pass@host:465")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ConfigError("SMTP_URL", "has a port that is not a number from 1 to 65535") from None
+    return value
+
+
+def _email_from(value: str | None) -> str | None:
+    if value is not None and ("@" not in value or any(c in value for c in "\r\n")):
+        raise ConfigError("ALERT_EMAIL_FROM", "must be an email address, e.g. callwatch@example.com")
+    return value
 
 
 def settings_or_exit(environ: Mapping[str, str]) -> Settings:

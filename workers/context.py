@@ -15,6 +15,7 @@ import redis as redis_lib
 import requests
 
 from service.delivery.routing import Router
+from service.delivery.silences import Silences
 from service.delivery.sinks import Sinks
 from service.settings import Settings
 
@@ -34,10 +35,12 @@ class WorkerContext:
     #: The configured sinks, built once per process.
     sinks: Sinks = field(init=False)
     router: Router = field(init=False)
+    silences: Silences = field(init=False)
 
     def __post_init__(self) -> None:
         self.sinks = Sinks.from_settings(self.settings, session=self.session, clock=self.clock)
-        self.router = Router(self.sinks.names)
+        self.router = Router.from_config(self.settings.callwatch_config, self.sinks.names)
+        self.silences = Silences(self.redis, clock=self.clock)
 
 
 _context: WorkerContext | None = None

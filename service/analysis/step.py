@@ -27,6 +27,7 @@ from service.analysis.classifier import AlertPolicy, build_alert
 from service.analysis.no_events import NOTICE
 from service.calls import Call, has_sdk_party
 from service.decisions import Again, AnalysisOutcome, Decision, Delivery, Done, Failed
+from service.delivery.routing import Drop
 from service.errors import CallwatchError, EventsNotReady, InsightsUnavailable, PermanentError
 from service.insights.events import Event
 from service.settings import Settings
@@ -77,11 +78,14 @@ class AnalysisResult:
     decision: Decision
     alert: Alert | None = None
     events: int = 0
+    #: ``silenced`` or ``unrouted``: the alert was made but goes nowhere (counted by the caller).
+    dropped: str | None = None
 
 
 def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Event]],
                  policy: AnalysisPolicy, route: Callable[[Alert], Sequence[str]],
                  now: datetime, jitter: Callable[[], float] = lambda: random.uniform(1.0, 1.2),  # noqa: S311
+                 screen: Callable[[Alert], Drop | None] = lambda alert: None,
                  ) -> AnalysisResult:
     """Fetch and classify one call; say what should happen next."""
     call = request.call
@@ -109,6 +113,12 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
     if alert is None:
         log.info("analysis_no_alert", events=len(events))
         return AnalysisResult(Done(AnalysisOutcome.NO_ALERT), events=len(events))
+    drop = screen(alert)
+    if drop is not None:  # a silence matched, or no route and no default took it
+        (log.warning if drop.reason == "unrouted" else log.info)(
+            f"alert_{drop.reason}", alert_id=alert.alert_id, severity=alert.severity, **drop.fields)
+        return AnalysisResult(Done(AnalysisOutcome.ALERT), alert=alert, events=len(events),
+                              dropped=drop.reason)
     envelope = alert.to_envelope()
     sinks = list(route(alert))
     log.info("alert_created", alert_id=alert.alert_id, severity=alert.severity,
