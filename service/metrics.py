@@ -77,10 +77,12 @@ SEVERITIES = ("error", "warning")
 def known_label_sets(sinks: Iterable[str]) -> dict[str, list[tuple[str, ...]]]:
     """The label sets each counter shows at 0 until its first increment, for the
     configured ``sinks``. (Insights' HTTP statuses are open-ended and not listed.)"""
+    unlabelled = {spec.name: [()] for spec in SPECS.values()
+                  if spec.kind == "counter" and not spec.labels}
     return {
+        **unlabelled,
         "callwatch_callbacks": list(CALLBACK_LABELS),
         "callwatch_analyses": [(outcome.value,) for outcome in AnalysisOutcome],
-        "callwatch_insights_events_fetched": [()],
         "callwatch_alerts": [(severity,) for severity in SEVERITIES],
         "callwatch_deliveries": [(sink, outcome.value)
                                  for sink in sinks for outcome in DeliveryOutcome],
