@@ -1,4 +1,4 @@
-"""The alert: what callwatch tells a team about one call (DESIGN.md, "The alert").
+"""The alert: what callwatch tells a team about one call (the README's "Alerts").
 
 ``Alert.to_envelope()`` is the JSON body every webhook receiver gets
 (``{"type": "call.alert", "timestamp": ..., "data": to_payload()}``); it is the
@@ -82,7 +82,7 @@ class Alert:
             object.__setattr__(self, "summary", summarize(self.call, self.issues))
 
     def to_payload(self) -> dict[str, Any]:
-        """The alert's ``data`` object, exactly as DESIGN.md lays it out."""
+        """The alert's ``data`` object, as the README documents it for receivers."""
         call = self.call
         return {
             "schema_version": SCHEMA_VERSION,

@@ -1,7 +1,7 @@
 """Turn one call's Insights events into issues, and issues into at most one alert.
 
-The rules (DESIGN.md "The alert" and "Classification rules"; what the Voice SDKs
-publish is in the twilio-voice.js source, ``call.ts`` and ``statsMonitor.ts``):
+The rules (the README's "Alerts"; what the Voice SDKs publish is in the
+twilio-voice.js source, ``call.ts`` and ``statsMonitor.ts``):
 
 * One issue per edge/group/name, plus the error code when the SDK sent one
   (``sdk_edge/connection/error/31005``). A quality warning's key drops ``-raised``
