@@ -1,8 +1,8 @@
 """The routing file (``CALLWATCH_CONFIG`` / ``CALLWATCH_CONFIG_FILE``), parsed once at start-up.
 
 The YAML names sinks, ordered routes with matchers, a ``default`` and the storm
-and ratio settings (the README's "Routing, PagerDuty, Teams, email and silences"). ``${NAME}`` in any
-string value is replaced by that environment variable after the YAML is read, so a
+and ratio settings (the README's "Routing, PagerDuty, Teams, email and silences").
+``${NAME}`` in any string value is replaced by that environment variable after the YAML is read, so a
 secret holding YAML's special characters cannot change the file's structure. Every
 mistake raises ``ConfigError`` whose message starts with the key path
 (``routes[1].match.colour: unknown matcher key``), so the process stops with one
