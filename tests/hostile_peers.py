@@ -6,7 +6,7 @@ announced by ``Content-Length``), records it, and hands the socket to ``answer``
 - ``huge(total)``: 200 with no length, then ``total`` bytes as fast as the client takes
   them (``peer.sent`` counts what was written before the client hung up);
 - ``drip(every_s, prefix)``: 200 announcing a long body, then ``prefix`` and one more
-  byte every ``every_s`` seconds, for as long as the client stays;
+  byte every ``every_s`` seconds, for as long as the client stays (or ``for_s``);
 - ``fixed(status, headers, body)``: an ordinary answer (a redirect, say).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Self
@@ -108,11 +109,13 @@ def huge(total: int, chunk: int = 1024 * 1024) -> Answer:
     return answer
 
 
-def drip(every_s: float, prefix: bytes = b"", announced: int = 10_000_000) -> Answer:
+def drip(every_s: float, prefix: bytes = b"", announced: int = 10_000_000,
+         for_s: float = 3600.0) -> Answer:
     def answer(peer: HostilePeer, conn: socket.socket) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n" % announced + prefix)
-        while not peer.stopped(every_s):
+        until = time.monotonic() + for_s
+        while not peer.stopped(every_s) and time.monotonic() < until:
             conn.sendall(b" ")
             peer.count(1)
     return answer

@@ -16,6 +16,7 @@ import requests
 
 from service.delivery.routing import Router
 from service.delivery.sinks import Sinks
+from service.insights.credentials import InsightsCredentials
 from service.settings import Settings
 
 
@@ -34,8 +35,11 @@ class WorkerContext:
     #: The configured sinks, built once per process.
     sinks: Sinks = field(init=False)
     router: Router = field(init=False)
+    #: Which Insights credential works (the secondary token after a rotation), per process.
+    insights_credentials: InsightsCredentials = field(init=False)
 
     def __post_init__(self) -> None:
+        self.insights_credentials = InsightsCredentials.from_settings(self.settings)
         self.sinks = Sinks.from_settings(self.settings, session=self.session, clock=self.clock)
         self.router = Router(self.sinks.names)
 
