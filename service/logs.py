@@ -59,17 +59,18 @@ def _mask_match(match: re.Match[str]) -> str:
     return mask_number("+" + digits) or ""
 
 
-#: A query string in one of gunicorn's own lines ("Invalid request line 'GET /x?…'",
-#: "Error handling request GET /x?…"): masked to the closing quote or the end, since
-#: a query can carry a customer's data and a malformed line can hold anything.
+#: The query string in gunicorn's warning about a request it refused ("Invalid request
+#: from ip=…: Invalid HTTP request line: 'GET /x?…'"): masked to the closing quote or the
+#: end, since a query can carry a customer's data and a malformed line can hold anything.
 _QUERY = re.compile(r"\?[^']*")
+_REFUSED_REQUEST = "Invalid request from "
 
 
-def _mask_server_queries(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    if str(event_dict.get("logger", "")).startswith("gunicorn"):
-        event = event_dict.get("event")
-        if isinstance(event, str):
-            event_dict["event"] = _QUERY.sub("?…", event)
+def _mask_refused_queries(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    event = event_dict.get("event")
+    if (isinstance(event, str) and event.startswith(_REFUSED_REQUEST)
+            and str(event_dict.get("logger", "")).startswith("gunicorn")):
+        event_dict["event"] = _QUERY.sub("?[masked]", event)
     return event_dict
 
 
@@ -109,7 +110,7 @@ def shared_processors() -> list[Any]:
 def guards() -> list[Any]:
     """The last processors before rendering, so they see everything: extras added from
     standard-library records and formatted tracebacks included."""
-    return [_drop_job_arguments, _redact_secrets, _mask_phones, _mask_server_queries]
+    return [_drop_job_arguments, _redact_secrets, _mask_phones, _mask_refused_queries]
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = True) -> None:
