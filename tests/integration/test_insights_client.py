@@ -30,7 +30,7 @@ from service.insights.client import InsightsClient
 from service.insights.credentials import InsightsCredentials
 from service.settings import Settings
 from tests import simulator_fixtures
-from tests.hostile_peers import HostilePeer, drip, huge
+from devtools.hostile_peers import HostilePeer, drip, huge
 
 simulator = simulator_fixtures.simulator
 

@@ -16,7 +16,7 @@ from service.delivery.sinks import LogSink, Sinks, SlackSink, UnknownSink, Webho
 from service.delivery.sinks.webhook import legacy_webhook_sink_id
 from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
 from service.settings import Settings
-from tests.hostile_peers import HostilePeer, drip, fixed, huge
+from devtools.hostile_peers import HostilePeer, drip, fixed, huge
 from tests.receiver_fixtures import (
     WEBHOOK_SECRET,
     sample_alert,

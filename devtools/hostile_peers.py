@@ -1,4 +1,5 @@
-"""Peers that misbehave on purpose, on a raw loopback socket: for tests of callwatch's clients.
+"""Peers that misbehave on purpose, on a raw loopback socket: for tests and benchmarks of
+callwatch's clients (Slack, webhooks, Insights).
 
 ``HostilePeer(answer)`` accepts connections, reads each request's head (and a body
 announced by ``Content-Length``), records it, and hands the socket to ``answer``:
