@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -59,7 +60,7 @@ class SlowClients:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def _spawn(self, target: object, name: str) -> None:
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"slow-client-{name}", daemon=True)
         self._threads.append(thread)
         thread.start()

@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 from werkzeug.wrappers import Request, Response
 
 from devtools.background_server import BackgroundServer
+from devtools.hostile_peers import HostilePeer, drip, huge
 from devtools.simulator.defaults import DEV_API_KEY_SECRET, DEV_API_KEY_SID
 from devtools.simulator.server import SimulatorServer
 from devtools.simulator.state import SimulatorState
@@ -30,7 +31,6 @@ from service.insights.client import InsightsClient
 from service.insights.credentials import InsightsCredentials
 from service.settings import Settings
 from tests import simulator_fixtures
-from devtools.hostile_peers import HostilePeer, drip, huge
 
 simulator = simulator_fixtures.simulator
 
@@ -447,9 +447,8 @@ def test_timeouts_never_outlast_the_fetch_deadline() -> None:
 def test_a_huge_page_is_refused_without_being_read() -> None:
     """A 100 MB page is refused as page_too_large (permanent: asking again brings the same page)
     after reading at most the 8 MiB cap."""
-    with HostilePeer(huge(100 * 1024 * 1024)) as insights:
-        with pytest.raises(InsightsBadResponse) as caught:
-            InsightsClient(insights.url, ("AC1", "t")).fetch_events(CALL, ["sdk_edge"])
+    with HostilePeer(huge(100 * 1024 * 1024)) as insights, pytest.raises(InsightsBadResponse) as caught:
+        InsightsClient(insights.url, ("AC1", "t")).fetch_events(CALL, ["sdk_edge"])
     assert caught.value.reason == "page_too_large"
     assert insights.sent < 64 * 1024 * 1024
 
