@@ -8,6 +8,7 @@ answer times themselves are measured by ``bench/slow_clients.py``.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 
@@ -33,8 +34,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def deployed() -> Iterator[tuple[int, str]]:
     """gunicorn with the repository's configuration and its default worker count."""
-    import sys
-
     with RedisServer() as server:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -66,7 +65,9 @@ def test_slow_and_idle_clients_do_not_starve_health_or_callbacks(deployed) -> No
     are each answered (204/200) well within the bound, again and again."""
     port, base = deployed
     with SlowClients(port, idle=200, trickle=16, trickle_every_s=1.0) as attack:
-        time.sleep(1.0)  # let every slow connection be accepted first
+        settle = time.monotonic() + 10  # let every slow connection be open first
+        while attack.opened < 216 and time.monotonic() < settle:
+            time.sleep(0.1)
         assert attack.opened >= 216
         until = time.monotonic() + PRESSURE_S
         n = 0
