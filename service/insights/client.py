@@ -23,7 +23,6 @@ Credentials only ever go to ``base_url``'s scheme, host and port: a
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -37,19 +36,24 @@ import structlog
 from service.calls import CALL_SID_RE
 from service.errors import (
     EventsNotReady,
-    InsightsAccessDenied,
     InsightsBadResponse,
     InsightsUnavailable,
     InvalidInput,
 )
 from service.http import AnswerTooLarge, AnswerTooSlow, parse_retry_after, read_capped
+from service.insights.answers import (
+    ADVANCED_FEATURES_CODES,
+    describe,
+    error_body,
+    http_error,
+    json_object,
+    permanent_error,
+)
 from service.insights.credentials import Credential, InsightsCredentials
 from service.insights.events import Event, parse_events
 
 log = structlog.get_logger()
 
-#: Twilio codes meaning Voice Insights Advanced Features were off (reference 5.3).
-ADVANCED_FEATURES_CODES = frozenset({17000, 17007})
 PAGE_SIZE = 1000
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Longest one fetch of a call's pages may take before it is handed back as "unavailable"
@@ -199,7 +203,7 @@ class InsightsClient:
         credentials = self._credentials.in_order()
         for n, credential in enumerate(credentials):
             response, body = self._get_once(url, params, credential, give_up_at)
-            if response.status_code != 401 or _error_body(body)[0] in ADVANCED_FEATURES_CODES:
+            if response.status_code != 401 or error_body(body)[0] in ADVANCED_FEATURES_CODES:
                 if n:
                     self._credentials.worked(credential)
                 return response, body
@@ -220,7 +224,7 @@ class InsightsClient:
             except AnswerTooLarge as exc:
                 if response.status_code == 200:
                     raise InsightsBadResponse(
-                        f"an Insights page is over {cap // (1024 * 1024)} MiB; not reading it",
+                        f"an Insights page is over {cap:,} bytes; not reading it",
                         reason="page_too_large", status=200) from exc
                 body = b""  # an error page too long to be Twilio's: its status is enough
         return response, body
@@ -247,14 +251,14 @@ class InsightsClient:
             else:
                 self._report(response.status_code, started)
                 if response.status_code == 200:
-                    return _json_object(body)
+                    return json_object(body)
                 if response.status_code != 429 and response.status_code < 500:
-                    raise _permanent(response.status_code, body, call_sid) \
-                        from _http_error(response)
+                    raise permanent_error(response.status_code, body, call_sid) \
+                        from http_error(response)
                 status = response.status_code
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
-                cause = _http_error(response)
-                problem = f"HTTP {status}{_describe(body)}"
+                cause = http_error(response)
+                problem = f"HTTP {status}{describe(body)}"
             if retry_after is not None and retry_after > self._max_inline_wait_s:
                 raise InsightsUnavailable(
                     f"Insights asked to wait {retry_after:g} s ({problem})",
@@ -290,70 +294,3 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     except ValueError:
         port = -1  # an unreadable port never equals the base's
     return scheme, (parts.hostname or "").lower(), port
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise InsightsBadResponse("Insights answered 200 with a body that is not JSON",
-                                  reason="invalid_json", status=200) from exc
-    if not isinstance(payload, dict):
-        raise InsightsBadResponse("Insights answered 200 with JSON that is not an object",
-                                  reason="invalid_payload", status=200)
-    return payload
-
-
-def _error_body(body: bytes) -> tuple[int | None, str | None]:
-    """Twilio's code and message from either error shape (legacy or RFC 9457)."""
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return None, None
-    if not isinstance(payload, dict):
-        return None, None
-    code = payload.get("code")
-    code = code if isinstance(code, int) and not isinstance(code, bool) else None
-    message = payload.get("message") or payload.get("detail") or payload.get("title")
-    return code, str(message) if message else None
-
-
-def _describe(body: bytes) -> str:
-    code, message = _error_body(body)
-    if code is None and message is None:
-        return ""
-    return f": Twilio {code or '-'} {message or ''}".rstrip()
-
-
-def _http_error(response: requests.Response) -> requests.HTTPError:
-    return requests.HTTPError(f"{response.status_code} for {response.url}", response=response)
-
-
-def _permanent(status: int, body: bytes, call_sid: str) -> Exception:
-    """The callwatch error for a non-retryable, non-200 answer."""
-    code, message = _error_body(body)
-    said = f" (Twilio {code or status}: {message or 'no message'})"
-    error: Exception
-    if status in (401, 403):
-        if code in ADVANCED_FEATURES_CODES:
-            error = InsightsAccessDenied(
-                "Voice Insights Advanced Features were not enabled when this call happened: "
-                "enable them in the Twilio Console (Voice > Settings > Voice Insights "
-                f"Advanced Features){said}",
-                reason="advanced_features_off", status=status,
-            )
-        else:
-            error = InsightsAccessDenied(
-                "Insights refused the credentials: check TWILIO_ACCOUNT_SID and "
-                f"TWILIO_AUTH_TOKEN, or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET{said}",
-                reason="bad_credentials", status=status,
-            )
-    elif status == 404:
-        error = EventsNotReady(f"Insights has no events for {call_sid} yet{said}")
-    elif 400 <= status < 500:
-        error = InsightsBadResponse(f"Insights refused the request with {status}{said}",
-                                    reason="request_rejected", status=status)
-    else:
-        error = InsightsBadResponse(f"Insights answered an unexpected {status}{said}",
-                                    reason="unexpected_status", status=status)
-    return error
