@@ -91,6 +91,8 @@ workers = _WEB["workers"]
 threads = _WEB["threads"]
 worker_class = _WEB["worker_class"]
 worker_connections = _WEB["worker_connections"]
+# With gevent, also the deadline of each request, its body included (a body that drips in
+# is cut off): see service.web.gunicorn_workers.
 timeout = 30
 graceful_timeout = 25
 # Idle keep-alive connections close after this; with gevent it also bounds how long the

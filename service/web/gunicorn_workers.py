@@ -2,16 +2,18 @@
 
 ``GeventWorker`` is the default: each connection is a greenlet, so a client that is
 slow to send its request, or sends nothing at all, costs a little memory and no
-thread, and gunicorn's gevent worker bounds the reading of each request head by
-``keepalive`` seconds. ``ThreadWorker`` (``WEB_WORKER_CLASS=gthread``) is for
+thread. gunicorn's gevent worker bounds the reading of each request head by
+``keepalive`` seconds; this one also bounds each whole request (its body included) by
+``timeout`` seconds. ``ThreadWorker`` (``WEB_WORKER_CLASS=gthread``) is for
 deployments behind a proxy that buffers whole requests.
 
 Both answer the requests gunicorn refuses before the app sees them (a malformed
 request line, header or chunked framing; a request line or header section over the
-limits) with callwatch's JSON error body instead of gunicorn's HTML page. This is
-the one place that changes gunicorn's behaviour: ``Worker.handle_error``, which
-gunicorn calls with the parser's exception; anything that is not the client's fault
-is left to gunicorn.
+limits) with callwatch's JSON error body instead of gunicorn's HTML page. These are
+the only changes to gunicorn's behaviour, each in one overridden method:
+``Worker.handle_error``, which gunicorn calls with the parser's exception (anything
+that is not the client's fault is left to gunicorn), and the gevent worker's
+``handle_request``, run under a ``gevent.Timeout``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import gevent
 from gunicorn import util
 from gunicorn.http import errors
 from gunicorn.http.wsgi import Response, default_environ
@@ -98,8 +101,25 @@ class _JsonErrors:
             self.log.debug("Failed to send error message.")
 
 
+class RequestTooSlow(BaseException):
+    """A request still being read or answered at its deadline. A ``BaseException``, so the
+    app's own ``except Exception`` blocks do not swallow it on its way out."""
+
+
 class GeventWorker(_JsonErrors, _GeventWorker):
-    """gunicorn's gevent worker, with JSON refusals."""
+    """gunicorn's gevent worker, with JSON refusals and a deadline per request: a request
+    whose body drips in (or that is otherwise still running) after gunicorn's ``timeout``
+    seconds is cut off and its connection closed. The app's own waits are far shorter
+    (Redis: 2 s), so in practice only a slow client's body meets this deadline."""
+
+    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
+        try:
+            with gevent.Timeout(self.cfg.timeout, RequestTooSlow):
+                return super().handle_request(listener_name, req, sock, addr)
+        except RequestTooSlow:
+            self.log.warning("Request from ip=%s cut off after %s s (timeout)",
+                             addr[0] if addr else "?", self.cfg.timeout)
+            raise StopIteration() from None
 
 
 class ThreadWorker(_JsonErrors, _ThreadWorker):

@@ -8,11 +8,13 @@ answer times themselves are measured by ``bench/slow_clients.py``.
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 from collections.abc import Iterator
 
 import pytest
+import redis as redis_lib
 import requests
 
 from devtools.redis_server import RedisServer, free_port
@@ -88,3 +90,38 @@ def test_a_head_that_never_ends_is_cut_off(deployed) -> None:
         while attack.closed_by_server == 0 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert attack.closed_by_server >= 1
+
+
+def test_a_body_that_drips_is_cut_off_at_the_request_deadline(redis_server: RedisServer,
+                                                               redis: redis_lib.Redis) -> None:
+    """A request whose body arrives a byte at a time is cut off after gunicorn's `timeout`
+    (3 s here) and its connection closed, instead of holding its connection for as long as
+    the client likes; nothing is written."""
+    port = free_port()
+    env = settings_env(redis_server.url, PORT=str(port), HOST="127.0.0.1",
+                       WEB_CONCURRENCY="1", GUNICORN_CMD_ARGS="--timeout 3")
+    process = Process([sys.executable, *GUNICORN], env).start()
+    try:
+        process.wait_for(lambda: _answers(f"http://127.0.0.1:{port}"), timeout=30)
+        head = (f"POST {CALLBACK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n"
+                "X-Twilio-Signature: bm9wZQ==\r\n\r\n").encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=0.1) as sock:
+            sock.sendall(head)
+            closed = False
+            for _ in range(300):  # a byte every 0.1 s: the whole body would take 100 s
+                try:
+                    sock.sendall(b"a")
+                    closed = sock.recv(1024) == b""
+                except TimeoutError:
+                    continue
+                except OSError:
+                    closed = True
+                if closed:
+                    break
+        assert closed
+        assert [k for k in redis.scan_iter() if not k.startswith(b"callwatch:metrics:")] == []
+        process.wait_for(lambda: bool(process.events("Request from ip=127.0.0.1 cut off after 3 s "
+                                                     "(timeout)")), timeout=10)
+    finally:
+        process.close()
