@@ -77,8 +77,8 @@ SEVERITIES = ("error", "warning")
 def known_label_sets(sinks: Iterable[str]) -> dict[str, list[tuple[str, ...]]]:
     """The label sets each counter shows at 0 until its first increment, for the
     configured ``sinks``. (Insights' HTTP statuses are open-ended and not listed.)"""
-    unlabelled = {spec.name: [()] for spec in SPECS.values()
-                  if spec.kind == "counter" and not spec.labels}
+    unlabelled: dict[str, list[tuple[str, ...]]] = {spec.name: [()] for spec in SPECS.values()
+                                                   if spec.kind == "counter" and not spec.labels}
     return {
         **unlabelled,
         "callwatch_callbacks": list(CALLBACK_LABELS),

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import redis as redis_lib
 
@@ -254,8 +254,20 @@ def _public_base_url(value: str) -> str:
 
 
 def _redis_url(value: str) -> str:
-    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
         raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ConfigError("REDIS_URL", "has a port that is not a number from 1 to 65535") from None
+    databases = parse_qs(parts.query).get("db", [])
+    if parts.scheme != "unix" and parts.path.strip("/"):
+        databases.append(parts.path.strip("/"))
+    for db in databases:
+        if not (db.isascii() and db.isdigit()):
+            raise ConfigError("REDIS_URL", f"the database must be a number (redis://host:6379/0), "
+                                           f"not {db!r}")
     return value
 
 

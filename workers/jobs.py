@@ -51,7 +51,7 @@ def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0) 
     _bind(call_sid=request.call.call_sid)
     log.info("analysis_started", recheck=recheck, attempt=attempt, **request.call.log_fields())
     client = InsightsClient(
-        context.settings.twilio_insights_base_url, context.settings.insights_auth,
+        context.settings.twilio_insights_base_url, context.insights_credentials,
         session=context.session,
         on_request=lambda status, seconds: _insights_request(metrics, status, seconds))
     result = analyze_step(
