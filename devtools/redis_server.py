@@ -57,7 +57,10 @@ class RedisServer:
                 "--daemonize", "no", "--loglevel", "warning"]
         if self.maxmemory:
             args += ["--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"]
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A session of its own: a Ctrl-C at the terminal reaches whoever started this
+        # server, who stops its clients first and then this server, never the reverse.
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         start_new_session=True)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
         while True:
@@ -89,8 +92,17 @@ class RedisServer:
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
 
+    @property
+    def directory(self) -> str:
+        """The server's own temporary folder, removed by ``close``."""
+        return self._dir
+
     def __enter__(self) -> RedisServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # a failed or interrupted start leaves no process and no folder
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -78,6 +78,18 @@ class Call:
         }
 
 
+#: How Twilio writes a Voice SDK identity in ``From`` and ``To``.
+SDK_IDENTITY_PREFIX = "client:"
+
+
+def has_sdk_party(call: Call) -> bool:
+    """Whether the leg can carry Voice SDK events: ``From`` or ``To`` is a ``client:``
+    identity. A leg with neither end known (no callback fields) is given the benefit
+    of the doubt."""
+    ends = [end for end in (call.from_, call.to) if end]
+    return not ends or any(end.startswith(SDK_IDENTITY_PREFIX) for end in ends)
+
+
 def mask_number(value: str | None) -> str | None:
     """Hide all but the country prefix and last two digits of a phone number.
 

@@ -27,17 +27,15 @@ from service.analysis.classifier import AlertPolicy, build_alert
 from service.calls import ACCOUNT_SID_RE, CALL_SID_RE, TERMINAL_STATUSES, Call
 from service.decisions import Again, AnalysisOutcome, Failed
 from service.errors import CallwatchError, ConfigError, InvalidInput
-from service.insights.events import Event, parse_events
+from service.insights.events import Event
+from service.saved_pages import read_pages
 
 Subparsers = Any  # argparse's _SubParsersAction, which is private
 #: ``module:function`` registrars; each adds subcommands to the ``Subparsers`` it is given.
-REGISTRARS: tuple[str, ...] = ("service.cli:add_commands",)
+REGISTRARS: tuple[str, ...] = ("service.cli:add_commands", "service.cli_routing:add_commands")
 
 _PLACEHOLDER_CALL = "CA" + "0" * 32
 _PLACEHOLDER_ACCOUNT = "AC" + "0" * 32
-_SHAPE = ('expected an Events API page {"meta": ..., "events": [...]}, a list of pages, '
-          "or a list of events")
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; return its exit code."""
@@ -78,13 +76,17 @@ def add_commands(subparsers: Subparsers) -> None:
     """``classify`` (a saved Events API response) and ``analyze`` (a live call)."""
     classify = subparsers.add_parser(
         "classify", help="classify a saved Events API response",
-        description="Classify the events in FILE (- for stdin) and print the alert, if any.")
-    classify.add_argument("file", metavar="FILE")
+        description="Classify the events in FILE (- for stdin; several files are the pages "
+                    "of one call) and print the alert, if any.")
+    classify.add_argument("files", nargs="+", metavar="FILE")
     _add_call_options(classify)
     classify.add_argument("--min-level", type=str.upper, choices=("WARNING", "ERROR"),
                           default="WARNING", help="lowest event level that makes an issue")
     classify.add_argument("--ignore", action="append", default=[], metavar="GROUP/NAME",
                           type=_ignore_pair, help="a group/name pair never alerted on (repeatable)")
+    classify.add_argument("--outcomes", action="store_true",
+                          help="codes that only say how a call ended (busy, declined) become "
+                               "warnings, as ALERT_OUTCOMES=true does")
     classify.set_defaults(handler=run_classify)
 
     analyze = subparsers.add_parser(
@@ -96,11 +98,25 @@ def add_commands(subparsers: Subparsers) -> None:
 
 
 def run_classify(args: argparse.Namespace) -> int:
-    """``callwatch classify FILE``: offline, from a saved response."""
-    events = load_events(args.file)
+    """``callwatch classify FILE...``: offline, from saved responses (the pages of one call).
+
+    A page whose ``next_page_url`` names a page that was not given is reported on
+    stderr: the alert (or its absence) then covers only the pages read.
+    """
+    saved = read_pages(args.files)
+    events = saved.events
+    for path, url in saved.unread:
+        _fail(f"warning: {path}: its next_page_url was not read, so events may be missing "
+              f"and the result covers only the pages given; save every page (follow "
+              f"next_page_url) and pass them all: {url}")
+    calls = {event.call_sid for event in events if event.call_sid}
+    if len(calls) > 1:
+        _fail(f"warning: the files hold events of {len(calls)} different calls; they are "
+              "classified as one")
     call_sid = _first(events, "call_sid", CALL_SID_RE) or _PLACEHOLDER_CALL
     account_sid = _first(events, "account_sid", ACCOUNT_SID_RE) or _PLACEHOLDER_ACCOUNT
-    policy = AlertPolicy(min_level=args.min_level, ignore=frozenset(args.ignore))
+    policy = AlertPolicy(min_level=args.min_level, ignore=frozenset(args.ignore),
+                         outcomes=args.outcomes)
     return _report(_call(call_sid, account_sid, args), events, policy, as_json=args.json)
 
 
@@ -143,25 +159,6 @@ def run_analyze(args: argparse.Namespace) -> int:
     return _print(result.alert, len(events), settings.alert_min_level, as_json=args.json)
 
 
-def load_events(path: str) -> list[Event]:
-    """The events of a saved Events API response; ``InvalidInput`` says what is wrong."""
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as file:
-                text = file.read()
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"{path}: cannot read: {error}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidInput(f"{path}: not JSON ({error})") from None
-    return parse_events(_raw_events(data, path))
-
-
 def format_alert(alert: Alert) -> str:
     """The alert for a person: summary, then one line per issue, then the client."""
     lines = [f"{alert.severity.upper()}: {alert.summary}", f"  alert_id {alert.alert_id}"]
@@ -172,29 +169,6 @@ def format_alert(alert: Alert) -> str:
     if client:
         lines.append(f"  client: {client}")
     return "\n".join(lines)
-
-
-def _raw_events(data: Any, path: str) -> list[Any]:
-    if isinstance(data, dict):
-        return _page_events(data, path)
-    if not isinstance(data, list):
-        raise InvalidInput(f"{path}: {_SHAPE}")
-    if not all(isinstance(item, dict) for item in data):
-        raise InvalidInput(f"{path}: every item of the list must be a JSON object; {_SHAPE}")
-    if data and all("events" in item for item in data):
-        return [raw for page in data for raw in _page_events(page, path)]
-    if any("events" in item for item in data):
-        raise InvalidInput(f"{path}: a list mixing pages and events; {_SHAPE}")
-    return data
-
-
-def _page_events(page: dict[str, Any], path: str) -> list[Any]:
-    events = page.get("events")
-    if not isinstance(events, list):
-        raise InvalidInput(f"{path}: no \"events\" list; {_SHAPE}")
-    if not all(isinstance(item, dict) for item in events):
-        raise InvalidInput(f"{path}: every event must be a JSON object")
-    return events
 
 
 def _report(call: Call, events: Sequence[Event], policy: AlertPolicy, *, as_json: bool) -> int:
@@ -218,7 +192,11 @@ def _issue_line(issue: Issue) -> str:
         text += f" from {issue.first_at}"
     if issue.duration_s is not None:
         text += f", raised {issue.duration_s:g} s, {'cleared' if issue.cleared else 'not cleared'}"
-    return f"{text}: {issue.description}" if issue.description else text
+    if issue.description:
+        text += f": {issue.description}"
+    if issue.sdk_message and issue.sdk_message != issue.description:
+        text += f" (SDK: {issue.sdk_message})"
+    return text
 
 
 def _client_line(alert: Alert) -> str:

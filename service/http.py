@@ -4,17 +4,23 @@ Sink URLs are secrets (a Slack webhook URL is its own credential; a receiver's U
 may carry a token in its path or query), so only the host ever reaches an error
 message or a log line. Plain http is refused except to loopback, where the
 simulator, the local stand-ins and ``make run`` live. ``Retry-After`` is read the
-same way for Insights, Slack and webhooks.
+same way for Insights, Slack and webhooks. Every answer's body is read through
+``read_capped``: never more than a cap, never past a deadline, whatever the peer sends.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from importlib import metadata
 from urllib.parse import urlsplit
+
+import requests
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
 from service.errors import ConfigError
 
@@ -84,3 +90,53 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
     return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
+
+
+class AnswerTooLarge(Exception):
+    """A peer's answer is longer than the cap its reader set (nothing past the cap was read)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is over {limit} bytes")
+        self.limit = limit
+
+
+class AnswerTooSlow(Exception):
+    """A peer's answer was still arriving at the reader's deadline."""
+
+
+#: Bytes asked of the socket per read: small enough that a dripping peer is noticed.
+_READ_SIZE = 64 * 1024
+
+
+def read_capped(response: requests.Response, limit: int, *, deadline: float | None = None,
+                monotonic: Callable[[], float] = time.monotonic) -> bytes:
+    """The body of a ``stream=True`` response: at most ``limit`` bytes (decompressed), read
+    before ``deadline`` (a ``monotonic()`` instant).
+
+    Each read returns as soon as the socket has something (``read1``), so a peer that
+    drips a byte at a time is caught by the deadline, not only by the per-read timeout.
+    Raises ``AnswerTooLarge`` (a ``Content-Length`` over the cap is refused before any
+    read), ``AnswerTooSlow``, or the ``requests`` exception for a broken transfer
+    (``ReadTimeout``, ``ConnectionError``, ``ContentDecodingError``).
+    """
+    declared = response.headers.get("Content-Length", "").strip()
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise AnswerTooLarge(limit)
+    body = bytearray()
+    raw = response.raw
+    try:
+        while True:
+            if deadline is not None and monotonic() >= deadline:
+                raise AnswerTooSlow(f"the answer was still arriving after {len(body)} bytes")
+            chunk = raw.read1(min(_READ_SIZE, limit + 1 - len(body)), decode_content=True)
+            if not chunk:
+                return bytes(body)
+            body += chunk
+            if len(body) > limit:
+                raise AnswerTooLarge(limit)
+    except ReadTimeoutError as exc:
+        raise requests.ReadTimeout(exc) from exc
+    except DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except (ProtocolError, SSLError, OSError) as exc:
+        raise requests.ConnectionError(exc) from exc

@@ -45,3 +45,8 @@ def worker_alive(worker_name: str) -> str:
 def sink_slots(sink: str) -> str:
     """Deliveries to ``sink`` running now, scored by deadline (``workers.sink_slots``)."""
     return f"callwatch:sink-slots:{sink}"
+
+
+#: Active silences (``service.delivery.silences``): a sorted set of silences scored by
+#: when each ends; the key itself expires with its last silence.
+SILENCES = "callwatch:silences"

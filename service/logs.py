@@ -59,6 +59,38 @@ def _mask_match(match: re.Match[str]) -> str:
     return mask_number("+" + digits) or ""
 
 
+#: The query string in gunicorn's warning about a request it refused ("Invalid request
+#: from ip=…: Invalid HTTP request line: 'GET /x?…'"): masked to the closing quote or the
+#: end, since a query can carry a customer's data and a malformed line can hold anything.
+_QUERY = re.compile(r"\?[^']*")
+_REFUSED_REQUEST = "Invalid request from "
+
+
+def _mask_refused_queries(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    event = event_dict.get("event")
+    if (isinstance(event, str) and event.startswith(_REFUSED_REQUEST)
+            and str(event_dict.get("logger", "")).startswith("gunicorn")):
+        event_dict["event"] = _QUERY.sub("?[masked]", event)
+    return event_dict
+
+
+#: C0 and C1 control characters (ANSI escapes start with ESC), shown as ``\x1b``.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+#: Line breaks and tabs kept in a formatted traceback, which is printed over several lines.
+_MULTILINE = {key: value for key, value in _CONTROLS.items() if chr(key) not in "\n\t"}
+
+
+def _escape_controls(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """For ``LOG_FORMAT=console``: a caller-controlled value cannot move the cursor, change
+    colours or forge a line on a terminal. Other values are rendered with ``repr``, which
+    escapes them already; JSON escapes them itself."""
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = value.translate(_MULTILINE if key in ("exception", "stack")
+                                              else _CONTROLS)
+    return event_dict
+
+
 def _drop_job_arguments(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     for key in _DROPPED_EXTRAS:
         event_dict.pop(key, None)
@@ -78,7 +110,7 @@ def shared_processors() -> list[Any]:
 def guards() -> list[Any]:
     """The last processors before rendering, so they see everything: extras added from
     standard-library records and formatted tracebacks included."""
-    return [_drop_job_arguments, _redact_secrets, _mask_phones]
+    return [_drop_job_arguments, _redact_secrets, _mask_phones, _mask_refused_queries]
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = True) -> None:
@@ -89,8 +121,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = T
     keeps following whatever configuration comes later (tests run both in one process).
     """
     renderer: Any
+    last: list[Any] = []
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        last = [_escape_controls]
     else:
         renderer = structlog.processors.JSONRenderer()
     structlog.configure(
@@ -106,7 +140,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = T
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared_processors(), structlog.stdlib.ExtraAdder()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, *guards(), renderer],
+                    structlog.processors.format_exc_info, *guards(), *last, renderer],
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)

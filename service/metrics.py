@@ -8,6 +8,10 @@ renders them, plus the queues' depths (from a ``QueueDepths`` the worker edge
 provides: the domain knows nothing of the job queue), through a custom collector.
 Recording never raises: a metric lost while Redis is down is better than
 a callback refused because of it.
+
+Every counter is shown at 0 for its known label sets (``known_label_sets``) before
+its first increment: Prometheus's ``increase(...[15m]) > 0`` needs a sample before
+the first failure to see it, so a series born at 1 would never fire such a rule.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import atexit
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +34,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from service import keys
+from service.decisions import AnalysisOutcome, DeliveryOutcome
 
 PREFIX = keys.METRICS_PREFIX
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -53,11 +58,36 @@ SPECS = {spec.name: spec for spec in (
     MetricSpec("callwatch_insights_request_duration_seconds",
                "Latency of Insights API requests.", (), "histogram"),
     MetricSpec("callwatch_alerts", "Alerts produced, by severity.", ("severity",)),
+    MetricSpec("callwatch_alerts_unrouted", "Alerts that no route and no default took.", ()),
+    MetricSpec("callwatch_alerts_silenced", "Alerts not sent because a silence matched them.", ()),
     MetricSpec("callwatch_deliveries", "Delivery attempts, by sink and outcome.",
                ("sink", "outcome")),
     MetricSpec("callwatch_delivery_duration_seconds",
                "Latency of delivery attempts, by sink.", ("sink",), "histogram"),
 )}
+
+
+#: Callback outcomes and refusal reasons (the web edge's ``RequestRefused`` errors).
+CALLBACK_LABELS = (("accepted", ""), ("duplicate", ""), ("ignored", ""),
+                   ("refused", "invalid_signature"), ("refused", "invalid_request"),
+                   ("refused", "unsupported_media_type"), ("refused", "payload_too_large"),
+                   ("refused", "unavailable"))
+SEVERITIES = ("error", "warning")
+
+
+def known_label_sets(sinks: Iterable[str]) -> dict[str, list[tuple[str, ...]]]:
+    """The label sets each counter shows at 0 until its first increment, for the
+    configured ``sinks``. (Insights' HTTP statuses are open-ended and not listed.)"""
+    unlabelled: dict[str, list[tuple[str, ...]]] = {spec.name: [()] for spec in SPECS.values()
+                                                   if spec.kind == "counter" and not spec.labels}
+    return {
+        **unlabelled,
+        "callwatch_callbacks": list(CALLBACK_LABELS),
+        "callwatch_analyses": [(outcome.value,) for outcome in AnalysisOutcome],
+        "callwatch_alerts": [(severity,) for severity in SEVERITIES],
+        "callwatch_deliveries": [(sink, outcome.value)
+                                 for sink in sinks for outcome in DeliveryOutcome],
+    }
 
 
 class Metrics:
@@ -152,11 +182,19 @@ class QueueDepths(Protocol):
 
 
 class RedisCollector(Collector):
-    """Renders the Redis-held metrics and, given a ``QueueDepths``, the queues' depths."""
+    """Renders the Redis-held metrics and, given a ``QueueDepths``, the queues' depths.
 
-    def __init__(self, redis: redis_lib.Redis, queue_depths: QueueDepths | None = None) -> None:
+    Counters show every known label set (``known_label_sets(sinks)``), at 0 until
+    first counted. While Redis does not answer, only ``callwatch_metrics_redis_up 0``:
+    a counter shown at 0 then would read as a reset to Prometheus.
+    """
+
+    def __init__(self, redis: redis_lib.Redis, queue_depths: QueueDepths | None = None,
+                 sinks: Iterable[str] = ()) -> None:
         self._redis = redis
         self._queue_depths = queue_depths
+        self._zeros = {name: [json.dumps(list(labels)) for labels in label_sets]
+                       for name, label_sets in known_label_sets(sinks).items()}
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("callwatch_metrics_redis_up",
@@ -174,7 +212,9 @@ class RedisCollector(Collector):
         up.add_metric([], 1)
         yield up
         for spec, raw in zip(SPECS.values(), results, strict=False):
-            yield _family(spec, {k.decode(): float(v) for k, v in raw.items()})
+            fields = dict.fromkeys(self._zeros.get(spec.name, ()), 0.0)
+            fields.update((k.decode(), float(v)) for k, v in raw.items())
+            yield _family(spec, fields)
         if self._queue_depths is None:
             return
         gauge = GaugeMetricFamily("callwatch_queue_jobs",

@@ -12,14 +12,17 @@ import base64
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 import redis as redis_lib
 
 from service.calls import ACCOUNT_SID_RE, CALLBACK_PATH
 from service.errors import ConfigError
 from service.http import require_secure_url
+
+if TYPE_CHECKING:
+    from service.config import RoutingConfig
 
 LEVELS = ("WARNING", "ERROR")
 LOG_FORMATS = ("json", "console")
@@ -28,6 +31,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: waiting call must stay well inside the intake's one-day memory of it (intake.CALL_TTL_S).
 MAX_ANALYSIS_DELAY_S = 3600
 KNOWN_EDGES = ("sdk_edge", "client_edge", "sip_edge", "carrier_edge", "unknown_edge")
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Settings:
     insights_edges: tuple[str, ...] = ("sdk_edge",)
     alert_min_level: str = "WARNING"
     alert_ignore: frozenset[str] = frozenset()
+    alert_outcomes: bool = False
     slack_webhook_url: str | None = field(default=None, repr=False)
     alert_webhook_urls: tuple[str, ...] = ()
     alert_webhook_secret: str | None = field(default=None, repr=False)
@@ -57,6 +62,12 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"
     port: int = 8000
+    #: The routing file, parsed, from ``CALLWATCH_CONFIG`` or ``CALLWATCH_CONFIG_FILE`` (None: neither).
+    callwatch_config: RoutingConfig | None = field(default=None, repr=False)
+    callwatch_config_file: str | None = None
+    pagerduty_events_url: str = PAGERDUTY_EVENTS_URL
+    smtp_url: str | None = field(default=None, repr=False)
+    alert_email_from: str | None = None
 
     @property
     def insights_auth(self) -> tuple[str, str]:
@@ -131,6 +142,7 @@ class Settings:
             insights_edges=edges,
             alert_min_level=env.choice("ALERT_MIN_LEVEL", "WARNING", LEVELS, upper=True),
             alert_ignore=ignore,
+            alert_outcomes=env.boolean("ALERT_OUTCOMES", False),
             slack_webhook_url=env.url("SLACK_WEBHOOK_URL", slack) if slack else None,
             alert_webhook_urls=webhook_urls,
             alert_webhook_secret=secret,
@@ -138,6 +150,12 @@ class Settings:
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             log_format=env.choice("LOG_FORMAT", "json", LOG_FORMATS),
             port=env.integer("PORT", 8000, minimum=1, maximum=65535),
+            callwatch_config=_routing(environ, slack, webhook_urls),
+            callwatch_config_file=env.optional("CALLWATCH_CONFIG_FILE"),
+            pagerduty_events_url=env.url("PAGERDUTY_EVENTS_URL",
+                                         env.optional("PAGERDUTY_EVENTS_URL") or PAGERDUTY_EVENTS_URL),
+            smtp_url=_smtp_url(env.optional("SMTP_URL")),
+            alert_email_from=_email_from(env.optional("ALERT_EMAIL_FROM")),
         )
 
 
@@ -236,8 +254,20 @@ def _public_base_url(value: str) -> str:
 
 
 def _redis_url(value: str) -> str:
-    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
         raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ConfigError("REDIS_URL", "has a port that is not a number from 1 to 65535") from None
+    databases = parse_qs(parts.query).get("db", [])
+    if parts.scheme != "unix" and parts.path.strip("/"):
+        databases.append(parts.path.strip("/"))
+    for db in databases:
+        if not (db.isascii() and db.isdigit()):
+            raise ConfigError("REDIS_URL", f"the database must be a number (redis://host:6379/0), "
+                                           f"not {db!r}")
     return value
 
 
@@ -250,6 +280,36 @@ def _check_webhook_secret(secret: str) -> None:
         raise ConfigError("ALERT_WEBHOOK_SECRET", "the part after whsec_ is not base64") from None
     if len(key) < 16:
         raise ConfigError("ALERT_WEBHOOK_SECRET", "the key must be at least 16 bytes")
+
+
+def _routing(environ: Mapping[str, str], slack: str | None,
+             webhook_urls: tuple[str, ...]) -> RoutingConfig | None:
+    """The routing file, checked against the names the plain variables already use."""
+    # Imported here: the routing file names sinks, and the sinks' modules read Settings.
+    from service.config import load_config
+    from service.delivery.sinks.webhook import webhook_sink_names
+
+    plain = (["slack"] if slack else []) + webhook_sink_names(list(dict.fromkeys(webhook_urls)))
+    return load_config(environ, plain_sinks=plain)
+
+
+def _smtp_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError("SMTP_URL", "must look like smtp://user:pass@host:587 or smtps://user:pass@host:465")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ConfigError("SMTP_URL", "has a port that is not a number from 1 to 65535") from None
+    return value
+
+
+def _email_from(value: str | None) -> str | None:
+    if value is not None and ("@" not in value or any(c in value for c in "\r\n")):
+        raise ConfigError("ALERT_EMAIL_FROM", "must be an email address, e.g. callwatch@example.com")
+    return value
 
 
 def settings_or_exit(environ: Mapping[str, str]) -> Settings:

@@ -15,7 +15,9 @@ import redis as redis_lib
 import requests
 
 from service.delivery.routing import Router
+from service.delivery.silences import Silences
 from service.delivery.sinks import Sinks
+from service.insights.credentials import InsightsCredentials
 from service.settings import Settings
 
 
@@ -34,10 +36,15 @@ class WorkerContext:
     #: The configured sinks, built once per process.
     sinks: Sinks = field(init=False)
     router: Router = field(init=False)
+    silences: Silences = field(init=False)
+    #: Which Insights credential works (the secondary token after a rotation), per process.
+    insights_credentials: InsightsCredentials = field(init=False)
 
     def __post_init__(self) -> None:
+        self.insights_credentials = InsightsCredentials.from_settings(self.settings)
         self.sinks = Sinks.from_settings(self.settings, session=self.session, clock=self.clock)
-        self.router = Router(self.sinks.names)
+        self.router = Router.from_config(self.settings.callwatch_config, self.sinks.names)
+        self.silences = Silences(self.redis, clock=self.clock)
 
 
 _context: WorkerContext | None = None

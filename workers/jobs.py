@@ -24,6 +24,7 @@ from service.calls import Call
 from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
 from service.delivery.ledger import DeliveryLedger
 from service.delivery.pace import Pace
+from service.delivery.silences import screen
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import PermanentError
 from service.insights.client import InsightsClient
@@ -50,17 +51,20 @@ def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0) 
     _bind(call_sid=request.call.call_sid)
     log.info("analysis_started", recheck=recheck, attempt=attempt, **request.call.log_fields())
     client = InsightsClient(
-        context.settings.twilio_insights_base_url, context.settings.insights_auth,
+        context.settings.twilio_insights_base_url, context.insights_credentials,
         session=context.session,
         on_request=lambda status, seconds: _insights_request(metrics, status, seconds))
     result = analyze_step(
         request, fetch=lambda sid: client.fetch_events(sid, context.settings.insights_edges),
         policy=AnalysisPolicy.from_settings(context.settings), route=context.router.sinks,
-        now=context.clock())
+        now=context.clock(),
+        screen=lambda alert: screen(alert, router=context.router, silences=context.silences))
     if result.events:
         metrics.inc("callwatch_insights_events_fetched", result.events)
     if result.alert is not None:
         metrics.inc("callwatch_alerts", severity=result.alert.severity)
+    if result.dropped:
+        metrics.inc(f"callwatch_alerts_{result.dropped}")
     return _act(result.decision, metrics, "callwatch_analyses", {},
                 again=lambda d: schedule_analysis(context.redis, call_json, delay_s=d.after_s,
                                                   **d.state))

@@ -20,8 +20,12 @@ from service.calls import ACCOUNT_SID_RE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devtools.simulator",
-                                     description="Local stand-in for Twilio's Voice Insights API.")
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.simulator",
+        description="Local stand-in for Twilio's Voice Insights API.",
+        epilog="Play a call against a callwatch whose TWILIO_INSIGHTS_BASE_URL is this "
+               "simulator: python -m devtools.play SCENARIO --url CALLWATCH_URL --simulator "
+               "http://127.0.0.1:PORT (devtools/simulator/sender.py signs its callbacks).")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; keep it on loopback)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)

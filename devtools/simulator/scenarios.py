@@ -91,6 +91,17 @@ Scenario = Callable[[ScenarioInput], CallRecord]
 
 
 # --- event scenarios: what happened on the caller's device ---------------------------
+# Each follows what twilio-voice.js publishes (lib/twilio/call.ts): which events, in
+# which order, at which level, with which error code and message.
+
+#: Messages as the SDK's error classes build them (``Name (code): message``).
+MEDIA_RECONNECTING = "ConnectionError (53405): Media connection failed."
+MEDIA_GIVEN_UP = ("ConnectionError (53405): Raised by the Client or Server whenever a media "
+                  "connection fails.")
+GATEWAY_HANGUP = "ConnectionError (31005): Error sent from gateway in HANGUP"
+PERMISSION_DENIED = ("PermissionDeniedError (31401): The browser or end-user denied "
+                     "permissions to user media. Therefore we were unable to acquire input audio.")
+
 
 def _clean(tl: Timeline, opts: Options) -> None:
     connect(tl)
@@ -98,55 +109,114 @@ def _clean(tl: Timeline, opts: Options) -> None:
 
 
 def _sdk_error(tl: Timeline, opts: Options) -> None:
+    """The gateway hangs up with an error: ``_onHangup`` emits 31005, then the remote end."""
     up = connect(tl)
     at = up + (tl.duration_s - up) * 0.6
-    tl.sdk(at, "connection", "error", "ERROR", error=31005,
-           message="Connection error: the signaling WebSocket ended unexpectedly")
-    tl.sdk(at + 0.1, "connection", "disconnected-by-remote", "INFO")
-    tl.sdk(at + 0.2, "ice-connection-state", "closed", "DEBUG")
+    tl.sdk(at, "connection", "error", "ERROR", error=31005, message=GATEWAY_HANGUP)
+    tl.sdk(at, "connection", "disconnected-by-remote", "INFO")
+
+
+def _ice_drop(tl: Timeline, at: float) -> None:
+    """ICE goes to disconnected: ``ondisconnected`` raises ice-connectivity-lost."""
+    tl.sdk(at, "ice-connection-state", "disconnected", "DEBUG")
+    tl.sdk(at, "network-quality-warning-raised", "ice-connectivity-lost", "WARNING")
+    tl.sdk(at + 0.1, "pc-connection-state", "disconnected", "DEBUG")
 
 
 def _ice_failure(tl: Timeline, opts: Options) -> None:
-    tl.sdk(0.0, "get-user-media", "succeeded", "INFO")
-    tl.sdk(0.1, "connection", "outgoing", "INFO")
-    tl.sdk(0.2, "settings", "codec", "INFO", data={"codec": "opus"})
-    tl.sdk(0.4, "ice-gathering-state", "gathering", "DEBUG")
-    tl.sdk(1.0, "ice-connection-state", "checking", "DEBUG")
+    """ICE fails mid-call; Chrome's ICE restarts fail too, and after their 30 s budget
+    ``MEDIA_DISCONNECT_ERROR`` disconnects the call, then emits the 53405 error."""
+    up = connect(tl)
     end = float(tl.duration_s)
-    tl.sdk(end - 0.3, "ice-connection-state", "failed", "ERROR")
-    tl.sdk(end - 0.2, "pc-connection-state", "failed", "WARNING")
-    tl.sdk(end - 0.1, "connection", "error", "ERROR", error=53405,
-           message="Media connection failed: no ICE candidate pair succeeded")
+    drop = up + (end - up) * 0.1
+    failed = drop + min(5.0, (end - drop) / 4)
+    _ice_drop(tl, drop)
+    tl.sdk(failed, "ice-connection-state", "failed", "ERROR")
+    tl.sdk(failed, "connection", "error", "WARNING", error=53405, message=MEDIA_RECONNECTING)
+    tl.sdk(failed, "connection", "reconnecting", "INFO")
+    tl.sdk(failed + 0.1, "pc-connection-state", "failed", "WARNING")
+    for retry in (0.3, 0.6):
+        at = failed + (end - failed) * retry
+        tl.sdk(at, "ice-connection-state", "checking", "DEBUG")
+        tl.sdk(at + (end - failed) * 0.2, "ice-connection-state", "failed", "ERROR")
     tl.sdk(end, "connection", "disconnected-by-local", "INFO")
+    tl.sdk(end, "connection", "error", "ERROR", error=53405, message=MEDIA_GIVEN_UP)
+
+
+def _ice_reconnected(tl: Timeline, opts: Options) -> None:
+    """A media drop the SDK recovers from: low bytes while ICE is disconnected start a
+    reconnection (53405 at WARNING before ``reconnecting``); the ICE restart works."""
+    up = connect(tl)
+    drop = up + (tl.duration_s - up) * 0.4
+    _ice_drop(tl, drop)
+    tl.sdk(drop + 3, "connection", "error", "WARNING", error=53405, message=MEDIA_RECONNECTING)
+    tl.sdk(drop + 3, "connection", "reconnecting", "INFO")
+    tl.sdk(drop + 3, "network-quality-warning-raised", "low-bytes-received", "WARNING",
+           metric={"threshold": 1, "values": [0, 0, 0]})
+    tl.sdk(drop + 4.2, "ice-connection-state", "checking", "DEBUG")
+    tl.sdk(drop + 4.9, "ice-connection-state", "connected", "DEBUG")
+    tl.sdk(drop + 4.9, "network-quality-warning-cleared", "ice-connectivity-lost", "INFO")
+    tl.sdk(drop + 4.9, "connection", "reconnected", "INFO")
+    tl.sdk(drop + 8.5, "network-quality-warning-cleared", "low-bytes-received", "INFO",
+           metric={"threshold": 1, "values": [1820, 1790, 1805]})
+    hang_up(tl)
 
 
 def _mic_denied(tl: Timeline, opts: Options) -> None:
+    """getUserMedia refused: the call disconnects itself, then emits the 31401 error."""
     tl.sdk(0.0, "connection", "outgoing", "INFO")
     tl.sdk(0.2, "get-user-media", "denied", "ERROR")
-    tl.sdk(0.3, "connection", "error", "ERROR", error=31401,
-           message="UserMedia PermissionDenied: the user denied access to the microphone")
-    tl.sdk(0.4, "connection", "disconnected-by-local", "INFO")
+    tl.sdk(0.2, "connection", "disconnected-by-local", "INFO")
+    tl.sdk(0.2, "connection", "error", "ERROR", error=31401, message=PERMISSION_DENIED)
 
 
-def _warning(tl: Timeline, at: float, name: str, cleared_at: float | None, value: float,
-             threshold: float, group: str = "network-quality-warning") -> None:
-    tl.sdk(at, f"{group}-raised", name, "WARNING", data={"threshold": threshold, "value": value})
+def _ended_by_callee(code: int, message: str) -> EventBuilder:
+    """The callee's answer as a precise signalling error (``_onHangup``, with
+    ``enableImprovedSignalingErrorPrecision``), then the remote end."""
+    def build(tl: Timeline, opts: Options) -> None:
+        tl.sdk(0.0, "connection", "outgoing", "INFO")
+        tl.sdk(0.1, "get-user-media", "succeeded", "INFO")
+        tl.sdk(0.3, "signaling-state", "have-local-offer", "DEBUG")
+        tl.sdk(0.8, "connection", "outgoing-ringing", "INFO")
+        end = float(tl.duration_s)
+        tl.sdk(end, "connection", "error", "ERROR", error=code, message=message)
+        tl.sdk(end, "connection", "disconnected-by-remote", "INFO")
+    return build
+
+
+def _rtt(values: list[float]) -> dict[str, Any]:
+    return {"threshold": 400, "values": values}
+
+
+def _warning(tl: Timeline, at: float, name: str, cleared_at: float | None,
+             metric: dict[str, Any], cleared_metric: dict[str, Any] | None = None,
+             group: str = "network-quality-warning") -> None:
+    tl.sdk(at, f"{group}-raised", name, "WARNING", metric=metric)
     if cleared_at is not None:
-        tl.sdk(cleared_at, f"{group}-cleared", name, "INFO")
+        tl.sdk(cleared_at, f"{group}-cleared", name, "INFO", metric=cleared_metric or metric)
 
 
 def _warnings_cleared(tl: Timeline, opts: Options) -> None:
+    """RTT above 400 ms twice and jitter above 30 ms once, each cleared (3 crossings in
+    the last 10 samples raise a warning, none clear it)."""
     up = connect(tl)
     span = tl.duration_s - up
-    _warning(tl, up + span * 0.10, "high-rtt", up + span * 0.25, 512, 400)
-    _warning(tl, up + span * 0.40, "high-rtt", up + span * 0.55, 468, 400)
-    _warning(tl, up + span * 0.60, "high-jitter", up + span * 0.70, 41, 30)
+    calm = _rtt([212, 198, 220, 205, 199, 230, 211, 190, 202, 215])
+    _warning(tl, up + span * 0.10, "high-rtt", up + span * 0.25,
+             _rtt([380, 410, 455, 512, 420, 390, 401, 399, 430, 415]), calm)
+    _warning(tl, up + span * 0.40, "high-rtt", up + span * 0.55,
+             _rtt([350, 402, 468, 431, 388, 377, 366, 391, 405, 360]), calm)
+    _warning(tl, up + span * 0.60, "high-jitter", up + span * 0.70,
+             {"threshold": 30, "values": [22, 35, 41, 33, 28, 25, 31, 27, 24, 26]},
+             {"threshold": 30, "values": [8, 9, 7, 10, 6, 9, 8, 7, 9, 8]})
     hang_up(tl)
 
 
 def _warning_uncleared(tl: Timeline, opts: Options) -> None:
+    """MOS below 3 until the end: the monitor stops with the call, so no -cleared."""
     up = connect(tl)
-    _warning(tl, up + (tl.duration_s - up) * 0.5, "low-mos", None, 2.6, 3.5)
+    _warning(tl, up + (tl.duration_s - up) * 0.5, "low-mos", None,
+             {"threshold": 3, "values": [3.4, 2.9, 2.71, 2.6, 3.1, 2.8, 2.55, 3.0, 2.9, 2.62]})
     hang_up(tl)
 
 
@@ -154,14 +224,14 @@ def _many_events(tl: Timeline, opts: Options) -> None:
     count = opts.whole("count", 2500, low=20, high=100_000)
     connect(tl)
     hang_up(tl)
-    filler = count - 16  # connect() and hang_up() add 16
+    filler = count - len(tl)
     up, end = 1.6, tl.duration_s - 0.3
     step = (end - up) / filler
     for i in range(filler):
         at = up + i * step
         if i % 500 == 250:
             tl.sdk(at, "network-quality-warning-raised", "high-packet-loss", "WARNING",
-                   data={"threshold": 1, "value": round(1 + tl.rng.random() * 4, 2)})
+                   metric={"threshold": 1, "values": [round(1 + tl.rng.random() * 4, 2)]})
         elif i % 500 == 260:
             tl.sdk(at, "network-quality-warning-cleared", "high-packet-loss", "INFO")
         elif i % 3 == 0:
@@ -174,7 +244,10 @@ EVENT_SCENARIOS: dict[str, EventBuilder] = {
     "clean": _clean,
     "sdk-error": _sdk_error,
     "ice-failure": _ice_failure,
+    "ice-reconnected": _ice_reconnected,
     "mic-denied": _mic_denied,
+    "busy": _ended_by_callee(31486, "BusyHere (31486): Busy Here"),
+    "declined": _ended_by_callee(31603, "Decline (31603): Decline"),
     "warnings-cleared": _warnings_cleared,
     "warning-uncleared": _warning_uncleared,
     "many-events": _many_events,

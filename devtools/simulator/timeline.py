@@ -2,7 +2,11 @@
 
 Events are shaped like the Events API's (``insights.v1.call.event`` and the spec's
 example): ``sdk_edge`` events carry ``sdk_edge.metadata`` (client name, location,
-SDK type/version/platform, OS, device) and, for errors, ``sdk_edge.error``.
+SDK type/version/platform, OS, device), for errors ``sdk_edge.error.{code, message}``
+and for quality warnings ``sdk_edge.metric.{threshold, value|values}``, where
+Twilio's REST and Event Streams examples put them. The SDK-side sequences follow
+what twilio-voice.js publishes (``lib/twilio/call.ts``): groups, names, levels and
+order.
 Gateway edges (``client_edge``, ``carrier_edge``, ``sip_edge``) carry call-progress
 events with ``{edge}.metadata.edge_location``; their real names are undocumented, so
 these are plausible stand-ins.
@@ -116,14 +120,17 @@ class Timeline:
 
     def sdk(self, at_s: float, group: str, name: str, level: str, *,
             error: int | None = None, message: str | None = None,
-            data: Mapping[str, Any] | None = None) -> None:
+            metric: Mapping[str, Any] | None = None) -> None:
         """One Voice SDK event (``sdk_edge``)."""
         payload: dict[str, Any] = {"metadata": self.metadata}
         if error is not None:
             payload["error"] = {"code": error, "message": message or ""}
-        if data is not None:
-            payload["data"] = dict(data)
+        if metric is not None:
+            payload["metric"] = dict(metric)
         self._add(at_s, "sdk_edge", group, name, level, payload)
+
+    def __len__(self) -> int:
+        return len(self._events)
 
     def gateway(self, edge: str, at_s: float, group: str, name: str,
                 level: str = "UNKNOWN") -> None:
@@ -157,29 +164,28 @@ class Timeline:
 
 
 def connect(tl: Timeline) -> float:
-    """The INFO/DEBUG events of a call setting up normally; returns when media flowed."""
-    tl.sdk(0.0, "get-user-media", "succeeded", "INFO")
-    tl.sdk(0.1, "connection", "outgoing", "INFO")
-    tl.sdk(0.2, "settings", "codec", "INFO", data={"codec": "opus"})
+    """The INFO/DEBUG events of an outgoing call setting up normally; returns when media
+    flowed. (The Call's constructor publishes ``outgoing``, ``accept`` then
+    ``get-user-media``, the answer ``accepted-by-remote`` and ``settings/codec``.)"""
+    tl.sdk(0.0, "connection", "outgoing", "INFO")
+    tl.sdk(0.1, "get-user-media", "succeeded", "INFO")
     tl.sdk(0.3, "signaling-state", "have-local-offer", "DEBUG")
     tl.sdk(0.4, "ice-gathering-state", "gathering", "DEBUG")
     tl.sdk(0.5, "ice-candidate", "ice-candidate", "DEBUG")
     tl.sdk(0.7, "ice-gathering-state", "complete", "DEBUG")
-    tl.sdk(0.9, "signaling-state", "stable", "DEBUG")
-    tl.sdk(1.0, "ice-connection-state", "checking", "DEBUG")
-    tl.sdk(1.3, "ice-connection-state", "connected", "DEBUG")
-    tl.sdk(1.4, "pc-connection-state", "connected", "DEBUG")
-    tl.sdk(1.5, "connection", "accepted-by-remote", "INFO")
+    tl.sdk(0.8, "connection", "outgoing-ringing", "INFO")
+    tl.sdk(1.2, "signaling-state", "stable", "DEBUG")
+    tl.sdk(1.2, "connection", "accepted-by-remote", "INFO")
+    tl.sdk(1.2, "settings", "codec", "INFO")
+    tl.sdk(1.3, "ice-connection-state", "checking", "DEBUG")
+    tl.sdk(1.4, "ice-connection-state", "connected", "DEBUG")
+    tl.sdk(1.5, "pc-connection-state", "connected", "DEBUG")
     return 1.5
 
 
 def hang_up(tl: Timeline) -> None:
-    """The caller hangs up at the end of the call."""
-    end = float(tl.duration_s)
-    tl.sdk(end - 0.2, "connection", "disconnect-called", "INFO")
-    tl.sdk(end - 0.1, "connection", "disconnected-by-local", "INFO")
-    tl.sdk(end, "ice-connection-state", "closed", "DEBUG")
-    tl.sdk(end, "pc-connection-state", "closed", "DEBUG")
+    """The caller hangs up at the end of the call (``Call#disconnect``)."""
+    tl.sdk(float(tl.duration_s), "connection", "disconnected-by-local", "INFO")
 
 
 def gateway_progress(tl: Timeline, edge: str, *, answered: bool = True) -> None:

@@ -1,4 +1,4 @@
-"""The alert: what callwatch tells a team about one call (DESIGN.md, "The alert").
+"""The alert: what callwatch tells a team about one call (the README's "Alerts").
 
 ``Alert.to_envelope()`` is the JSON body every webhook receiver gets
 (``{"type": "call.alert", "timestamp": ..., "data": to_payload()}``); it is the
@@ -39,6 +39,10 @@ class Issue:
     cleared: bool | None = None
     error_code: int | None = None
     description: str | None = None
+    #: ``device``, ``network``, ``media``, ``auth``, ``outcome`` or ``other``.
+    category: str | None = None
+    #: The SDK's own message for the event (``sdk_edge.error.message``), when it sent one.
+    sdk_message: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +51,7 @@ class Issue:
             "first_at": self.first_at, "last_at": self.last_at,
             "duration_s": self.duration_s, "cleared": self.cleared,
             "error_code": self.error_code, "description": self.description,
+            "category": self.category, "sdk_message": self.sdk_message,
         }
 
     @classmethod
@@ -77,7 +82,7 @@ class Alert:
             object.__setattr__(self, "summary", summarize(self.call, self.issues))
 
     def to_payload(self) -> dict[str, Any]:
-        """The alert's ``data`` object, exactly as DESIGN.md lays it out."""
+        """The alert's ``data`` object, as the README documents it for receivers."""
         call = self.call
         return {
             "schema_version": SCHEMA_VERSION,
@@ -126,7 +131,11 @@ class Alert:
 
 
 def make_alert_id(call_sid: str, issue_keys: Iterable[str]) -> str:
-    """Stable id: the same call with the same issue keys always gives the same id."""
+    """Stable id: the same call with the same issue keys always gives the same id.
+
+    Only the keys count: descriptions, categories and SDK messages may be reworded
+    without giving an already-alerted call a new id.
+    """
     material = call_sid + "\n" + "\n".join(sorted(set(issue_keys)))
     digest = hashlib.sha256(material.encode()).digest()[:15]
     return "alr_" + base64.b32encode(digest).decode().lower()

@@ -24,8 +24,10 @@ import structlog
 
 from service.analysis.alert import Alert
 from service.analysis.classifier import AlertPolicy, build_alert
-from service.calls import Call
+from service.analysis.no_events import NOTICE
+from service.calls import Call, has_sdk_party
 from service.decisions import Again, AnalysisOutcome, Decision, Delivery, Done, Failed
+from service.delivery.routing import Drop
 from service.errors import CallwatchError, EventsNotReady, InsightsUnavailable, PermanentError
 from service.insights.events import Event
 from service.settings import Settings
@@ -55,11 +57,18 @@ class AnalysisPolicy:
     alert: AlertPolicy = field(default_factory=AlertPolicy)
     recheck_s: tuple[int, ...] = (60, 180, 600)
     insights_retry_s: tuple[int, ...] = INSIGHTS_RETRY_S
+    #: The Insights edges fetched (``INSIGHTS_EDGES``).
+    edges: tuple[str, ...] = ("sdk_edge",)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnalysisPolicy:
         return cls(alert=AlertPolicy.from_settings(settings),
-                   recheck_s=settings.analysis_recheck_seconds)
+                   recheck_s=settings.analysis_recheck_seconds, edges=settings.insights_edges)
+
+    def fetches(self, call: Call) -> bool:
+        """Whether Insights can hold anything for ``call``: with only ``sdk_edge``
+        configured, a leg with no ``client:`` party has no SDK events to fetch."""
+        return self.edges != ("sdk_edge",) or has_sdk_party(call)
 
 
 @dataclass(frozen=True)
@@ -69,14 +78,24 @@ class AnalysisResult:
     decision: Decision
     alert: Alert | None = None
     events: int = 0
+    #: ``silenced`` or ``unrouted``: the alert was made but goes nowhere (counted by the caller).
+    dropped: str | None = None
 
 
 def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Event]],
                  policy: AnalysisPolicy, route: Callable[[Alert], Sequence[str]],
                  now: datetime, jitter: Callable[[], float] = lambda: random.uniform(1.0, 1.2),  # noqa: S311
+                 screen: Callable[[Alert], Drop | None] = lambda alert: None,
                  ) -> AnalysisResult:
     """Fetch and classify one call; say what should happen next."""
     call = request.call
+    if not policy.fetches(call):  # a phone-to-phone leg: no Voice SDK events to fetch
+        log.info("analysis_skipped", reason="no_sdk_party",
+                 message="neither From nor To is a client: identity, so the leg has no Voice "
+                         "SDK events; put the status callback on the <Dial><Client> leg")
+        if call.status != "failed":
+            return AnalysisResult(Done(AnalysisOutcome.SKIPPED))
+        fetch = _nothing  # a failed leg is alerted from its status alone
     try:
         events, unread = _read_events(call, fetch)
     except InsightsUnavailable as error:
@@ -94,12 +113,22 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
     if alert is None:
         log.info("analysis_no_alert", events=len(events))
         return AnalysisResult(Done(AnalysisOutcome.NO_ALERT), events=len(events))
+    drop = screen(alert)
+    if drop is not None:  # a silence matched, or no route and no default took it
+        (log.warning if drop.reason == "unrouted" else log.info)(
+            f"alert_{drop.reason}", alert_id=alert.alert_id, severity=alert.severity, **drop.fields)
+        return AnalysisResult(Done(AnalysisOutcome.ALERT), alert=alert, events=len(events),
+                              dropped=drop.reason)
     envelope = alert.to_envelope()
     sinks = list(route(alert))
     log.info("alert_created", alert_id=alert.alert_id, severity=alert.severity,
              issues=len(alert.issues), events=len(events), sinks=sinks)
     deliveries = tuple(Delivery(sink, envelope) for sink in sinks)
     return AnalysisResult(Done(AnalysisOutcome.ALERT, deliveries), alert=alert, events=len(events))
+
+
+def _nothing(call_sid: str) -> list[Event]:
+    return []
 
 
 def _read_events(call: Call, fetch: Callable[[str], Sequence[Event]],
@@ -118,9 +147,7 @@ def _read_events(call: Call, fetch: Callable[[str], Sequence[Event]],
 def _recheck_or_give_up(request: AnalysisRequest, policy: AnalysisPolicy) -> Decision:
     rechecks = policy.recheck_s
     if request.recheck >= len(rechecks):
-        log.warning("analysis_gave_up", rechecks=request.recheck,
-                    message="Insights still has no events for this call; is Voice Insights "
-                            "Advanced Features on and is this a Voice SDK call?")
+        NOTICE.gave_up(request.recheck)
         return Done(AnalysisOutcome.GAVE_UP)
     delay = rechecks[request.recheck]
     # A new check has the whole Insights retry budget again.

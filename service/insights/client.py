@@ -6,6 +6,17 @@ they become ``InsightsUnavailable(retry_after=...)`` so the job is rescheduled
 instead. Failures are converted to callwatch's own errors (``service.errors``),
 raised ``from`` the requests exception that caused them.
 
+One deadline covers a whole fetch (every edge, page, retry and wait): it is checked
+while each answer streams in, and no connect or read timeout is longer than what is
+left of it, so a page that drips a byte at a time ends the fetch at the deadline
+(``InsightsUnavailable``, rescheduled), not at RQ's job timeout. Each page is read
+with a cap (``PAGE_CAP``, far above a 1,000-event page); a longer page is a permanent
+``page_too_large``: asking again would bring the same page.
+
+Credentials come from ``InsightsCredentials``: on a 401 the next candidate (the
+secondary auth token during a rotation) is tried at once, and the one that worked is
+kept for the process.
+
 Credentials only ever go to ``base_url``'s scheme, host and port: a
 ``next_page_url`` pointing anywhere else is refused, and redirects are not followed.
 """
@@ -25,24 +36,35 @@ import structlog
 from service.calls import CALL_SID_RE
 from service.errors import (
     EventsNotReady,
-    InsightsAccessDenied,
     InsightsBadResponse,
     InsightsUnavailable,
     InvalidInput,
 )
-from service.http import parse_retry_after
+from service.http import AnswerTooLarge, AnswerTooSlow, parse_retry_after, read_capped
+from service.insights.answers import (
+    ADVANCED_FEATURES_CODES,
+    describe,
+    error_body,
+    http_error,
+    json_object,
+    permanent_error,
+)
+from service.insights.credentials import Credential, InsightsCredentials
 from service.insights.events import Event, parse_events
 
 log = structlog.get_logger()
 
-#: Twilio codes meaning Voice Insights Advanced Features were off (reference 5.3).
-ADVANCED_FEATURES_CODES = frozenset({17000, 17007})
 PAGE_SIZE = 1000
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Longest one fetch of a call's pages may take before it is handed back as "unavailable"
 #: (rescheduled on the analysis retry schedule), well inside the 180 s job timeout, which
 #: would otherwise end the job as a crash.
 FETCH_BUDGET_S = 120.0
+#: Longest page read. A page of 1,000 events is well under 1 MiB; a page past this is
+#: not Insights speaking (a proxy, a loop), and reading it whole could exhaust the worker.
+PAGE_CAP = 8 * 1024 * 1024
+#: Longest error body read (for Twilio's code and message).
+ERROR_CAP = 64 * 1024
 #: Failures of the transport, not answers from Insights: retried like a 5xx. A body cut
 #: short or badly compressed is one of these too.
 _TRANSPORT_ERRORS = (requests.Timeout, requests.ConnectionError,
@@ -56,7 +78,7 @@ class InsightsClient:
     def __init__(
         self,
         base_url: str,
-        auth: tuple[str, str],
+        auth: tuple[str, str] | InsightsCredentials,
         *,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = (3.05, 10.0),
@@ -69,12 +91,14 @@ class InsightsClient:
         rng: random.Random | None = None,
         fetch_budget_s: float = FETCH_BUDGET_S,
         monotonic: Callable[[], float] = time.monotonic,
+        page_cap: int = PAGE_CAP,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(self.base_url)
-        self._auth = auth
+        self._credentials = (auth if isinstance(auth, InsightsCredentials)
+                             else InsightsCredentials.single(auth))
         self._session = session or requests.Session()
         self._timeout = timeout
         self._max_attempts = max_attempts
@@ -86,6 +110,7 @@ class InsightsClient:
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not security)
         self._fetch_budget_s = fetch_budget_s
         self._monotonic = monotonic
+        self._page_cap = page_cap
 
     def __repr__(self) -> str:  # never show the credentials
         return f"InsightsClient(base_url={self.base_url!r})"
@@ -115,12 +140,9 @@ class InsightsClient:
         seen: set[str] = set()
         events: list[Event] = []
         while url is not None:
-            if self._monotonic() > give_up_at:
-                raise InsightsUnavailable(
-                    f"Insights took over {self._fetch_budget_s:g} s to page through {call_sid}; "
-                    "the analysis will try again later")
+            self._check_budget(give_up_at, call_sid)
             try:
-                payload = self._get_json(url, params, call_sid=call_sid)
+                payload = self._get_json(url, params, call_sid=call_sid, give_up_at=give_up_at)
             except EventsNotReady as error:
                 if params is not None:  # the edge's first page: nothing there yet
                     raise
@@ -162,8 +184,53 @@ class InsightsClient:
         seen.add(url)
         return url
 
+    def _check_budget(self, give_up_at: float, call_sid: str, *, cause: Exception | None = None,
+                      wait_s: float = 0.0) -> None:
+        """``InsightsUnavailable`` once the fetch's deadline has passed (or would, after ``wait_s``)."""
+        if self._monotonic() + wait_s >= give_up_at:
+            raise InsightsUnavailable(
+                f"Insights took over {self._fetch_budget_s:g} s to page through {call_sid}; "
+                "the analysis will try again later") from cause
+
+    def _timeouts(self, give_up_at: float) -> tuple[float, float]:
+        """The (connect, read) timeouts, none longer than what is left of the fetch."""
+        left = max(0.001, give_up_at - self._monotonic())
+        return min(self._timeout[0], left), min(self._timeout[1], left)
+
+    def _exchange(self, url: str, params: dict[str, Any] | None,
+                  give_up_at: float) -> tuple[requests.Response, bytes]:
+        """One GET and its capped body, trying the next credential on a 401."""
+        credentials = self._credentials.in_order()
+        for n, credential in enumerate(credentials):
+            response, body = self._get_once(url, params, credential, give_up_at)
+            if response.status_code != 401 or error_body(body)[0] in ADVANCED_FEATURES_CODES:
+                if n:
+                    self._credentials.worked(credential)
+                return response, body
+            if n + 1 < len(credentials):
+                log.info("insights_auth_refused", variable=credential.variable,
+                         trying=credentials[n + 1].variable)
+        return response, body
+
+    def _get_once(self, url: str, params: dict[str, Any] | None, credential: Credential,
+                  give_up_at: float) -> tuple[requests.Response, bytes]:
+        response = self._session.get(url, params=params, auth=credential.auth,
+                                     timeout=self._timeouts(give_up_at), allow_redirects=False,
+                                     stream=True)
+        with response:
+            cap = self._page_cap if response.status_code == 200 else ERROR_CAP
+            try:
+                body = read_capped(response, cap, deadline=give_up_at, monotonic=self._monotonic)
+            except AnswerTooLarge as exc:
+                if response.status_code == 200:
+                    raise InsightsBadResponse(
+                        f"an Insights page is over {cap:,} bytes; not reading it",
+                        reason="page_too_large", status=200) from exc
+                body = b""  # an error page too long to be Twilio's: its status is enough
+        return response, body
+
     def _get_json(self, url: str, params: dict[str, Any] | None, *,
-                  call_sid: str) -> dict[str, Any]:
+                  call_sid: str, give_up_at: float) -> dict[str, Any]:
         """One page, with bounded in-process retries on 429, 5xx and network errors."""
         for attempt in range(1, self._max_attempts + 1):
             started = time.monotonic()
@@ -171,24 +238,27 @@ class InsightsClient:
             status: int | None
             retry_after: float | None
             try:
-                response = self._session.get(
-                    url, params=params, auth=self._auth, timeout=self._timeout,
-                    allow_redirects=False,
-                )
+                response, body = self._exchange(url, params, give_up_at)
+            except AnswerTooSlow as exc:
+                self._report(None, started)
+                self._check_budget(give_up_at, call_sid, cause=exc)
+                raise AssertionError("unreachable") from exc  # pragma: no cover
             except _TRANSPORT_ERRORS as exc:
                 self._report(None, started)
+                self._check_budget(give_up_at, call_sid, cause=exc)
                 status, retry_after, cause = None, None, exc
                 problem = f"{type(exc).__name__}"
             else:
                 self._report(response.status_code, started)
                 if response.status_code == 200:
-                    return _json_object(response)
+                    return json_object(body)
                 if response.status_code != 429 and response.status_code < 500:
-                    raise _permanent(response, call_sid) from _http_error(response)
+                    raise permanent_error(response.status_code, body, call_sid) \
+                        from http_error(response)
                 status = response.status_code
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
-                cause = _http_error(response)
-                problem = f"HTTP {status}{_describe(response)}"
+                cause = http_error(response)
+                problem = f"HTTP {status}{describe(body)}"
             if retry_after is not None and retry_after > self._max_inline_wait_s:
                 raise InsightsUnavailable(
                     f"Insights asked to wait {retry_after:g} s ({problem})",
@@ -200,6 +270,7 @@ class InsightsClient:
                     retry_after=retry_after, status=status,
                 ) from cause
             wait = retry_after if retry_after is not None else self._backoff(attempt)
+            self._check_budget(give_up_at, call_sid, cause=cause, wait_s=wait)
             log.info("insights_retry", call_sid=call_sid, status=status, attempt=attempt,
                      wait_s=round(wait, 3), problem=problem)
             self._sleep(wait)
@@ -223,71 +294,3 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     except ValueError:
         port = -1  # an unreadable port never equals the base's
     return scheme, (parts.hostname or "").lower(), port
-
-
-def _json_object(response: requests.Response) -> dict[str, Any]:
-    try:
-        payload = response.json()
-    except ValueError as exc:
-        raise InsightsBadResponse("Insights answered 200 with a body that is not JSON",
-                                  reason="invalid_json", status=response.status_code) from exc
-    if not isinstance(payload, dict):
-        raise InsightsBadResponse("Insights answered 200 with JSON that is not an object",
-                                  reason="invalid_payload", status=response.status_code)
-    return payload
-
-
-def _error_body(response: requests.Response) -> tuple[int | None, str | None]:
-    """Twilio's code and message from either error shape (legacy or RFC 9457)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, None
-    if not isinstance(body, dict):
-        return None, None
-    code = body.get("code")
-    code = code if isinstance(code, int) and not isinstance(code, bool) else None
-    message = body.get("message") or body.get("detail") or body.get("title")
-    return code, str(message) if message else None
-
-
-def _describe(response: requests.Response) -> str:
-    code, message = _error_body(response)
-    if code is None and message is None:
-        return ""
-    return f": Twilio {code or '-'} {message or ''}".rstrip()
-
-
-def _http_error(response: requests.Response) -> requests.HTTPError:
-    return requests.HTTPError(f"{response.status_code} for {response.url}", response=response)
-
-
-def _permanent(response: requests.Response, call_sid: str) -> Exception:
-    """The callwatch error for a non-retryable, non-200 answer."""
-    status = response.status_code
-    code, message = _error_body(response)
-    said = f" (Twilio {code or status}: {message or 'no message'})"
-    error: Exception
-    if status in (401, 403):
-        if code in ADVANCED_FEATURES_CODES:
-            error = InsightsAccessDenied(
-                "Voice Insights Advanced Features were not enabled when this call happened: "
-                "enable them in the Twilio Console (Voice > Settings > Voice Insights "
-                f"Advanced Features){said}",
-                reason="advanced_features_off", status=status,
-            )
-        else:
-            error = InsightsAccessDenied(
-                "Insights refused the credentials: check TWILIO_ACCOUNT_SID and "
-                f"TWILIO_AUTH_TOKEN, or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET{said}",
-                reason="bad_credentials", status=status,
-            )
-    elif status == 404:
-        error = EventsNotReady(f"Insights has no events for {call_sid} yet{said}")
-    elif 400 <= status < 500:
-        error = InsightsBadResponse(f"Insights refused the request with {status}{said}",
-                                    reason="request_rejected", status=status)
-    else:
-        error = InsightsBadResponse(f"Insights answered an unexpected {status}{said}",
-                                    reason="unexpected_status", status=status)
-    return error

@@ -49,6 +49,9 @@ class Event:
     error_code: int | None = None
     error_message: str | None = None
     client: ClientInfo | None = None
+    #: A quality warning's threshold and measured values (``sdk_edge.metric``).
+    threshold: float | None = None
+    values: tuple[float, ...] = ()
 
     @property
     def level_rank(self) -> int:
@@ -72,6 +75,8 @@ def parse_event(raw: Mapping[str, Any]) -> Event:
     error_code: int | None = None
     error_message: str | None = None
     client: ClientInfo | None = None
+    threshold: float | None = None
+    values: tuple[float, ...] = ()
     sdk = raw.get("sdk_edge")
     if isinstance(sdk, Mapping):
         error = sdk.get("error")
@@ -81,6 +86,7 @@ def parse_event(raw: Mapping[str, Any]) -> Event:
         metadata = sdk.get("metadata")
         if isinstance(metadata, Mapping):
             client = _client_info(metadata)
+        threshold, values = _metric(sdk)
     level = _text(raw.get("level"))
     return Event(
         timestamp=parse_timestamp(raw.get("timestamp")),
@@ -93,6 +99,8 @@ def parse_event(raw: Mapping[str, Any]) -> Event:
         error_code=error_code,
         error_message=error_message,
         client=client,
+        threshold=threshold,
+        values=values,
     )
 
 
@@ -118,6 +126,30 @@ def _client_info(metadata: Mapping[str, Any]) -> ClientInfo | None:
         country_code=_text(metadata.get("country_code")) or _text(location.get("country_code")),
     )
     return None if info.is_empty else info
+
+
+def _metric(sdk: Mapping[str, Any]) -> tuple[float | None, tuple[float, ...]]:
+    """``{threshold, value|values}`` from ``sdk_edge.metric`` (Twilio's Event Streams
+    example), else from ``sdk_edge.data`` (the SDK's own payload key)."""
+    for key in ("metric", "data"):
+        metric = sdk.get(key)
+        if not isinstance(metric, Mapping):
+            continue
+        raw_values = metric.get("values")
+        if not isinstance(raw_values, list):
+            raw_values = [metric.get("value")]
+        values = tuple(v for v in (_number(x) for x in raw_values[:50]) if v is not None)
+        threshold = _number(metric.get("threshold"))
+        if threshold is not None or values:
+            return threshold, values
+    return None, ()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if number == number and abs(number) != float("inf") else None
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

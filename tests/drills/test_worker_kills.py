@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import pytest
 
 from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.drills.harness import (
+    CALL_SID,
     Stack,
     Tally,
     TwilioCallbacks,
@@ -99,3 +102,99 @@ def _first_accepted(webhook: WebhookReceiver, sid: str, *, after: float) -> floa
 
 def _last_accepted(webhook: WebhookReceiver, slack: SlackStandIn) -> float:
     return max([d.received_at for d in webhook.accepted()] + [m.received_at for m in slack.accepted()])
+
+
+#: The routing file of the PagerDuty/Teams/email drill: every alert to the three sinks.
+ROUTED_SINKS = """
+sinks:
+  oncall:   {type: pagerduty, routing_key: drill-routing-key}
+  teams:    {type: teams, url: "%s"}
+  ops-mail: {type: email, to: [voice-ops@example.com]}
+default: [oncall, teams, ops-mail]
+"""
+
+
+@pytest.mark.drill
+def test_kills_mid_delivery_to_pagerduty_teams_and_email(
+        make_stack: Callable[..., Stack], report: Callable[[Tally], None]) -> None:
+    """Kill a worker mid-request to PagerDuty, then to Teams, then mid-DATA to the mail server:
+    each alert still opens one PagerDuty alert (one dedup_key) and one email (one Message-ID),
+    and the survivor finishes every delivery."""
+    from devtools.pagerduty_standin import PagerDutyStandIn
+    from devtools.smtp_standin import SmtpStandIn
+    from devtools.teams_standin import TeamsStandIn
+
+    with PagerDutyStandIn() as pd, TeamsStandIn() as teams, SmtpStandIn() as smtp:
+        stack = make_stack(ANALYSIS_DELAY_SECONDS="0", CALLWATCH_CONFIG=ROUTED_SINKS % teams.url,
+                           PAGERDUTY_EVENTS_URL=pd.url, SMTP_URL=smtp.url,
+                           ALERT_EMAIL_FROM="callwatch@example.com")
+        stack.start_web()
+        twilio = TwilioCallbacks(stack)
+        kills: dict[str, tuple[str, float]] = {}  # call_sid -> (sink, killed at)
+
+        def pd_calls(after: float = 0.0) -> set[str]:
+            return {str(e.body["payload"]["component"]) for e in pd.events if e.received_at >= after}
+
+        def teams_calls(after: float = 0.0) -> set[str]:
+            return {sid for p in teams.posts if p.received_at >= after
+                    for sid in CALL_SID.findall(json.dumps(p.body))}
+
+        def mail_calls(after: float = 0.0) -> set[str]:
+            return {sid for at, m in smtp.arrived if at >= after
+                    for sid in CALL_SID.findall(str(m["Subject"]))}
+
+        seen_by = {"pagerduty": pd_calls, "teams": teams_calls, "email": mail_calls}
+
+        for name, server, seen in (("pagerduty", pd, pd_calls), ("teams", teams, teams_calls),
+                                   ("email", smtp, mail_calls)):
+            victim = stack.start_worker(f"drill-kill-{name}")
+            server.hold_s = HOLD_S
+            sid = twilio.call("sdk-error")
+            victim.wait_for(lambda sid=sid, seen=seen: sid in seen(), timeout=60)
+            victim.kill_tree()  # the receiver has the request; the ledger has no mark
+            kills[sid] = (name, time.time())
+            server.hold_s = 0
+            twilio.call("sdk-error")
+        stack.start_worker("drill-survivor")
+        expected = twilio.expected_alerts()
+
+        def per_call() -> tuple[Counter[str], Counter[str], Counter[str], Counter[str], Counter[str]]:
+            dedup: dict[str, set[str]] = {}
+            triggers: Counter[str] = Counter()
+            for event in pd.accepted():
+                call = str(event.body["payload"]["component"])
+                triggers[call] += 1
+                dedup.setdefault(call, set()).add(str(event.dedup_key))
+            cards: Counter[str] = Counter(sid for p in teams.accepted()
+                                          for sid in set(CALL_SID.findall(json.dumps(p.body))))
+            ids: dict[str, set[str]] = {}
+            mails: Counter[str] = Counter()
+            for mail in smtp.accepted():
+                for sid in set(CALL_SID.findall(str(mail.message["Subject"]))):
+                    mails[sid] += 1
+                    ids.setdefault(sid, set()).add(str(mail.message["Message-ID"]))
+            return (Counter({k: len(v) for k, v in dedup.items()}), triggers, cards,
+                    Counter({k: len(v) for k, v in ids.items()}), mails)
+
+        # Done when every alert is everywhere, and each killed delivery was sent again after
+        # its kill (the survivor's send, not the dead worker's held request).
+        wait_until(lambda: all(set(c) >= expected for c in per_call())
+                   and all(sid in seen_by[name](after=at) for sid, (name, at) in kills.items()),
+                   timeout=400, what="every alert at PagerDuty, Teams and the mail server",
+                   processes=stack.workers[-1:])
+        time.sleep(3)  # anything still in flight would land now
+        dedup_keys, triggers, cards, message_ids, mails = per_call()
+        report(Tally(
+            "worker-sigkill-pagerduty-teams-email", len(twilio.accepted()), len(expected),
+            len(set(dedup_keys) & set(cards) & set(message_ids) & expected),
+            duplicates(dedup_keys) + duplicates(message_ids),
+            {"kills": ",".join(name for name, _ in kills.values()),
+             "pd_triggers": sum(triggers.values()), "pd_triggers_repeated": duplicates(triggers),
+             "teams_cards": sum(cards.values()), "teams_cards_repeated": duplicates(cards),
+             "emails": sum(mails.values()), "emails_repeated": duplicates(mails)}))
+        assert set(dedup_keys) == expected and set(message_ids) == expected
+        assert duplicates(dedup_keys) == 0 and duplicates(message_ids) == 0
+        # A receiver without a de-duplication key (Teams) may show the killed call twice:
+        # the request had reached it when the worker died. Never any other call.
+        assert set(cards) == expected
+        assert {sid for sid, n in cards.items() if n > 1} <= set(kills)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import subprocess
 import sys
@@ -95,3 +96,85 @@ def test_broken_chunked_framing_is_a_400(live_gunicorn, framing: bytes) -> None:
     assert response.status == 400, body
     assert b'"invalid_request"' in body
     assert [k for k in store.scan_iter() if not k.startswith(b"callwatch:metrics:")] == []
+
+
+def _raw(port: int, request: bytes) -> tuple[int, str, bytes]:
+    """Send bytes as they are; the status, Content-Type and body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"GET /healthz?customer=secret-query HTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET /twilio/status-callback?customer=secret-query HTTP/1.1 extra\r\nHost: a\r\n\r\n", 400),
+    (b"GET /healthz?customer=secret-query HTTP/1.1\r\nHost: a\r\nNo colon here\r\n\r\n", 400),
+    (b"GET /" + b"a" * 5000 + b"?customer=secret-query HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+], ids=["bad-version", "bad-request-line", "bad-header", "line-too-long"])
+def test_requests_gunicorn_refuses_get_the_json_error(live_gunicorn, request_bytes: bytes,
+                                                       status: int) -> None:
+    """A request gunicorn's parser refuses before the app sees it is answered with callwatch's
+    JSON error body (not gunicorn's HTML page), and its warning never shows the query."""
+    port, _, process = live_gunicorn
+    got, content_type, body = _raw(port, request_bytes)
+    assert got == status and content_type == "application/json", body
+    assert json.loads(body)["error"] == "invalid_request"
+    assert b"secret-query" not in body
+    process.wait_for(lambda: any(line.get("event", "").startswith("Invalid request from")
+                                 for line in process.log_lines()), timeout=10)
+    assert "secret-query" not in process.output
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("WEB_CONCURRENCY", "0"), ("WEB_THREADS", "-3"), ("WEB_THREADS", "many"),
+    ("WEB_CONNECTIONS", "0"), ("WEB_WORKER_CLASS", "eventlet"), ("HOST", "not a host!"),
+    ("REDIS_URL", "redis://localhost:abc/0"), ("REDIS_URL", "redis://localhost:6379/zero"),
+])
+def test_bad_web_variables_stop_the_master_naming_them(redis_server: RedisServer, variable: str,
+                                                       value: str) -> None:
+    """WEB_CONCURRENCY=0 or abc, WEB_THREADS=-3, a bad HOST, worker class or REDIS_URL stop
+    gunicorn's master with code 2 and one line naming the variable, before any worker boots."""
+    env = {**settings_env(redis_server.url), variable: value}
+    process = Process(GUNICORN, {**env, "PORT": str(free_port())}).start()
+    try:
+        assert process.proc is not None
+        try:
+            code = process.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"gunicorn still running:\n{process.output[-3000:]}") from None
+        assert code == 2, process.output
+        assert f"callwatch: configuration error: {variable}:" in process.output
+        assert "Traceback" not in process.output and "Booting worker" not in process.output
+    finally:
+        process.close()
+
+
+def test_host_narrows_the_bind_address(redis_server: RedisServer) -> None:
+    """HOST=127.0.0.1 binds loopback only (a laptop), instead of every interface."""
+    port = free_port()
+    env = {**settings_env(redis_server.url), "HOST": "127.0.0.1", "PORT": str(port),
+           "WEB_CONCURRENCY": "1"}
+    process = Process(GUNICORN, env).start()
+    try:
+        process.wait_for(lambda: _answers(port), timeout=30)
+        listening = [line["event"] for line in process.log_lines()
+                     if line.get("event", "").startswith("Listening at: ")]
+        assert listening and listening[0].startswith(f"Listening at: http://127.0.0.1:{port} ")
+    finally:
+        process.close()
+
+
+def test_a_non_numeric_web_concurrency_stops_gunicorn_before_any_worker(
+        redis_server: RedisServer) -> None:
+    """WEB_CONCURRENCY=abc stops gunicorn at once, the variable named in what it prints: gunicorn
+    reads it while importing its own settings, before gunicorn.conf.py can check it."""
+    env = {**settings_env(redis_server.url), "WEB_CONCURRENCY": "abc", "PORT": str(free_port())}
+    process = Process(GUNICORN, env).start()
+    try:
+        assert process.proc is not None
+        assert process.proc.wait(timeout=30) != 0
+        assert "WEB_CONCURRENCY" in process.output and "Booting worker" not in process.output
+    finally:
+        process.close()

@@ -36,6 +36,10 @@ K8S_VERSIONS = ("1.30.0", "1.37.0")
 APP_LABEL = ("app.kubernetes.io/name", "callwatch")
 WORKLOADS = ("Deployment",)
 WEB, WORKER, WORKER_EXTRA = "callwatch-web", "callwatch-worker", "callwatch-worker-extra"
+#: The optional components, every one enabled in the ``docs`` fixture.
+COMPONENTS = ("keda", "prometheus")
+#: API groups of custom resources (no schema in kubernetes-validate; checked structurally).
+CRD_GROUPS = ("keda.sh/", "monitoring.coreos.com/")
 
 Doc = dict[str, Any]
 
@@ -131,8 +135,8 @@ def container(doc: Doc) -> Doc:
 
 @pytest.fixture(scope="module")
 def docs() -> list[Doc]:
-    """The base with the optional KEDA component enabled: every object we ship."""
-    return assemble(components=("keda",))
+    """The base with every optional component enabled: every object we ship."""
+    return assemble(components=COMPONENTS)
 
 
 @pytest.fixture(scope="module")
@@ -161,12 +165,13 @@ def dockerfile() -> list[tuple[str, str]]:
 
 def test_every_listed_file_exists_and_no_manifest_is_left_out() -> None:
     """kustomization.yaml lists existing files, and every manifest is listed or an example."""
-    for directory in (K8S, K8S / "keda"):
+    for directory in (K8S, *(K8S / name for name in COMPONENTS)):
         listed = set(kustomization(directory).get("resources", []))
         for name in listed:
             assert (directory / name).is_file(), f"{directory.name}/{name} is missing"
         on_disk = {p.name for p in directory.glob("*.yaml")}
-        assert on_disk - listed == {"kustomization.yaml", "secret.example.yaml"}
+        assert on_disk - listed <= {"kustomization.yaml", "secret.example.yaml"}
+        assert "kustomization.yaml" in on_disk
 
 
 def test_object_names_are_unique(docs: list[Doc]) -> None:
@@ -175,9 +180,10 @@ def test_object_names_are_unique(docs: list[Doc]) -> None:
     assert len(keys) == len(set(keys))
 
 
-def test_keda_is_off_in_the_base() -> None:
-    """The base applies on a cluster without KEDA: no keda.sh object unless enabled."""
-    assert not [doc for doc in assemble() if doc["apiVersion"].startswith("keda.sh/")]
+def test_components_are_off_in_the_base() -> None:
+    """The base applies on a cluster without KEDA or the Prometheus Operator: no custom
+    resource unless a component is enabled."""
+    assert not [doc for doc in assemble() if doc["apiVersion"].startswith(CRD_GROUPS)]
     assert "components" not in kustomization(K8S)
 
 
@@ -187,8 +193,8 @@ def test_manifests_validate_against_kubernetes_schemas(docs: list[Doc], version:
     examples = [doc for path in K8S.rglob("secret.example.yaml") for doc in load_docs(path)]
     checked = 0
     for doc in [*docs, *examples]:
-        if doc["apiVersion"].startswith("keda.sh/"):
-            continue  # a CRD: checked structurally in test_scaled_object_*
+        if doc["apiVersion"].startswith(CRD_GROUPS):
+            continue  # custom resources: checked structurally (test_scaled_object_*, scrape)
         kubernetes_validate.validate(doc, version, strict=True)
         checked += 1
     assert checked >= 10
@@ -227,16 +233,27 @@ def test_selectors_name_the_app_and_match_their_pods(docs: list[Doc]) -> None:
         assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
-def test_kubectl_kustomize_builds_the_same_objects(tmp_path: Path) -> None:
-    """kubectl's own kustomize builds the base, and the base plus KEDA, like our assembly."""
+def kubectl_or_skip() -> str:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed")
-    shutil.copytree(K8S, tmp_path / "k8s")
-    with_keda = tmp_path / "k8s" / "kustomization.yaml"
-    with_keda.write_text(with_keda.read_text(encoding="utf-8") + "\ncomponents:\n  - keda\n",
-                         encoding="utf-8")
-    for directory, components in ((K8S, ()), (tmp_path / "k8s", ("keda",))):
+    return kubectl
+
+
+def test_kubectl_kustomize_builds_the_same_objects(tmp_path: Path) -> None:
+    """kubectl's own kustomize builds the base, and the base plus each component and all of
+    them, like our assembly."""
+    kubectl = kubectl_or_skip()
+    builds: list[tuple[Path, tuple[str, ...]]] = [(K8S, ())]
+    for components in (*((name,) for name in COMPONENTS), COMPONENTS):
+        directory = tmp_path / "-".join(components)
+        shutil.copytree(K8S, directory)
+        spec = directory / "kustomization.yaml"
+        listed = "".join(f"  - {name}\n" for name in components)
+        spec.write_text(spec.read_text(encoding="utf-8") + f"\ncomponents:\n{listed}",
+                        encoding="utf-8")
+        builds.append((directory, components))
+    for directory, components in builds:
         out = subprocess.run([kubectl, "kustomize", str(directory)], check=True,
                              capture_output=True, text=True, timeout=60).stdout
         built = [doc for doc in yaml.safe_load_all(out) if doc]
@@ -352,8 +369,9 @@ def test_scaled_object_watches_the_rq_queue_lists(docs: list[Doc]) -> None:
 
 
 def test_web_scaling_and_disruption_budget(docs: list[Doc], deployments: dict[str, Doc]) -> None:
-    """web starts at 2, the HPA scales it on CPU from 2, and drains keep one pod."""
-    assert deployments[WEB]["spec"]["replicas"] == 2
+    """The HPA alone owns web's count (no replicas to reset it on apply), scaling on CPU from
+    2, and drains keep one pod."""
+    assert "replicas" not in deployments[WEB]["spec"]
     hpa = by_kind(docs, "HorizontalPodAutoscaler")[WEB]
     assert hpa["spec"]["minReplicas"] == 2
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
@@ -374,9 +392,9 @@ def test_ingress_exposes_only_the_callback_route_on_the_public_host(docs: list[D
     assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
 
 
-def test_network_policies_allow_only_what_callwatch_needs(docs: list[Doc]) -> None:
+def test_network_policies_allow_only_what_callwatch_needs() -> None:
     """web takes port 8000 from the ingress controller; pods reach DNS, Redis and HTTPS."""
-    policies = by_kind(docs, "NetworkPolicy")
+    policies = by_kind(assemble(), "NetworkPolicy")
     default = policies["callwatch-default"]["spec"]
     assert default["policyTypes"] == ["Ingress", "Egress"] and default["ingress"] == []
     egress_ports = {(p["protocol"], p["port"]) for rule in default["egress"] for p in rule["ports"]}
@@ -384,6 +402,72 @@ def test_network_policies_allow_only_what_callwatch_needs(docs: list[Doc]) -> No
     web = policies["callwatch-web-ingress"]["spec"]
     assert web["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "web"
     assert [p["port"] for rule in web["ingress"] for p in rule["ports"]] == [8000]
+
+
+#: The egress rule that holds every outbound TCP port (the DNS rule comes first).
+EGRESS_PORTS_PATH = "/spec/egress/1/ports"
+
+
+def test_outbound_ports_are_configured_in_one_place() -> None:
+    """Every outbound TCP port (Redis, HTTPS) is in one egress rule, at /spec/egress/1/ports,
+    which k8s/README.md names with the managed Redis and webhook ports it may need."""
+    (default,) = [doc for doc in load_docs(K8S / "networkpolicy.yaml")
+                  if doc["metadata"]["name"] == "callwatch-default"]
+    dns, *others = default["spec"]["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    (outbound,) = others
+    assert outbound is default["spec"]["egress"][int(EGRESS_PORTS_PATH.split("/")[3])]
+    assert "to" not in outbound  # any address: in-cluster or managed Redis, any webhook
+    assert {p["port"] for p in outbound["ports"]} == {6379, 443}
+    readme = (K8S / "README.md").read_text(encoding="utf-8")
+    for text in ("6380", "25061", "8443", EGRESS_PORTS_PATH):
+        assert text in readme, text
+
+
+def test_readme_overlay_patch_adds_an_outbound_port(tmp_path: Path) -> None:
+    """The overlay patch k8s/README.md shows, built by kubectl, opens a managed Redis's port."""
+    kubectl = kubectl_or_skip()
+    readme = (K8S / "README.md").read_text(encoding="utf-8")
+    overlay = readme.split("<!-- egress-overlay -->")[1].split("```yaml\n", 1)[1].split("```")[0]
+    shutil.copytree(K8S, tmp_path / "callwatch" / "k8s")
+    (tmp_path / "overlay").mkdir()
+    (tmp_path / "overlay" / "kustomization.yaml").write_text(overlay, encoding="utf-8")
+    out = subprocess.run([kubectl, "kustomize", str(tmp_path / "overlay")], check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    policies = by_kind([doc for doc in yaml.safe_load_all(out) if doc], "NetworkPolicy")
+    ports = {p["port"] for p in policies["callwatch-default"]["spec"]["egress"][1]["ports"]}
+    assert ports == {6379, 443, 6380}
+
+
+# --- Prometheus scrape wiring -------------------------------------------------------
+
+def test_web_pods_carry_scrape_annotations_for_their_metrics_port(
+        deployments: dict[str, Doc]) -> None:
+    """prometheus.io/* annotations on web pods name its http port and /metrics."""
+    annotations = deployments[WEB]["spec"]["template"]["metadata"]["annotations"]
+    ports = {port["name"]: port["containerPort"] for port in container(deployments[WEB])["ports"]}
+    assert annotations == {"prometheus.io/scrape": "true",
+                           "prometheus.io/port": str(ports["http"]),
+                           "prometheus.io/path": "/metrics"}
+
+
+def test_prometheus_component_scrapes_web_and_loads_the_shipped_rules(docs: list[Doc]) -> None:
+    """The ServiceMonitor picks the web Service's http port, Prometheus may reach port 8000,
+    and the PrometheusRule holds docs/alerts.yaml's groups."""
+    (monitor,) = by_kind(docs, "ServiceMonitor").values()
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    service = by_kind(docs, "Service")[WEB]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= \
+        service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    metrics = by_kind(docs, "NetworkPolicy")["callwatch-web-metrics"]["spec"]
+    assert metrics["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "web"
+    assert [p["port"] for rule in metrics["ingress"] for p in rule["ports"]] == [8000]
+    (rule,) = by_kind(docs, "PrometheusRule").values()
+    shipped = yaml.safe_load((ROOT / "docs" / "alerts.yaml").read_text(encoding="utf-8"))
+    assert rule["spec"]["groups"] == shipped["groups"]
 
 
 # --- configuration: one source of truth ---------------------------------------------
@@ -467,7 +551,7 @@ def test_procfile_runs_web_and_worker() -> None:
 def test_one_command_per_process_everywhere() -> None:
     """Dockerfile CMD and the k8s commands are the Procfile's, word for word."""
     (cmd,) = [args for op, args in dockerfile() if op == "CMD"]
-    deployments = by_kind(assemble(components=("keda",)), "Deployment")
+    deployments = by_kind(assemble(components=COMPONENTS), "Deployment")
     assert json.loads(cmd) == shlex.split(procfile()["web"])
     assert container(deployments[WEB])["command"] == shlex.split(procfile()["web"])
     assert container(deployments[WORKER])["command"] == shlex.split(procfile()["worker"])

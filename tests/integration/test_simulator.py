@@ -139,6 +139,71 @@ def test_scenarios_carry_their_problems(simulator: SimulatorServer) -> None:
         ("network-quality-warning-raised", "low-mos", "WARNING", None)]
 
 
+def sdk_story(sim: SimulatorServer, scenario: str) -> list[tuple[Any, ...]]:
+    """(group/name, level, code) of a new call's connection, ICE-state and warning events."""
+    sid = sim.add_call(scenario)
+    return [(f"{e.group}/{e.name}", e.level, e.error_code) for e in events_of(sim, sid)
+            if e.group in ("connection", "ice-connection-state")
+            or "warning" in (e.group or "")]
+
+
+def classified(sim: SimulatorServer, scenario: str) -> list[tuple[Any, ...]]:
+    """(key, severity, cleared) of the issues callwatch finds in a new call."""
+    from service.analysis.classifier import AlertPolicy, classify
+    from service.calls import Call
+
+    sid = sim.add_call(scenario)
+    call = Call(call_sid=sid, account_sid=sim.account_sid, status="completed")
+    issues = classify(call, events_of(sim, sid), AlertPolicy())
+    return [(i.key, i.severity, i.cleared) for i in issues]
+
+
+def test_recovered_media_drop_speaks_like_the_sdk(simulator: SimulatorServer) -> None:
+    """ice-reconnected: the WARNING 53405 comes before reconnecting, then reconnected; it is a
+    cleared warning for callwatch."""
+    story = sdk_story(simulator, "ice-reconnected")
+    at = {entry: index for index, entry in enumerate(story)}
+    warning = ("connection/error", "WARNING", 53405)
+    assert at[warning] < at[("connection/reconnecting", "INFO", None)] < at[
+        ("connection/reconnected", "INFO", None)]
+    assert not any(level == "ERROR" for _, level, _ in story)
+    assert ("sdk_edge/connection/error/53405", "warning", True) in classified(
+        simulator, "ice-reconnected")
+
+
+def test_failed_media_ends_with_the_sdk_giving_up(simulator: SimulatorServer) -> None:
+    """ice-failure: reconnection starts at WARNING, restarts fail, the call disconnects and
+    the 53405 ERROR follows; no reconnected. callwatch calls it an error."""
+    story = sdk_story(simulator, "ice-failure")
+    assert story.index(("connection/error", "WARNING", 53405)) < story.index(
+        ("connection/reconnecting", "INFO", None))
+    assert story[-2:] == [("connection/disconnected-by-local", "INFO", None),
+                          ("connection/error", "ERROR", 53405)]
+    assert all(name != "connection/reconnected" for name, _, _ in story)
+    assert ("sdk_edge/connection/error/53405", "error", False) in classified(
+        simulator, "ice-failure")
+
+
+def test_busy_and_declined_are_outcomes(simulator: SimulatorServer) -> None:
+    """busy and declined publish the precise codes, which make no issue by default."""
+    assert alerts(simulator, "busy") == [("connection", "error", "ERROR", 31486)]
+    assert alerts(simulator, "declined") == [("connection", "error", "ERROR", 31603)]
+    assert classified(simulator, "busy") == classified(simulator, "declined") == []
+
+
+def test_warning_figures_sit_at_sdk_edge_metric(simulator: SimulatorServer) -> None:
+    """Quality warnings carry sdk_edge.metric {threshold, values}, errors sdk_edge.error."""
+    sid = simulator.add_call("warnings-cleared")
+    auth = (simulator.account_sid, simulator.auth_token)
+    page = requests.get(f"{simulator.url}/v1/Voice/{sid}/Events", auth=auth,
+                        params={"PageSize": 1000}, timeout=5).json()
+    raised = [e["sdk_edge"] for e in page["events"]
+              if e["group"] == "network-quality-warning-raised"]
+    assert raised and all(set(sdk["metric"]) == {"threshold", "values"} for sdk in raised)
+    assert all("data" not in sdk for sdk in raised)
+    assert {sdk["metric"]["threshold"] for sdk in raised} == {400, 30}
+
+
 def test_warnings_cleared_pairs_every_warning(simulator: SimulatorServer) -> None:
     """warnings-cleared raises high-rtt twice and high-jitter once, each followed by its clear."""
     sid = simulator.add_call("warnings-cleared")

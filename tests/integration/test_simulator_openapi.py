@@ -240,3 +240,17 @@ def test_missing_or_wrong_credentials_are_401(simulator: SimulatorServer,
     assert response.status_code == 401
     assert response.json()["code"] == 20003
     assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_corpus_pages_match_list_event(list_event: dict[str, Any]) -> None:
+    """Every corpus call's page (tests/data/corpus, without its expectations) is a valid
+    ListEvent answer, so the corpus is shaped as Insights serves events."""
+    corpus = Path(__file__).resolve().parents[1] / "data" / "corpus"
+    files = sorted(corpus.glob("*.json"))
+    assert len(files) >= 10
+    validator = jsonschema.Draft202012Validator(list_event)
+    for path in files:
+        doc = json.loads(path.read_text())
+        page = {"meta": doc["meta"], "events": doc["events"]}
+        errors = [error.message for error in validator.iter_errors(page)]
+        assert errors == [], path.name

@@ -11,6 +11,7 @@ import pytest
 import requests
 from structlog.testing import capture_logs
 
+from devtools.hostile_peers import HostilePeer, drip, fixed, huge
 from devtools.standins import SlackStandIn, WebhookReceiver
 from service.delivery.sinks import LogSink, Sinks, SlackSink, UnknownSink, WebhookSink
 from service.delivery.sinks.webhook import legacy_webhook_sink_id
@@ -290,3 +291,51 @@ def test_unknown_sink_is_a_clear_permanent_error() -> None:
     with pytest.raises(UnknownSink) as caught:
         Sinks.from_settings(_settings()).get("webhook-deadbeef")
     assert caught.value.reason == "unknown_sink" and "webhook-deadbeef" in str(caught.value)
+
+
+SLACK_PATH = "/services/T000/B000/XXXX"
+HUGE = 300 * 1024 * 1024
+#: What a peer may get written into socket buffers before a capped reader hangs up.
+FLAT = 64 * 1024 * 1024
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_slack_redirect_is_refused_and_never_followed(status: int) -> None:
+    """A 3xx from Slack's URL is a permanent `redirect` rejection; the host its Location names
+    gets nothing, and the alert is not recorded as delivered."""
+    with HostilePeer(fixed(200, {}, b"ok")) as elsewhere, \
+            HostilePeer(fixed(status, {"Location": elsewhere.url + SLACK_PATH})) as slack:
+        with pytest.raises(DeliveryRejected) as caught:
+            SlackSink(slack.url + SLACK_PATH).send(sample_alert())
+        assert caught.value.reason == "redirect" and caught.value.status == status
+        assert len(slack.requests) == 1 and elsewhere.requests == []
+
+
+def test_slack_huge_answer_is_not_read_whole() -> None:
+    """A 300 MB answer to a Slack post is cut at a few KB: the alert is refused as an
+    unexpected response (not retried, which could duplicate it) and the peer could write only
+    what socket buffers hold before callwatch hung up."""
+    with HostilePeer(huge(HUGE)) as slack:
+        with pytest.raises(DeliveryRejected) as caught:
+            SlackSink(slack.url + SLACK_PATH).send(sample_alert())
+        assert caught.value.reason == "unexpected_response"
+    assert slack.sent < FLAT
+
+
+def test_slack_answer_dripping_past_the_deadline_ends_the_send() -> None:
+    """An answer that drips a byte at a time ends at the send's deadline, not after the
+    per-read timeout times the number of bytes."""
+    ticks = iter(range(1000))  # each look at the clock is a second later
+    with HostilePeer(drip(0.01, announced=1000)) as slack:
+        sink = SlackSink(slack.url + SLACK_PATH, deadline_s=5, monotonic=lambda: float(next(ticks)))
+        with pytest.raises(DeliveryRejected) as caught:
+            sink.send(sample_alert())
+    assert caught.value.reason == "unexpected_response"
+    assert 0 < slack.sent < 20
+
+
+def test_webhook_huge_answer_is_not_read(session: requests.Session) -> None:
+    """A receiver's 2xx with a 300 MB body is delivered without reading the body."""
+    with HostilePeer(huge(HUGE)) as receiver:
+        WebhookSink(receiver.url + "/hooks/x", WEBHOOK_SECRET, session=session).send(sample_alert())
+    assert len(receiver.requests) == 1 and receiver.sent < FLAT

@@ -26,16 +26,17 @@ def test_every_reference_code_is_catalogued() -> None:
 
 
 @pytest.mark.parametrize(("code", "expected"), [
-    (31401, "device/permission"), (31402, "device/permission"), (31208, "device/permission"),
-    (53000, "signaling/network"), (53001, "signaling/network"), (31005, "signaling/network"),
-    (31009, "signaling/network"), (53405, "media/ICE"), (31003, "media/ICE"),
-    (31201, "auth/token"), (31205, "auth/token"), (20101, "auth/token"), (20104, "auth/token"),
-    (20151, "auth/token"), (31486, "call outcome"), (31600, "call outcome"),
-    (31603, "call outcome"), (31404, "call outcome"), (31000, "other"),
+    (31401, "device"), (31402, "device"), (31208, "device"),
+    (53000, "network"), (53001, "network"), (31005, "network"), (31009, "network"),
+    (31003, "network"), (53405, "media"), (53400, "media"),
+    (31201, "auth"), (31205, "auth"), (20101, "auth"), (20104, "auth"), (20151, "auth"),
+    (31002, "outcome"), (31008, "outcome"), (31480, "outcome"), (31486, "outcome"),
+    (31600, "outcome"), (31603, "outcome"), (31404, "other"), (31000, "other"),
 ])
-def test_categories_follow_the_suggested_classification(code: int, expected: str) -> None:
-    """Codes fall in the categories reference/twilio.md suggests."""
+def test_categories(code: int, expected: str) -> None:
+    """Codes fall in the DESIGN's categories; only the six ending codes are outcomes."""
     assert catalogue.category(code) == expected
+    assert catalogue.is_outcome(code) == (expected == "outcome")
 
 
 def test_unknown_and_missing_codes() -> None:
@@ -46,10 +47,16 @@ def test_unknown_and_missing_codes() -> None:
         assert catalogue.lookup(code) is None
 
 
-def test_describe_gives_the_meaning() -> None:
-    """describe returns the code's one-line meaning."""
-    assert catalogue.describe(31005) == "The signalling WebSocket ended unexpectedly"
-    assert catalogue.describe(53405) == "The media connection failed: ICE found no working path"
+def test_meanings_follow_the_sdk_error_classes() -> None:
+    """31005 is a connection error during the call (a gateway HANGUP), 31003 a signalling
+    timeout, 31201 an authorization error (a microphone error in twilio.js 1.x)."""
+    assert catalogue.describe(31005) == (
+        "A connection error occurred during the call (the Twilio gateway hung up with an error)")
+    assert "timeout" in (catalogue.describe(31003) or "")
+    assert "ICE" not in (catalogue.describe(31003) or "")
+    assert "Authorization error" in (catalogue.describe(31201) or "")
+    assert "microphone" in (catalogue.describe(31201) or "")
+    assert catalogue.describe(53405) == "The media connection failed and was not restored"
 
 
 @pytest.mark.parametrize(("group", "names"), [
@@ -75,10 +82,18 @@ def test_every_warning_and_error_event_is_described(group: str, names: list[str]
         assert text and "\n" not in text
 
 
-def test_high_rtt_description() -> None:
-    """high-rtt reads as the brief's example."""
-    assert catalogue.describe_event("network-quality-warning-raised", "high-rtt") == (
-        "Round-trip time above 400 ms in 3 of the last 5 samples")
+def test_warning_descriptions_use_the_event_figures() -> None:
+    """A quality warning quotes its own threshold and worst sample, else the SDK's threshold."""
+    raised = "network-quality-warning-raised"
+    assert catalogue.describe_event(raised, "high-rtt", 400, (380, 512.5, 468)) == (
+        "Round-trip time (RTT) above the SDK's threshold of 400 ms (worst sample 512.5 ms)")
+    assert catalogue.describe_event(raised, "low-mos", 3, (2.61, 3.2, 2.9)) == (
+        "Mean opinion score (MOS) below the SDK's threshold of 3 (worst sample 2.61)")
+    assert catalogue.describe_event(raised, "high-jitter") == (
+        "Jitter above the SDK's threshold")
+    assert catalogue.describe_event(raised, "low-mos") == (
+        "Mean opinion score (MOS) below the SDK's threshold")
+    assert "3 of the last 5" not in (catalogue.describe_event(raised, "high-packet-loss") or "")
 
 
 def test_unknown_event_has_no_description() -> None:
@@ -89,11 +104,15 @@ def test_unknown_event_has_no_description() -> None:
 
 def test_event_categories() -> None:
     """Events take their code's category when known, else their group's."""
-    assert catalogue.event_category("get-user-media", "denied") == "device/permission"
-    assert catalogue.event_category("ice-connection-state", "failed") == "media/ICE"
+    assert catalogue.event_category("get-user-media", "denied") == "device"
+    assert catalogue.event_category("audio-level-warning-raised",
+                                    "constant-audio-input-level") == "device"
+    assert catalogue.event_category("ice-connection-state", "failed") == "media"
+    assert catalogue.event_category("pc-connection-state", "failed") == "media"
     assert catalogue.event_category("network-quality-warning-raised", "ice-connectivity-lost") == (
-        "media/ICE")
-    assert catalogue.event_category("network-quality-warning-raised", "high-rtt") == (
-        "signaling/network")
-    assert catalogue.event_category("connection", "error", 31401) == "device/permission"
+        "media")
+    assert catalogue.event_category("network-quality-warning-raised", "high-rtt") == "network"
+    assert catalogue.event_category("connection", "error", 31401) == "device"
+    assert catalogue.event_category("connection", "error", 31486) == "outcome"
+    assert catalogue.event_category("call-message", "error") == "other"
     assert catalogue.event_category("something-new", "odd") == "other"

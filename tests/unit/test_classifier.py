@@ -48,7 +48,8 @@ def test_two_raises_two_clears_pair_up() -> None:
     assert (issue.count, issue.duration_s, issue.cleared) == (2, 14.0, True)
     assert (issue.first_at, issue.last_at) == ("2026-11-27T10:00:00Z", "2026-11-27T10:00:20Z")
     assert (issue.level, issue.severity, issue.error_code) == ("WARNING", "warning", None)
-    assert issue.description == "Round-trip time above 400 ms in 3 of the last 5 samples"
+    assert issue.description == "Round-trip time (RTT) above the SDK's threshold"
+    assert (issue.category, issue.sdk_message) == ("network", None)
 
 
 def test_never_cleared_lasts_until_the_last_event() -> None:
@@ -99,7 +100,9 @@ def test_error_with_code_keys_and_describes_by_code() -> None:
     assert (issue.level, issue.severity, issue.count, issue.error_code) == (
         "ERROR", "error", 1, 31005)
     assert (issue.duration_s, issue.cleared) == (None, None)
-    assert issue.description == "The signalling WebSocket ended unexpectedly"
+    assert issue.description == (
+        "A connection error occurred during the call (the Twilio gateway hung up with an error)")
+    assert (issue.category, issue.sdk_message) == ("network", "WebSocket closed")
 
 
 def test_unknown_code_falls_back_to_the_sdk_message() -> None:
@@ -124,7 +127,8 @@ def test_event_without_code_is_described_from_the_catalogue() -> None:
     """A code-less ERROR event gets the catalogue's event description."""
     [issue] = classify(call(), [ev(0, "get-user-media", "denied", "ERROR")], AlertPolicy())
     assert issue.key == "sdk_edge/get-user-media/denied"
-    assert issue.description == "The user or browser denied access to the microphone"
+    assert issue.description == "The microphone request (getUserMedia) was denied"
+    assert issue.category == "device"
 
 
 def test_min_level_error_drops_warnings() -> None:
@@ -279,7 +283,8 @@ def test_summary_counts_cut_errors_as_errors() -> None:
     summary, also once the alert has been through its envelope (as a delivery job reads it)."""
     from service.analysis.alert import Alert
 
-    events = [ev(i, "connection", "error", "ERROR", code=31000 + i) for i in range(5)]
+    events = [ev(i, "connection", "error", "ERROR", code=code)
+              for i, code in enumerate((31000, 31001, 31003, 31005, 31009))]
     alert = build_alert(call(), [*events, ev(9, NQ_RAISED, "high-rtt")],
                         AlertPolicy(max_issues=3), now=NOW)
     assert alert is not None and alert.truncated_issues == 3
@@ -338,3 +343,161 @@ def test_long_call_classifies() -> None:
     rtt = issues["sdk_edge/network-quality-warning/high-rtt"]
     assert (rtt.count, rtt.duration_s, rtt.cleared) == (625, 625.0, True)
     assert issues["sdk_edge/connection/error/53405"].count == 625
+
+
+def media(at: float, level: str, message: str | None = None) -> Event:
+    return ev(at, "connection", "error", level, code=53405, message=message)
+
+
+def test_recovered_media_reconnection_is_a_cleared_warning() -> None:
+    """WARNING 53405, reconnecting, reconnected: one warning with its duration, not a failure."""
+    events = [media(10, "WARNING", "ConnectionError (53405): Media connection failed."),
+              ev(10, "connection", "reconnecting", "INFO"),
+              ev(14.5, "connection", "reconnected", "INFO"),
+              ev(40, "connection", "disconnected-by-local", "INFO")]
+    [issue] = classify(call(), events, AlertPolicy())
+    assert issue.key == "sdk_edge/connection/error/53405"
+    assert (issue.severity, issue.level, issue.cleared, issue.duration_s) == (
+        "warning", "WARNING", True, 4.5)
+    assert "failed" not in (issue.description or "")
+    assert "reconnected" in (issue.description or "")
+    assert (issue.category, issue.sdk_message) == (
+        "media", "ConnectionError (53405): Media connection failed.")
+
+
+def test_failed_states_during_a_recovered_reconnection_are_part_of_it() -> None:
+    """ICE and peer-connection failed states published as a reconnection starts, or while
+    it retries, make no error of their own when it recovers."""
+    events = [ev(10, "ice-connection-state", "failed", "ERROR"),
+              media(10, "WARNING"), ev(10, "connection", "reconnecting", "INFO"),
+              ev(10.2, "pc-connection-state", "failed", "WARNING"),
+              ev(13, "ice-connection-state", "failed", "ERROR"),
+              ev(16, "connection", "reconnected", "INFO")]
+    [issue] = classify(call(), events, AlertPolicy())
+    assert (issue.key, issue.severity, issue.cleared, issue.duration_s) == (
+        "sdk_edge/connection/error/53405", "warning", True, 6.0)
+
+
+def test_unrecovered_media_reconnection_is_an_error() -> None:
+    """A reconnection the SDK gave up (53405 at ERROR) is an error, with its failed states."""
+    events = [ev(10, "ice-connection-state", "failed", "ERROR"), media(10, "WARNING"),
+              ev(10, "connection", "reconnecting", "INFO"),
+              ev(40, "connection", "disconnected-by-local", "INFO"), media(40, "ERROR")]
+    issues = by_key(classify(call(), events, AlertPolicy()))
+    assert set(issues) == {"sdk_edge/connection/error/53405",
+                           "sdk_edge/ice-connection-state/failed"}
+    issue = issues["sdk_edge/connection/error/53405"]
+    assert (issue.severity, issue.level, issue.count, issue.cleared, issue.duration_s) == (
+        "error", "ERROR", 2, False, 30.0)
+    assert issue.description == "The media connection failed and was not restored"
+
+
+def test_call_ending_while_reconnecting_is_an_error() -> None:
+    """A reconnection still running when the call ended never recovered: an error."""
+    events = [media(10, "WARNING"), ev(10, "connection", "reconnecting", "INFO"),
+              ev(20, "connection", "disconnected-by-remote", "INFO")]
+    [issue] = classify(call(), events, AlertPolicy())
+    assert (issue.severity, issue.level, issue.cleared, issue.duration_s) == (
+        "error", "WARNING", False, 10.0)
+
+
+def test_media_error_without_reconnection_is_a_plain_error() -> None:
+    """A 53405 at ERROR with no reconnection before it has no duration and no cleared."""
+    [issue] = classify(call(), [media(5, "ERROR")], AlertPolicy())
+    assert (issue.severity, issue.duration_s, issue.cleared) == ("error", None, None)
+
+
+@pytest.mark.parametrize("code", [31002, 31008, 31480, 31486, 31600, 31603])
+def test_outcome_codes_make_no_issue_by_default(code: int) -> None:
+    """Busy, declined, unavailable and cancelled codes are outcomes: no issue, no alert."""
+    events = [ev(3, "connection", "error", "ERROR", code=code)]
+    assert classify(call(), events, AlertPolicy()) == []
+    assert build_alert(call(), events, AlertPolicy(), now=NOW) is None
+
+
+def test_alert_outcomes_makes_them_warnings() -> None:
+    """With outcomes on, an outcome code is a warning issue of category outcome."""
+    events = [ev(3, "connection", "error", "ERROR", code=31486, message="BusyHere (31486): Busy")]
+    [issue] = classify(call(), events, AlertPolicy(outcomes=True))
+    assert (issue.key, issue.level, issue.severity, issue.category) == (
+        "sdk_edge/connection/error/31486", "ERROR", "warning", "outcome")
+    assert issue.sdk_message == "BusyHere (31486): Busy"
+
+
+def test_warning_description_carries_the_event_figures() -> None:
+    """A warning with a threshold and values is described with them."""
+    raised = Event(timestamp=T0, call_sid=CALL_SID, account_sid=ACCOUNT_SID, edge="sdk_edge",
+                   group=NQ_RAISED, name="low-mos", level="WARNING", threshold=3.0,
+                   values=(2.9, 2.4, 2.8))
+    [issue] = classify(call(), [raised], AlertPolicy())
+    assert issue.description == (
+        "Mean opinion score (MOS) below the SDK's threshold of 3 (worst sample 2.4)")
+
+
+def test_warning_level_failed_and_gathering_states_are_warnings() -> None:
+    """pc-connection-state/failed at WARNING and ICE gathering failures are warnings."""
+    events = [ev(1, "pc-connection-state", "failed", "WARNING"),
+              ev(2, "ice-gathering-state", "timeout", "WARNING")]
+    issues = classify(call(), events, AlertPolicy())
+    assert {(i.key, i.severity, i.category) for i in issues} == {
+        ("sdk_edge/pc-connection-state/failed", "warning", "media"),
+        ("sdk_edge/ice-gathering-state/timeout", "warning", "media")}
+
+
+def test_alert_id_ignores_wording_and_new_fields() -> None:
+    """The id depends on the CallSid and issue keys only, as before the new fields."""
+    from service.analysis.alert import make_alert_id
+
+    alert = build_alert(call(), [ev(0, "connection", "error", "ERROR", code=31005)],
+                        AlertPolicy(), now=NOW)
+    assert alert is not None
+    assert alert.alert_id == make_alert_id(CALL_SID, ["sdk_edge/connection/error/31005"])
+    payload = alert.to_payload()["issues"][0]
+    assert {"category", "sdk_message"} <= set(payload)
+
+
+def test_alert_outcomes_setting() -> None:
+    """ALERT_OUTCOMES=true reaches the policy; a value that is not a boolean names it."""
+    from service.errors import ConfigError
+    from service.settings import Settings
+
+    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": "t"}
+    assert AlertPolicy.from_settings(Settings.from_env(env)).outcomes is False
+    on = Settings.from_env({**env, "ALERT_OUTCOMES": "true"})
+    assert AlertPolicy.from_settings(on).outcomes is True
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({**env, "ALERT_OUTCOMES": "busy"})
+    assert error.value.variable == "ALERT_OUTCOMES"
+
+
+def test_warning_figures_read_from_metric_or_data() -> None:
+    """The threshold and values come from sdk_edge.metric, else from sdk_edge.data."""
+    from service.insights.events import parse_event
+
+    base = {"edge": "sdk_edge", "group": NQ_RAISED, "name": "high-jitter", "level": "WARNING"}
+    metric = parse_event({**base, "sdk_edge": {"metric": {"threshold": 30, "values": [31, 44]}}})
+    data = parse_event({**base, "sdk_edge": {"data": {"threshold": 30, "value": 52.5}}})
+    odd = parse_event({**base, "sdk_edge": {"metric": {"threshold": "x", "values": "y"}}})
+    assert (metric.threshold, metric.values) == (30.0, (31.0, 44.0))
+    assert (data.threshold, data.values) == (30.0, (52.5,))
+    assert (odd.threshold, odd.values) == (None, ())
+
+
+def test_recovered_reconnection_is_no_error_with_min_level_error() -> None:
+    """ALERT_MIN_LEVEL=ERROR: a recovered reconnection, ICE failed states included, is silent."""
+    events = [ev(10, "ice-connection-state", "failed", "ERROR"), media(10, "WARNING"),
+              ev(10, "connection", "reconnecting", "INFO"),
+              ev(12, "connection", "reconnected", "INFO")]
+    assert classify(call(), events, AlertPolicy(min_level="ERROR")) == []
+
+
+def test_reconnection_during_set_up_recovers_on_ice_connected() -> None:
+    """During set-up the SDK publishes no reconnected; ICE connected again is the recovery."""
+    events = [ev(0, "ice-gathering-state", "timeout", "WARNING"), media(0, "WARNING"),
+              ev(0, "connection", "reconnecting", "INFO"),
+              ev(2, "ice-connection-state", "connected", "DEBUG"),
+              ev(30, "connection", "disconnected-by-local", "INFO")]
+    issues = by_key(classify(call(), events, AlertPolicy()))
+    media_issue = issues["sdk_edge/connection/error/53405"]
+    assert (media_issue.severity, media_issue.cleared, media_issue.duration_s) == (
+        "warning", True, 2.0)

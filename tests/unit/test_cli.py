@@ -31,9 +31,12 @@ def test_error_call_prints_summary_then_issues(capsys: pytest.CaptureFixture[str
     assert lines[0] == "ERROR: 3 errors on CA03a02b156c6faa96c86906f7e9ad0f38 (completed, 12 s)"
     assert lines[1].startswith("  alert_id alr_")
     assert lines[2].startswith("  - [error] sdk_edge/connection/error/53405 x1 ")
+    assert lines[2].endswith("(SDK: Media connection failed.)")
     assert "sdk_edge/ice-connection-state/failed" in lines[3]
     assert lines[4].endswith("sdk_edge/connection/error/31005 x1 from 2026-11-27T10:00:10Z: "
-                             "The signalling WebSocket ended unexpectedly")
+                             "A connection error occurred during the call "
+                             "(the Twilio gateway hung up with an error) "
+                             "(SDK: Connection with Twilio was interrupted.)")
     assert lines[5] == ("  client: twilio-voice-js 2.18.4 (browser), macOS 15.1, "
                         "Apple MacBookPro18,3, Mountain View US")
 
@@ -57,7 +60,7 @@ def test_warnings_call_from_pages_as_json(capsys: pytest.CaptureFixture[str]) ->
 def test_human_warning_lines_show_duration(capsys: pytest.CaptureFixture[str]) -> None:
     """Warning lines say how long they were raised and whether they cleared."""
     _, out, _ = run(capsys, "classify", WARNINGS_CALL)
-    assert ", raised 14 s, cleared: Round-trip time above 400 ms" in out
+    assert ", raised 14 s, cleared: Round-trip time (RTT) above the SDK's threshold" in out
     assert ", raised 17 s, not cleared: " in out
 
 
@@ -157,5 +160,47 @@ def test_analyze_names_a_missing_variable(capsys: pytest.CaptureFixture[str],
 def test_parser_registers_every_subcommand() -> None:
     """The registrar table contributes classify and analyze."""
     args = build_parser().parse_args(["classify", "f.json", "--min-level", "error"])
-    assert (args.file, args.min_level, args.status) == ("f.json", "ERROR", "completed")
+    assert (args.files, args.min_level, args.status) == (["f.json"], "ERROR", "completed")
     assert build_parser().parse_args(["analyze", "CA1"]).call_sid == "CA1"
+
+
+def test_unread_next_page_is_warned(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A saved page whose next page was not given warns on stderr instead of a silent result."""
+    page = {"meta": {"page": 0, "page_size": 1, "url": "https://x/Events?Page=0",
+                     "next_page_url": "https://x/Events?Page=1&PageToken=PT1"},
+            "events": [{"group": "connection", "name": "outgoing", "level": "INFO",
+                        "edge": "sdk_edge"}]}
+    first = tmp_path / "page0.json"
+    first.write_text(json.dumps(page))
+    code, out, err = run(capsys, "classify", str(first))
+    assert code == 0 and out.startswith("no alert")
+    assert "next_page_url was not read" in err and "PT1" in err
+    second = tmp_path / "page1.json"
+    second.write_text(json.dumps({
+        "meta": {"page": 1, "page_size": 1, "url": "https://x/Events?Page=1",
+                 "next_page_url": None},
+        "events": [{"group": "connection", "name": "error", "level": "ERROR",
+                    "edge": "sdk_edge", "sdk_edge": {"error": {"code": 31005}}}]}))
+    code, out, err = run(capsys, "classify", str(first), str(second))
+    assert (code, err) == (0, "")
+    assert out.startswith("ERROR: 1 error on ")
+
+
+def test_outcome_codes_need_the_outcomes_flag(capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    """A busy callee is no alert unless --outcomes, then a warning."""
+    page = tmp_path / "busy.json"
+    page.write_text(json.dumps({"events": [{"group": "connection", "name": "error",
+                                            "level": "ERROR", "edge": "sdk_edge",
+                                            "sdk_edge": {"error": {"code": 31486}}}]}))
+    _, out, _ = run(capsys, "classify", str(page))
+    assert out.startswith("no alert")
+    _, out, _ = run(capsys, "classify", str(page), "--outcomes")
+    assert out.startswith("WARNING: 1 warning on ")
+
+
+def test_pages_of_different_calls_are_warned(capsys: pytest.CaptureFixture[str]) -> None:
+    """Files from two different calls are classified together only with a warning."""
+    code, _, err = run(capsys, "classify", ERROR_CALL, WARNINGS_CALL)
+    assert code == 0
+    assert "2 different calls" in err

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import requests
 
-from service.delivery.sinks import log, slack, webhook
+from service.delivery.sinks import email, log, pagerduty, slack, teams, webhook
 from service.delivery.sinks.base import AlertSink, SinkEnv, SinkSpec, SinkType
 from service.errors import PermanentError
 from service.settings import Settings
@@ -23,6 +23,9 @@ SINK_TYPES: dict[str, SinkType] = {t.name: t for t in (
     slack.SINK_TYPE,
     webhook.SINK_TYPE,
     log.SINK_TYPE,
+    pagerduty.SINK_TYPE,
+    teams.SINK_TYPE,
+    email.SINK_TYPE,
 )}
 
 
@@ -81,6 +84,8 @@ class Sinks:
 
 def specs_from_settings(settings: Settings) -> list[SinkSpec]:
     """``slack`` for ``SLACK_WEBHOOK_URL``, one ``webhook-<host>`` per ``ALERT_WEBHOOK_URLS``
-    entry, or ``log`` when neither is set (so nothing is lost)."""
+    entry, then the routing file's sinks; ``log`` when there are none (so nothing is lost)."""
     specs = [spec for sink_type in SINK_TYPES.values() for spec in sink_type.from_settings(settings)]
+    if settings.callwatch_config is not None:
+        specs += settings.callwatch_config.sinks
     return specs or [SinkSpec(log.LOG_SINK_ID, "log")]

@@ -1,36 +1,49 @@
-"""Alerts to a Slack incoming webhook, through slack_sdk's ``WebhookClient``.
+"""Alerts to a Slack incoming webhook: one JSON POST over the shared ``requests.Session``.
 
-``WebhookClient.send`` returns 4xx/5xx answers instead of raising, so every
-answer is checked here: 200 ``ok`` is delivered; 429 (with ``Retry-After``), 408
-and 5xx, timeouts and connection errors are retryable; 400/403/404/410 and other
+Every answer is checked here: 200 ``ok`` is delivered; 429 (with ``Retry-After``),
+408 and 5xx, timeouts and connection errors are retryable; 400/403/404/410 and other
 4xx are permanent and carry Slack's own reason (``no_service``,
-``channel_is_archived``, ``invalid_payload``...). The client gets no retry
-handlers: a worker must not sleep on a rate limit, it reschedules the job.
+``channel_is_archived``, ``invalid_payload``...). A 3xx is a permanent ``redirect``:
+it is never followed (following would send the alert, or a bodiless GET, to whatever
+host the ``Location`` names, and record it as delivered). Slack's answers are a few
+bytes: at most ``ANSWER_CAP`` is read, before ``deadline_s``, and only when the body
+matters (200 and 4xx). A worker never sleeps on a rate limit: it reschedules the job.
 The webhook URL is itself a credential, so it never appears in a log or an error.
+The Block Kit message is built by ``slack_blocks`` with slack_sdk's models.
 """
 
 from __future__ import annotations
 
-import http.client
-import logging
+import json
 import re
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from slack_sdk.errors import SlackRequestError
-from slack_sdk.webhook import WebhookClient
+import requests
 
 from service.analysis.alert import Alert
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
 from service.delivery.sinks.slack_blocks import slack_message
 from service.errors import DeliveryRejected, DeliveryRetryable
-from service.http import parse_retry_after, require_secure_url, user_agent
+from service.http import (
+    AnswerTooLarge,
+    AnswerTooSlow,
+    parse_retry_after,
+    read_capped,
+    require_secure_url,
+    user_agent,
+)
 
 if TYPE_CHECKING:
     from service.settings import Settings
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = (3.05, 10.0)
+#: The longest one send may spend reading Slack's answer, from the request's start.
+DEFAULT_DEADLINE_S = 15.0
+#: Slack answers ``ok`` or a short reason; anything longer is not Slack speaking.
+ANSWER_CAP = 4096
 SLACK_SINK_ID = "slack"
 #: Slack takes about one message a second per webhook; the margin absorbs the few
 #: milliseconds between taking the turn and the request arriving.
@@ -42,83 +55,82 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _quiet_logger() -> logging.Logger:
-    """A logger for slack_sdk that emits nothing: its debug lines print the URL."""
-    logger = logging.Logger("callwatch.slack_sdk", level=logging.CRITICAL + 1)
-    logger.propagate = False
-    return logger
-
-
 class SlackSink:
     """Posts one Block Kit message per alert to ``SLACK_WEBHOOK_URL``."""
 
     pace_s: float | None = SLACK_PACE_S
     kind: str = "chat"
 
-    def __init__(self, url: str, *, name: str = SLACK_SINK_ID, client: WebhookClient | None = None,
-                 timeout: float = DEFAULT_TIMEOUT,
-                 clock: Callable[[], datetime] = _utc_now) -> None:
-        require_secure_url(url, "SLACK_WEBHOOK_URL")
+    def __init__(self, url: str, *, name: str = SLACK_SINK_ID,
+                 session: requests.Session | None = None,
+                 timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+                 deadline_s: float = DEFAULT_DEADLINE_S,
+                 clock: Callable[[], datetime] = _utc_now,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._url = require_secure_url(url, "SLACK_WEBHOOK_URL")
         self.name: str = name
-        self._client = client or WebhookClient(
-            url, timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
-            retry_handlers=[], logger=_quiet_logger(), user_agent_suffix=user_agent(),
-        )
+        self._session = session or requests.Session()
+        self._timeout = timeout
+        self._deadline_s = deadline_s
         self._clock = clock
+        self._monotonic = monotonic
 
     def __repr__(self) -> str:
         return f"SlackSink(name={self.name!r})"
 
     def send(self, alert: Alert) -> None:
         """Post the alert's message; 200 ``ok`` is delivered, anything else raises."""
+        body = json.dumps(slack_message(alert), separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": user_agent()}
+        deadline = self._monotonic() + self._deadline_s
         try:
-            response = self._client.send_dict(slack_message(alert))
-        except SlackRequestError:
-            raise DeliveryRejected("SLACK_WEBHOOK_URL is not a usable URL",
-                                   reason="invalid_url") from None
-        except (OSError, http.client.HTTPException) as err:
-            # ``from None``: urllib errors can quote the request, and the URL is a secret.
+            response = self._session.post(self._url, data=body, headers=headers,
+                                          timeout=self._timeout, allow_redirects=False,
+                                          stream=True)
+        except requests.RequestException as err:
+            # ``from None``: requests' message holds the full URL, which is a secret.
             raise DeliveryRetryable(
                 f"Slack could not be reached ({type(err).__name__})"
             ) from None
-        except (UnicodeError, LookupError) as err:
-            # slack_sdk decodes the body itself: a proxy's page in another (or an unknown)
-            # charset. Slack's own answers are ASCII, so this was not Slack saying "ok".
-            raise DeliveryRetryable(
-                f"Slack's answer could not be read ({type(err).__name__})"
-            ) from None
-        self._check(response.status_code, response.body or "", response.headers or {})
+        with response:
+            self._check(response, deadline)
 
-    def _check(self, status: int, body: str, headers: Mapping[str, Any]) -> None:
-        reason = body.strip()
-        if status == 200 and reason == "ok":
-            return
+    def _check(self, response: requests.Response, deadline: float) -> None:
+        status = response.status_code
         if status == 429 or status == 408 or status >= 500:
-            retry_after = parse_retry_after(_header(headers, "Retry-After"), self._clock())
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
             raise DeliveryRetryable(f"Slack answered {status}", retry_after=retry_after,
                                     status=status)
+        if 300 <= status < 400:
+            raise DeliveryRejected(
+                f"Slack answered {status} (a redirect, not followed): check SLACK_WEBHOOK_URL",
+                reason="redirect", status=status)
+        reason = self._reason(response, deadline)
+        if status == 200 and reason == "ok":
+            return
         if not _REASON.match(reason):
             reason = f"http_{status}"
-        if 300 <= status < 400:
-            reason = "redirect"
-        elif status < 300:
+        if status < 300:
             # Slack took the request but did not say ok: sending again could duplicate it.
             reason = "unexpected_response"
         raise DeliveryRejected(f"Slack refused the alert: {status} {reason}",
                                reason=reason, status=status)
 
-
-def _header(headers: Mapping[str, Any], name: str) -> str | None:
-    """A header by name, whatever its case (urllib gives a message, errors a dict)."""
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return str(value)
-    return None
+    def _reason(self, response: requests.Response, deadline: float) -> str:
+        """Slack's short answer (``ok``, ``no_service``...), or "" when it is not one."""
+        try:
+            raw = read_capped(response, ANSWER_CAP, deadline=deadline, monotonic=self._monotonic)
+        except (AnswerTooLarge, AnswerTooSlow):
+            return ""
+        except requests.RequestException as err:
+            raise DeliveryRetryable(
+                f"Slack's answer could not be read ({type(err).__name__})"
+            ) from None
+        return raw.decode("ascii", errors="replace").strip()
 
 
 def _build(spec: SinkSpec, env: SinkEnv) -> SlackSink:
-    return SlackSink(spec.options["url"], name=spec.name, clock=env.clock)
+    return SlackSink(spec.options["url"], name=spec.name, session=env.session, clock=env.clock)
 
 
 def _from_settings(settings: Settings) -> list[SinkSpec]:

@@ -1,0 +1,150 @@
+"""Silences: "send nothing that matches this for the next two hours", kept in Redis.
+
+A silence is a matcher (the same keys as a route's ``match``), an end time, a
+comment and an author. All silences live in one sorted set (``keys.SILENCES``),
+each member the silence's JSON and its score the unix time it ends, so checking
+an alert is one Redis read (``ZRANGEBYSCORE now +inf``) in whichever worker
+analyses it: a silence takes effect at once everywhere, without a restart. An
+ended silence is no longer read; it is removed at the next write, and the key
+expires with the last silence it holds, so nothing outlives its silences.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis as redis_lib
+
+from service import keys
+from service.analysis.alert import Alert
+from service.config import Matcher, parse_matcher
+from service.delivery.routing import Drop, Router, matches
+from service.errors import ConfigError, InvalidInput
+
+#: The longest a silence may last: a forgotten silence must not hide alerts for ever.
+MAX_DURATION = timedelta(days=30)
+_DURATION_PART = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@dataclass(frozen=True)
+class Silence:
+    """One silence: what it matches, until when, and who set it and why."""
+
+    id: str
+    matcher: Matcher
+    starts_at: datetime
+    ends_at: datetime
+    comment: str
+    author: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "match": self.matcher.to_json(),
+                "starts_at": self.starts_at.isoformat(), "ends_at": self.ends_at.isoformat(),
+                "comment": self.comment, "author": self.author}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Silence:
+        return cls(id=str(data["id"]), matcher=parse_matcher(data["match"]),
+                   starts_at=datetime.fromisoformat(data["starts_at"]),
+                   ends_at=datetime.fromisoformat(data["ends_at"]),
+                   comment=str(data.get("comment") or ""), author=data.get("author"))
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``30m``, ``2h``, ``1d``, ``1h30m``: a positive duration up to ``MAX_DURATION``."""
+    compact = text.strip().lower()
+    if not compact or _DURATION_PART.sub("", compact):
+        raise InvalidInput(f"--for {text!r}: use a duration such as 30m, 2h or 1d")
+    seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(compact))
+    if seconds <= 0:
+        raise InvalidInput(f"--for {text!r}: a silence must last some time")
+    if seconds > MAX_DURATION.total_seconds():
+        raise InvalidInput(f"--for {text!r}: at most {MAX_DURATION.days} days")
+    return timedelta(seconds=seconds)
+
+
+def parse_pairs(pairs: Sequence[str]) -> Matcher:
+    """``KEY=VALUE`` pairs (a repeated key or ``a,b`` means any of) as a matcher."""
+    raw: dict[str, list[str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InvalidInput(f"{pair!r} is not KEY=VALUE (e.g. error_code=31005)")
+        raw.setdefault(key.strip(), []).extend(v.strip() for v in value.split(",") if v.strip())
+    if not raw:
+        raise InvalidInput("name at least one KEY=VALUE matcher: a silence of everything is refused")
+    try:
+        return parse_matcher(raw, "silence")
+    except ConfigError as error:
+        raise InvalidInput(error.message) from None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Silences:
+    """The deployment's silences in Redis."""
+
+    def __init__(self, redis: redis_lib.Redis, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._redis = redis
+        self._clock = clock
+
+    def add(self, matcher: Matcher, duration: timedelta, comment: str,
+            author: str | None = None) -> Silence:
+        """Store a new silence, active at once in every worker; returns it (with its id)."""
+        now = self._clock().astimezone(UTC).replace(microsecond=0)
+        silence = Silence(id="sil_" + secrets.token_hex(6), matcher=matcher, starts_at=now,
+                          ends_at=now + duration, comment=comment, author=author)
+        ends = silence.ends_at.timestamp()
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zremrangebyscore(keys.SILENCES, "-inf", now.timestamp())
+        pipe.zadd(keys.SILENCES, {json.dumps(silence.to_json(), sort_keys=True): ends})
+        pipe.expireat(keys.SILENCES, int(ends) + 1, gt=True)
+        pipe.expireat(keys.SILENCES, int(ends) + 1, nx=True)
+        pipe.execute()
+        return silence
+
+    def active(self) -> list[Silence]:
+        """Every silence that has not ended, soonest end first (one Redis read)."""
+        now = self._clock().timestamp()
+        silences = []
+        for member in self._members(now):
+            try:
+                silences.append(Silence.from_json(json.loads(member)))
+            except (ValueError, KeyError, TypeError, ConfigError):
+                continue  # written by another version with a key this one does not know
+        return silences
+
+    def matching(self, alert: Alert) -> Silence | None:
+        """The first active silence that matches ``alert``, or ``None``."""
+        return next((s for s in self.active() if matches(s.matcher, alert)), None)
+
+    def expire(self, silence_id: str) -> bool:
+        """End a silence now; False when no active silence has that id."""
+        for member in self._members(self._clock().timestamp()):
+            if json.loads(member).get("id") == silence_id:
+                return bool(self._redis.zrem(keys.SILENCES, member))
+        return False
+
+    def _members(self, now: float) -> list[bytes]:
+        """The stored JSON of every silence that ends after ``now``."""
+        return list(self._redis.zrangebyscore(keys.SILENCES, f"({now}", "+inf"))  # type: ignore[arg-type]
+
+
+def screen(alert: Alert, *, router: Router, silences: Silences | None) -> Drop | None:
+    """Why ``alert`` must not be sent, if so: an active silence matches it (checked first:
+    the operator asked for quiet), or no route and no ``default`` takes it."""
+    silence = silences.matching(alert) if silences is not None else None
+    if silence is not None:
+        return Drop("silenced", {"silence_id": silence.id})
+    if not router.route(alert):
+        return Drop("unrouted")
+    return None

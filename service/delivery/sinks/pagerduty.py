@@ -1,0 +1,124 @@
+"""Alerts to PagerDuty through the Events API v2: one ``trigger`` per alert.
+
+``dedup_key`` is the alert id, so a retried or repeated alert re-triggers the same
+PagerDuty alert instead of paging twice. PagerDuty answers 202 when it took the
+event, 400 when the event is invalid (permanent, with its own message), 429 when
+the integration is rate limited (retried, after ``Retry-After`` when given) and 5xx
+when it is in trouble (retried). The routing key is a credential: it is in the
+body only, never in a log or an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from service.analysis.alert import Alert, client_json, iso
+from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
+from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json
+from service.errors import DeliveryRejected, DeliveryRetryable
+from service.http import host_of, parse_retry_after, require_secure_url
+
+#: PagerDuty's limit on ``payload.summary``.
+MAX_SUMMARY = 1024
+#: Issues listed in ``custom_details`` (the rest are counted).
+MAX_DETAIL_ISSUES = 50
+
+
+def pagerduty_event(alert: Alert, routing_key: str) -> dict[str, Any]:
+    """The Events API v2 ``trigger`` for one alert (pure)."""
+    call = alert.call
+    issues = [issue.to_json() for issue in alert.issues[:MAX_DETAIL_ISSUES]]
+    more = len(alert.issues) - len(issues) + alert.truncated_issues
+    summary = f"callwatch {alert.severity}: {alert.summary}"
+    return {
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": alert.alert_id,
+        "client": "callwatch",
+        "payload": {
+            "summary": summary[:MAX_SUMMARY],
+            "severity": "error" if alert.severity == "error" else "warning",
+            "source": "callwatch",
+            "component": call.call_sid,
+            "group": call.account_sid,
+            "class": alert.issues[0].key if alert.issues else "call",
+            "timestamp": iso(alert.created_at),
+            "custom_details": {
+                "alert_id": alert.alert_id,
+                "call": {"call_sid": call.call_sid, "status": call.status,
+                         "direction": call.direction, "from": call.from_, "to": call.to,
+                         "duration_s": call.duration_s},
+                "issues": issues,
+                "more_issues": more,
+                "client": client_json(alert.client),
+            },
+        },
+    }
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PagerDutySink:
+    """Triggers one PagerDuty alert per callwatch alert."""
+
+    pace_s: float | None = None
+    kind: str = "pager"
+
+    def __init__(self, routing_key: str, *, name: str, url: str,
+                 session: requests.Session | None = None,
+                 timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+                 clock: Callable[[], datetime] = _utc_now) -> None:
+        self.name = name
+        self._routing_key = routing_key
+        self._url = require_secure_url(url, "PAGERDUTY_EVENTS_URL")
+        self._session = session or requests.Session()
+        self._timeout = timeout
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"PagerDutySink(name={self.name!r}, host={host_of(self._url)!r})"
+
+    def send(self, alert: Alert) -> None:
+        """One ``trigger``; 2xx is delivered, anything else raises."""
+        self.send_event(pagerduty_event(alert, self._routing_key))
+
+    def send_event(self, event: dict[str, Any]) -> None:
+        """POST one Events API v2 event (a trigger, or an incident's resolve)."""
+        answer = post_json(self._session, self._url, event, who="PagerDuty", timeout=self._timeout)
+        self._check(answer)
+
+    def _check(self, answer: Answer) -> None:
+        status = answer.status
+        if 200 <= status < 300:
+            return
+        if status in (408, 429) or status >= 500:
+            raise DeliveryRetryable(
+                f"PagerDuty answered {status}",
+                retry_after=parse_retry_after(answer.headers.get("Retry-After"), self._clock()),
+                status=status)
+        body = answer.json() or {}
+        message = str(body.get("message") or "")[:200]
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            message += ": " + "; ".join(str(e)[:200] for e in errors[:3])
+        if 300 <= status < 400:
+            raise DeliveryRejected(f"PagerDuty answered {status} (a redirect, not followed): "
+                                   "check PAGERDUTY_EVENTS_URL", reason="redirect", status=status)
+        reason = "invalid_event" if status == 400 else f"http_{status}"
+        raise DeliveryRejected(f"PagerDuty refused the event with {status}"
+                               + (f": {message}" if message else ""), reason=reason, status=status)
+
+
+def _build(spec: SinkSpec, env: SinkEnv) -> PagerDutySink:
+    return PagerDutySink(spec.options["routing_key"], name=spec.name,
+                         url=env.settings.pagerduty_events_url, session=env.session,
+                         clock=env.clock)
+
+
+SINK_TYPE = SinkType("pagerduty", _build)
