@@ -23,15 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import redis as redis_lib  # noqa: E402
+import redis as redis_lib
 
-import workers.queues  # noqa: E402
-from devtools.redis_server import RedisServer  # noqa: E402
-from devtools.simulator.server import SimulatorServer  # noqa: E402
-from devtools.standins import WebhookReceiver  # noqa: E402
-from service.logs import configure_logging  # noqa: E402
-from tests.pipeline_helpers import Pipeline, pipeline_settings  # noqa: E402
-from tests.receiver_fixtures import WEBHOOK_SECRET  # noqa: E402
+import workers.queues
+from devtools.redis_server import RedisServer
+from devtools.simulator.server import SimulatorServer
+from devtools.standins import WebhookReceiver
+from service.logs import configure_logging
+from tests.pipeline_helpers import Pipeline, pipeline_settings
+from tests.receiver_fixtures import WEBHOOK_SECRET
 
 _FAMILY = [
     (re.compile(r"^rq:job:"), "rq:job:<id> (job hash)"),

@@ -6,8 +6,8 @@ no registry, where none of RQ's clean-ups will ever find it. ``workers.dequeue``
 the job in hand from the pop until RQ is done with it; once Redis answers again,
 ``workers.restart`` calls :func:`requeue_job_in_hand`, which puts it back at the front
 of its queue if nothing else will. A job that is registered, queued, scheduled or
-ended is left to RQ, its scheduler and the liveness recovery. Running a job twice is safe anyway (same alert id;
-the delivery ledger).
+ended is left to RQ, its scheduler and the liveness recovery. Running a job twice is
+safe anyway (same alert id; the delivery ledger).
 """
 
 from __future__ import annotations

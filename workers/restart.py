@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis as redis_lib
 import structlog
@@ -44,7 +44,8 @@ class RunsRQ(Protocol):
     name: str
     job_in_hand: tuple[str, str] | None
 
-    def work(self, **options: Any) -> bool: ...
+    def work(self, burst: bool = ..., logging_level: str | None = ...,
+             *, with_scheduler: bool = ...) -> bool: ...
 
     def abandon(self) -> None: ...
 
