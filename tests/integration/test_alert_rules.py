@@ -17,6 +17,7 @@ from devtools.redis_server import RedisServer
 from service.decisions import AnalysisOutcome, DeliveryOutcome
 from service.web import create_app
 from tests.web_helpers import make_settings
+from workers.queue_depths import RQQueueDepths
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "docs" / "alerts.yaml"
@@ -45,7 +46,8 @@ def scrape(redis: redis_lib.Redis, **settings: str) -> list[Sample]:
            "ALERT_WEBHOOK_URLS": "https://a.example.com/hook,https://b.example.com/hook",
            "ALERT_WEBHOOK_SECRET": "whsec_" + "A" * 43 + "=", **settings}
     url = redis.connection_pool.connection_kwargs
-    app = create_app(make_settings(f"redis://{url['host']}:{url['port']}/0", **env), redis=redis)
+    app = create_app(make_settings(f"redis://{url['host']}:{url['port']}/0", **env), redis=redis,
+                     queue_depths=RQQueueDepths())  # as service.web.wsgi builds it
     text = app.test_client().get("/metrics").get_data(as_text=True)
     return [(sample.name, sample.labels, sample.value)
             for family in text_string_to_metric_families(text) for sample in family.samples]
