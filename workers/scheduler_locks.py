@@ -1,9 +1,10 @@
 """Free RQ's scheduler lock when the scheduler holding it has died.
 
-One scheduler per queue holds ``rq:scheduler-lock:<queue>`` with a 61 s TTL, and
-other workers only try to take it during maintenance. When the holder dies (SIGKILL,
-a lost node, a dyno restart) delayed analyses and retries would stall for up to a
-minute and a half. A live scheduler refreshes its lock's TTL every second, so a lock
+What this changes in RQ, and why: one scheduler per queue holds
+``rq:scheduler-lock:<queue>`` with a 61 s TTL, and other workers only try to take it
+during maintenance; no RQ setting shortens the TTL (``maintenance_interval`` only sets
+how often they try). When the holder dies (SIGKILL, a lost node, a dyno restart)
+re-checks and retries would stall for up to a minute and a half. A live scheduler refreshes its lock's TTL every second, so a lock
 whose TTL has run down by ``STALE_AFTER_S`` belongs to a dead process: releasing it
 (compare-and-delete, so a live owner is never robbed) lets the next maintenance pass
 take over at once.
@@ -18,7 +19,8 @@ from redis import Redis
 from rq.scheduler import RQScheduler
 from rq.scripts import release_lock
 
-#: The TTL RQ gives the lock (its scheduler interval, 1 s, plus 60 s), renewed each second.
+#: The TTL RQ gives the lock (its scheduler interval, 1 s, plus 60 s), renewed each second;
+#: pinned by ``tests/integration/test_worker_rq_pins.py``.
 LOCK_TTL_S = 61
 #: This long without a renewal means the scheduler is gone.
 STALE_AFTER_S = 15
