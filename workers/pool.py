@@ -35,17 +35,24 @@ POLL_S = 0.5
 log = structlog.get_logger()
 
 
-def run_pool(concurrency: int, work: Callable[[str | None], int], *, name: str | None = None,
+def run_pool(concurrency: int, work: Callable[[str | None, StopSignal], int], *,
+             name: str | None = None,
              stop: StopSignal | None = None) -> int:
-    """Run ``work(name)`` in ``concurrency`` child processes until a stop; return the exit code."""
+    """Run ``work(name, stop)`` in ``concurrency`` child processes until a stop; return the exit code."""
     stop = (stop or StopSignal()).install()
     context = multiprocessing.get_context("fork")
     names = [f"{name}-{index}" if name else None for index in range(1, concurrency + 1)]
     children: dict[int, BaseProcess] = {}
     died_at: dict[int, float] = {}
+    starts = [0] * concurrency
 
     def start(index: int) -> None:
-        child = context.Process(target=_child, args=(work, names[index]),
+        # A replacement needs a new name: its predecessor's may still be registered in RQ.
+        name_ = names[index]
+        if name_ and starts[index]:
+            name_ = f"{name_}-r{starts[index]}"
+        starts[index] += 1
+        child = context.Process(target=_child, args=(work, name_),
                                 name=f"callwatch-worker-{index + 1}", daemon=False)
         child.start()
         children[index] = child
@@ -78,8 +85,6 @@ def run_pool(concurrency: int, work: Callable[[str | None], int], *, name: str |
     return 0 if not failed else 1
 
 
-def _child(work: Callable[[str | None], int], name: str | None) -> None:
-    """A child's life: the parent's signal handlers do not apply to it."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_DFL)
-    raise SystemExit(work(name))
+def _child(work: Callable[[str | None, StopSignal], int], name: str | None) -> None:
+    """A child's life, with a stop recorder of its own from its first instruction."""
+    raise SystemExit(work(name, StopSignal().install()))

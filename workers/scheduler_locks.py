@@ -4,10 +4,10 @@ What this changes in RQ, and why: one scheduler per queue holds
 ``rq:scheduler-lock:<queue>`` with a 61 s TTL, and other workers only try to take it
 during maintenance; no RQ setting shortens the TTL (``maintenance_interval`` only sets
 how often they try). When the holder dies (SIGKILL, a lost node, a dyno restart)
-re-checks and retries would stall for up to a minute and a half. A live scheduler refreshes its lock's TTL every second, so a lock
-whose TTL has run down by ``STALE_AFTER_S`` belongs to a dead process: releasing it
-(compare-and-delete, so a live owner is never robbed) lets the next maintenance pass
-take over at once.
+re-checks and retries would stall for up to a minute and a half. A live scheduler
+refreshes its lock's TTL every second, so a lock whose TTL has run down by
+``STALE_AFTER_S`` belongs to a dead process: releasing it (compare-and-delete, so a live
+owner is never robbed) lets the next maintenance pass take over at once.
 """
 
 from __future__ import annotations

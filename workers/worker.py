@@ -135,13 +135,14 @@ def build_worker(redis: redis_lib.Redis, *, simple: bool = True, name: str | Non
 
 
 def work(settings: Settings, *, burst: bool = False, simple: bool = True,
-         name: str | None = None) -> int:
+         name: str | None = None, stop: StopSignal | None = None) -> int:
     """One worker process: its own Redis client and job context, then the restart loop."""
     redis = settings.redis()
     context.configure(settings, redis)
-    return run(redis, lambda worker_name, stop: build_worker(redis, simple=simple,
-                                                             name=worker_name, stop=stop),
-               burst=burst, name=name, rq_logging_level=rq_logging_level(settings.log_level))
+    return run(redis, lambda worker_name, stop_: build_worker(redis, simple=simple,
+                                                              name=worker_name, stop=stop_),
+               burst=burst, name=name, rq_logging_level=rq_logging_level(settings.log_level),
+               stop=stop)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     options = {"burst": args.burst, "simple": not args.fork}
     if args.concurrency == 1 or args.burst:
         return work(settings, name=args.name, **options)
-    return run_pool(args.concurrency, lambda name: work(settings, name=name, **options),
+    return run_pool(args.concurrency,
+                    lambda name, stop: work(settings, name=name, stop=stop, **options),
                     name=args.name)
 
 

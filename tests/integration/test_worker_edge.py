@@ -121,3 +121,29 @@ def test_an_expected_failure_logs_one_line_and_stays_in_the_failed_registry(
         assert _stop(process, timeout=10) == 0
     finally:
         process.close()
+
+
+def test_the_default_worker_runs_four_processes_and_replaces_one_that_dies(redis_server) -> None:
+    """``python -m workers.worker`` runs four worker processes; one killed is started again,
+    and one SIGTERM still stops them all with exit code 0."""
+    process = worker(settings_env(redis_server.url), "--name", "pool").start()
+    try:
+        process.wait_for(lambda: len(process.events("worker_listening")) == 4, timeout=60)
+        names = {line["worker"] for line in process.events("worker_listening")}
+        assert names == {"pool-1", "pool-2", "pool-3", "pool-4"}
+        victim = next(int(p) for p in os.listdir("/proc") if p.isdigit() and _child_of(
+            int(p), process.proc.pid))  # type: ignore[union-attr]
+        os.kill(victim, signal.SIGKILL)
+        process.wait_for(lambda: bool(process.events("worker_process_died")), timeout=30)
+        process.wait_for(lambda: len(process.events("worker_listening")) == 5, timeout=60)
+        assert _stop(process, timeout=15) == 0
+    finally:
+        process.close()
+
+
+def _child_of(pid: int, parent: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1]) == parent
+    except OSError:
+        return False
