@@ -106,6 +106,7 @@ def test_rq_scheduler_lock_ttl_is_what_scheduler_locks_assumes(redis: redis_lib.
     assert scheduler.acquire_locks() == {"pins"}
     assert LOCK_TTL_S - 1 <= redis.ttl(RQScheduler.get_locking_key("pins")) <= LOCK_TTL_S
     scheduler.release_locks()
+    scheduler.connection.close()  # RQ's scheduler builds a client of its own
 
 
 def test_rq_schedules_a_popped_job_again_under_its_own_id(redis: redis_lib.Redis) -> None:
@@ -120,6 +121,7 @@ def test_rq_schedules_a_popped_job_again_under_its_own_id(redis: redis_lib.Redis
     scheduler.acquire_locks()
     scheduler.enqueue_scheduled_jobs()
     scheduler.release_locks()
+    scheduler.connection.close()
     assert q.job_ids == ["deliver-x"]
 
 
