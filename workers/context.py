@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import redis as redis_lib
 import requests
 
+from service.delivery.incidents.policy import policies_from_env
 from service.delivery.routing import Router
 from service.delivery.sinks import Sinks
 from service.settings import Settings
@@ -37,7 +38,7 @@ class WorkerContext:
 
     def __post_init__(self) -> None:
         self.sinks = Sinks.from_settings(self.settings, session=self.session, clock=self.clock)
-        self.router = Router(self.sinks.names)
+        self.router = Router(self.sinks.names, **policies_from_env(os.environ))
 
 
 _context: WorkerContext | None = None

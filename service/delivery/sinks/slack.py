@@ -28,6 +28,7 @@ from service.errors import DeliveryRejected, DeliveryRetryable
 from service.http import parse_retry_after, require_secure_url, user_agent
 
 if TYPE_CHECKING:
+    from service.delivery.incidents.events import IncidentEvent
     from service.settings import Settings
 
 DEFAULT_TIMEOUT = 10.0
@@ -71,8 +72,17 @@ class SlackSink:
 
     def send(self, alert: Alert) -> None:
         """Post the alert's message; 200 ``ok`` is delivered, anything else raises."""
+        self._post(slack_message(alert))
+
+    def send_incident(self, event: IncidentEvent) -> None:
+        """Post the incident event's message; answers are read as for an alert."""
+        # Imported here: the incidents package renders with this package's Block Kit helpers.
+        from service.delivery.incidents.messages import slack_incident_message
+        self._post(slack_incident_message(event))
+
+    def _post(self, body: dict[str, Any]) -> None:
         try:
-            response = self._client.send_dict(slack_message(alert))
+            response = self._client.send_dict(body)
         except SlackRequestError:
             raise DeliveryRejected("SLACK_WEBHOOK_URL is not a usable URL",
                                    reason="invalid_url") from None
