@@ -98,9 +98,10 @@ def _clean(tl: Timeline, opts: Options) -> None:
 
 
 def _sdk_error(tl: Timeline, opts: Options) -> None:
+    code = opts.whole("code", 31005, low=10000, high=99999)  # another code: another issue
     up = connect(tl)
     at = up + (tl.duration_s - up) * 0.6
-    tl.sdk(at, "connection", "error", "ERROR", error=31005,
+    tl.sdk(at, "connection", "error", "ERROR", error=code,
            message="Connection error: the signaling WebSocket ended unexpectedly")
     tl.sdk(at + 0.1, "connection", "disconnected-by-remote", "INFO")
     tl.sdk(at + 0.2, "ice-connection-state", "closed", "DEBUG")
