@@ -13,6 +13,7 @@ Logs of web and worker go to ``.run/web.log`` and ``.run/worker.log``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +34,10 @@ SAMPLE_CALLS = (
     ("clean", "completed", "a clean call: no alert expected"),
     ("clean", "failed", "a call that failed to connect (SIP 404)"),
 )
+#: After the samples: this many calls failing alike, with short storm windows for the demo.
+STORM_DEMO_CALLS = 60
+STORM_DEMO = {"calls": 5, "within_s": 60, "group_by": ["issue"], "update_every_s": 10,
+              "resolve_after_s": 20}
 
 
 def procfile_commands() -> dict[str, list[str]]:
@@ -80,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--once", action="store_true",
                         help="stop after the sample calls' alerts arrived (used by the tests)")
+    parser.add_argument("--no-storm", action="store_true",
+                        help="skip the storm of failing calls played after the samples")
     args = parser.parse_args(argv)
     port = args.port if _port_free(args.port) else free_port()
     with ExitStack() as stack:
@@ -101,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             ok = demo.play_samples(base)
             if args.once:
                 return 0 if ok else 1
+            if not args.no_storm:
+                demo.play_storm(base, env["REDIS_URL"] if "REDIS_URL" in env else None)
         print("Press Ctrl-C to stop.")
         try:
             while all(p.poll() is None for p in processes):
@@ -147,6 +156,7 @@ class _Demo:
             "SLACK_WEBHOOK_URL": self.slack.url,
             "ALERT_WEBHOOK_URLS": self.webhook.url,
             "ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "CALLWATCH_CONFIG": json.dumps({"storm": STORM_DEMO}),
         }
 
     def play_samples(self, base: str, timeout: float = 60) -> bool:
@@ -172,6 +182,39 @@ class _Demo:
               f"{len(self.webhook.unique_ids())} webhooks arrived; see {RUN_DIR}/worker.log")
         return False
 
+
+    def play_storm(self, base: str, redis_url: str | None, timeout: float = 180) -> bool:
+        """60 calls failing with one error: an incident opens, updates and resolves in Slack."""
+        from devtools.simulator.sender import play_call
+
+        print(f"\nnow a storm: {STORM_DEMO_CALLS} calls failing with error 31009 at once "
+              f"(storm settings for the demo: {json.dumps(STORM_DEMO)})")
+        before = len(self.slack.accepted())
+        self.webhook.echo = False  # 60 per-call webhooks would bury the incident's messages
+        for _ in range(STORM_DEMO_CALLS):
+            play_call(self.simulator.url, base, self.account_sid, self.auth_token, "sdk-error",
+                      options={"code": 31009})
+        print(f"played {STORM_DEMO_CALLS} calls; the first {STORM_DEMO['calls'] - 1} alerts go out "
+              f"one by one, then one incident (resolved {STORM_DEMO['resolve_after_s']} s after "
+              "the last call)...")
+        deadline = time.monotonic() + timeout
+        resolved = False
+        while time.monotonic() < deadline and not resolved:
+            resolved = any("Incident resolved" in str(m.payload.get("text", ""))
+                           for m in self.slack.accepted()[before:])
+            time.sleep(0.5)
+        shown = len(self.slack.accepted()) - before
+        events = sum(1 for d in self.webhook.accepted() if str(d.body.get("type", "")).startswith("incident."))
+        alerts = sum(1 for d in self.webhook.accepted() if d.body.get("type") == "call.alert")
+        print(f"storm: {STORM_DEMO_CALLS} failing calls became {shown} Slack messages; the webhook "
+              f"receiver got every call.alert ({alerts} in all) and {events} incident events.")
+        if redis_url:
+            print(f"$ REDIS_URL={redis_url} callwatch incidents list")
+            subprocess.run([sys.executable, "-m", "service.cli", "incidents", "list"],
+                           env={**os.environ, "REDIS_URL": redis_url}, timeout=30, check=False)
+        if not resolved:
+            print(f"the incident did not resolve within {timeout:.0f} s; see {RUN_DIR}/worker.log")
+        return resolved
 
 def _port_free(port: int) -> bool:
     import socket

@@ -41,12 +41,16 @@ _EMOJI = {"opened": ":rotating_light:", "updated": ":arrows_counterclockwise:",
 
 
 def headline(event: IncidentEvent) -> str:
-    """``Incident opened: 57 calls failed with issue sdk_edge/error/31005 (route default)``."""
+    """``Incident updated: 57 calls so far with issue sdk_edge/error/31005 (route default)``."""
     data = event.data
     calls = int(data.get("calls") or 0)
     noun = "call" if calls == 1 else "calls"
-    return (f"Incident {event.event}: {calls} {noun} failed with {describe_group(data.get('group') or {})}"
-            f" (route {data.get('route')})")
+    group = describe_group(data.get("group") or {})
+    if event.event == "opened":
+        counted = "calls are failing with" if data.get("trigger") != "ratio" else "too many calls fail with"
+        return f"Incident opened: {counted} {group} (route {data.get('route')})"
+    so_far = " so far" if event.event == "updated" else ""
+    return f"Incident {event.event}: {calls} {noun}{so_far} with {group} (route {data.get('route')})"
 
 
 def time_span(event: IncidentEvent) -> str:
@@ -84,7 +88,9 @@ def facts(event: IncidentEvent) -> list[tuple[str, str]]:
     since = int(data.get("calls_since_last") or 0)
     return [
         ("Group", describe_group(data.get("group") or {})),
-        ("Calls", f"{calls}" + (f" ({since} since the last message)" if event.event != "opened" else "")),
+        ("Calls", f"{calls} in this incident" + (f", {since} since the last message"
+                                                  if event.event != "opened" else "")
+         + " (alerts sent one by one before it opened are not counted)"),
         ("Time span", time_span(event)),
         ("Trigger", trigger_line(event)),
         ("Error codes", breakdown(data.get("by_error_code") or {})),
