@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.once:
                 return 0 if ok else 1
             if not args.no_storm:
-                demo.play_storm(base, env["REDIS_URL"] if "REDIS_URL" in env else None)
+                demo.play_storm(base, env.get("REDIS_URL"))
         print("Press Ctrl-C to stop.")
         try:
             while all(p.poll() is None for p in processes):
@@ -204,7 +204,8 @@ class _Demo:
                            for m in self.slack.accepted()[before:])
             time.sleep(0.5)
         shown = len(self.slack.accepted()) - before
-        events = sum(1 for d in self.webhook.accepted() if str(d.body.get("type", "")).startswith("incident."))
+        events = sum(1 for d in self.webhook.accepted()
+                     if str(d.body.get("type", "")).startswith("incident."))
         alerts = sum(1 for d in self.webhook.accepted() if d.body.get("type") == "call.alert")
         print(f"storm: {STORM_DEMO_CALLS} failing calls became {shown} Slack messages; the webhook "
               f"receiver got every call.alert ({alerts} in all) and {events} incident events.")

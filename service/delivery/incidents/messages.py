@@ -74,9 +74,9 @@ def trigger_line(event: IncidentEvent) -> str:
 
 
 def breakdown(counts: dict[str, int], top: int = TOP) -> str:
-    """``31005 ×50, 31009 ×7, and 2 more``."""
+    """``31005 (50), 31009 (7), and 2 more``."""
     items = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    shown = ", ".join(f"{key} ×{n}" for key, n in items[:top])
+    shown = ", ".join(f"{key} ({n})" for key, n in items[:top])
     rest = len(items) - top
     return (shown + (f", and {rest} more" if rest > 0 else "")) or "none"
 

@@ -13,10 +13,9 @@ ledger drops the copies).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -83,7 +82,8 @@ def check_step(incident_id: str, *, store: IncidentStore, now: float,
     if result.snapshot is not None:
         snapshot = result.snapshot
         event = build_event(result.event, result.sequence, snapshot, datetime.fromtimestamp(now, UTC))
-        message = store.save_event(incident_id, result.sequence, event.to_message())
+        message: dict[str, Any] | None = store.save_event(incident_id, result.sequence,
+                                                          event.to_message())
         fields = snapshot.fields
         log.info(f"incident_{result.event}", incident_id=incident_id, route=fields.get("route"),
                  trigger=fields.get("trigger"), calls=int(snapshot.number("calls")),

@@ -38,10 +38,14 @@ TIMER_GRACE_S = 60.0
 class RouteLike(Protocol):
     """What the desk needs of a router's ``RouteMatch``."""
 
-    route: str
-    sinks: tuple[str, ...]
-    storm: StormPolicy | None
-    ratio: RatioPolicy | None
+    @property
+    def route(self) -> str: ...
+    @property
+    def sinks(self) -> tuple[str, ...]: ...
+    @property
+    def storm(self) -> StormPolicy | None: ...
+    @property
+    def ratio(self) -> RatioPolicy | None: ...
 
 
 class Counter(Protocol):
@@ -123,9 +127,9 @@ class IncidentDesk:
     def _kind(self, sink: str) -> str:
         try:
             return self.kind_of(sink)
-        except Exception:  # noqa: BLE001 - a sink gone from the configuration: fold to be safe
+        except Exception:  # a sink gone from the configuration: fold to be safe
             return "chat"
 
     def _inc(self, name: str, **labels: str) -> None:
         if self.metrics is not None:
-            self.metrics.inc(name, **labels)
+            self.metrics.inc(name, 1.0, **labels)
