@@ -57,7 +57,7 @@ def test_a_storm_opens_folds_and_resolves_through_the_jobs(
     bodies = [d.body for d in webhook_receiver.accepted()]
     assert sorted(b["data"]["call"]["call_sid"] for b in bodies if b["type"] == "call.alert") == sorted(sids)
     events = [b for b in bodies if b["type"].startswith("incident.")]
-    assert [b["type"] for b in events][0] == "incident.opened"
+    assert events[0]["type"] == "incident.opened"
     assert events[-1]["type"] == "incident.resolved" and events[-1]["data"]["calls"] == 6
     assert all(d.verified for d in webhook_receiver.accepted())
 
