@@ -97,17 +97,22 @@ end
 local analysed, with_alert = 0, 0
 if ARGV[13] == '1' then
   redis.call('HINCRBY', KEYS[5], ARGV[14], 1)
-  redis.call('EXPIRE', KEYS[5], ttl)
+  redis.call('EXPIRE', KEYS[5], tonumber(ARGV[27]) + 60)
   local first = tonumber(ARGV[17])
-  local function total(key)
+  -- The group's buckets that left the window are dropped here, so the hash stays small.
+  local function total(key, prune)
     local flat, sum = redis.call('HGETALL', key), 0
     for i = 1, #flat, 2 do
-      if tonumber(flat[i]) >= first then sum = sum + tonumber(flat[i + 1]) end
+      if tonumber(flat[i]) >= first then
+        sum = sum + tonumber(flat[i + 1])
+      elseif prune then
+        redis.call('HDEL', key, flat[i])
+      end
     end
     return sum
   end
-  with_alert = total(KEYS[5])
-  analysed = total(KEYS[6])
+  with_alert = total(KEYS[5], true)
+  analysed = total(KEYS[6], false)
 end
 
 local open_id = redis.call('GET', KEYS[2])
