@@ -312,3 +312,31 @@ def test_an_event_refused_for_good_does_not_hold_back_the_next(redis: redis_lib.
     deliver(redis, sink, three_events.opened)
     assert isinstance(deliver(redis, sink, three_events.updated), Failed)
     assert deliver(redis, sink, three_events.resolved) == Done(DeliveryOutcome.DELIVERED)
+
+
+def test_concurrent_timer_runs_emit_one_event(redis: redis_lib.Redis,
+                                              connections: list[redis_lib.Redis]) -> None:
+    """Eight timer runs at once (a duplicated or re-run check): one ``updated``, then one
+    ``resolved``, each with its own sequence number."""
+    clock = Clock()
+    desk = desk_for(redis, clock)
+    for n in (1, 2, 3):
+        desk.deliveries(alert_n(n), alert_n(n).to_envelope())
+    incident_id = desk.checks[0][0]
+    clock.now = T0 + 40
+    desk.deliveries(alert_n(4), alert_n(4).to_envelope())
+
+    def all_at(now: float) -> list[str]:
+        barrier = threading.Barrier(len(connections))
+
+        def one(client: redis_lib.Redis) -> str:
+            barrier.wait()
+            return check_step(incident_id, store=IncidentStore(client), now=now).event
+
+        with ThreadPoolExecutor(len(connections)) as pool:
+            return list(pool.map(one, connections))
+
+    assert sorted(all_at(T0 + 45)) == ["none"] * 7 + ["updated"]
+    assert sorted(all_at(T0 + 200)) == ["none"] * 7 + ["resolved"]
+    snapshot = IncidentStore(redis).read(incident_id)
+    assert snapshot is not None and snapshot.number("seq") == 3
