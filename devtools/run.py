@@ -3,7 +3,9 @@
 With no ``TWILIO_ACCOUNT_SID`` in the environment it starts a private Redis, the
 Twilio simulator, a Slack stand-in and a webhook receiver, then the ``web`` and
 ``worker`` processes exactly as the Procfile does, plays a few sample calls through
-them and prints each alert as the stand-ins receive it. With Twilio credentials in
+them and prints each alert as the stand-ins receive it, then (unless ``--once`` or
+``--no-storm``) a storm of 60 calls failing alike, which Slack shows as one incident
+opening, updating and resolving. With Twilio credentials in
 the environment it starts web and worker against your configuration (and a private
 Redis unless ``REDIS_URL`` is set) and plays nothing.
 
