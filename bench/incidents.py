@@ -21,6 +21,10 @@ folds the rest (the steady state of a storm). Reported: microseconds per call
 (median over rounds), the ratio to the same call without the desk, and the Redis
 commands per call with it (``INFO commandstats``, a Lua script's inner calls
 included; the ``INFO`` itself excluded): the same for 200 calls or 200,000.
+
+``--slack-rate`` measures instead what bounds a storm's Slack messages: one real
+worker (``python -m workers.worker``), 12 Slack alerts scheduled at once, the Slack
+stand-in at one message a second; the messages a second achieved and the gaps.
 """
 
 from __future__ import annotations
@@ -87,11 +91,52 @@ def run(client: redis_lib.Redis, calls: int, *, failing: bool, with_desk: bool) 
     return elapsed / calls * 1e6, (commands(client) - before - 1) / calls
 
 
+def slack_rate(alerts: int = 12) -> None:
+    """Slack messages a second one real worker achieves for ``alerts`` scheduled at once."""
+    import itertools
+    import os
+    import subprocess
+
+    from devtools.standins import SlackStandIn
+    from tests.receiver_fixtures import sample_alert
+    from workers.queues import schedule_delivery
+
+    with RedisServer() as server, SlackStandIn(min_interval_s=1.0) as slack:
+        env = {**os.environ, "REDIS_URL": server.url, "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+               "TWILIO_AUTH_TOKEN": "x" * 32, "SLACK_WEBHOOK_URL": slack.url, "LOG_FORMAT": "json",
+               "PYTHONPATH": str(ROOT), "CALLWATCH_CONFIG": '{"storm": false}'}
+        client = redis_lib.Redis.from_url(server.url)
+        worker = subprocess.Popen([sys.executable, "-m", "workers.worker", "--name", "bench"],
+                                  env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(3)
+            for n in range(alerts):
+                schedule_delivery(client, "slack", sample_alert(call_sid=f"CA{n:032x}").to_envelope())
+            deadline = time.time() + 30 + 3 * alerts
+            while len(slack.accepted()) < alerts and time.time() < deadline:
+                time.sleep(0.2)
+        finally:
+            worker.terminate()
+            worker.wait(30)
+            client.close()
+        times = sorted(m.received_at for m in slack.accepted())
+        gaps = [round(b - a, 2) for a, b in itertools.pairwise(times)]
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+        print(f"slack: {len(times)}/{alerts} accepted, {rate:.2f} messages/s, gaps {gaps}, "
+              f"429s {sum(1 for m in slack.messages if m.status == 429)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--slack-rate", action="store_true",
+                        help="instead: the Slack messages/s one worker achieves (storm off)")
     args = parser.parse_args(argv)
+    if args.slack_rate:
+        slack_rate()
+        return 0
     # The step's log lines are not what is measured: drop them below warning.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     print(f"bench/incidents.py --calls {args.calls} --rounds {args.rounds}")
