@@ -32,7 +32,8 @@ from service.saved_pages import read_pages
 
 Subparsers = Any  # argparse's _SubParsersAction, which is private
 #: ``module:function`` registrars; each adds subcommands to the ``Subparsers`` it is given.
-REGISTRARS: tuple[str, ...] = ("service.cli:add_commands", "service.cli_routing:add_commands")
+REGISTRARS: tuple[str, ...] = ("service.cli:add_commands", "service.cli_routing:add_commands",
+                              "service.delivery.incidents.cli:add_commands")
 
 _PLACEHOLDER_CALL = "CA" + "0" * 32
 _PLACEHOLDER_ACCOUNT = "AC" + "0" * 32

@@ -20,6 +20,8 @@ from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
+from service.delivery.incidents.events import message_id
+
 log = structlog.get_logger()
 
 ANALYSIS_QUEUE = "analysis"
@@ -97,12 +99,28 @@ def schedule_analysis(redis: Redis, call_json: dict[str, Any], *, delay_s: float
 def schedule_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any], *,
                       delay_s: float = 0, attempt: int = 0, hop: int = 0,
                       booked: bool = False) -> bool:
-    """Schedule one alert's delivery through one sink; False when already scheduled or done."""
-    alert_id = envelope["data"]["alert_id"]
+    """Schedule one message's delivery (an alert, an incident event) through one sink; False
+    when already scheduled or done."""
+    # Job ids take [A-Za-z0-9_-]: an incident event's ``inc_…:3`` becomes ``inc_…-3``.
+    job_key = message_id(envelope).replace(":", "-")
     return schedule_unique(
         redis, DELIVERY_QUEUE, "workers.jobs.deliver_alert", (sink_id, envelope, attempt, hop, booked),
-        job_id=delivery_job_id(sink_id, alert_id, hop),
+        job_id=delivery_job_id(sink_id, job_key, hop),
         delay_s=delay_s, timeout_s=DELIVERY_JOB_TIMEOUT_S, result_ttl_s=DELIVERY_RESULT_TTL_S,
+    )
+
+
+def incident_check_job_id(incident_id: str, due: float) -> str:
+    """``check-<incident>-<due epoch second>``: one timer run per incident and due time."""
+    return f"check-{incident_id}-{int(due)}"
+
+
+def schedule_incident_check(redis: Redis, incident_id: str, due: float) -> bool:
+    """Schedule an incident's timer step at epoch second ``due``; False when already scheduled."""
+    return schedule_unique(
+        redis, DELIVERY_QUEUE, "workers.jobs.check_incident", (incident_id, due),
+        job_id=incident_check_job_id(incident_id, due), delay_s=max(0.0, due - time.time()),
+        timeout_s=DELIVERY_JOB_TIMEOUT_S, result_ttl_s=DELIVERY_RESULT_TTL_S,
     )
 
 

@@ -11,6 +11,11 @@ the receiver's ``Retry-After`` first), and the sink's own pace (``AlertSink.pace
 Slack's is one message a second per webhook). A pace wait is never slept in the
 worker: the step books the next free slot and asks to be run again then, so a
 paced Slack alert never delays another sink's alert or an analysis.
+
+A message is a ``call.alert`` envelope (sent with ``sink.send``) or an incident event
+(``sink.send_incident``), keyed by its ``webhook-id``: the alert id, or
+``<incident_id>:<sequence>``. An incident's events reach each sink in order: event N
+waits (``Again``) until the sink took event N-1, or gave up on it for good.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import structlog
 
 from service.analysis.alert import Alert
 from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
+from service.delivery.incidents.events import IncidentEvent, is_incident_message, message_id
+from service.delivery.incidents.order import EventOrder
 from service.delivery.ledger import DEFAULT_LEASE_S, DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.sinks.base import AlertSink
@@ -44,51 +51,89 @@ class DeliveryRequest:
 
     @property
     def message_id(self) -> str:
-        return str(self.message["data"]["alert_id"])
+        return message_id(self.message)
 
 
 def deliver_step(request: DeliveryRequest, *, sink: AlertSink, ledger: DeliveryLedger,
                  pace: Pace | None, retry_s: tuple[int, ...], lease_s: float = DEFAULT_LEASE_S,
                  jitter: Callable[[], float] = lambda: random.uniform(0, 1.0),  # noqa: S311
-                 ) -> Decision:
+                 order: EventOrder | None = None) -> Decision:
     """Send the message unless the sink already took it; say what should happen next."""
-    alert = Alert.from_envelope(request.message)
     name, message_id = request.sink, request.message_id
+    if is_incident_message(request.message):
+        return _deliver_event(request, IncidentEvent.from_message(request.message), sink=sink,
+                              ledger=ledger, pace=pace, retry_s=retry_s, lease_s=lease_s,
+                              jitter=jitter, order=order)
+    alert = Alert.from_envelope(request.message)
     fields = {"sink": name, "alert_id": message_id, "call_sid": alert.call.call_sid}
+    return _deliver(request, lambda: sink.send(alert), fields, "alert", ledger=ledger, pace=pace,
+                    retry_s=retry_s, lease_s=lease_s, jitter=jitter)
+
+
+def _deliver_event(request: DeliveryRequest, event: IncidentEvent, *, sink: AlertSink,
+                   ledger: DeliveryLedger, pace: Pace | None, retry_s: tuple[int, ...],
+                   lease_s: float, jitter: Callable[[], float], order: EventOrder | None) -> Decision:
+    """An incident event: after the one before it, then like an alert."""
+    name = request.sink
+    fields = {"sink": name, "incident_id": event.incident_id, "webhook_id": event.webhook_id}
+    if order is not None and not ledger.is_delivered(name, event.webhook_id):
+        wait = order.wait_for_previous(name, event)
+        if wait > 0:
+            log.info("incident_delivery_retry", reason="ordered", retry_after=wait, **fields)
+            return Again(DeliveryOutcome.PACED, wait + jitter(), _state(request))
+    send_incident = getattr(sink, "send_incident", None)
+    if send_incident is None:
+        decision: Decision = Failed(DeliveryOutcome.REJECTED, "unsupported",
+                                    f"sink {name} cannot send incident events")
+        log.error("incident_delivery_rejected", reason="unsupported", **fields)
+    else:
+        decision = _deliver(request, lambda: send_incident(event), fields, "incident",
+                            ledger=ledger, pace=pace, retry_s=retry_s, lease_s=lease_s,
+                            jitter=jitter)
+    if isinstance(decision, Failed) and order is not None:
+        order.settle(name, event.webhook_id)
+    return decision
+
+
+def _deliver(request: DeliveryRequest, send: Callable[[], None], fields: dict[str, str], what: str,
+             *, ledger: DeliveryLedger, pace: Pace | None, retry_s: tuple[int, ...],
+             lease_s: float, jitter: Callable[[], float]) -> Decision:
+    """Claim, pace, send once and record: the same for an alert and an incident event."""
+    name, message_id = request.sink, request.message_id
     if ledger.is_delivered(name, message_id):
-        log.info("alert_delivery_duplicate", **fields)
+        log.info(f"{what}_delivery_duplicate", **fields)
         return Done(DeliveryOutcome.DUPLICATE)
     if not ledger.claim(name, message_id, lease_s=lease_s):
         wait = ledger.lease_remaining(name, message_id) or 1.0
-        log.info("alert_delivery_retry", reason="in_flight", retry_after=wait, **fields)
+        log.info(f"{what}_delivery_retry", reason="in_flight", retry_after=wait, **fields)
         return Again(DeliveryOutcome.PACED, wait + jitter(), _state(request))
     try:
         # Re-check under the lease: another worker may have finished between the two.
         if ledger.is_delivered(name, message_id):
-            log.info("alert_delivery_duplicate", **fields)
+            log.info(f"{what}_delivery_duplicate", **fields)
             return Done(DeliveryOutcome.DUPLICATE)
         if pace is not None:
             wait = _turn(pace, name, booked=request.booked)
             if wait > 0:
-                log.info("alert_delivery_retry", reason="paced", retry_after=round(wait, 3),
+                log.info(f"{what}_delivery_retry", reason="paced", retry_after=round(wait, 3),
                          **fields)
                 return Again(DeliveryOutcome.PACED, wait, _state(request, booked=True))
         try:
-            sink.send(alert)
+            send()
         except DeliveryRetryable as err:
-            log.warning("alert_delivery_retry", reason="receiver", error=str(err),
+            log.warning(f"{what}_delivery_retry", reason="receiver", error=str(err),
                         status=err.status, retry_after=err.retry_after, **fields)
             if pace is not None and err.retry_after:
                 pace.pause(name, err.retry_after)
             return _retry(request, retry_s, err)
         except DeliveryRejected as err:
-            log.error("alert_delivery_rejected", reason=err.reason, status=err.status,
+            log.error(f"{what}_delivery_rejected", reason=err.reason, status=err.status,
                       error=str(err), **fields)
             return Failed(DeliveryOutcome.REJECTED, err.reason, str(err))
         ledger.mark_delivered(name, message_id)
     finally:
         ledger.release(name, message_id)
-    log.info("alert_delivered", **fields)
+    log.info(f"{what}_delivered", **fields)
     return Done(DeliveryOutcome.DELIVERED)
 
 

@@ -179,6 +179,8 @@ def webhook_counts(receiver: WebhookReceiver) -> tuple[Counter[str], Counter[str
     requests_per_call: Counter[str] = Counter()
     ids: dict[str, set[str]] = {}
     for delivery in receiver.accepted():
+        if delivery.body.get("type") != "call.alert":
+            continue  # an incident event (a storm of one error opens one)
         sid = delivery.body["data"]["call"]["call_sid"]
         requests_per_call[sid] += 1
         ids.setdefault(sid, set()).add(str(delivery.webhook_id))
