@@ -14,7 +14,7 @@ def test_each_group_key_reads_the_alert() -> None:
     alert = sample_alert(issues=3)
     keys = ("issue", "error_code", "category", "edge", "sdk_type", "country_code", "account_sid")
     assert group_of(alert, keys) == {
-        "issue": "sdk_edge/connection/error/31000", "error_code": "31005", "category": "signaling/network",
+        "issue": "sdk_edge/connection/error/31000", "error_code": "31005", "category": "network",
         "edge": "sdk_edge", "sdk_type": "twilio-voice-js", "country_code": "US",
         "account_sid": "AC" + "1" * 32}
 
