@@ -8,9 +8,10 @@ receiver refused for good, or the retry waits are used up).
 
 Policy lives here and in the sink: the retry waits (``DELIVERY_RETRY_SECONDS``,
 the receiver's ``Retry-After`` first), and the sink's own pace (``AlertSink.pace_s``;
-Slack's is one message a second per webhook). A pace wait is never slept in the
+Slack's is one message a second per webhook). A pace wait is not slept in the
 worker: the step books the next free slot and asks to be run again then, so a
-paced Slack alert never delays another sink's alert or an analysis.
+paced Slack alert never holds up another sink's alert or an analysis; only the
+last fraction of a second before its own turn (``INLINE_WAIT_S``) is waited in place.
 
 A message is a ``call.alert`` envelope (sent with ``sink.send``) or an incident event
 (``sink.send_incident``), keyed by its ``webhook-id``: the alert id, or
@@ -37,6 +38,10 @@ from service.delivery.sinks.base import AlertSink
 from service.errors import DeliveryRejected, DeliveryRetryable
 
 log = structlog.get_logger()
+
+#: The longest a delivery waits in the worker for its paced turn (less than one tick of
+#: the scheduler); longer waits are rescheduled.
+INLINE_WAIT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -143,17 +148,25 @@ def _turn(pace: Pace, name: str, *, booked: bool) -> float:
     A message that has no slot yet books the next free one, so a burst is spread one
     slot apart instead of every job waking each second to compete. A booked message
     takes the turn at its slot; if the line moved since (a receiver's pause, late
-    jobs bunching), it books again at the end of the line.
+    jobs bunching), it books again at the end of the line. A turn at most
+    ``INLINE_WAIT_S`` away is waited for in place: the scheduler runs jobs on whole
+    seconds, so rescheduling a sub-second wait would lose a whole tick, and a paced
+    sink would send only every other second.
     """
     if not booked:
         wait = pace.book(name)
-        if wait > 0:
+        if wait > INLINE_WAIT_S:
             return wait
-    wait = pace.reserve(name)
-    if wait <= 0:
-        return 0.0
+        pace.sleep(wait)
+    for _ in range(3):
+        wait = pace.reserve(name)
+        if wait <= 0:
+            return 0.0
+        if wait > INLINE_WAIT_S:
+            break
+        pace.sleep(wait)
     if wait <= 2 * pace.interval_s:
-        return wait  # a little early (the scheduler runs in whole seconds): keep the slot
+        return wait  # early for its slot (the scheduler runs in whole seconds): keep the slot
     return max(pace.book(name), wait)
 
 

@@ -48,7 +48,7 @@ ANSWER_CAP = 4096
 SLACK_SINK_ID = "slack"
 #: Slack takes about one message a second per webhook; the margin absorbs the few
 #: milliseconds between taking the turn and the request arriving.
-SLACK_PACE_S = 1.1
+SLACK_PACE_S = 1.05
 _REASON = re.compile(r"^[a-z0-9_]{1,64}$")
 
 
