@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
         log.warning("signature_validation_disabled",
                     message="TWILIO_VALIDATE_SIGNATURES=false: anyone can post callbacks")
     app.extensions["callwatch"] = WebContext(settings=settings, redis=redis, signatures=checker,
-                                             metrics=BufferedMetrics(redis), intake=Intake(redis))
+                                             metrics=BufferedMetrics(redis),
+                                             intake=Intake(redis, connection_per_thread=True))
 
     from service.web import callbacks, health, metrics
 
