@@ -27,9 +27,6 @@ from service.errors import (
     InvalidInput,
 )
 from service.insights.client import InsightsClient
-from tests import simulator_fixtures
-
-simulator = simulator_fixtures.simulator
 
 CALL = "CA" + "ab" * 16
 NOW = datetime(2026, 11, 27, 10, 15, tzinfo=UTC)

@@ -6,7 +6,7 @@ import json
 
 from service.analysis.alert import Alert
 from service.calls import Call
-from tests.receiver_fixtures import sample_alert
+from tests.receiver_helpers import sample_alert
 
 CALL = Call(call_sid="CA" + "ab" * 16, account_sid="AC" + "1" * 32, status="failed",
             direction="outbound-api", from_="client:alice", to="+14155550123", duration_s=0,
