@@ -37,6 +37,8 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2]
 
 
 call_key = keys.call
+#: ``json.dumps`` with these separators would build a new encoder for every call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Intake:
@@ -59,8 +61,7 @@ class Intake:
         """
         sid = call_json["call_sid"]
         return bool(self._admit(keys=[call_key(sid), INTAKE_KEY],
-                                args=[json.dumps(call_json, separators=(",", ":")), repr(due_at),
-                                      CALL_TTL_S, sid],
+                                args=[_compact_json(call_json), repr(due_at), CALL_TTL_S, sid],
                                 client=self._admitting_client()))
 
     def _admitting_client(self) -> Redis:
