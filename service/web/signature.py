@@ -1,8 +1,8 @@
 """X-Twilio-Signature checking: which URL Twilio signed, and whether the signature fits.
 
-Twilio signs the exact URL it requested plus the sorted POST parameters.
-Behind a proxy the app sees another URL, and
-Werkzeug's ``request.url`` decodes percent-escapes, so the URL is rebuilt here:
+Twilio signs the exact URL it requested plus the sorted POST parameters. Behind a
+proxy the app sees another URL, and Werkzeug's ``request.url`` decodes
+percent-escapes, so the URL is rebuilt here:
 ``PUBLIC_BASE_URL`` + the raw path + the raw query string, or, without it, the
 request's own scheme and host (after ``ProxyFix`` when ``TRUSTED_PROXY_HOPS`` > 0).
 The check itself is twilio's ``RequestValidator``, tried with each accepted token
