@@ -62,7 +62,7 @@ class SignatureChecker:
 def _candidates(url: str) -> Iterator[str]:
     """The URLs Twilio may have signed, likeliest first (generated lazily).
 
-    With and without the default port, as ``RequestValidator`` tries; then, when the
+    With and without the port, as ``RequestValidator`` tries; then, when the
     query escapes ``:`` or ``@`` (``From=client%3Aalice`` in a GET callback from a Voice
     SDK call, ``sip%3A…%40…``), the same with those two unescaped: Twilio has signed such
     queries that way, and twilio-node accepts both (twilio-node PR #621).
@@ -79,9 +79,12 @@ def _candidates(url: str) -> Iterator[str]:
 
 @lru_cache(maxsize=256)
 def _port_variants(url: str) -> tuple[str, str]:
-    """``url`` without, then with, its scheme's default port. Cached: behind
+    """``url`` with and without a port, as it came first: the one Twilio signed is
+    usually the URL as configured, so the usual match costs one HMAC. Cached: behind
     ``PUBLIC_BASE_URL`` every POST callback has the same URL."""
     parsed = urlparse(url)
+    if parsed.port:
+        return add_port(parsed), remove_port(parsed)
     return remove_port(parsed), add_port(parsed)
 
 
