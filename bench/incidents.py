@@ -98,7 +98,7 @@ def slack_rate(alerts: int = 12) -> None:
     import subprocess
 
     from devtools.standins import SlackStandIn
-    from tests.receiver_fixtures import sample_alert
+    from tests.receiver_helpers import sample_alert
     from workers.queues import schedule_delivery
 
     with RedisServer() as server, SlackStandIn(min_interval_s=1.0) as slack:

@@ -26,7 +26,7 @@ from devtools.simulator.sender import callback_params, send_status_callback
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.processes import Process, worker
-from tests.receiver_fixtures import WEBHOOK_SECRET
+from tests.receiver_helpers import WEBHOOK_SECRET
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 WEB_ARGS = [GUNICORN, "--config", "gunicorn.conf.py", "service.web.wsgi:app"]  # as the Procfile

@@ -20,9 +20,7 @@ from service.delivery.pace import Pace
 from service.delivery.sinks import AlertSink, WebhookSink
 from service.delivery.step import INLINE_WAIT_S, DeliveryRequest, deliver_step
 from service.errors import DeliveryRejected, DeliveryRetryable
-from tests.receiver_fixtures import WEBHOOK_SECRET, sample_alert, webhook_receiver
-
-__all__ = ["webhook_receiver"]  # fixture used by name below
+from tests.receiver_helpers import WEBHOOK_SECRET, sample_alert
 
 
 class RecordingSink:

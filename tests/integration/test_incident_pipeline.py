@@ -16,11 +16,8 @@ from service import cli
 from service.delivery.incidents.policy import StormPolicy
 from service.delivery.routing import Router
 from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_fixtures import WEBHOOK_SECRET, slack_receiver, webhook_receiver
-from tests.simulator_fixtures import simulator
+from tests.receiver_helpers import WEBHOOK_SECRET
 from workers import context
-
-__all__ = ["simulator", "slack_receiver", "webhook_receiver"]
 
 STORM = StormPolicy(calls=3, within_s=60, update_every_s=1, resolve_after_s=2)
 

@@ -24,7 +24,7 @@ from service.delivery.ledger import DeliveryLedger
 from service.delivery.routing import RouteMatch
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import DeliveryRejected
-from tests.receiver_fixtures import sample_alert
+from tests.receiver_helpers import sample_alert
 
 KINDS = {"slack": "chat", "pager": "pager", "crm": "webhook"}
 STORM = StormPolicy(calls=3, within_s=60, group_by=("issue",), update_every_s=30, resolve_after_s=100)

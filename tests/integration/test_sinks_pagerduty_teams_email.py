@@ -21,10 +21,7 @@ from service.delivery.sinks.pagerduty import PagerDutySink
 from service.delivery.sinks.teams import TeamsSink
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import DeliveryRejected, DeliveryRetryable
-from tests.receiver_fixtures import sample_alert
-from tests.stand_in_fixtures import pagerduty, smtp, teams
-
-__all__ = ["pagerduty", "smtp", "teams"]
+from tests.receiver_helpers import sample_alert
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"
 

@@ -13,10 +13,7 @@ from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.pipeline_helpers import Pipeline, pipeline_settings
 from tests.processes import Process, worker
-from tests.receiver_fixtures import WEBHOOK_SECRET
-from tests.simulator_fixtures import simulator
-
-__all__ = ["simulator"]
+from tests.receiver_helpers import WEBHOOK_SECRET
 
 
 def worker_env(pipe: Pipeline) -> dict[str, str]:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from service.analysis.alert import Alert
 from service.delivery.incidents.grouping import Facets, describe_group, group_id, group_of
-from tests.receiver_fixtures import sample_alert
+from tests.receiver_helpers import sample_alert
 
 
 def test_each_group_key_reads_the_alert() -> None:

@@ -17,7 +17,7 @@ from service.delivery.incidents.messages import (
 )
 from service.delivery.incidents.store import Snapshot
 from service.delivery.sinks.webhook import signed_event_request, signing_key
-from tests.receiver_fixtures import WEBHOOK_SECRET
+from tests.receiver_helpers import WEBHOOK_SECRET
 
 T0 = 1_800_000_000.0
 SIDS = [f"CA{n:032x}" for n in range(20)]
