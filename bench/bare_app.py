@@ -1,9 +1,12 @@
-"""The baseline for ``bench/ingest.py``: a bare Flask route where callwatch's callback route is.
+"""The baselines for the ingestion benchmarks: a bare Flask route where callwatch's callback
+route is.
 
-``POST /twilio/status-callback`` reads the form (so the body is parsed as the real
-route parses it) and answers 204; nothing is verified or stored. gunicorn serves
-it with the same config file and environment as callwatch, so the difference
-between the two is what callwatch's own work costs.
+``app``: ``POST /twilio/status-callback`` reads the form (so the body is parsed as a
+Flask route usually parses it) and answers 204; nothing is verified or stored.
+``app_no_form`` answers 204 without touching the body: the strictest baseline, the
+cost of Flask and gunicorn alone. gunicorn serves either with the same config file
+and environment as callwatch, so the difference between the two is what
+callwatch's own work costs.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from __future__ import annotations
 from flask import Flask, Response, request
 
 
-def create_app() -> Flask:
+def create_app(*, parse_form: bool = True) -> Flask:
     """The bare app: the callback route and ``/healthz``, nothing else."""
     app = Flask(__name__)
 
     @app.post("/twilio/status-callback")
     def status_callback() -> Response:
-        request.form  # noqa: B018 - parse the body like the real route does
+        if parse_form:
+            request.form  # noqa: B018 - parse the body like a Flask route does
         return Response(status=204)
 
     @app.get("/healthz")
@@ -28,3 +32,4 @@ def create_app() -> Flask:
 
 
 app = create_app()
+app_no_form = create_app(parse_form=False)

@@ -34,7 +34,7 @@ from devtools.redis_server import RedisServer  # noqa: E402
 from devtools.slow_clients import SlowClients  # noqa: E402
 from service.errors import CallwatchError  # noqa: E402
 from service.insights.client import InsightsClient  # noqa: E402
-from tests.receiver_fixtures import sample_alert  # noqa: E402
+from tests.receiver_helpers import sample_alert  # noqa: E402
 
 CALL = "CA" + "ab" * 16
 TIMEOUT_S = 10.0

@@ -3,7 +3,9 @@
 With no ``TWILIO_ACCOUNT_SID`` in the environment it starts a private Redis, the
 Twilio simulator, a Slack stand-in and a webhook receiver, then the ``web`` and
 ``worker`` processes exactly as the Procfile does. ``make run`` then plays a few
-sample calls through them and prints each alert as the stand-ins receive it;
+sample calls through them and prints each alert as the stand-ins receive it, then
+(unless ``--once`` or ``--no-storm``) a storm of 60 calls failing alike, which Slack
+shows as one incident opening, updating and resolving;
 ``make dev`` (``--procfile``) runs the Procfile under honcho instead, shows the
 processes' logs and plays nothing: play calls with ``python -m devtools.play``.
 With Twilio credentials in the environment it starts web and worker against your
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import signal
 import subprocess
@@ -58,6 +61,10 @@ default: [slack, {webhook}]
 """
 #: Sample calls whose alert is an error (sdk-error, mic-denied, the failed call).
 DEMO_ERRORS = 3
+#: After the samples: this many calls failing alike, with short storm windows for the demo.
+STORM_DEMO_CALLS = 60
+STORM_DEMO = {"calls": 5, "within_s": 60, "group_by": ["issue"], "update_every_s": 10,
+              "resolve_after_s": 20}
 
 
 # --- stopping on SIGINT and SIGTERM ---------------------------------------------------
@@ -197,6 +204,7 @@ class World:
         self.pagerduty = PagerDutyStandIn(echo=True)
         self.servers: list[Any] = [self.simulator, self.slack, self.webhook, self.pagerduty]
         self.port = port
+        self.redis_url: str | None = None
         self._started = ExitStack()
 
     def __enter__(self) -> World:
@@ -230,7 +238,8 @@ class World:
         from service.delivery.sinks.webhook import webhook_sink_names
 
         webhook = webhook_sink_names([self.webhook.url])[0]
-        return {"CALLWATCH_CONFIG": DEMO_ROUTES.format(webhook=webhook),
+        config = DEMO_ROUTES.format(webhook=webhook) + "storm: " + json.dumps(STORM_DEMO) + "\n"
+        return {"CALLWATCH_CONFIG": config,
                 "PAGERDUTY_EVENTS_URL": self.pagerduty.url}
 
     def play_hint(self, base: str) -> str:
@@ -282,6 +291,41 @@ def show_pages(world: World, base: str, timeout: float = 30) -> bool:
 DEMOS: tuple[Callable[[World, str], bool], ...] = (play_samples, show_pages)
 
 
+def play_storm(world: World, base: str, timeout: float = 180) -> bool:
+    """60 calls failing with one error: an incident opens, updates and resolves in Slack."""
+    from devtools.simulator.sender import play_call
+
+    print(f"\nnow a storm: {STORM_DEMO_CALLS} calls failing with error 31009 at once "
+          f"(storm settings for the demo: {json.dumps(STORM_DEMO)})")
+    before = len(world.slack.accepted())
+    world.webhook.echo = False  # 60 per-call webhooks would bury the incident's messages
+    for _ in range(STORM_DEMO_CALLS):
+        play_call(world.simulator.url, base, world.account_sid, world.auth_token, "sdk-error",
+                  options={"code": 31009})
+    print(f"played {STORM_DEMO_CALLS} calls; the first {STORM_DEMO['calls'] - 1} alerts go out "
+          f"one by one, then one incident (resolved {STORM_DEMO['resolve_after_s']} s after "
+          "the last call)...")
+    deadline = time.monotonic() + timeout
+    resolved = False
+    while time.monotonic() < deadline and not resolved:
+        resolved = any("Incident resolved" in str(m.payload.get("text", ""))
+                       for m in world.slack.accepted()[before:])
+        time.sleep(0.5)
+    shown = len(world.slack.accepted()) - before
+    events = sum(1 for d in world.webhook.accepted()
+                 if str(d.body.get("type", "")).startswith("incident."))
+    alerts = sum(1 for d in world.webhook.accepted() if d.body.get("type") == "call.alert")
+    print(f"storm: {STORM_DEMO_CALLS} failing calls became {shown} Slack messages; the webhook "
+          f"receiver got every call.alert ({alerts} in all) and {events} incident events.")
+    if world.redis_url:
+        print(f"$ REDIS_URL={world.redis_url} callwatch incidents list")
+        subprocess.run([sys.executable, "-m", "service.cli", "incidents", "list"],
+                       env={**os.environ, "REDIS_URL": world.redis_url}, timeout=30, check=False)
+    if not resolved:
+        print(f"the incident did not resolve within {timeout:.0f} s; see {RUN_DIR}/worker.log")
+    return resolved
+
+
 # --- main ----------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -290,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--once", action="store_true",
                         help="stop after the sample calls' alerts arrived (used by the tests)")
+    parser.add_argument("--no-storm", action="store_true",
+                        help="skip the storm of failing calls played after the samples")
     parser.add_argument("--procfile", action="store_true",
                         help="run the Procfile under honcho and play nothing (make dev)")
     args = parser.parse_args(argv)
@@ -320,6 +366,7 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
             with signals.held():
                 world = stack.enter_context(World(port))
             env.update(world.env)
+            world.redis_url = env.get("REDIS_URL")
         processes: list[subprocess.Popen[bytes]] = []
         stack.callback(stop_groups, processes, timeout_s=STOP_TIMEOUT_S)
         stack.callback(signals.begin_stop)
@@ -339,6 +386,8 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
                 ok = all([demo(world, base) for demo in DEMOS])
                 if args.once:
                     return 0 if ok else 1
+                if not args.no_storm:
+                    play_storm(world, base)
         print("Press Ctrl-C to stop.", flush=True)
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)

@@ -19,7 +19,7 @@ CALLBACK_PATH = "/twilio/status-callback"
 CALL_SID_RE = re.compile(r"^CA[0-9a-fA-F]{32}\Z")
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}\Z")
 
-#: Every ``CallStatus`` Twilio sends (reference/twilio.md 1.3).
+#: Every ``CallStatus`` Twilio sends.
 CALL_STATUSES = frozenset(
     {"queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed",
      "no-answer", "canceled"}
@@ -49,20 +49,24 @@ class Call:
         return self.status in TERMINAL_STATUSES
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-safe dict; ``from_json`` reads it back. (Spelled out: ``asdict``'s deep
-        copy was a tenth of the callback route's time.)"""
+        """The call's one JSON shape, every field, the caller under ``from``: what the intake
+        stores, the analysis job carries and the alert's ``call`` block shows. ``from_json``
+        reads it back. (Spelled out: ``asdict``'s deep copy is slow on the callback route.)"""
         return {
             "call_sid": self.call_sid, "account_sid": self.account_sid, "status": self.status,
-            "direction": self.direction, "from_": self.from_, "to": self.to,
+            "direction": self.direction, "from": self.from_, "to": self.to,
             "duration_s": self.duration_s, "parent_call_sid": self.parent_call_sid,
             "sip_response_code": self.sip_response_code, "timestamp": self.timestamp,
             "sequence_number": self.sequence_number,
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Call:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_json(cls, data: Mapping[str, Any]) -> Call:
+        """Read ``to_json``'s shape; unknown keys are ignored, absent optional ones are None.
+        The caller's older key ``from_`` (jobs queued before the shape was unified) is read too."""
+        fields = {k: v for k, v in data.items() if k in _JSON_FIELDS}
+        caller = data["from"] if "from" in data else data.get("from_")
+        return cls(**fields, from_=caller)
 
     def log_fields(self) -> dict[str, Any]:
         """Fields safe to log: numbers masked, nothing secret."""
@@ -76,6 +80,9 @@ class Call:
             "parent_call_sid": self.parent_call_sid,
             "sequence_number": self.sequence_number,
         }
+
+
+_JSON_FIELDS = frozenset(Call.__dataclass_fields__) - {"from_"}
 
 
 #: How Twilio writes a Voice SDK identity in ``From`` and ``To``.

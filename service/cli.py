@@ -32,7 +32,8 @@ from service.saved_pages import read_pages
 
 Subparsers = Any  # argparse's _SubParsersAction, which is private
 #: ``module:function`` registrars; each adds subcommands to the ``Subparsers`` it is given.
-REGISTRARS: tuple[str, ...] = ("service.cli:add_commands", "service.cli_routing:add_commands")
+REGISTRARS: tuple[str, ...] = ("service.cli:add_commands", "service.cli_routing:add_commands",
+                              "service.delivery.incidents.cli:add_commands")
 
 _PLACEHOLDER_CALL = "CA" + "0" * 32
 _PLACEHOLDER_ACCOUNT = "AC" + "0" * 32
@@ -126,12 +127,14 @@ def run_analyze(args: argparse.Namespace) -> int:
         raise InvalidInput(f"{args.call_sid!r} is not a CallSid (CA followed by 32 hex digits)")
     from service.analysis.step import AnalysisPolicy, AnalysisRequest, analyze_step
     from service.insights.client import InsightsClient
+    from service.insights.credentials import InsightsCredentials
     from service.settings import Settings
 
     settings = Settings.from_env(os.environ)
     _log_to_stderr(settings.log_level, settings.log_format)
     call = _call(args.call_sid, settings.twilio_account_sid, args)
-    client = InsightsClient(settings.twilio_insights_base_url, settings.insights_auth)
+    client = InsightsClient(settings.twilio_insights_base_url,
+                            InsightsCredentials.from_settings(settings))
     events: list[Event] = []
 
     def fetch(call_sid: str) -> list[Event]:

@@ -23,7 +23,13 @@ from typing import Any
 
 import yaml
 
-from service.delivery.incidents.policy import GROUP_KEYS, RatioPolicy, StormPolicy
+from service.delivery.incidents.policy import (
+    GROUP_KEYS,
+    MAX_RATIO_WINDOW_S,
+    RATIO_BUCKET_S,
+    RatioPolicy,
+    StormPolicy,
+)
 from service.delivery.sinks.base import SinkSpec
 from service.errors import ConfigError
 from service.http import require_secure_url
@@ -52,7 +58,7 @@ SECRET_FIELDS = frozenset({"url", "secret", "routing_key"})
 _TOP_KEYS = ("sinks", "routes", "default", "storm", "ratio")
 _ROUTE_KEYS = ("name", "match", "sinks", "continue", "storm", "ratio")
 _STORM_KEYS = ("calls", "within_s", "group_by", "update_every_s", "resolve_after_s")
-_RATIO_KEYS = ("percent", "min_calls", "window_s")
+_RATIO_KEYS = ("percent", "min_calls", "window_s", "resolve_after_s")
 
 
 @dataclass(frozen=True)
@@ -444,7 +450,11 @@ def _ratio(raw: Any, path: str, base: RatioPolicy | None) -> RatioPolicy | None:
             values[key] = float(value)
         else:
             values[key] = _positive_int(value, f"{path}.{key}")
-    return RatioPolicy(**{**start.__dict__, **values})
+    policy = RatioPolicy(**{**start.__dict__, **values})
+    if not RATIO_BUCKET_S <= policy.window_s <= MAX_RATIO_WINDOW_S:
+        raise _KeyError(f"{path}.window_s", f"must be between {RATIO_BUCKET_S} and "
+                                            f"{MAX_RATIO_WINDOW_S} seconds, not {policy.window_s}")
+    return policy
 
 
 def _text(value: Any, path: str) -> str:

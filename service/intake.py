@@ -12,6 +12,7 @@ cost half of each request.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from redis import Redis
@@ -36,13 +37,20 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2]
 
 
 call_key = keys.call
+#: ``json.dumps`` with these separators would build a new encoder for every call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Intake:
     """Admit calls (web) and list the ones whose analysis is due (workers)."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, connection_per_thread: bool = False) -> None:
+        """With ``connection_per_thread`` (the web process), each thread admits over a
+        connection of its own, taken from ``redis``'s pool on its first admission and kept,
+        instead of borrowing one from the pool for every call: redis-py's pool bookkeeping
+        costs a good part of an admission's CPU."""
         self._redis = redis
+        self._local = threading.local() if connection_per_thread else None
         self._admit = redis.register_script(_ADMIT)
         self._due = redis.register_script(_DUE)
 
@@ -53,8 +61,20 @@ class Intake:
         """
         sid = call_json["call_sid"]
         return bool(self._admit(keys=[call_key(sid), INTAKE_KEY],
-                                args=[json.dumps(call_json, separators=(",", ":")), repr(due_at),
-                                      CALL_TTL_S, sid]))
+                                args=[_compact_json(call_json), repr(due_at), CALL_TTL_S, sid],
+                                client=self._admitting_client()))
+
+    def _admitting_client(self) -> Redis:
+        if self._local is None:
+            return self._redis
+        client: Redis | None = getattr(self._local, "client", None)
+        if client is None:
+            # Connects now: raises redis.RedisError when Redis is down, and the next
+            # admission on this thread tries again.
+            client = Redis(connection_pool=self._redis.connection_pool,
+                           single_connection_client=True)
+            self._local.client = client
+        return client
 
     def due(self, now: float, limit: int = 100) -> list[tuple[str, dict[str, Any] | None]]:
         """Calls whose analysis is due, oldest first, with their stored callback fields."""

@@ -50,3 +50,51 @@ def sink_slots(sink: str) -> str:
 #: Active silences (``service.delivery.silences``): a sorted set of silences scored by
 #: when each ends; the key itself expires with its last silence.
 SILENCES = "callwatch:silences"
+
+
+#: Every incident, scored by when it opened (``callwatch incidents list``).
+INCIDENTS = "callwatch:incidents"
+#: Calls analysed (alert or not), per 10-second bucket: the ratio incidents' denominator.
+CALLS_ANALYSED = "callwatch:ratio:analysed"
+#: The prefix of one incident's hash; the incident id follows (Lua scripts build it).
+INCIDENT_PREFIX = "callwatch:incident:"
+
+
+def incident(incident_id: str) -> str:
+    """One incident: its group, trigger, status, times and counts (a hash)."""
+    return f"{INCIDENT_PREFIX}{incident_id}"
+
+
+def incident_samples(incident_id: str) -> str:
+    """The first CallSids folded into an incident (a list of at most 20)."""
+    return f"{INCIDENT_PREFIX}{incident_id}:samples"
+
+
+def incident_event(incident_id: str, sequence: int) -> str:
+    """Incident event ``sequence`` as first built (the JSON every sink gets)."""
+    return f"{INCIDENT_PREFIX}{incident_id}:event:{sequence}"
+
+
+def incident_slot(route: str, group_id: str) -> str:
+    """The id of the incident open for this route and group (absent: none)."""
+    return f"callwatch:incident-open:{route}:{group_id}"
+
+
+def storm_recent(route: str, group_id: str) -> str:
+    """The alert ids of a group seen within the storm window, scored by time."""
+    return f"callwatch:storm:{route}:{group_id}"
+
+
+def storm_seen(route: str, alert_id: str) -> str:
+    """What the storm decided for one alert on one route (``send`` or an incident id)."""
+    return f"callwatch:storm-seen:{route}:{alert_id}"
+
+
+def ratio_alerts(route: str, group_id: str) -> str:
+    """Alerts of a group on a ratio route, per 10-second bucket: the numerator."""
+    return f"callwatch:ratio:alerts:{route}:{group_id}"
+
+
+def settled(sink: str, message_id: str) -> str:
+    """``sink`` gave up on this incident event for good: later events need not wait for it."""
+    return f"callwatch:settled:{sink}:{message_id}"

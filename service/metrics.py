@@ -64,6 +64,11 @@ SPECS = {spec.name: spec for spec in (
                ("sink", "outcome")),
     MetricSpec("callwatch_delivery_duration_seconds",
                "Latency of delivery attempts, by sink.", ("sink",), "histogram"),
+    MetricSpec("callwatch_incidents", "Incident events emitted, by route, trigger and event.",
+               ("route", "trigger", "event")),
+    MetricSpec("callwatch_alerts_folded", "Alerts folded into an open incident, by route.",
+               ("route",)),
+    MetricSpec("callwatch_calls_analysed", "Calls analysed (with an alert or not).", ()),
 )}
 
 

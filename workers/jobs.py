@@ -22,6 +22,11 @@ from rq import get_current_job
 from service.analysis.step import AnalysisPolicy, AnalysisRequest, analyze_step
 from service.calls import Call
 from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
+from service.delivery.incidents.events import is_incident_message
+from service.delivery.incidents.order import EventOrder
+from service.delivery.incidents.store import IncidentStore
+from service.delivery.incidents.timer import check_step
+from service.delivery.incidents.triage import IncidentDesk
 from service.delivery.ledger import DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.silences import screen
@@ -30,7 +35,7 @@ from service.errors import PermanentError
 from service.insights.client import InsightsClient
 from service.metrics import Metrics
 from workers.context import current
-from workers.queues import schedule_analysis, schedule_delivery
+from workers.queues import schedule_analysis, schedule_delivery, schedule_incident_check
 
 log = structlog.get_logger()
 
@@ -54,11 +59,16 @@ def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0) 
         context.settings.twilio_insights_base_url, context.insights_credentials,
         session=context.session,
         on_request=lambda status, seconds: _insights_request(metrics, status, seconds))
+    desk = IncidentDesk(IncidentStore(context.redis), context.router.route,
+                        lambda name: context.sinks.get(name).kind, metrics=metrics,
+                        clock=lambda: context.clock().timestamp())
     result = analyze_step(
         request, fetch=lambda sid: client.fetch_events(sid, context.settings.insights_edges),
         policy=AnalysisPolicy.from_settings(context.settings), route=context.router.sinks,
-        now=context.clock(),
+        now=context.clock(), incidents=desk,
         screen=lambda alert: screen(alert, router=context.router, silences=context.silences))
+    for incident_id, due in desk.checks:
+        schedule_incident_check(context.redis, incident_id, due)
     if result.events:
         metrics.inc("callwatch_insights_events_fetched", result.events)
     if result.alert is not None:
@@ -76,7 +86,10 @@ def deliver_alert(sink: str, envelope: dict[str, Any], attempt: int = 0, hop: in
     context = current()
     metrics = Metrics(context.redis)
     request = DeliveryRequest(sink, envelope, attempt=attempt, booked=booked)
-    _bind(call_sid=envelope["data"]["call"]["call_sid"], alert_id=request.message_id, sink=sink)
+    if is_incident_message(envelope):
+        _bind(incident_id=envelope["data"]["incident_id"], webhook_id=request.message_id, sink=sink)
+    else:
+        _bind(call_sid=envelope["data"]["call"]["call_sid"], alert_id=request.message_id, sink=sink)
     labels = {"sink": sink}
     started = time.monotonic()
     try:
@@ -87,13 +100,27 @@ def deliver_alert(sink: str, envelope: dict[str, Any], attempt: int = 0, hop: in
                     "callwatch_deliveries", labels, again=lambda d: None)
     pace = Pace(context.redis, interval_s=target.pace_s) if target.pace_s else None
     decision = deliver_step(request, sink=target, ledger=DeliveryLedger(context.redis), pace=pace,
-                            retry_s=context.settings.delivery_retry_seconds)
+                            retry_s=context.settings.delivery_retry_seconds,
+                            order=EventOrder(context.redis))
     if not (isinstance(decision, Again) and decision.outcome == DeliveryOutcome.PACED):
         # The time spent sending, not waiting for a turn.
         metrics.observe("callwatch_delivery_duration_seconds", time.monotonic() - started, **labels)
     return _act(decision, metrics, "callwatch_deliveries", labels,
                 again=lambda d: schedule_delivery(context.redis, sink, envelope, delay_s=d.after_s,
                                                   hop=hop + 1, **d.state))
+
+
+def check_incident(incident_id: str, due: float) -> str:
+    """Run an incident's timer step; schedule its next run and what it emitted."""
+    context = current()
+    _bind(incident_id=incident_id)
+    outcome = check_step(incident_id, store=IncidentStore(context.redis),
+                         now=context.clock().timestamp(), metrics=Metrics(context.redis))
+    if outcome.next_due is not None:
+        schedule_incident_check(context.redis, incident_id, outcome.next_due)
+    for delivery in outcome.deliveries:
+        schedule_delivery(context.redis, delivery.sink, delivery.message)
+    return outcome.event
 
 
 def _act(decision: Decision, metrics: Metrics, counter: str, labels: dict[str, str],

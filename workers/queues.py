@@ -23,6 +23,8 @@ from rq.exceptions import DuplicateJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from service.delivery.incidents.events import message_id
+
 ANALYSIS_QUEUE = "analysis"
 DELIVERY_QUEUE = "delivery"
 QUEUES = (ANALYSIS_QUEUE, DELIVERY_QUEUE)
@@ -35,6 +37,8 @@ ANALYSIS_JOB_TIMEOUT_S = 180
 DELIVERY_JOB_TIMEOUT_S = 60
 #: Finished jobs are not kept (the intake record and the delivery ledger de-duplicate).
 RESULT_TTL_S = 0
+#: Finished incident checks are kept this long: their id makes each timer run once.
+INCIDENT_CHECK_RESULT_TTL_S = 3600
 #: Failed jobs stay in the failed registry this long (RQ's default is a year).
 FAILURE_TTL_S = 7 * 24 * 3600
 #: Retries for a job whose worker died under it (RQ's abandoned-job recovery).
@@ -59,7 +63,7 @@ def delivery_job_id(sink_id: str, alert_id: str, hop: int = 0) -> str:
 
 def schedule_unique(redis: Redis, queue_name: str, func: str,
                     args: tuple[Any, ...], *, job_id: str, delay_s: float,
-                    timeout_s: int) -> bool:
+                    timeout_s: int, result_ttl_s: int | None = None) -> bool:
     """Enqueue ``func(*args)`` (a dotted path) after ``delay_s`` under ``job_id``; False if it exists.
 
     Raises ``redis.RedisError`` when Redis cannot be reached; nothing is written then.
@@ -72,7 +76,8 @@ def schedule_unique(redis: Redis, queue_name: str, func: str,
         # The description is what RQ logs for the job: the id, not the arguments
         # (they hold phone numbers and whole alerts).
         "job_id": job_id, "description": job_id, "unique": True, "job_timeout": timeout_s,
-        "result_ttl": RESULT_TTL_S, "failure_ttl": FAILURE_TTL_S, "retry": CRASH_RETRY,
+        "result_ttl": RESULT_TTL_S if result_ttl_s is None else result_ttl_s,
+        "failure_ttl": FAILURE_TTL_S, "retry": CRASH_RETRY,
     }
     try:
         if delay_s > 0:
@@ -98,14 +103,31 @@ def schedule_analysis(redis: Redis, call_json: dict[str, Any], *, delay_s: float
 def schedule_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any], *,
                       delay_s: float = 0, attempt: int = 0, hop: int = 0,
                       booked: bool = False) -> bool:
-    """Schedule one alert's delivery through one sink; False when already scheduled or done."""
-    alert_id = envelope["data"]["alert_id"]
+    """Schedule one message's delivery (an alert, an incident event) through one sink; False
+    when already scheduled or done."""
+    # Job ids take [A-Za-z0-9_-]: an incident event's ``inc_…:3`` becomes ``inc_…-3``.
+    job_key = message_id(envelope).replace(":", "-")
     return schedule_unique(
         redis, DELIVERY_QUEUE, DELIVER_FUNC, (sink_id, envelope, attempt, hop, booked),
-        job_id=delivery_job_id(sink_id, alert_id, hop),
+        job_id=delivery_job_id(sink_id, job_key, hop),
         delay_s=delay_s, timeout_s=DELIVERY_JOB_TIMEOUT_S,
     )
 
+
+def incident_check_job_id(incident_id: str, due: float) -> str:
+    """``check-<incident>-<due epoch second>``: one timer run per incident and due time."""
+    return f"check-{incident_id}-{int(due)}"
+
+
+def schedule_incident_check(redis: Redis, incident_id: str, due: float) -> bool:
+    """Schedule an incident's timer step at epoch second ``due``; False when already scheduled
+    or run (a finished check is kept ``INCIDENT_CHECK_RESULT_TTL_S``: few, one per incident
+    and due time, and its id is what makes the timer run once)."""
+    return schedule_unique(
+        redis, DELIVERY_QUEUE, "workers.jobs.check_incident", (incident_id, due),
+        job_id=incident_check_job_id(incident_id, due), delay_s=max(0.0, due - time.time()),
+        timeout_s=DELIVERY_JOB_TIMEOUT_S, result_ttl_s=INCIDENT_CHECK_RESULT_TTL_S,
+    )
 
 
 def delivery_sink(job: Job) -> str | None:

@@ -110,9 +110,10 @@ def _clean(tl: Timeline, opts: Options) -> None:
 
 def _sdk_error(tl: Timeline, opts: Options) -> None:
     """The gateway hangs up with an error: ``_onHangup`` emits 31005, then the remote end."""
+    code = opts.whole("code", 31005, low=10000, high=99999)  # another code: another issue
     up = connect(tl)
     at = up + (tl.duration_s - up) * 0.6
-    tl.sdk(at, "connection", "error", "ERROR", error=31005, message=GATEWAY_HANGUP)
+    tl.sdk(at, "connection", "error", "ERROR", error=code, message=GATEWAY_HANGUP)
     tl.sdk(at, "connection", "disconnected-by-remote", "INFO")
 
 

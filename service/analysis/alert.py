@@ -89,12 +89,7 @@ class Alert:
             "alert_id": self.alert_id,
             "severity": self.severity,
             "summary": self.summary,
-            "call": {
-                "call_sid": call.call_sid, "account_sid": call.account_sid,
-                "status": call.status, "direction": call.direction,
-                "from": call.from_, "to": call.to, "duration_s": call.duration_s,
-                "parent_call_sid": call.parent_call_sid,
-            },
+            "call": call.to_json(),
             "issues": [issue.to_json() for issue in self.issues],
             "client": client_json(self.client),
             "truncated_issues": self.truncated_issues,
@@ -117,12 +112,7 @@ class Alert:
         return cls(
             alert_id=data["alert_id"],
             created_at=created_at,
-            call=Call(
-                call_sid=call["call_sid"], account_sid=call["account_sid"],
-                status=call["status"], direction=call.get("direction"),
-                from_=call.get("from"), to=call.get("to"), duration_s=call.get("duration_s"),
-                parent_call_sid=call.get("parent_call_sid"),
-            ),
+            call=Call.from_json(call),
             issues=tuple(Issue.from_json(i) for i in data["issues"]),
             client=client_from_json(client) if client else None,
             truncated_issues=int(data.get("truncated_issues", 0)),

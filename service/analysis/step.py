@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -31,6 +31,9 @@ from service.delivery.routing import Drop
 from service.errors import CallwatchError, EventsNotReady, InsightsUnavailable, PermanentError
 from service.insights.events import Event
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.delivery.incidents.triage import IncidentDesk
 
 #: Waits (s) when Insights keeps answering 429/5xx beyond the client's own retries.
 INSIGHTS_RETRY_S = (15, 60, 180, 600)
@@ -86,8 +89,12 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
                  policy: AnalysisPolicy, route: Callable[[Alert], Sequence[str]],
                  now: datetime, jitter: Callable[[], float] = lambda: random.uniform(1.0, 1.2),  # noqa: S311
                  screen: Callable[[Alert], Drop | None] = lambda alert: None,
-                 ) -> AnalysisResult:
-    """Fetch and classify one call; say what should happen next."""
+                 incidents: IncidentDesk | None = None) -> AnalysisResult:
+    """Fetch and classify one call; say what should happen next.
+
+    With ``incidents``, every analysed call is counted (the failure ratio's denominator)
+    and an alert's deliveries are the desk's: folded into an open incident for some sinks.
+    """
     call = request.call
     if not policy.fetches(call):  # a phone-to-phone leg: no Voice SDK events to fetch
         log.info("analysis_skipped", reason="no_sdk_party",
@@ -110,6 +117,8 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
     if not events and call.status != "failed":
         return AnalysisResult(_recheck_or_give_up(request, policy))
     alert = build_alert(call, events, policy.alert, now=now)
+    if incidents is not None:
+        incidents.analysed()
     if alert is None:
         log.info("analysis_no_alert", events=len(events))
         return AnalysisResult(Done(AnalysisOutcome.NO_ALERT), events=len(events))
@@ -123,7 +132,8 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
     sinks = list(route(alert))
     log.info("alert_created", alert_id=alert.alert_id, severity=alert.severity,
              issues=len(alert.issues), events=len(events), sinks=sinks)
-    deliveries = tuple(Delivery(sink, envelope) for sink in sinks)
+    deliveries = (incidents.deliveries(alert, envelope) if incidents is not None
+                  else tuple(Delivery(sink, envelope) for sink in sinks))
     return AnalysisResult(Done(AnalysisOutcome.ALERT, deliveries), alert=alert, events=len(events))
 
 

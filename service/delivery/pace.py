@@ -65,9 +65,12 @@ class Pace:
     """
 
     def __init__(self, redis: Redis, *, interval_s: float = 1.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._interval_s = interval_s
         self._clock = clock
+        #: How a caller waits the last fraction of a second for its turn (tests pass a fake).
+        self.sleep = sleep
         self._reserve = redis.register_script(_RESERVE)
         self._book = redis.register_script(_BOOK)
         self._pause = redis.register_script(_PAUSE)

@@ -8,9 +8,15 @@ receiver refused for good, or the retry waits are used up).
 
 Policy lives here and in the sink: the retry waits (``DELIVERY_RETRY_SECONDS``,
 the receiver's ``Retry-After`` first), and the sink's own pace (``AlertSink.pace_s``;
-Slack's is one message a second per webhook). A pace wait is never slept in the
+Slack's is one message a second per webhook). A pace wait is not slept in the
 worker: the step books the next free slot and asks to be run again then, so a
-paced Slack alert never delays another sink's alert or an analysis.
+paced Slack alert never holds up another sink's alert or an analysis; only the
+last fraction of a second before its own turn (``INLINE_WAIT_S``) is waited in place.
+
+A message is a ``call.alert`` envelope (sent with ``sink.send``) or an incident event
+(``sink.send_incident``), keyed by its ``webhook-id``: the alert id, or
+``<incident_id>:<sequence>``. An incident's events reach each sink in order: event N
+waits (``Again``) until the sink took event N-1, or gave up on it for good.
 """
 
 from __future__ import annotations
@@ -24,12 +30,18 @@ import structlog
 
 from service.analysis.alert import Alert
 from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
+from service.delivery.incidents.events import IncidentEvent, is_incident_message, message_id
+from service.delivery.incidents.order import EventOrder
 from service.delivery.ledger import DEFAULT_LEASE_S, DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.sinks.base import AlertSink
 from service.errors import DeliveryRejected, DeliveryRetryable
 
 log = structlog.get_logger()
+
+#: The longest a delivery waits in the worker for its paced turn (less than one tick of
+#: the scheduler); longer waits are rescheduled.
+INLINE_WAIT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -44,51 +56,89 @@ class DeliveryRequest:
 
     @property
     def message_id(self) -> str:
-        return str(self.message["data"]["alert_id"])
+        return message_id(self.message)
 
 
 def deliver_step(request: DeliveryRequest, *, sink: AlertSink, ledger: DeliveryLedger,
                  pace: Pace | None, retry_s: tuple[int, ...], lease_s: float = DEFAULT_LEASE_S,
                  jitter: Callable[[], float] = lambda: random.uniform(0, 1.0),  # noqa: S311
-                 ) -> Decision:
+                 order: EventOrder | None = None) -> Decision:
     """Send the message unless the sink already took it; say what should happen next."""
-    alert = Alert.from_envelope(request.message)
     name, message_id = request.sink, request.message_id
+    if is_incident_message(request.message):
+        return _deliver_event(request, IncidentEvent.from_message(request.message), sink=sink,
+                              ledger=ledger, pace=pace, retry_s=retry_s, lease_s=lease_s,
+                              jitter=jitter, order=order)
+    alert = Alert.from_envelope(request.message)
     fields = {"sink": name, "alert_id": message_id, "call_sid": alert.call.call_sid}
+    return _deliver(request, lambda: sink.send(alert), fields, "alert", ledger=ledger, pace=pace,
+                    retry_s=retry_s, lease_s=lease_s, jitter=jitter)
+
+
+def _deliver_event(request: DeliveryRequest, event: IncidentEvent, *, sink: AlertSink,
+                   ledger: DeliveryLedger, pace: Pace | None, retry_s: tuple[int, ...],
+                   lease_s: float, jitter: Callable[[], float], order: EventOrder | None) -> Decision:
+    """An incident event: after the one before it, then like an alert."""
+    name = request.sink
+    fields = {"sink": name, "incident_id": event.incident_id, "webhook_id": event.webhook_id}
+    if order is not None and not ledger.is_delivered(name, event.webhook_id):
+        wait = order.wait_for_previous(name, event)
+        if wait > 0:
+            log.info("incident_delivery_retry", reason="ordered", retry_after=wait, **fields)
+            return Again(DeliveryOutcome.PACED, wait + jitter(), _state(request))
+    send_incident = getattr(sink, "send_incident", None)
+    if send_incident is None:
+        decision: Decision = Failed(DeliveryOutcome.REJECTED, "unsupported",
+                                    f"sink {name} cannot send incident events")
+        log.error("incident_delivery_rejected", reason="unsupported", **fields)
+    else:
+        decision = _deliver(request, lambda: send_incident(event), fields, "incident",
+                            ledger=ledger, pace=pace, retry_s=retry_s, lease_s=lease_s,
+                            jitter=jitter)
+    if isinstance(decision, Failed) and order is not None:
+        order.settle(name, event.webhook_id)
+    return decision
+
+
+def _deliver(request: DeliveryRequest, send: Callable[[], None], fields: dict[str, str], what: str,
+             *, ledger: DeliveryLedger, pace: Pace | None, retry_s: tuple[int, ...],
+             lease_s: float, jitter: Callable[[], float]) -> Decision:
+    """Claim, pace, send once and record: the same for an alert and an incident event."""
+    name, message_id = request.sink, request.message_id
     if ledger.is_delivered(name, message_id):
-        log.info("alert_delivery_duplicate", **fields)
+        log.info(f"{what}_delivery_duplicate", **fields)
         return Done(DeliveryOutcome.DUPLICATE)
     if not ledger.claim(name, message_id, lease_s=lease_s):
         wait = ledger.lease_remaining(name, message_id) or 1.0
-        log.info("alert_delivery_retry", reason="in_flight", retry_after=wait, **fields)
+        log.info(f"{what}_delivery_retry", reason="in_flight", retry_after=wait, **fields)
         return Again(DeliveryOutcome.PACED, wait + jitter(), _state(request))
     try:
         # Re-check under the lease: another worker may have finished between the two.
         if ledger.is_delivered(name, message_id):
-            log.info("alert_delivery_duplicate", **fields)
+            log.info(f"{what}_delivery_duplicate", **fields)
             return Done(DeliveryOutcome.DUPLICATE)
         if pace is not None:
             wait = _turn(pace, name, booked=request.booked)
             if wait > 0:
-                log.info("alert_delivery_retry", reason="paced", retry_after=round(wait, 3),
+                log.info(f"{what}_delivery_retry", reason="paced", retry_after=round(wait, 3),
                          **fields)
                 return Again(DeliveryOutcome.PACED, wait, _state(request, booked=True))
         try:
-            sink.send(alert)
+            send()
         except DeliveryRetryable as err:
-            log.warning("alert_delivery_retry", reason="receiver", error=str(err),
+            log.warning(f"{what}_delivery_retry", reason="receiver", error=str(err),
                         status=err.status, retry_after=err.retry_after, **fields)
             if pace is not None and err.retry_after:
                 pace.pause(name, err.retry_after)
             return _retry(request, retry_s, err)
         except DeliveryRejected as err:
-            log.error("alert_delivery_rejected", reason=err.reason, status=err.status,
+            log.error(f"{what}_delivery_rejected", reason=err.reason, status=err.status,
                       error=str(err), **fields)
             return Failed(DeliveryOutcome.REJECTED, err.reason, str(err))
         ledger.mark_delivered(name, message_id)
     finally:
         ledger.release(name, message_id)
-    log.info("alert_delivered", **fields)
+    log.info(f"{what}_delivered", **fields)
     return Done(DeliveryOutcome.DELIVERED)
 
 
@@ -98,17 +148,25 @@ def _turn(pace: Pace, name: str, *, booked: bool) -> float:
     A message that has no slot yet books the next free one, so a burst is spread one
     slot apart instead of every job waking each second to compete. A booked message
     takes the turn at its slot; if the line moved since (a receiver's pause, late
-    jobs bunching), it books again at the end of the line.
+    jobs bunching), it books again at the end of the line. A turn at most
+    ``INLINE_WAIT_S`` away is waited for in place: the scheduler runs jobs on whole
+    seconds, so rescheduling a sub-second wait would lose a whole tick, and a paced
+    sink would send only every other second.
     """
     if not booked:
         wait = pace.book(name)
-        if wait > 0:
+        if wait > INLINE_WAIT_S:
             return wait
-    wait = pace.reserve(name)
-    if wait <= 0:
-        return 0.0
+        pace.sleep(wait)
+    for _ in range(3):
+        wait = pace.reserve(name)
+        if wait <= 0:
+            return 0.0
+        if wait > INLINE_WAIT_S:
+            break
+        pace.sleep(wait)
     if wait <= 2 * pace.interval_s:
-        return wait  # a little early (the scheduler runs in whole seconds): keep the slot
+        return wait  # early for its slot (the scheduler runs in whole seconds): keep the slot
     return max(pace.book(name), wait)
 
 

@@ -9,17 +9,21 @@ nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import redis as redis_lib
 import structlog
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Request, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from service.calls import CALLBACK_PATH, call_from_callback
 from service.errors import InvalidField
 from service.web import MAX_BODY_BYTES
+from service.web.form import FormFields
 from service.web.problems import RequestRefused, invalid_field
+
+if TYPE_CHECKING:
+    from service.web import WebContext
 
 blueprint = Blueprint("callbacks", __name__)
 log = structlog.get_logger()
@@ -30,21 +34,23 @@ REDIS_RETRY_AFTER_S = 5
 
 @blueprint.route(CALLBACK_PATH, methods=["POST", "GET"])
 def status_callback() -> Response:
-    context = current_app.extensions["callwatch"]
-    params: Mapping[str, str]
-    if request.method == "POST":
-        if request.mimetype != FORM_TYPE:
+    context: WebContext = current_app.extensions["callwatch"]
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+    if req.method == "POST":
+        if req.mimetype != FORM_TYPE:
             raise RequestRefused(415, "unsupported_media_type",
                                  f"Twilio status callbacks are posted as {FORM_TYPE}.")
         # werkzeug stops reading a body without Content-Length at MAX_CONTENT_LENGTH
         # (64 KiB + 1) without raising, so the length read decides
-        if len(_read_body()) > MAX_BODY_BYTES:
+        body = _read_body(req)
+        if len(body) > MAX_BODY_BYTES:
             raise RequestRefused(413, "payload_too_large",
                                  f"The body is over {MAX_BODY_BYTES // 1024} KiB.")
-        params = request.form
+        params = FormFields.parse(body)
+        signed = params
     else:
-        params = request.args
-    if context.signatures is not None and not context.signatures.check(request):
+        params, signed = FormFields.parse(req.query_string), FormFields()
+    if context.signatures is not None and not context.signatures.check(req, signed):
         raise RequestRefused(403, "invalid_signature",
                              "X-Twilio-Signature is missing or does not match this URL and "
                              "body; check PUBLIC_BASE_URL and TWILIO_AUTH_TOKEN.")
@@ -52,7 +58,8 @@ def status_callback() -> Response:
         call = call_from_callback(params)
     except InvalidField as error:
         raise invalid_field(error.field, error.message) from None
-    if call.account_sid != context.settings.twilio_account_sid:
+    settings = context.settings
+    if call.account_sid != settings.twilio_account_sid:
         raise RequestRefused(403, "invalid_signature",
                              "This callback is for another Twilio account.")
     structlog.contextvars.bind_contextvars(call_sid=call.call_sid)
@@ -62,13 +69,13 @@ def status_callback() -> Response:
         return Response(status=204)
     try:
         scheduled = context.intake.admit(
-            call.to_json(), due_at=time.time() + context.settings.analysis_delay_seconds)
+            call.to_json(), due_at=time.time() + settings.analysis_delay_seconds)
     except redis_lib.RedisError as error:
         log.error("redis_unavailable", error=type(error).__name__)
         raise RequestRefused(503, "unavailable", "Redis is unreachable; Twilio may retry.",
                              retry_after=REDIS_RETRY_AFTER_S) from None
     if scheduled:
-        log.info("analysis_scheduled", delay_s=context.settings.analysis_delay_seconds,
+        log.info("analysis_scheduled", delay_s=settings.analysis_delay_seconds,
                  **call.log_fields())
     else:
         log.info("callback_duplicate", status=call.status)
@@ -77,12 +84,12 @@ def status_callback() -> Response:
     return Response(status=204)
 
 
-def _read_body() -> bytes:
+def _read_body(req: Request) -> bytes:
     """The raw body, read once. A body the server cannot read (broken chunked framing, a
     client gone mid-body) is the client's fault: 400, never a 500 with a traceback.
     gunicorn's parse errors share no base class with werkzeug's, hence the broad catch."""
     try:
-        return request.get_data(cache=True)
+        return req.get_data(cache=True)
     except HTTPException:
         raise
     except Exception as error:

@@ -1,8 +1,8 @@
 """X-Twilio-Signature checking: which URL Twilio signed, and whether the signature fits.
 
-Twilio signs the exact URL it requested plus the sorted POST parameters
-(reference/twilio.md 2.1). Behind a proxy the app sees another URL, and
-Werkzeug's ``request.url`` decodes percent-escapes, so the URL is rebuilt here:
+Twilio signs the exact URL it requested plus the sorted POST parameters. Behind a
+proxy the app sees another URL, and Werkzeug's ``request.url`` decodes
+percent-escapes, so the URL is rebuilt here:
 ``PUBLIC_BASE_URL`` + the raw path + the raw query string, or, without it, the
 request's own scheme and host (after ``ProxyFix`` when ``TRUSTED_PROXY_HOPS`` > 0).
 The check itself is twilio's ``RequestValidator``, tried with each accepted token
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
 
@@ -52,9 +53,8 @@ class SignatureChecker:
         return any(compare(v.compute_signature(candidate, params), signature)
                    for candidate in _candidates(url) for v in self._validators)
 
-    def check(self, request: Request) -> bool:
-        """Verify a status callback: form parameters for POST, none for GET."""
-        params = request.form if request.method == "POST" else {}
+    def check(self, request: Request, params: Any) -> bool:
+        """Verify a status callback: ``params`` are its form fields (POST), or empty (GET)."""
         return self.is_valid(self.signed_url(request), params,
                              request.headers.get("X-Twilio-Signature"))
 
@@ -62,20 +62,30 @@ class SignatureChecker:
 def _candidates(url: str) -> Iterator[str]:
     """The URLs Twilio may have signed, likeliest first (generated lazily).
 
-    With and without the default port, as ``RequestValidator`` tries; then, when the
+    With and without the port, as ``RequestValidator`` tries; then, when the
     query escapes ``:`` or ``@`` (``From=client%3Aalice`` in a GET callback from a Voice
     SDK call, ``sip%3A…%40…``), the same with those two unescaped: Twilio has signed such
-    queries that way, and twilio-node accepts both (reference/twilio.md 2.2, PR #621).
+    queries that way, and twilio-node accepts both (twilio-node PR #621).
     Any other escape stays as sent.
     """
+    yield from _port_variants(url)
     parsed = urlparse(url)
-    yield remove_port(parsed)
-    yield add_port(parsed)
     legacy = _LEGACY_ESCAPES.sub(lambda m: ":" if m.group(0)[2] in "aA" else "@", parsed.query)
     if legacy != parsed.query:
         parsed = parsed._replace(query=legacy)
         yield remove_port(parsed)
         yield add_port(parsed)
+
+
+@lru_cache(maxsize=256)
+def _port_variants(url: str) -> tuple[str, str]:
+    """``url`` with and without a port, as it came first: the one Twilio signed is
+    usually the URL as configured, so the usual match costs one HMAC. Cached: behind
+    ``PUBLIC_BASE_URL`` every POST callback has the same URL."""
+    parsed = urlparse(url)
+    if parsed.port:
+        return add_port(parsed), remove_port(parsed)
+    return remove_port(parsed), add_port(parsed)
 
 
 def _raw_path(request: Request) -> str:

@@ -16,10 +16,7 @@ from devtools.redis_server import RedisServer, free_port
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.drills.harness import Stack, Tally, stack_env
-from tests.receiver_fixtures import WEBHOOK_SECRET
-from tests.simulator_fixtures import simulator
-
-__all__ = ["simulator"]
+from tests.receiver_helpers import WEBHOOK_SECRET
 
 _TALLIES = pytest.StashKey[list[Tally]]()
 

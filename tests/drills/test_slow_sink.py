@@ -1,4 +1,4 @@
-"""Drill 6: a webhook receiver hangs past its timeout and Slack answers 429 during 100 alerts."""
+"""Drill 7: a webhook receiver hangs past its timeout and Slack answers 429 during 100 alerts."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ import pytest
 from devtools.simulator.defaults import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from devtools.simulator.server import SimulatorServer
 from service.cli import main
-from tests.simulator_fixtures import simulator  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +24,7 @@ def _restore_root_logger() -> Iterator[None]:
 
 
 @pytest.fixture
-def env(simulator: SimulatorServer, monkeypatch: pytest.MonkeyPatch) -> SimulatorServer:  # noqa: F811
+def env(simulator: SimulatorServer, monkeypatch: pytest.MonkeyPatch) -> SimulatorServer:
     """The environment a developer would set to point callwatch at the simulator."""
     for name in ("TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET", "ALERT_WEBHOOK_URLS",
                  "ALERT_MIN_LEVEL", "ALERT_IGNORE", "INSIGHTS_EDGES"):

@@ -8,7 +8,7 @@ import pytest
 import redis as redis_lib
 
 from service.cli import main
-from tests.receiver_fixtures import sample_alert
+from tests.receiver_helpers import sample_alert
 
 CONFIG = """
 sinks:

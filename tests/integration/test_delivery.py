@@ -18,11 +18,9 @@ from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
 from service.delivery.ledger import DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.sinks import AlertSink, WebhookSink
-from service.delivery.step import DeliveryRequest, deliver_step
+from service.delivery.step import INLINE_WAIT_S, DeliveryRequest, deliver_step
 from service.errors import DeliveryRejected, DeliveryRetryable
-from tests.receiver_fixtures import WEBHOOK_SECRET, sample_alert, webhook_receiver
-
-__all__ = ["webhook_receiver"]  # fixture used by name below
+from tests.receiver_helpers import WEBHOOK_SECRET, sample_alert
 
 
 class RecordingSink:
@@ -348,3 +346,28 @@ def test_a_receivers_retry_after_pauses_every_booked_alert(redis: redis_lib.Redi
     decision = deliver(second, RecordingSink("slack"), ledger=ledger, pace=pace, booked=True)
     assert isinstance(decision, Again) and decision.after_s >= 29.0
     assert pace.book("slack") >= 29.0
+
+
+def test_a_turn_less_than_a_tick_away_is_waited_in_place(redis: redis_lib.Redis) -> None:
+    """A paced send whose turn is under INLINE_WAIT_S away waits for it and sends, instead
+    of losing a whole scheduler tick (which halved Slack's rate to one message every 2 s)."""
+    clock = FakeClock()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+
+    pace = Pace(redis, interval_s=1.05, clock=clock, sleep=sleep)
+    sink, ledger = RecordingSink("slack"), DeliveryLedger(redis)
+    alerts = [sample_alert(issues=n) for n in range(1, 21)]
+    pending = [(alert, False) for alert in alerts]
+    for _tick in range(22):  # RQ's scheduler releases jobs on whole seconds
+        due, pending = pending, []
+        for alert, booked in due:
+            decision = deliver(alert, sink, ledger=ledger, pace=pace, booked=booked)
+            if isinstance(decision, Again):
+                pending.append((alert, bool(decision.state["booked"])))
+        clock.now = float(int(clock.now) + 1)
+    assert len(sink.sent) >= 19, "a paced sink must keep close to its rate on whole-second ticks"
+    assert slept and max(slept) <= INLINE_WAIT_S

@@ -11,11 +11,8 @@ from structlog.testing import capture_logs
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_fixtures import WEBHOOK_SECRET, sample_alert, slack_receiver, webhook_receiver
-from tests.simulator_fixtures import simulator
+from tests.receiver_helpers import WEBHOOK_SECRET, sample_alert
 from workers.queues import schedule_delivery
-
-__all__ = ["simulator", "slack_receiver", "webhook_receiver"]
 
 
 @pytest.fixture

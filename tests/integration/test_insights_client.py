@@ -30,9 +30,6 @@ from service.errors import (
 from service.insights.client import InsightsClient
 from service.insights.credentials import InsightsCredentials
 from service.settings import Settings
-from tests import simulator_fixtures
-
-simulator = simulator_fixtures.simulator
 
 CALL = "CA" + "ab" * 16
 NOW = datetime(2026, 11, 27, 10, 15, tzinfo=UTC)

@@ -51,7 +51,7 @@ SETTING_VARS = {f.name.upper() for f in SETTINGS_FIELDS}
 SECRET_VARS = {f.name.upper() for f in SETTINGS_FIELDS if not f.repr}
 REQUIRED_VARS = {f.name.upper() for f in SETTINGS_FIELDS
                  if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-DEPLOYMENT_ONLY_VARS = {"WEB_CONCURRENCY", "WEB_THREADS"}
+DEPLOYMENT_ONLY_VARS = {"HOST", "WEB_CONCURRENCY", "WEB_WORKER_CLASS", "WEB_CONNECTIONS", "WEB_THREADS"}
 VALID_SID = "AC" + "0" * 32
 
 

@@ -7,10 +7,7 @@ import redis as redis_lib
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_fixtures import WEBHOOK_SECRET, slack_receiver, webhook_receiver
-from tests.simulator_fixtures import simulator
-
-__all__ = ["simulator", "slack_receiver", "webhook_receiver"]
+from tests.receiver_helpers import WEBHOOK_SECRET
 
 
 def test_a_paced_slack_alert_does_not_delay_a_webhook_alert(

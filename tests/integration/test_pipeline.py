@@ -11,12 +11,9 @@ from structlog.testing import capture_logs
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_fixtures import WEBHOOK_SECRET, slack_receiver, webhook_receiver
-from tests.simulator_fixtures import simulator
+from tests.receiver_helpers import WEBHOOK_SECRET
 from workers.jobs import analyze_call
 from workers.queues import analysis_job_id
-
-__all__ = ["simulator", "slack_receiver", "webhook_receiver"]
 
 
 @pytest.fixture

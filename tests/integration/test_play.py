@@ -17,9 +17,6 @@ from devtools.simulator.server import SimulatorServer
 from service.intake import INTAKE_KEY
 from service.settings import Settings
 from service.web import create_app
-from tests.simulator_fixtures import simulator
-
-__all__ = ["simulator"]
 
 
 @pytest.fixture

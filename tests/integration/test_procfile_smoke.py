@@ -16,10 +16,7 @@ from devtools.simulator.sender import play_call
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import WebhookReceiver
 from tests.processes import Process
-from tests.receiver_fixtures import WEBHOOK_SECRET
-from tests.simulator_fixtures import simulator
-
-__all__ = ["simulator"]
+from tests.receiver_helpers import WEBHOOK_SECRET
 
 
 def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -16,13 +16,8 @@ from devtools.standins import SlackStandIn, WebhookReceiver
 from devtools.teams_standin import TeamsStandIn
 from service import keys
 from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_fixtures import WEBHOOK_SECRET, slack_receiver, webhook_receiver
-from tests.simulator_fixtures import simulator
-from tests.stand_in_fixtures import pagerduty, smtp, teams
+from tests.receiver_helpers import WEBHOOK_SECRET
 
-__all__ = ["pagerduty", "simulator", "slack_receiver", "smtp", "teams", "webhook_receiver"]
-
-#: seed 1 gives a twilio-voice-js client, seed 0 a twilio-voice-android one.
 JS, ANDROID = {"seed": 1}, {"seed": 0}
 CONTRACT_ROUTES = """
 routes:

@@ -11,10 +11,8 @@ from structlog.testing import capture_logs
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import WebhookReceiver
 from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_fixtures import WEBHOOK_SECRET, webhook_receiver
-from tests.simulator_fixtures import simulator
+from tests.receiver_helpers import WEBHOOK_SECRET
 
-__all__ = ["simulator", "webhook_receiver"]
 PHONE = {"From": "+14155550100", "To": "+16505550123"}
 
 

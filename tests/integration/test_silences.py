@@ -16,10 +16,7 @@ from service import keys
 from service.delivery.silences import Silences, parse_duration, parse_pairs
 from service.errors import InvalidInput
 from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_fixtures import sample_alert, slack_receiver
-from tests.simulator_fixtures import simulator
-
-__all__ = ["simulator", "slack_receiver"]
+from tests.receiver_helpers import sample_alert
 
 
 @pytest.fixture

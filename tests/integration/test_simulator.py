@@ -23,9 +23,6 @@ from devtools.simulator.scenarios import ScenarioInput, build_call
 from devtools.simulator.sender import callback_params, play_call, send_status_callback, sign
 from devtools.simulator.server import SimulatorServer
 from service.insights.client import InsightsClient
-from tests import simulator_fixtures
-
-simulator = simulator_fixtures.simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 SID = "CA" + "12" * 16

@@ -14,9 +14,6 @@ import requests
 
 from devtools.simulator.scenarios import SCENARIOS
 from devtools.simulator.server import SimulatorServer
-from tests import simulator_fixtures
-
-simulator = simulator_fixtures.simulator
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 SPEC_PATH = SHARED / "data" / "twilio_insights_v1.json"

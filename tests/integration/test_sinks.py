@@ -17,14 +17,7 @@ from service.delivery.sinks import LogSink, Sinks, SlackSink, UnknownSink, Webho
 from service.delivery.sinks.webhook import legacy_webhook_sink_id
 from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
 from service.settings import Settings
-from tests.receiver_fixtures import (
-    WEBHOOK_SECRET,
-    sample_alert,
-    slack_receiver,
-    webhook_receiver,
-)
-
-__all__ = ["slack_receiver", "webhook_receiver"]  # fixtures used by name below
+from tests.receiver_helpers import WEBHOOK_SECRET, sample_alert
 
 
 @pytest.fixture

@@ -21,10 +21,7 @@ from service.delivery.sinks.pagerduty import PagerDutySink
 from service.delivery.sinks.teams import TeamsSink
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import DeliveryRejected, DeliveryRetryable
-from tests.receiver_fixtures import sample_alert
-from tests.stand_in_fixtures import pagerduty, smtp, teams
-
-__all__ = ["pagerduty", "smtp", "teams"]
+from tests.receiver_helpers import sample_alert
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"
 
@@ -229,3 +226,26 @@ def test_email_slow_server_is_cut_off_at_the_deadline(smtp: SmtpStandIn) -> None
                      name="ops-mail", timeout=5, deadline_s=1)
     with pytest.raises(DeliveryRetryable):
         sink.send(sample_alert())
+
+
+def test_incident_events_reach_pagerduty_teams_and_email(
+        pagerduty: PagerDutyStandIn, teams: TeamsStandIn, smtp: SmtpStandIn,
+        session: requests.Session) -> None:
+    """An incident opens, updates and resolves: PagerDuty triggers then resolves on the
+    incident id, Teams gets one card per event, email one message per event with its own id."""
+    from tests.unit.test_incident_messages import event
+
+    events = [event("opened"), event("updated"), event("resolved")]
+    for sink in (_pd(pagerduty, session), TeamsSink(teams.url, name="teams", session=session),
+                 _email(smtp)):
+        for incident_event in events:
+            sink.send_incident(incident_event)
+    pages = pagerduty.accepted()
+    assert [p.action for p in pages] == ["trigger", "trigger", "resolve"]
+    assert {p.dedup_key for p in pages} == {events[0].incident_id}
+    cards = teams.accepted()
+    assert len(cards) == 3 and "Incident resolved" in str(cards[2].body)
+    mails = smtp.accepted()
+    assert len(mails) == 3
+    assert len({m.message["Message-ID"] for m in mails}) == 3
+    assert all(events[0].incident_id in m.part("plain") and m.part("html") for m in mails)

@@ -84,7 +84,7 @@ def test_job_carries_callback_fields(callbacks: Callbacks, redis: redis_lib.Redi
     callbacks.post(callback_params(sid, ParentCallSid=parent, SipResponseCode="200"))
     call = json.loads(redis.get(call_key(sid)))
     assert call["call_sid"] == sid and call["status"] == "completed"
-    assert call["from_"] == "client:alice" and call["to"] == "+14155550123"
+    assert call["from"] == "client:alice" and call["to"] == "+14155550123"
     assert call["duration_s"] == 42 and call["parent_call_sid"] == parent
     assert call["sequence_number"] == 3 and call["sip_response_code"] == 200
     assert call["timestamp"] == "Fri, 27 Nov 2026 10:15:00 +0000"

@@ -15,12 +15,9 @@ from devtools.redis_server import RedisServer
 from devtools.simulator.server import SimulatorServer
 from service.web import create_app
 from tests.processes import Process, settings_env, worker
-from tests.simulator_fixtures import simulator
 from tests.web_helpers import Callbacks, callback_params, make_settings
 from workers.job_in_hand import requeue_job_in_hand
 from workers.queues import ANALYSIS_QUEUE, analysis_job_id, queue
-
-__all__ = ["simulator"]
 
 
 def test_worker_runs_the_analysis_once_its_delay_passes(redis_server, redis: redis_lib.Redis,

@@ -13,10 +13,7 @@ from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.pipeline_helpers import Pipeline, pipeline_settings
 from tests.processes import Process, worker
-from tests.receiver_fixtures import WEBHOOK_SECRET
-from tests.simulator_fixtures import simulator
-
-__all__ = ["simulator"]
+from tests.receiver_helpers import WEBHOOK_SECRET
 
 
 def worker_env(pipe: Pipeline) -> dict[str, str]:
@@ -79,7 +76,8 @@ def test_thirty_alerts_paced_across_two_workers(
         pipe = Pipeline(settings, redis, simulator)
         sids = [pipe.play("sdk-error") for _ in range(30)]
         for n in range(2):
-            workers.append(worker(worker_env(pipe), "--name", f"pace-{n}").start())
+            workers.append(worker({**worker_env(pipe), "CALLWATCH_CONFIG": '{"storm": false}'},
+                                  "--name", f"pace-{n}").start())
         workers[0].wait_for(lambda: len(slack.accepted()) >= 30, timeout=150)
         time.sleep(2)
         accepted = slack.accepted()

@@ -72,6 +72,7 @@ def test_contract_example_parses_with_secrets_from_the_environment() -> None:
     ("storm: {calls: 0}\n", "storm.calls"),
     ("storm: {group_by: [colour]}\n", "storm.group_by[0]"),
     ("ratio: {percent: 200}\n", "ratio.percent"),
+    ("ratio: {window_s: 7200}\n", "ratio.window_s"),
     ("routes:\n  - {match: {}, sinks: [], storm: {within: 3}}\n", "routes[0].storm.within"),
     ("colour: red\n", "colour"),
 ])
@@ -120,6 +121,12 @@ def test_storm_and_ratio_top_level_defaults_and_overrides() -> None:
     assert config.routes[0].storm == StormPolicy(calls=5, within_s=60)
     assert config.routes[0].ratio == RatioPolicy(percent=10.0)
     assert config.routes[1].storm is None and config.routes[1].ratio is None
+
+
+def test_a_ratio_resolves_after_its_own_wait() -> None:
+    """``ratio.resolve_after_s`` is a setting of its own (defaults to 600 s)."""
+    config = parse_config("ratio: {percent: 8, resolve_after_s: 120}\n", {})
+    assert config.ratio == RatioPolicy(percent=8.0, resolve_after_s=120)
 
 
 def test_storm_off_at_the_top() -> None:

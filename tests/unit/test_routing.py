@@ -8,7 +8,7 @@ import pytest
 
 from service.config import parse_config
 from service.delivery.routing import Router
-from tests.receiver_fixtures import sample_alert
+from tests.receiver_helpers import sample_alert
 
 ALL = ("oncall", "voice-ops", "crm", "teams")
 SINKS = "sinks:\n" + "".join(f"  {name}: {{type: log}}\n" for name in ALL)

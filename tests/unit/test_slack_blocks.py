@@ -9,7 +9,7 @@ from slack_sdk.models.blocks import Block
 
 from devtools.standins import slack_payload_problem
 from service.delivery.sinks.slack_blocks import escape, shorten, slack_message
-from tests.receiver_fixtures import sample_alert
+from tests.receiver_helpers import sample_alert
 
 LONG = ("Audio packets were lost & the <remote> side could not hear the caller. " * 80)[:5000]
 

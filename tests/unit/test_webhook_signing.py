@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from service.delivery.sinks.webhook import signed_request, signing_key, webhook_sink_names
 from service.http import parse_retry_after
-from tests.receiver_fixtures import WEBHOOK_SECRET, sample_alert
+from tests.receiver_helpers import WEBHOOK_SECRET, sample_alert
 
 
 def _now() -> datetime:

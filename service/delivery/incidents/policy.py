@@ -1,4 +1,5 @@
-"""A route's storm and ratio settings (the routing file's ``storm:`` and ``ratio:``)."""
+"""A route's storm and ratio settings (the routing file's ``storm:`` and ``ratio:``,
+read by ``service.config``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from dataclasses import dataclass
 
 #: Keys ``group_by`` may name.
 GROUP_KEYS = ("issue", "error_code", "category", "edge", "sdk_type", "country_code", "account_sid")
+#: The longest ratio window: the analysed-call buckets are kept this long.
+MAX_RATIO_WINDOW_S = 3600
+#: Ratio counts are kept in buckets of this many seconds.
+RATIO_BUCKET_S = 10
 
 
 @dataclass(frozen=True)
@@ -21,8 +26,13 @@ class StormPolicy:
 
 @dataclass(frozen=True)
 class RatioPolicy:
-    """An incident when ``percent`` % of the calls analysed in ``window_s`` had an alert."""
+    """An incident when ``percent`` % of the calls analysed in ``window_s`` had an alert.
+
+    It resolves when the share stays under half of ``percent`` for ``resolve_after_s``.
+    Groups are the route's storm ``group_by`` (``issue`` when the storm is off).
+    """
 
     percent: float = 5.0
     min_calls: int = 40
     window_s: int = 600
+    resolve_after_s: int = 600

@@ -23,6 +23,7 @@ import requests
 from service.analysis.alert import Alert
 
 if TYPE_CHECKING:
+    from service.delivery.incidents.events import IncidentEvent
     from service.settings import Settings
 
 
@@ -41,6 +42,11 @@ class AlertSink(Protocol):
 
     def send(self, alert: Alert) -> None:
         """Deliver ``alert`` once; raise ``DeliveryRetryable`` or ``DeliveryRejected``."""
+        ...
+
+    def send_incident(self, event: IncidentEvent) -> None:
+        """Deliver one incident event (``incident.opened|updated|resolved``) once; raises
+        like ``send``. ``service.delivery.incidents.messages`` renders it per kind of sink."""
         ...
 
 

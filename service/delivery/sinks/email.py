@@ -24,12 +24,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from service.analysis.alert import Alert
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
 from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
 from service.http import is_loopback
+
+if TYPE_CHECKING:
+    from service.delivery.incidents.events import IncidentEvent
 
 #: Seconds for each socket operation (the connection included).
 DEFAULT_TIMEOUT = 10.0
@@ -164,6 +168,21 @@ class EmailSink:
     def send(self, alert: Alert) -> None:
         """Send the alert's message; raise by SMTP's answer when it is not taken."""
         self.send_message(email_message(alert, self._sender, self._to))
+
+    def send_incident(self, event: IncidentEvent) -> None:
+        """One message per incident event; its Message-ID comes from the event's webhook-id."""
+        from service.delivery.incidents.messages import email_incident
+        subject, text, html_body = email_incident(event)
+        message = EmailMessage()
+        message["Subject"] = subject
+        message["From"] = self._sender
+        message["To"] = ", ".join(self._to)
+        domain = self._sender.rpartition("@")[2].strip("> ") or "callwatch.invalid"
+        message["Message-ID"] = f"<{event.webhook_id.replace(':', '.')}@{domain}>"
+        message["X-Callwatch-Incident-Id"] = event.incident_id
+        message.set_content(text)
+        message.add_alternative(html_body, subtype="html")
+        self.send_message(message)
 
     def send_message(self, message: EmailMessage) -> None:
         """Send one message (an alert's, or an incident's) to the sink's recipients."""

@@ -13,6 +13,7 @@ import structlog
 
 from service.analysis.alert import Alert
 from service.calls import mask_number
+from service.delivery.incidents.events import IncidentEvent
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
 
 LOG_SINK_ID = "log"
@@ -39,6 +40,10 @@ class LogSink:
         call["to"] = mask_number(call.get("to"))
         payload["call"] = call
         self._log.warning("alert", **payload)
+
+    def send_incident(self, event: IncidentEvent) -> None:
+        """Log the incident event's data (it holds no phone numbers)."""
+        self._log.warning("incident", type=event.type, webhook_id=event.webhook_id, **event.data)
 
 
 def _build(spec: SinkSpec, env: SinkEnv) -> LogSink:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -21,6 +21,9 @@ from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
 from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json
 from service.errors import DeliveryRejected, DeliveryRetryable
 from service.http import host_of, parse_retry_after, require_secure_url
+
+if TYPE_CHECKING:
+    from service.delivery.incidents.events import IncidentEvent
 
 #: PagerDuty's limit on ``payload.summary``.
 MAX_SUMMARY = 1024
@@ -87,6 +90,11 @@ class PagerDutySink:
     def send(self, alert: Alert) -> None:
         """One ``trigger``; 2xx is delivered, anything else raises."""
         self.send_event(pagerduty_event(alert, self._routing_key))
+
+    def send_incident(self, event: IncidentEvent) -> None:
+        """``trigger`` (opened, updated) or ``resolve`` with the incident id as ``dedup_key``."""
+        from service.delivery.incidents.messages import pagerduty_incident_event
+        self.send_event(pagerduty_incident_event(event, self._routing_key))
 
     def send_event(self, event: dict[str, Any]) -> None:
         """POST one Events API v2 event (a trigger, or an incident's resolve)."""

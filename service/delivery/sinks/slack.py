@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -37,6 +37,7 @@ from service.http import (
 )
 
 if TYPE_CHECKING:
+    from service.delivery.incidents.events import IncidentEvent
     from service.settings import Settings
 
 DEFAULT_TIMEOUT = (3.05, 10.0)
@@ -47,7 +48,7 @@ ANSWER_CAP = 4096
 SLACK_SINK_ID = "slack"
 #: Slack takes about one message a second per webhook; the margin absorbs the few
 #: milliseconds between taking the turn and the request arriving.
-SLACK_PACE_S = 1.1
+SLACK_PACE_S = 1.05
 _REASON = re.compile(r"^[a-z0-9_]{1,64}$")
 
 
@@ -80,7 +81,16 @@ class SlackSink:
 
     def send(self, alert: Alert) -> None:
         """Post the alert's message; 200 ``ok`` is delivered, anything else raises."""
-        body = json.dumps(slack_message(alert), separators=(",", ":")).encode()
+        self._post(slack_message(alert))
+
+    def send_incident(self, event: IncidentEvent) -> None:
+        """Post the incident event's message; answers are read as for an alert."""
+        # Imported here: the incidents package renders with this package's Block Kit helpers.
+        from service.delivery.incidents.messages import slack_incident_message
+        self._post(slack_incident_message(event))
+
+    def _post(self, message: dict[str, Any]) -> None:
+        body = json.dumps(message, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": user_agent()}
         deadline = self._monotonic() + self._deadline_s
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -24,6 +24,9 @@ from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
 from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json
 from service.errors import DeliveryRejected, DeliveryRetryable
 from service.http import host_of, parse_retry_after, require_secure_url
+
+if TYPE_CHECKING:
+    from service.delivery.incidents.events import IncidentEvent
 
 MAX_CARD_BYTES = 27_000
 MAX_DESCRIPTION = 400
@@ -125,6 +128,11 @@ class TeamsSink:
     def send(self, alert: Alert) -> None:
         """Post the alert's card; 2xx is delivered, anything else raises."""
         self.post(teams_message(alert))
+
+    def send_incident(self, event: IncidentEvent) -> None:
+        """Post the incident event's card."""
+        from service.delivery.incidents.messages import teams_incident_card
+        self.post(teams_incident_card(event))
 
     def post(self, message: dict[str, Any]) -> None:
         """POST one Workflows message (an alert's card, or an incident's)."""

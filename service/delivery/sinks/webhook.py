@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import requests
 
 from service.analysis.alert import Alert
+from service.delivery.incidents.events import IncidentEvent
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
 from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
 from service.http import host_of, parse_retry_after, require_secure_url, user_agent
@@ -81,6 +82,20 @@ def signed_request(key: bytes, alert: Alert, now: datetime) -> tuple[bytes, dict
     return body, headers
 
 
+def signed_event_request(key: bytes, event: IncidentEvent, now: datetime) -> tuple[bytes, dict[str, str]]:
+    """The exact body and headers of one delivery attempt of an incident event."""
+    body = event.body()
+    timestamp = int(now.timestamp())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": user_agent(),
+        "webhook-id": event.webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(key, event.webhook_id, timestamp, body),
+    }
+    return body, headers
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -108,7 +123,13 @@ class WebhookSink:
 
     def send(self, alert: Alert) -> None:
         """One signed POST; 2xx is delivered, anything else raises."""
-        body, headers = signed_request(self._key, alert, self._clock())
+        self._post(*signed_request(self._key, alert, self._clock()))
+
+    def send_incident(self, event: IncidentEvent) -> None:
+        """One signed POST of the incident event (``webhook-id`` = incident id:sequence)."""
+        self._post(*signed_event_request(self._key, event, self._clock()))
+
+    def _post(self, body: bytes, headers: dict[str, str]) -> None:
         try:
             # stream=True: the answer's body is never needed, so a huge one is never read.
             response = self._session.post(self._url, data=body, headers=headers,

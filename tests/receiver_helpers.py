@@ -1,40 +1,21 @@
-"""Fixtures for tests that deliver alerts: started Slack and webhook stand-ins.
+"""Helpers for tests that deliver alerts: the secret the webhook receiver verifies, a sample alert.
 
-Import them where needed (``from tests.receiver_fixtures import slack_receiver,
-webhook_receiver, WEBHOOK_SECRET``); ``sample_alert`` builds an alert straight
-from the models. Each test gets fresh servers on free loopback
-ports; the Slack stand-in keeps Slack's one-message-a-second limit.
+The receivers themselves (``slack_receiver``, ``webhook_receiver``) are fixtures in
+``tests/conftest.py``; ``webhook_receiver`` verifies ``WEBHOOK_SECRET``.
+``sample_alert`` builds an alert straight from the models.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
-
-from devtools.standins import SlackStandIn, WebhookReceiver
 from service.analysis.alert import Alert, Issue, make_alert_id
 from service.calls import Call
 from service.insights.events import ClientInfo
 
 #: The signing secret the webhook receiver verifies (32 fixed bytes, base64).
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"callwatch-test-webhook-secret-32").decode()
-
-
-@pytest.fixture
-def slack_receiver() -> Iterator[SlackStandIn]:
-    """A Slack incoming-webhook stand-in; its ``.url`` is a SLACK_WEBHOOK_URL."""
-    with SlackStandIn() as server:
-        yield server
-
-
-@pytest.fixture
-def webhook_receiver() -> Iterator[WebhookReceiver]:
-    """A Standard Webhooks receiver verifying ``WEBHOOK_SECRET``; ``.url`` is an endpoint."""
-    with WebhookReceiver(WEBHOOK_SECRET) as server:
-        yield server
 
 
 def sample_alert(*, issues: int = 2, description: str = "The ICE connection failed.",

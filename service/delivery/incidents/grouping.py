@@ -1,0 +1,89 @@
+"""Which group of a route an alert belongs to, and the facets an incident counts.
+
+A group is the alert's values for the route's ``group_by`` keys (``{"issue":
+"sdk_edge/error/31005"}``); ``[]`` puts every alert of the route in one group. The
+group's id is a short hash of the route and those values, safe in a Redis key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from service.analysis.alert import Alert, Issue
+from service.analysis.catalogue import event_category
+
+#: The value a group key takes when the alert has none (no client metadata, no code).
+NONE = "none"
+
+
+def first_issue(alert: Alert) -> Issue | None:
+    """The alert's first issue, errors first."""
+    ordered = sorted(alert.issues, key=lambda issue: issue.severity != "error")
+    return ordered[0] if ordered else None
+
+
+def group_value(alert: Alert, key: str) -> str:
+    """The alert's value for one ``group_by`` key."""
+    issue = first_issue(alert)
+    client = alert.client
+    value: object = None
+    if key == "issue":
+        value = issue.key if issue else None
+    elif key == "error_code":
+        value = next((i.error_code for i in sorted(alert.issues, key=lambda i: i.severity != "error")
+                      if i.error_code is not None), None)
+    elif key == "category":
+        value = _category(issue) if issue else None
+    elif key == "edge":
+        value = issue.edge if issue else None
+    elif key == "sdk_type":
+        value = client.sdk_type if client else None
+    elif key == "country_code":
+        value = client.country_code if client else None
+    elif key == "account_sid":
+        value = alert.call.account_sid
+    return NONE if value is None else str(value)
+
+
+def group_of(alert: Alert, group_by: tuple[str, ...]) -> dict[str, str]:
+    """The alert's group: its value for each ``group_by`` key."""
+    return {key: group_value(alert, key) for key in group_by}
+
+
+def group_id(route: str, group: dict[str, str]) -> str:
+    """A short, stable id for one route's group (hex, 16 characters)."""
+    material = json.dumps([route, sorted(group.items())], separators=(",", ":"))
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def describe_group(group: dict[str, str]) -> str:
+    """The group in plain words: ``issue sdk_edge/error/31005, country US``; or every alert."""
+    if not group:
+        return "every alert of the route"
+    return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in group.items())
+
+
+@dataclass(frozen=True)
+class Facets:
+    """What an incident counts of each call folded into it."""
+
+    call_sid: str
+    issue: str
+    error_code: str
+    sdk: str
+    country: str
+
+    @classmethod
+    def of(cls, alert: Alert) -> Facets:
+        client = alert.client
+        sdk = " ".join(p for p in ((client.sdk_type, client.sdk_version) if client else ()) if p)
+        return cls(call_sid=alert.call.call_sid, issue=group_value(alert, "issue"),
+                   error_code=group_value(alert, "error_code"), sdk=sdk or NONE,
+                   country=group_value(alert, "country_code"))
+
+
+def _category(issue: Issue) -> str:
+    own = getattr(issue, "category", None)
+    return str(own) if own else event_category(issue.group, issue.name, issue.error_code)

@@ -1,0 +1,104 @@
+"""The incident timer: the step that notices "no new call for ``resolve_after_s``".
+
+Nothing sleeps. When an incident opens, its worker schedules a check at the
+incident's next due time (``next_check``); each check runs ``check_step``, which
+emits ``updated`` (calls joined and ``update_every_s`` passed) or ``resolved`` (a
+storm: no new call for ``resolve_after_s``; a ratio: the share under half its
+threshold for ``resolve_after_s``), and names the next due time while the incident
+is open. A check also hands back the deliveries of the incident's latest event, so
+a check re-run after its worker died still delivers what it emitted (each sink's
+ledger drops the copies).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from service.decisions import Delivery
+from service.delivery.incidents.events import build_event
+from service.delivery.incidents.store import IncidentStore, Snapshot
+
+log = structlog.get_logger()
+
+
+class Counter(Protocol):
+    """What the step needs of ``service.metrics.Metrics``."""
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None: ...
+
+
+def ratio_check_every(snapshot: Snapshot) -> float:
+    """How often a ratio incident's share is looked at (s)."""
+    window = snapshot.number("ratio_window_s", 600)
+    return max(2.0, min(snapshot.number("resolve_after_s", 600), window) / 5)
+
+
+def next_check(snapshot: Snapshot, now: float) -> float:
+    """The epoch second of an open incident's next check (never in the past)."""
+    update_every = snapshot.number("update_every_s", 300)
+    if snapshot.fields.get("trigger") == "ratio":
+        due = min(now + ratio_check_every(snapshot), snapshot.number("updated_at", now) + update_every)
+    else:
+        due = snapshot.number("last_call_at", now) + snapshot.number("resolve_after_s", 600)
+        if snapshot.number("calls") > snapshot.number("calls_at_last"):
+            due = min(due, snapshot.number("updated_at", now) + update_every)
+        else:
+            due = min(due, now + update_every)
+    return float(int(max(due, now + 1)) + 1)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What one check did (``none``, ``updated``, ``resolved``), what to deliver, and
+    when to look again (None: the incident is over)."""
+
+    event: str
+    deliveries: tuple[Delivery, ...] = ()
+    next_due: float | None = None
+
+
+def check_step(incident_id: str, *, store: IncidentStore, now: float,
+               metrics: Counter | None = None) -> CheckOutcome:
+    """Emit the incident's ``updated`` or ``resolved`` event if due; say when to look again."""
+    current = store.read(incident_id)
+    if current is None:
+        log.warning("incident_unknown", incident_id=incident_id)
+        return CheckOutcome("none")
+    below, ratio = None, None
+    if current.fields.get("trigger") == "ratio":
+        window = int(current.number("ratio_window_s", 600))
+        analysed, with_alert = store.ratio_counts(current.fields["route"], current.fields["group_id"],
+                                                  window, now)
+        percent = 100.0 * with_alert / analysed if analysed else 0.0
+        below = percent < current.number("ratio_threshold", 5.0) / 2
+        ratio = (analysed, with_alert, percent)
+    result = store.check(incident_id, now, below=below, ratio=ratio)
+    sinks = json.loads(current.fields.get("sinks") or "[]")
+    if result.snapshot is not None:
+        snapshot = result.snapshot
+        event = build_event(result.event, result.sequence, snapshot, datetime.fromtimestamp(now, UTC))
+        message: dict[str, Any] | None = store.save_event(incident_id, result.sequence,
+                                                          event.to_message())
+        fields = snapshot.fields
+        log.info(f"incident_{result.event}", incident_id=incident_id, route=fields.get("route"),
+                 trigger=fields.get("trigger"), calls=int(snapshot.number("calls")),
+                 calls_since_last=snapshot.calls_since_last, sequence=result.sequence)
+        if metrics is not None:
+            metrics.inc("callwatch_incidents", route=fields.get("route", ""),
+                        trigger=fields.get("trigger", ""), event=result.event)
+        after = snapshot
+    else:
+        saved = store.saved_event(incident_id, result.sequence) if result.sequence else None
+        message = saved
+        after = store.read(incident_id) or current
+    deliveries = tuple(Delivery(sink, message) for sink in sinks) if message else ()
+    if after.fields.get("status") != "open":
+        return CheckOutcome(result.event, deliveries)
+    due = next_check(after, now)
+    store.set_check_due(incident_id, due)
+    return CheckOutcome(result.event, deliveries, due)

@@ -1,0 +1,135 @@
+"""Per alert and route: send it, or fold it into its group's incident.
+
+``IncidentDesk`` is what the analysis step asks once per analysed call (``analysed``,
+the ratio's denominator) and once per alert (``deliveries``): for each route that took
+the alert it observes the alert in the route's group (``IncidentStore.observe``),
+and answers with the deliveries to schedule. A folded alert still goes to the
+route's ``webhook`` sinks (they get every ``call.alert``); the alert that opened an
+incident also brings the ``opened`` event for every sink of the route. ``checks``
+then lists the incident timers the worker must schedule (incident id, due epoch).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from service.analysis.alert import Alert
+from service.decisions import Delivery
+from service.delivery.incidents.events import build_event
+from service.delivery.incidents.grouping import Facets, group_id, group_of
+from service.delivery.incidents.policy import RatioPolicy, StormPolicy
+from service.delivery.incidents.store import IncidentStore, RouteGroup, Snapshot
+from service.delivery.incidents.timer import next_check
+
+log = structlog.get_logger()
+
+#: Kinds of sink that get every per-call alert, even one folded into an incident.
+UNFOLDED_KINDS = frozenset({"webhook"})
+#: A timer this late (s) is taken as lost and scheduled again by the next folded alert.
+TIMER_GRACE_S = 60.0
+
+
+class RouteLike(Protocol):
+    """What the desk needs of a router's ``RouteMatch``."""
+
+    @property
+    def route(self) -> str: ...
+    @property
+    def sinks(self) -> tuple[str, ...]: ...
+    @property
+    def storm(self) -> StormPolicy | None: ...
+    @property
+    def ratio(self) -> RatioPolicy | None: ...
+
+
+class Counter(Protocol):
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None: ...
+
+
+@dataclass
+class IncidentDesk:
+    """Decides, per alert and route, what is sent one by one and what is folded."""
+
+    store: IncidentStore
+    route: Callable[[Alert], Sequence[RouteLike]]
+    #: The ``kind`` of a sink by name (``chat``, ``pager``, ``email``, ``webhook``, ``log``).
+    kind_of: Callable[[str], str]
+    metrics: Counter | None = None
+    clock: Callable[[], float] = time.time
+    #: Incident timers to schedule: (incident id, due epoch second).
+    checks: list[tuple[str, float]] = field(default_factory=list)
+
+    def analysed(self) -> None:
+        """Count one analysed call (alert or not): the ratio's denominator."""
+        self.store.count_analysed(self.clock())
+        self._inc("callwatch_calls_analysed")
+
+    def deliveries(self, alert: Alert, envelope: dict[str, Any]) -> tuple[Delivery, ...]:
+        """The deliveries for ``alert``: its own to each sink that takes it, and the events."""
+        now = self.clock()
+        sinks: dict[str, None] = {}
+        events: list[Delivery] = []
+        for match in self.route(alert):
+            if match.storm is None and match.ratio is None:
+                sinks.update(dict.fromkeys(match.sinks))
+                continue
+            group_by = match.storm.group_by if match.storm else StormPolicy().group_by
+            group = group_of(alert, group_by)
+            where = RouteGroup(match.route, group, group_id(match.route, group), match.sinks,
+                               match.storm, match.ratio)
+            seen = self.store.observe(where, alert.alert_id, Facets.of(alert), now)
+            if seen.decision == "send" or seen.incident_id is None:
+                sinks.update(dict.fromkeys(match.sinks))
+                continue
+            sinks.update(dict.fromkeys(s for s in match.sinks if self._kind(s) in UNFOLDED_KINDS))
+            log.info("alert_folded", alert_id=alert.alert_id, incident_id=seen.incident_id,
+                     route=match.route, counted=seen.counted)
+            if seen.counted:
+                self._inc("callwatch_alerts_folded", route=match.route)
+            if seen.opener:
+                events += self._opened(seen.incident_id, seen.opened, match.sinks, now,
+                                       new=seen.decision == "opened")
+            elif seen.check_due and now > seen.check_due + TIMER_GRACE_S:
+                self.checks.append((seen.incident_id, float(int(now) + 1)))
+        return tuple(Delivery(sink, envelope) for sink in sinks) + tuple(events)
+
+    def _opened(self, incident_id: str, snapshot: Snapshot | None, sinks: Sequence[str],
+                now: float, *, new: bool) -> list[Delivery]:
+        """The ``opened`` event's deliveries (built once, kept), and the incident's first timer."""
+        message = self.store.saved_event(incident_id, 1)
+        snapshot = snapshot or self.store.read(incident_id)
+        if message is None and snapshot is not None:
+            if snapshot.calls_since_last == 0:
+                snapshot = Snapshot(snapshot.fields, snapshot.samples, int(snapshot.number("calls")))
+            event = build_event("opened", 1, snapshot, datetime.fromtimestamp(now, UTC))
+            message = self.store.save_event(incident_id, 1, event.to_message())
+        if snapshot is not None:
+            due = next_check(snapshot, now)
+            self.store.set_check_due(incident_id, due)
+            self.checks.append((incident_id, due))
+            if new:
+                fields = snapshot.fields
+                log.info("incident_opened", incident_id=incident_id, route=fields.get("route"),
+                         group=fields.get("group"), trigger=fields.get("trigger"),
+                         calls=int(snapshot.number("calls")))
+                self._inc("callwatch_incidents", route=fields.get("route", ""),
+                          trigger=fields.get("trigger", ""), event="opened")
+        if message is None:
+            return []
+        return [Delivery(sink, message) for sink in sinks]
+
+    def _kind(self, sink: str) -> str:
+        try:
+            return self.kind_of(sink)
+        except Exception:  # a sink gone from the configuration: fold to be safe
+            return "chat"
+
+    def _inc(self, name: str, **labels: str) -> None:
+        if self.metrics is not None:
+            self.metrics.inc(name, 1.0, **labels)
