@@ -31,7 +31,7 @@ from devtools.simulator.server import SimulatorServer
 from devtools.standins import WebhookReceiver
 from service.logs import configure_logging
 from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_fixtures import WEBHOOK_SECRET
+from tests.receiver_helpers import WEBHOOK_SECRET
 
 _FAMILY = [
     (re.compile(r"^rq:job:"), "rq:job:<id> (job hash)"),

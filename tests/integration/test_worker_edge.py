@@ -14,11 +14,8 @@ from devtools.redis_server import RedisServer
 from devtools.simulator.server import SimulatorServer
 from service.web import create_app
 from tests.processes import Process, settings_env, worker
-from tests.simulator_fixtures import simulator
 from tests.web_helpers import Callbacks, callback_params, make_settings
 from workers.queues import ANALYSIS_QUEUE, analysis_job_id, queue
-
-__all__ = ["simulator"]
 
 
 def _stop(process: Process, timeout: float) -> int:
