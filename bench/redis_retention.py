@@ -46,7 +46,7 @@ def family(key: str) -> str:
     for pattern, name in _FAMILY:
         if pattern.search(key):
             return name
-    return re.sub(r"[0-9a-f]{32}|CA[0-9a-f]{32}", "<id>", key)
+    return re.sub(r"CA[0-9a-f]{32}|[0-9a-f]{32}|alr_[a-z0-9]+", "<id>", key)
 
 
 def main() -> None:
