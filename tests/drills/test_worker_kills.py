@@ -20,6 +20,7 @@ from tests.drills.harness import (
     wait_until,
     webhook_counts,
 )
+from tests.processes import worker
 
 #: The Events API holds each answer this long for the calls killed during analysis.
 SLOW_S = 6
@@ -147,7 +148,12 @@ def test_kills_mid_delivery_to_pagerduty_teams_and_email(
 
         for name, server, seen in (("pagerduty", pd, pd_calls), ("teams", teams, teams_calls),
                                    ("email", smtp, mail_calls)):
-            victim = stack.start_worker(f"drill-kill-{name}")
+            # One worker process: a kill then cuts exactly one request short. With several,
+            # every delivery in flight in the killed container may reach its receiver twice
+            # (the same window, once per request in flight).
+            victim = worker(stack.env, "--name", f"drill-kill-{name}", "--concurrency", "1").start()
+            stack.workers.append(victim)
+            victim.wait_for(lambda v=victim: bool(v.events("worker_starting")), timeout=30)
             server.hold_s = HOLD_S
             sid = twilio.call("sdk-error")
             victim.wait_for(lambda sid=sid, seen=seen: sid in seen(), timeout=60)
