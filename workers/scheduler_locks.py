@@ -23,7 +23,7 @@ from rq.scripts import release_lock
 #: pinned by ``tests/integration/test_worker_rq_pins.py``.
 LOCK_TTL_S = 61
 #: This long without a renewal means the scheduler is gone.
-STALE_AFTER_S = 15
+STALE_AFTER_S = 5
 
 log = structlog.get_logger()
 

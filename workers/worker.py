@@ -48,7 +48,7 @@ from workers.sink_slots import SinkSlots
 
 #: How often a worker runs RQ's maintenance (RQ's default is 10 minutes): the liveness
 #: recovery and the scheduler lock take-over run with it.
-MAINTENANCE_INTERVAL_S = 15
+MAINTENANCE_INTERVAL_S = 5
 #: RQ's registration TTL for a worker; also the BLPOP timeout RQ would use (ours is 1 s).
 WORKER_TTL_S = 35
 
