@@ -18,9 +18,9 @@ import requests
 
 from service.analysis.alert import Alert, client_json, iso
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
-from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json
-from service.errors import DeliveryRejected, DeliveryRetryable
-from service.http import host_of, parse_retry_after, require_secure_url
+from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json, raise_if_retryable
+from service.errors import DeliveryRejected
+from service.http import host_of, require_secure_url
 
 if TYPE_CHECKING:
     from service.delivery.incidents.events import IncidentEvent
@@ -105,11 +105,7 @@ class PagerDutySink:
         status = answer.status
         if 200 <= status < 300:
             return
-        if status in (408, 429) or status >= 500:
-            raise DeliveryRetryable(
-                f"PagerDuty answered {status}",
-                retry_after=parse_retry_after(answer.headers.get("Retry-After"), self._clock()),
-                status=status)
+        raise_if_retryable(answer, "PagerDuty", self._clock())
         body = answer.json() or {}
         message = str(body.get("message") or "")[:200]
         errors = body.get("errors")

@@ -21,9 +21,9 @@ import requests
 
 from service.analysis.alert import Alert, Issue, client_json
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
-from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json
-from service.errors import DeliveryRejected, DeliveryRetryable
-from service.http import host_of, parse_retry_after, require_secure_url
+from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json, raise_if_retryable
+from service.errors import DeliveryRejected
+from service.http import host_of, require_secure_url
 
 if TYPE_CHECKING:
     from service.delivery.incidents.events import IncidentEvent
@@ -142,11 +142,7 @@ class TeamsSink:
         status = answer.status
         if 200 <= status < 300:
             return
-        if status in (408, 429) or status >= 500:
-            raise DeliveryRetryable(
-                f"Teams answered {status}",
-                retry_after=parse_retry_after(answer.headers.get("Retry-After"), self._clock()),
-                status=status)
+        raise_if_retryable(answer, "Teams", self._clock())
         if 300 <= status < 400:
             raise DeliveryRejected(f"Teams answered {status} (a redirect, not followed): "
                                    "configure the workflow's URL", reason="redirect", status=status)
