@@ -142,6 +142,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = T
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info, *guards(), *last, renderer],
     )
+    # No rendered line shows a record's thread or process: don't look them up per record.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)
     root = logging.getLogger()
