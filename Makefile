@@ -32,9 +32,13 @@ drills: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/classify.py
 	$(PY) bench/ingest.py
+	$(PY) bench/ingest_wrk.py
 	$(PY) bench/analyze.py
 	$(PY) bench/deliver.py
 	$(PY) bench/e2e.py
+	$(PY) bench/insights_cost.py
+	$(PY) bench/incidents.py
+	$(PY) bench/redis_retention.py
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff mypy

@@ -62,7 +62,7 @@ from devtools.standins import SlackStandIn, WebhookReceiver  # noqa: E402
 from service.analysis.classifier import AlertPolicy, build_alert  # noqa: E402
 from service.calls import Call  # noqa: E402
 from service.delivery.sinks.slack import SLACK_SINK_ID  # noqa: E402
-from service.delivery.sinks.webhook import webhook_sink_id  # noqa: E402
+from service.delivery.sinks.webhook import webhook_sink_names  # noqa: E402
 from service.insights.events import parse_events  # noqa: E402
 from workers.queues import DELIVERY_QUEUE, delivery_job_id, schedule_delivery  # noqa: E402
 
@@ -138,7 +138,7 @@ class DeliveryBench:
 
     def webhooks(self, mode: str, count: int | None = None) -> WorkerRun:
         """N alerts to the webhook receiver by a burst worker; each must arrive once."""
-        sink_id = webhook_sink_id(self.hooks.url)
+        sink_id = webhook_sink_names([self.hooks.url])[0]
         batch = self._envelopes(count or self.args.alerts)
         ids = []
         for envelope in batch:
