@@ -6,7 +6,10 @@ the Slack and webhook stand-ins, and tests that need a real socket all use it.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import threading
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -78,3 +81,16 @@ class BackgroundServer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def serve_until_interrupted(doc: str, default_port: int, argv: Sequence[str] | None,
+                            start: Callable[[int], Any], banner: Callable[[Any], str]) -> int:
+    """A stand-in's ``main``: ``--port``, start it echoing, print ``banner``, wait for Ctrl-C."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=default_port)
+    args = parser.parse_args(argv)
+    with start(args.port) as server:
+        print(banner(server), flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return 0

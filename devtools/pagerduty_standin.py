@@ -11,10 +11,7 @@ Run it alone with ``python -m devtools.pagerduty_standin --port 8022``.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +19,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
+from devtools.background_server import serve_until_interrupted
 from devtools.standins import _json, _StandIn
 
 PATH = "/v2/enqueue"
@@ -132,14 +130,9 @@ def _print_event(body: Any, status: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the stand-in until interrupted, printing every event."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=8022)
-    args = parser.parse_args(argv)
-    with PagerDutyStandIn(args.port, echo=True) as server:
-        print(f"PagerDuty stand-in: PAGERDUTY_EVENTS_URL={server.url}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
-    return 0
+    return serve_until_interrupted(__doc__ or "", 8022, argv,
+                                   lambda port: PagerDutyStandIn(port, echo=True),
+                                   lambda server: f"PagerDuty stand-in: PAGERDUTY_EVENTS_URL={server.url}")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ sender mid-send). ``.url`` is an ``SMTP_URL`` (plain SMTP, no STARTTLS: loopback
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import socket
 import threading
 import time
@@ -22,6 +20,8 @@ from email.message import EmailMessage
 from typing import Any, Self
 
 from aiosmtpd.controller import Controller
+
+from devtools.background_server import serve_until_interrupted
 
 
 @dataclass(frozen=True)
@@ -123,14 +123,9 @@ def _free_port(host: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve SMTP until interrupted, printing every message's subject."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=8025)
-    args = parser.parse_args(argv)
-    with SmtpStandIn(args.port, echo=True) as server:
-        print(f"SMTP stand-in: SMTP_URL={server.url}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
-    return 0
+    return serve_until_interrupted(__doc__ or "", 8025, argv,
+                                   lambda port: SmtpStandIn(port, echo=True),
+                                   lambda server: f"SMTP stand-in: SMTP_URL={server.url}")
 
 
 if __name__ == "__main__":

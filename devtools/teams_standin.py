@@ -10,9 +10,6 @@ holds each answer for ``hold_s`` and prints what it gets when ``echo=True``.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +17,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
+from devtools.background_server import serve_until_interrupted
 from devtools.standins import _json, _StandIn
 
 PATH = "/workflows/callwatch/triggers/manual/paths/invoke"
@@ -114,14 +112,9 @@ class TeamsStandIn(_StandIn):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the stand-in until interrupted, printing every card."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=8023)
-    args = parser.parse_args(argv)
-    with TeamsStandIn(args.port, echo=True) as server:
-        print(f"Teams stand-in: url {server.url}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
-    return 0
+    return serve_until_interrupted(__doc__ or "", 8023, argv,
+                                   lambda port: TeamsStandIn(port, echo=True),
+                                   lambda server: f"Teams stand-in: url {server.url}")
 
 
 if __name__ == "__main__":
