@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+from typing import Any
 
 import redis as redis_lib
 import structlog
@@ -51,6 +52,8 @@ from workers.sink_slots import SinkSlots
 MAINTENANCE_INTERVAL_S = 5
 #: RQ's registration TTL for a worker; also the BLPOP timeout RQ would use (ours is 1 s).
 WORKER_TTL_S = 35
+#: How long an abandoned worker waits for its pub/sub thread to end.
+PUBSUB_JOIN_S = 2.0
 
 log = structlog.get_logger()
 
@@ -61,6 +64,7 @@ class _RecoversFromDeadWorkers(BaseWorker):
 
     _heartbeat: Heartbeat | None = None
     _intake: IntakeMover | None = None
+    _abandoned = False
 
     def register_birth(self) -> None:
         super().register_birth()
@@ -81,12 +85,24 @@ class _RecoversFromDeadWorkers(BaseWorker):
         stops at the first Redis error, so its beat (which would keep its jobs from being
         recovered), its intake mover and its pub/sub thread (which retries forever) would
         otherwise outlive it, one set per outage."""
+        self._abandoned = True
         self._stop_helpers()
         thread = self.pubsub_thread
         if thread is not None:
             thread.stop()
-            with contextlib.suppress(redis_lib.RedisError, OSError):
-                self.pubsub.close()
+            # Wake it from its 60 s read by cutting its socket; the thread closes the
+            # pub/sub itself as it ends (closing it from here raced with that close).
+            connection = self.pubsub.connection
+            if connection is not None:
+                with contextlib.suppress(redis_lib.RedisError, OSError):
+                    connection.disconnect()
+            thread.join(timeout=PUBSUB_JOIN_S)
+
+    def _pubsub_exception_handler(self, exc: BaseException, pubsub: Any,
+                                  pubsub_thread: Any) -> None:
+        if self._abandoned:  # abandon() closed the connection under the thread: it ends here,
+            return  # not with RQ's re-raise (a traceback that tore through a log line)
+        super()._pubsub_exception_handler(exc, pubsub, pubsub_thread)
 
     def _stop_helpers(self) -> None:
         if self._heartbeat is not None:
