@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import logging
 import os
 import re
 import sys
@@ -249,10 +248,7 @@ def _log_to_stderr(level: str, fmt: str) -> None:
     """The usual log set-up, on stderr so that stdout holds only the alert."""
     from service.logs import configure_logging
 
-    configure_logging(level, fmt, cache=False)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.stderr)
+    configure_logging(level, fmt, cache=False, stream=sys.stderr)
 
 
 def _fail(message: str) -> None:

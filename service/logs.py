@@ -113,12 +113,39 @@ def guards() -> list[Any]:
     return [_drop_job_arguments, _redact_secrets, _mask_phones, _mask_refused_queries]
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = True) -> None:
-    """Set up structlog and the root logger; safe to call more than once.
+class _LineWriter:
+    """The logger under callwatch's own (structlog) events: each rendered line goes to the
+    standard-library handler's stream under that handler's lock, so both kinds of line share
+    one stream, one order and one redirection (the CLI's stderr), without a ``LogRecord``
+    and a formatter per line of our own."""
+
+    def __init__(self, handler: logging.StreamHandler[Any], name: str) -> None:
+        self._handler = handler
+        self.name = name  # read by ``add_logger_name``
+
+    def msg(self, line: str) -> None:
+        handler = self._handler
+        handler.acquire()
+        try:
+            handler.stream.write(line + "\n")
+            handler.stream.flush()
+        finally:
+            handler.release()
+
+    debug = info = warning = error = critical = exception = log = msg
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = True,
+                      stream: Any = None) -> None:
+    """Set up structlog and the root logger, writing to ``stream`` (stdout by default);
+    safe to call more than once.
 
     ``cache`` keeps each module's logger as first configured (faster; long-running
     processes). A one-shot command passes False, so code it shares with the worker
     keeps following whatever configuration comes later (tests run both in one process).
+    callwatch's own events are rendered by structlog alone and filtered by level before
+    any work; standard-library records (gunicorn, rq) go through ``logging`` and the
+    same processors, so every line has one shape.
     """
     renderer: Any
     last: list[Any] = []
@@ -127,14 +154,20 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = T
         last = [_escape_controls]
     else:
         renderer = structlog.processors.JSONRenderer()
+    handler = logging.StreamHandler(stream or sys.stdout)
+
+    def writer(name: str = "callwatch", *_: Any) -> _LineWriter:
+        return _LineWriter(handler, name)
+
+    numeric_level = logging.getLevelName(level.upper())
     structlog.configure(
         processors=[
             *shared_processors(),
             structlog.processors.format_exc_info,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            *guards(), *last, renderer,
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=writer,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         cache_logger_on_first_use=cache,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -146,7 +179,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = T
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

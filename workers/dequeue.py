@@ -29,7 +29,7 @@ from rq.worker import BaseWorker, WorkerStatus
 
 from workers.shutdown import STOP_CHECK_S, StopsCleanly
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 class PromptDequeue(StopsCleanly, BaseWorker):

@@ -17,7 +17,7 @@ import structlog
 from service.intake import Intake
 from workers.queues import schedule_analysis
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 #: How often a worker looks for due calls (the delay's resolution).
 MOVE_EVERY_S = 1.0

@@ -22,7 +22,7 @@ from rq.serializers import JSONSerializer
 from workers.dequeue import PromptDequeue
 from workers.queues import queue
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 _ENDED = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED)
 

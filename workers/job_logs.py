@@ -24,7 +24,7 @@ from rq.worker import BaseWorker
 
 from workers.jobs import StepFailed
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 def rq_logging_level(level: str) -> str:

@@ -37,7 +37,7 @@ from service.metrics import Metrics
 from workers.context import current
 from workers.queues import schedule_analysis, schedule_delivery, schedule_incident_check
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 class StepFailed(Exception):

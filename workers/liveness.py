@@ -35,7 +35,7 @@ from service import keys
 ALIVE_TTL_S = 10
 BEAT_EVERY_S = 3
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 def alive_key(worker_name: str) -> str:

@@ -32,7 +32,7 @@ RESPAWN_WAIT_S = 5.0
 #: How often the parent looks at its children and the stop flag.
 POLL_S = 0.5
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 def run_pool(concurrency: int, work: Callable[[str | None, StopSignal], int], *,

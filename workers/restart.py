@@ -35,7 +35,7 @@ HEALTHY_AFTER_S = 60.0
 #: How often a wait looks at the stop flag.
 STOP_CHECK_S = 0.25
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 class RunsRQ(Protocol):

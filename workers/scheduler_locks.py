@@ -25,7 +25,7 @@ LOCK_TTL_S = 61
 #: This long without a renewal means the scheduler is gone.
 STALE_AFTER_S = 5
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 def release_stale_scheduler_locks(redis: Redis, queue_names: Iterable[str]) -> list[str]:

@@ -30,7 +30,7 @@ SLOTS_PER_SINK = 2
 #: How long a delivery turned away waits before it is queued again.
 DEFER_S = 2
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 _TAKE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])

@@ -55,7 +55,7 @@ WORKER_TTL_S = 35
 #: How long an abandoned worker waits for its pub/sub thread to end.
 PUBSUB_JOIN_S = 2.0
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 class _RecoversFromDeadWorkers(BaseWorker):
@@ -98,7 +98,7 @@ class _RecoversFromDeadWorkers(BaseWorker):
                     connection.disconnect()
             thread.join(timeout=PUBSUB_JOIN_S)
 
-    def _pubsub_exception_handler(self, exc: BaseException, pubsub: Any,
+    def _pubsub_exception_handler(self, exc: Exception, pubsub: Any,
                                   pubsub_thread: Any) -> None:
         if self._abandoned:  # abandon() closed the connection under the thread: it ends here,
             return  # not with RQ's re-raise (a traceback that tore through a log line)

@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = SimulatorServer(args.host, args.port, account_sid=args.account_sid,
                              auth_token=args.auth_token, api_key=api_key,
                              access_log=args.access_log)
-    log = structlog.get_logger()
+    log = structlog.get_logger(__name__)
     log.info("simulator_started", url=f"http://{args.host}:{args.port}",
              account_sid=args.account_sid)
     try:

@@ -19,7 +19,7 @@ HINT = ("is Voice Insights Advanced Features on, and is the status callback on t
         "whose From or To is the client: identity (the <Dial><Client> leg)?")
 WARN_EVERY_S = 3600.0
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 class NoEventsNotice:

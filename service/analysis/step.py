@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 #: Waits (s) when Insights keeps answering 429/5xx beyond the client's own retries.
 INSIGHTS_RETRY_S = (15, 60, 180, 600)
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from service.delivery.pace import Pace
 from service.delivery.sinks.base import AlertSink
 from service.errors import DeliveryRejected, DeliveryRetryable
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 #: The longest a delivery waits in the worker for its paced turn (less than one tick of
 #: the scheduler); longer waits are rescheduled.

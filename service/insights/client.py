@@ -52,7 +52,7 @@ from service.insights.answers import (
 from service.insights.credentials import Credential, InsightsCredentials
 from service.insights.events import Event, parse_events
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 PAGE_SIZE = 1000
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -20,7 +20,7 @@ import structlog
 if TYPE_CHECKING:
     from service.settings import Settings
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from service.web import WebContext
 
 blueprint = Blueprint("callbacks", __name__)
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 REDIS_RETRY_AFTER_S = 5

@@ -23,7 +23,7 @@ from service.decisions import Delivery
 from service.delivery.incidents.events import build_event
 from service.delivery.incidents.store import IncidentStore, Snapshot
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 class Counter(Protocol):

@@ -27,7 +27,7 @@ from service.delivery.incidents.policy import RatioPolicy, StormPolicy
 from service.delivery.incidents.store import IncidentStore, RouteGroup, Snapshot
 from service.delivery.incidents.timer import next_check
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 #: Kinds of sink that get every per-call alert, even one folded into an incident.
 UNFOLDED_KINDS = frozenset({"webhook"})

@@ -27,7 +27,7 @@ class LogSink:
     kind: str = "log"
 
     def __init__(self, logger: Any = None) -> None:
-        self._log = logger if logger is not None else structlog.get_logger()
+        self._log = logger if logger is not None else structlog.get_logger(__name__)
 
     def __repr__(self) -> str:
         return "LogSink()"
