@@ -12,12 +12,12 @@ cost half of each request.
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 from redis import Redis
 
 from service import keys
+from service.batched_script import BatchedScript
 
 INTAKE_KEY = keys.INTAKE
 #: How long a call is remembered, so a repeated callback does not analyse it again.
@@ -44,14 +44,13 @@ _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 class Intake:
     """Admit calls (web) and list the ones whose analysis is due (workers)."""
 
-    def __init__(self, redis: Redis, *, connection_per_thread: bool = False) -> None:
-        """With ``connection_per_thread`` (the web process), each thread admits over a
-        connection of its own, taken from ``redis``'s pool on its first admission and kept,
-        instead of borrowing one from the pool for every call: redis-py's pool bookkeeping
-        costs a good part of an admission's CPU."""
+    def __init__(self, redis: Redis, *, batched: bool = False) -> None:
+        """``batched`` (the web process): admissions from concurrent requests share one
+        connection and go out together (``service.batched_script``), which bounds the web
+        process's Redis connections and costs less CPU per admission than a client call."""
         self._redis = redis
-        self._local = threading.local() if connection_per_thread else None
         self._admit = redis.register_script(_ADMIT)
+        self._batched = BatchedScript(redis, _ADMIT) if batched else None
         self._due = redis.register_script(_DUE)
 
     def admit(self, call_json: dict[str, Any], *, due_at: float) -> bool:
@@ -60,21 +59,11 @@ class Intake:
         Raises ``redis.RedisError`` when Redis cannot be reached; nothing is written then.
         """
         sid = call_json["call_sid"]
-        return bool(self._admit(keys=[call_key(sid), INTAKE_KEY],
-                                args=[_compact_json(call_json), repr(due_at), CALL_TTL_S, sid],
-                                client=self._admitting_client()))
-
-    def _admitting_client(self) -> Redis:
-        if self._local is None:
-            return self._redis
-        client: Redis | None = getattr(self._local, "client", None)
-        if client is None:
-            # Connects now: raises redis.RedisError when Redis is down, and the next
-            # admission on this thread tries again.
-            client = Redis(connection_pool=self._redis.connection_pool,
-                           single_connection_client=True)
-            self._local.client = client
-        return client
+        keys_ = (call_key(sid), INTAKE_KEY)
+        args = (_compact_json(call_json), repr(due_at), CALL_TTL_S, sid)
+        if self._batched is not None:
+            return bool(self._batched(keys_, args))
+        return bool(self._admit(keys=keys_, args=args))
 
     def due(self, now: float, limit: int = 100) -> list[tuple[str, dict[str, Any] | None]]:
         """Calls whose analysis is due, oldest first, with their stored callback fields."""

@@ -20,7 +20,7 @@ from service.web.signature import SignatureChecker
 
 MAX_BODY_BYTES = 64 * 1024
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
                     message="TWILIO_VALIDATE_SIGNATURES=false: anyone can post callbacks")
     app.extensions["callwatch"] = WebContext(settings=settings, redis=redis, signatures=checker,
                                              metrics=BufferedMetrics(redis),
-                                             intake=Intake(redis, connection_per_thread=True),
+                                             intake=Intake(redis, batched=True),
                                              queue_depths=queue_depths)
 
     from service.web import callbacks, health, metrics

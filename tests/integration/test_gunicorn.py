@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis as redis_lib
@@ -15,6 +16,8 @@ import requests
 
 from devtools.redis_server import RedisServer, free_port
 from service.calls import CALLBACK_PATH
+from service.intake import call_key
+from tests.web_helpers import callback_params, sign
 from tests.processes import Process, settings_env
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "service.web.wsgi:app"]
@@ -178,3 +181,25 @@ def test_a_non_numeric_web_concurrency_stops_gunicorn_before_any_worker(
         assert "WEB_CONCURRENCY" in process.output and "Booting worker" not in process.output
     finally:
         process.close()
+
+
+def test_a_burst_of_callbacks_holds_a_few_redis_connections_not_one_each(live_gunicorn) -> None:
+    """60 callbacks on 60 connections at once (a storm's worth of calls ending together) are
+    all admitted over a few Redis connections, not one per client connection: a hosted
+    Redis allows only tens of clients (Heroku's smallest plans: 20)."""
+    port, client, _ = live_gunicorn
+    url = f"http://127.0.0.1:{port}{CALLBACK_PATH}"
+    sids = [f"CA{n:032x}" for n in range(1000, 1060)]
+
+    def post(sid: str) -> int:
+        params = callback_params(sid)
+        return requests.post(url, data=params, headers={"X-Twilio-Signature": sign(url, params)},
+                             timeout=10).status_code
+
+    with ThreadPoolExecutor(max_workers=len(sids)) as pool:
+        statuses = list(pool.map(post, sids))
+    assert statuses == [204] * len(sids)
+    assert all(client.exists(call_key(sid)) for sid in sids)
+    own = client.client_id()
+    others = [c for c in client.client_list() if int(c["id"]) != own]
+    assert len(others) <= 3, others

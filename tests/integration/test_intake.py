@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 import redis as redis_lib
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from structlog.testing import capture_logs
 
+from devtools.redis_server import RedisServer
 from service.intake import INTAKE_KEY, Intake, call_key
 from workers.intake_mover import move_due_calls
 from workers.queues import analysis_job_id
@@ -46,3 +51,57 @@ def test_expired_record_is_dropped_with_an_error_log(redis: redis_lib.Redis) -> 
         assert move_due_calls(redis, now=1000.0) == 0
     assert [line["event"] for line in logs] == ["intake_call_expired"]
     assert redis.zcard(INTAKE_KEY) == 0
+
+
+def _call(n: int) -> dict[str, str]:
+    return {**CALL, "call_sid": f"CA{n:032x}"}
+
+
+def test_concurrent_admissions_each_get_their_own_answer_over_one_connection(
+        redis: redis_lib.Redis) -> None:
+    """The web process's batched intake: 40 threads admitting at once, 10 of them the same
+    call, each learn whether their call was new, and all of them use one Redis connection."""
+    intake = Intake(redis, batched=True)
+    before = len(redis.client_list())
+    calls = [_call(n) for n in range(30)] + [_call(99)] * 10
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        answers = list(pool.map(lambda call: intake.admit(call, due_at=1000.0), calls))
+    assert answers[:30] == [True] * 30
+    assert sorted(answers[30:]) == [False] * 9 + [True]
+    assert redis.zcard(INTAKE_KEY) == 31
+    assert json.loads(redis.get(call_key(_call(7)["call_sid"])))["call_sid"] == _call(7)["call_sid"]
+    assert len(redis.client_list()) - before == 1
+
+
+def test_an_admission_after_a_redis_restart_goes_through() -> None:
+    """Redis restarted between two callbacks (its connections cut, its script cache empty):
+    the next admission reconnects, loads the script again and is written, no 503 to Twilio."""
+    with RedisServer() as server:
+        client = redis_lib.Redis.from_url(server.url, socket_timeout=2)
+        intake = Intake(client, batched=True)
+        assert intake.admit(_call(1), due_at=1000.0)
+        server.stop()
+        server.start()
+        assert intake.admit(_call(2), due_at=1000.0)
+        assert not intake.admit(_call(2), due_at=1000.0)
+        assert client.zcard(INTAKE_KEY) == 1  # not persisted: only the call after the restart
+        client.close()
+
+
+def test_a_refused_write_reaches_the_caller_and_writes_nothing() -> None:
+    """A full Redis (noeviction) refuses the script: the admission raises a RedisError (the
+    route answers 503) and the call is not half-written."""
+    with RedisServer() as server:
+        client = redis_lib.Redis.from_url(server.url, socket_timeout=2)
+        intake = Intake(client, batched=True)
+        assert intake.admit(_call(1), due_at=1000.0)
+        client.set("ballast", "x" * 2_000_000)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1mb")
+        with pytest.raises(redis_lib.RedisError, match="maxmemory"):
+            intake.admit(_call(2), due_at=1000.0)
+        client.config_set("maxmemory", "0")
+        assert client.exists(call_key(_call(2)["call_sid"])) == 0
+        assert client.zcard(INTAKE_KEY) == 1
+        assert intake.admit(_call(2), due_at=1000.0)
+        client.close()
