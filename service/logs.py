@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -28,9 +29,15 @@ _PHONE = re.compile(r"(?<![\w+%])(?:\+|%2[bB])\d{7,15}(?!\w)")
 _DROPPED_EXTRAS = ("arguments", "kwargs")
 
 
+@lru_cache(maxsize=1024)
+def _is_secret_key(key: str) -> bool:
+    """Cached: a process logs the same few dozen keys over and over."""
+    return _SECRET_KEY.search(key) is not None
+
+
 def _redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     for key in list(event_dict):
-        if _SECRET_KEY.search(key):
+        if _is_secret_key(key):
             event_dict[key] = "[redacted]"
     return event_dict
 
@@ -45,6 +52,8 @@ def _mask_phones(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
 def _masked(value: Any) -> Any:
     """``value`` with every phone number masked, looking inside lists and dicts."""
     if isinstance(value, str):
+        if "+" not in value and "%2" not in value:  # no number can start here: skip the regex
+            return value
         return _PHONE.sub(_mask_match, value)
     if isinstance(value, dict):
         return {key: _masked(item) for key, item in value.items()}
