@@ -22,6 +22,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import redis as redis_lib
@@ -170,6 +171,13 @@ class BufferedMetrics(Metrics):
 
 def _label_key(name: str, labels: Mapping[str, str]) -> str:
     """The field for one label set; the one check of a metric's name and labels."""
+    return _field(name, tuple(labels.items()))
+
+
+@lru_cache(maxsize=4096)
+def _field(name: str, items: tuple[tuple[str, str], ...]) -> str:
+    """Cached: a process counts the same few label sets over and over."""
+    labels = dict(items)
     spec = SPECS.get(name)
     if spec is None:
         raise KeyError(f"unknown metric {name}")
