@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) bench/classify.py
 	$(PY) bench/ingest.py
 	$(PY) bench/ingest_wrk.py
+	$(PY) bench/hot_parts.py
 	$(PY) bench/analyze.py
 	$(PY) bench/deliver.py
 	$(PY) bench/e2e.py

@@ -7,7 +7,9 @@ Run from the project root::
 Builds the app as ``service.web.wsgi`` does (JSON logs, to ``/dev/null`` here) against a
 private Redis and calls its WSGI entry point directly with signed terminal callbacks,
 each with a new CallSid, so each one is admitted: the accepted-and-written path.
-Prints the CPU per request (user + system of this process, Redis's own excluded) as
+``--gc`` also counts the garbage collections (and their pauses) during the measured
+requests; ``--freeze`` first moves what start-up built out of the collector's reach, as
+``service.web.wsgi`` does. Prints the CPU per request (user + system of this process, Redis's own excluded) as
 the minimum and median over chunks of 100 requests: the minimum is the figure least
 disturbed by other work on a shared machine. ``--profile`` runs the same requests
 under cProfile instead and prints the functions with the most time of their own and
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import logging
 import os
@@ -63,11 +66,36 @@ def environs(count: int) -> Iterator[dict[str, Any]]:
         yield environ
 
 
+class _GcPauses:
+    """Garbage collections by generation: how many, their total and longest pause."""
+
+    def __init__(self) -> None:
+        self._began = 0.0
+        self.by_generation: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.by_generation[info["generation"]].append(time.perf_counter() - self._began)
+
+    def report(self, frozen: bool) -> str:
+        parts = [f"gen{g}: {len(p)} x, {sum(p) * 1e3:.1f} ms, max {max(p, default=0) * 1e3:.1f} ms"
+                 for g, p in self.by_generation.items()]
+        return (f"garbage collections ({'frozen' if frozen else 'not frozen'}, "
+                f"{len(gc.get_objects())} tracked objects): " + "; ".join(parts))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=4000, help="measured callbacks")
     parser.add_argument("--profile", action="store_true", help="run under cProfile")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--gc", action="store_true",
+                        help="also count garbage collections and their pauses")
+    parser.add_argument("--freeze", action="store_true",
+                        help="gc.freeze() once the app is built, as service.web.wsgi does")
     args = parser.parse_args(argv)
     with RedisServer() as server, open(os.devnull, "w") as devnull:
         env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
@@ -77,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().handlers[0].setStream(devnull)  # type: ignore[attr-defined]
         wsgi = create_app(settings).wsgi_app
         prepared = list(environs(WARMUP + args.count))
+        if args.freeze:
+            gc.freeze()
+        pauses = _GcPauses() if args.gc else None
 
         def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
             if not status.startswith("204"):
@@ -106,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"CPU per accepted callback, in process: min {min(per_request):.0f} µs, "
                   f"median {statistics.median(per_request):.0f} µs "
                   f"({len(per_request)} chunks of {CHUNK})")
+        if pauses is not None:
+            print(pauses.report(args.freeze))
         admitted = int(redis.Redis.from_url(server.url).zcard(INTAKE_KEY))
         if admitted != len(prepared):
             print(f"problem: {admitted} calls admitted for {len(prepared)} callbacks",
