@@ -12,19 +12,22 @@ for these calls to one, however many requests it serves at once.
 The calls go straight to the connection (``EVALSHA``, then ``SCRIPT LOAD`` and again
 for the calls Redis answers NOSCRIPT, after a restart). A round trip that fails on the
 connection (reset, timed out: a Redis restarted since the last call) is sent once more
-on a fresh connection, as redis-py's own retry would: the script must be idempotent,
-since Redis may have run some calls before the failure (the callers then see the
-second run's answer). What still fails is raised to every caller in the round trip.
+on a fresh connection, as redis-py's own retry would, for the calls not yet answered:
+the script must be idempotent, since Redis may have run some of them before the failure
+(those callers then see the second run's answer). What still fails is raised to every
+caller left unanswered. A caller interrupted while it holds the round trip (its own
+deadline, a killed greenlet) takes the interruption alone: the calls it carried for
+others that got no answer go back in line for the next caller to send.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from hashlib import sha1
 from typing import Any
 
 from redis import Redis
+from redis.commands.core import Script
 from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
@@ -47,12 +50,15 @@ class _Call:
 
 
 class BatchedScript:
-    """Runs ``script`` for many callers (threads or greenlets) over one connection."""
+    """Runs a registered script (``Redis.register_script``) for many callers (threads or
+    greenlets) over one connection of its client's pool."""
 
-    def __init__(self, redis: Redis, script: str) -> None:
-        self._redis = redis
+    def __init__(self, script: Script) -> None:
+        client = script.registered_client
+        if not isinstance(client, Redis):
+            raise TypeError("BatchedScript needs a script registered on a redis.Redis client")
         self._script = script
-        self._sha = sha1(script.encode(), usedforsecurity=False).hexdigest()
+        self._pool = client.connection_pool
         self._pending: list[_Call] = []
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -60,24 +66,33 @@ class BatchedScript:
 
     def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """The script's reply for these keys and args; raises ``redis.RedisError``."""
-        call = _Call(("EVALSHA", self._sha, len(keys), *keys, *args))
+        call = _Call(("EVALSHA", self._script.sha, len(keys), *keys, *args))
         with self._pending_lock:
             self._pending.append(call)
         with self._flush_lock:
             if not call.done:  # else a round trip that held the lock carried it
                 with self._pending_lock:
                     batch, self._pending = self._pending, []
-                self._flush(batch)
+                try:
+                    self._flush(batch)
+                except BaseException:
+                    # This caller was interrupted (its own deadline, a killed greenlet):
+                    # the interruption is its alone. The others' unanswered calls go back
+                    # for the next round trip (the script is idempotent).
+                    self._put_back([other for other in batch if other is not call])
+                    raise
         if call.error is not None:
             raise call.error
         return call.result
 
     def _flush(self, batch: list[_Call]) -> None:
-        """Send ``batch`` and give each call its reply or error; every call is done after."""
+        """Send ``batch`` and give each call its reply or the Redis error; all are done after.
+        Anything else (an interruption) is raised with the calls left as they are."""
         try:
             for attempt in range(RESENDS + 1):
+                unanswered = [call for call in batch if call.result is _NO_REPLY]
                 try:
-                    self._round_trip(batch)
+                    self._round_trip(unanswered)
                     break
                 except (RedisConnectionError, RedisTimeoutError):
                     if attempt == RESENDS:
@@ -85,19 +100,32 @@ class BatchedScript:
             missing = [call for call in batch if isinstance(call.result, NoScriptError)]
             if missing:
                 self._load_script()
+                for call in missing:
+                    call.result = _NO_REPLY
                 self._round_trip(missing)
+        except RedisError as error:
             for call in batch:
-                if isinstance(call.result, ResponseError):
+                if call.result is _NO_REPLY:
+                    call.result = error  # calls Redis did answer keep their reply
+        for call in batch:
+            if isinstance(call.result, RedisError):
+                call.error, call.result = call.result, None
+            call.done = True
+
+    def _put_back(self, calls: list[_Call]) -> None:
+        """Calls of an interrupted round trip: those answered are done, the rest go first
+        in line again."""
+        again = []
+        for call in calls:
+            if call.result is _NO_REPLY or isinstance(call.result, NoScriptError):
+                call.result = _NO_REPLY
+                again.append(call)
+            else:
+                if isinstance(call.result, RedisError):
                     call.error, call.result = call.result, None
-        except BaseException as error:  # a bug here, too, must not leave a caller unanswered
-            for call in batch:
-                if call.result is _NO_REPLY or isinstance(call.result, ResponseError):
-                    call.error = error  # calls Redis did answer keep their reply
-            if not isinstance(error, RedisError):
-                raise
-        finally:
-            for call in batch:
                 call.done = True
+        with self._pending_lock:
+            self._pending[:0] = again
 
     def _round_trip(self, calls: list[_Call]) -> None:
         connection = self._connected()
@@ -110,12 +138,12 @@ class BatchedScript:
 
     def _load_script(self) -> None:
         connection = self._connected()
-        connection.send_command("SCRIPT", "LOAD", self._script)
+        connection.send_command("SCRIPT", "LOAD", self._script.script)
         connection.read_response()
 
     def _connected(self) -> AbstractConnection:
         """The connection, taken from the client's pool on first use and kept; redis-py
         reconnects it after a failure, and pings it first when it has been idle long."""
         if self._connection is None:
-            self._connection = self._redis.connection_pool.get_connection()
+            self._connection = self._pool.get_connection()
         return self._connection

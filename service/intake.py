@@ -50,7 +50,7 @@ class Intake:
         process's Redis connections and costs less CPU per admission than a client call."""
         self._redis = redis
         self._admit = redis.register_script(_ADMIT)
-        self._batched = BatchedScript(redis, _ADMIT) if batched else None
+        self._batched = BatchedScript(self._admit) if batched else None
         self._due = redis.register_script(_DUE)
 
     def admit(self, call_json: dict[str, Any], *, due_at: float) -> bool:

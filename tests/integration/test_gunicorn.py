@@ -17,8 +17,8 @@ import requests
 from devtools.redis_server import RedisServer, free_port
 from service.calls import CALLBACK_PATH
 from service.intake import call_key
-from tests.web_helpers import callback_params, sign
 from tests.processes import Process, settings_env
+from tests.web_helpers import callback_params, sign
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "service.web.wsgi:app"]
 

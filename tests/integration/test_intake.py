@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import redis as redis_lib
@@ -16,6 +19,7 @@ from service.intake import INTAKE_KEY, Intake, call_key
 from workers.intake_mover import move_due_calls
 from workers.queues import analysis_job_id
 
+ROOT = Path(__file__).resolve().parents[2]
 SID = "CA" + "a" * 32
 CALL = {"call_sid": SID, "account_sid": "AC" + "1" * 32, "status": "completed"}
 
@@ -105,3 +109,21 @@ def test_a_refused_write_reaches_the_caller_and_writes_nothing() -> None:
         assert client.zcard(INTAKE_KEY) == 1
         assert intake.admit(_call(2), due_at=1000.0)
         client.close()
+
+
+def test_a_request_cut_off_mid_round_trip_takes_only_its_own_deadline() -> None:
+    """In the web process (gevent), the request sending a round trip is cut off by its own
+    deadline: the other requests whose calls it carried are still answered and written,
+    not handed its interruption (which would drop them unanswered)."""
+    with RedisServer() as server:
+        host, port = server.url.removeprefix("redis://").split("/")[0].split(":")
+        ran = subprocess.run([sys.executable, "-m", "tests.gevent_admissions", host, port],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    result = json.loads(ran.stdout.splitlines()[-1])
+    seen = result["seen"]
+    assert seen["10"] == "new" and seen["11"] == "RequestTooSlow"
+    # Redis ran them before the round trip was cut; sent again they read as repeats (the
+    # route still answers 204): what matters is an answer and a written call
+    assert {seen[n] for n in ("12", "13", "14")} <= {"new", "duplicate"}, seen
+    assert all(result["written"].values())
