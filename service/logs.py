@@ -122,26 +122,37 @@ def guards() -> list[Any]:
     return [_drop_job_arguments, _redact_secrets, _mask_phones, _mask_refused_queries]
 
 
+#: The handler every line goes to; set by ``configure_logging``.
+_handler: logging.StreamHandler[Any] = logging.StreamHandler(sys.stdout)
+
+
 class _LineWriter:
     """The logger under callwatch's own (structlog) events: each rendered line goes to the
     standard-library handler's stream under that handler's lock, so both kinds of line share
     one stream, one order and one redirection (the CLI's stderr), without a ``LogRecord``
-    and a formatter per line of our own."""
+    and a formatter per line of our own. The handler is looked up per line, so a logger
+    cached before ``configure_logging`` ran again follows the new one. A line that cannot
+    be written is reported as ``logging`` reports it (on stderr), never raised."""
 
-    def __init__(self, handler: logging.StreamHandler[Any], name: str) -> None:
-        self._handler = handler
+    def __init__(self, name: str) -> None:
         self.name = name  # read by ``add_logger_name``
 
     def msg(self, line: str) -> None:
-        handler = self._handler
+        handler = _handler
         handler.acquire()
         try:
             handler.stream.write(line + "\n")
             handler.stream.flush()
+        except Exception:  # as StreamHandler.emit: report, do not raise
+            handler.handleError(logging.makeLogRecord({"msg": line}))
         finally:
             handler.release()
 
     debug = info = warning = error = critical = exception = log = msg
+
+
+def _line_writer(name: str = "callwatch", *_: Any) -> _LineWriter:
+    return _LineWriter(name)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = True,
@@ -150,8 +161,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = T
     safe to call more than once.
 
     ``cache`` keeps each module's logger as first configured (faster; long-running
-    processes). A one-shot command passes False, so code it shares with the worker
-    keeps following whatever configuration comes later (tests run both in one process).
+    processes): its level stays the one it first saw (its stream follows any later
+    call). A one-shot command passes False, so code it shares with the worker keeps
+    following whatever configuration comes later (tests run both in one process).
     callwatch's own events are rendered by structlog alone and filtered by level before
     any work; standard-library records (gunicorn, rq) go through ``logging`` and the
     same processors, so every line has one shape.
@@ -163,11 +175,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = T
         last = [_escape_controls]
     else:
         renderer = structlog.processors.JSONRenderer()
+    global _handler
     handler = logging.StreamHandler(stream or sys.stdout)
-
-    def writer(name: str = "callwatch", *_: Any) -> _LineWriter:
-        return _LineWriter(handler, name)
-
+    _handler = handler
     numeric_level = logging.getLevelName(level.upper())
     structlog.configure(
         processors=[
@@ -175,7 +185,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = T
             structlog.processors.format_exc_info,
             *guards(), *last, renderer,
         ],
-        logger_factory=writer,
+        logger_factory=_line_writer,
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         cache_logger_on_first_use=cache,
     )
