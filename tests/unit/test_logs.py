@@ -87,3 +87,26 @@ def test_a_failed_jobs_arguments_never_reach_the_log(json_log) -> None:
     assert "arguments" not in line and "kwargs" not in line
     assert "14155550123" not in json.dumps(line)
     assert line["nested"]["numbers"][0].endswith("23")
+
+
+class _BrokenStream:
+    """A stdout that is gone (a closed pipe): every write fails."""
+
+    def write(self, _: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_line_that_cannot_be_written_is_reported_not_raised(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """stdout gone: the request or job that logs carries on (an admitted call must not turn
+    into a 500 over its log line); logging reports the failure on stderr, as for its own."""
+    configure_logging("INFO", "json", stream=_BrokenStream())
+    try:
+        structlog.get_logger("service.web.callbacks").info("analysis_scheduled", delay_s=90)
+        logging.getLogger("gunicorn.access").info("POST /twilio/status-callback 204")
+    finally:
+        logging.getLogger().handlers.clear()
+    assert capsys.readouterr().err.count("--- Logging error ---") == 2
