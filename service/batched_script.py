@@ -4,10 +4,12 @@ Group commit, as databases do it for their logs: a caller adds its call to the p
 list and takes the flush lock; whoever holds it sends every pending call in one write
 and reads their replies, so callers that arrive while a round trip is under way go out
 together in the next one. Each caller still returns only once Redis has answered for
-its own call: nothing is acknowledged before it is written. Under load a round trip
-carries several calls (one write, one read, one wake-up instead of one each); alone, a
-call costs one round trip, as before. It also bounds the connections a process opens
-for these calls to one, however many requests it serves at once.
+its own call: nothing is acknowledged before it is written. Calls that queue behind a
+round trip share the next one (one write, one read, one wake-up instead of one each);
+how often that happens depends on the round trip's length: on loopback under wrk, most
+round trips carried one call (bench/README.md). Alone, a call costs one round trip, as
+before. It also bounds the connections a process opens for these calls to one, however
+many requests it serves at once.
 
 The calls go straight to the connection (``EVALSHA``, then ``SCRIPT LOAD`` and again
 for the calls Redis answers NOSCRIPT, after a restart). A round trip that fails on the
