@@ -4,8 +4,9 @@
 slow to send its request, or sends nothing at all, costs a little memory and no
 thread. gunicorn's gevent worker bounds the reading of each request head by
 ``keepalive`` seconds; this one also bounds each whole request (its body included) by
-``timeout`` seconds. ``ThreadWorker`` (``WEB_WORKER_CLASS=gthread``) is for
-deployments behind a proxy that buffers whole requests.
+``timeout`` seconds, and gives the other connections a turn before each request.
+``ThreadWorker`` (``WEB_WORKER_CLASS=gthread``) is for deployments behind a proxy that
+buffers whole requests.
 
 Both answer the requests gunicorn refuses before the app sees them (a malformed
 request line, header or chunked framing; a request line or header section over the
@@ -13,7 +14,7 @@ limits) with callwatch's JSON error body instead of gunicorn's HTML page. These 
 the only changes to gunicorn's behaviour, each in one overridden method:
 ``Worker.handle_error``, which gunicorn calls with the parser's exception (anything
 that is not the client's fault is left to gunicorn), and the gevent worker's
-``handle_request``, run under a ``gevent.Timeout``.
+``handle_request``, which yields once and then runs under a ``gevent.Timeout``.
 """
 
 from __future__ import annotations
@@ -107,12 +108,23 @@ class RequestTooSlow(BaseException):
 
 
 class GeventWorker(_JsonErrors, _GeventWorker):
-    """gunicorn's gevent worker, with JSON refusals and a deadline per request: a request
-    whose body drips in (or that is otherwise still running) after gunicorn's ``timeout``
-    seconds is cut off and its connection closed. The app's own waits are far shorter
-    (Redis: 2 s), so in practice only a slow client's body meets this deadline."""
+    """gunicorn's gevent worker, with JSON refusals, a turn for every connection, and a
+    deadline per request.
+
+    A turn: gunicorn reads a keep-alive connection's next request without yielding when it
+    is already buffered, so a client that sends back to back (or pipelines) kept the worker
+    to itself while every other connection's requests waited, seconds under load (see
+    bench/README.md). Each request now starts by letting the event loop serve whatever is
+    ready first (``gevent.idle()``), so connections with a request waiting take turns.
+    ``gevent.sleep(0)`` is not enough: it resumes the greenlet from gevent's callback queue,
+    often before the loop has polled the other sockets.
+
+    The deadline: a request whose body drips in (or that is otherwise still running) after
+    gunicorn's ``timeout`` seconds is cut off and its connection closed. The app's own waits
+    are far shorter (Redis: 2 s), so in practice only a slow client's body meets it."""
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
+        gevent.idle()  # the other connections' turn first (see the class docstring)
         try:
             with gevent.Timeout(self.cfg.timeout, RequestTooSlow):
                 return super().handle_request(listener_name, req, sock, addr)

@@ -203,3 +203,35 @@ def test_a_burst_of_callbacks_holds_a_few_redis_connections_not_one_each(live_gu
     own = client.client_id()
     others = [c for c in client.client_list() if int(c["id"]) != own]
     assert len(others) <= 3, others
+
+
+def test_a_client_sending_back_to_back_does_not_keep_the_worker_to_itself(live_gunicorn) -> None:
+    """One connection pipelines 1000 requests in one write: gunicorn reads each next request
+    from its buffer without waiting, so without a turn per request that connection held the
+    worker until all 1000 were answered while another client's request waited (under wrk,
+    some callbacks waited seconds). The other client is answered while the 1000 are still
+    being served."""
+    port, _, process = live_gunicorn
+    count = 1000
+    already = len(process.log_lines())
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as other, \
+            socket.create_connection(("127.0.0.1", port), timeout=30) as hog:
+        hog.sendall(b"GET /back-to-back HTTP/1.1\r\nHost: a\r\n\r\n" * count)
+        other.sendall(b"GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        answer = http.client.HTTPResponse(other)
+        answer.begin()
+        assert answer.status == 200, answer.read()
+        received = b""
+        while received.count(b"HTTP/1.1 404") < count:
+            chunk = hog.recv(1 << 16)
+            assert chunk, "the pipelining connection was closed early"
+            received += chunk
+
+    def access_paths() -> list[str]:
+        return [line["event"].split('"')[1] for line in process.log_lines()[already:]
+                if line.get("logger") == "gunicorn.access"]
+
+    process.wait_for(lambda: "GET /readyz" in access_paths()
+                     and access_paths().count("GET /back-to-back") == count, timeout=10)
+    paths = [path for path in access_paths() if path in ("GET /readyz", "GET /back-to-back")]
+    assert paths.index("GET /readyz") < count // 2, paths.index("GET /readyz")
