@@ -6,10 +6,12 @@ and reads their replies, so callers that arrive while a round trip is under way 
 together in the next one. Each caller still returns only once Redis has answered for
 its own call: nothing is acknowledged before it is written. Calls that queue behind a
 round trip share the next one (one write, one read, one wake-up instead of one each);
-how often that happens depends on the round trip's length: on loopback under wrk, most
-round trips carried one call (bench/README.md). Alone, a call costs one round trip, as
-before. It also bounds the connections a process opens for these calls to one, however
-many requests it serves at once.
+how often that happens depends on the round trip's length and on ``gather``: under
+gevent, the caller about to send first lets the event loop run whatever is ready
+(``gevent.idle``), so requests already under way reach their call and share the round
+trip instead of waiting for the next one. Alone, a call costs one round trip, as before.
+It also bounds the connections a process opens for these calls to one, however many
+requests it serves at once.
 
 The calls go straight to the connection (``EVALSHA``, then ``SCRIPT LOAD`` and again
 for the calls Redis answers NOSCRIPT, after a restart). A round trip that fails on the
@@ -25,7 +27,7 @@ others that got no answer go back in line for the next caller to send.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis import Redis
@@ -55,7 +57,9 @@ class BatchedScript:
     """Runs a registered script (``Redis.register_script``) for many callers (threads or
     greenlets) over one connection of its client's pool."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, *, gather: Callable[[], object] | None = None) -> None:
+        """``gather``: called by the caller about to send, before it takes the pending calls,
+        to let concurrent callers join the round trip (``gevent.idle`` under gevent)."""
         client = script.registered_client
         if not isinstance(client, Redis):
             raise TypeError("BatchedScript needs a script registered on a redis.Redis client")
@@ -65,6 +69,7 @@ class BatchedScript:
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._connection: AbstractConnection | None = None
+        self._gather = gather
 
     def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """The script's reply for these keys and args; raises ``redis.RedisError``."""
@@ -73,6 +78,8 @@ class BatchedScript:
             self._pending.append(call)
         with self._flush_lock:
             if not call.done:  # else a round trip that held the lock carried it
+                if self._gather is not None:
+                    self._gather_others(call)
                 with self._pending_lock:
                     batch, self._pending = self._pending, []
                 try:
@@ -86,6 +93,17 @@ class BatchedScript:
         if call.error is not None:
             raise call.error
         return call.result
+
+    def _gather_others(self, call: _Call) -> None:
+        """Let concurrent callers add their calls; a caller interrupted meanwhile takes its
+        own call back (it was never sent: nothing of it is written)."""
+        try:
+            self._gather()  # type: ignore[misc]
+        except BaseException:
+            with self._pending_lock:
+                if call in self._pending:
+                    self._pending.remove(call)
+            raise
 
     def _flush(self, batch: list[_Call]) -> None:
         """Send ``batch`` and give each call its reply or the Redis error; all are done after.

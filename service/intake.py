@@ -12,6 +12,7 @@ cost half of each request.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
@@ -44,13 +45,15 @@ _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 class Intake:
     """Admit calls (web) and list the ones whose analysis is due (workers)."""
 
-    def __init__(self, redis: Redis, *, batched: bool = False) -> None:
+    def __init__(self, redis: Redis, *, batched: bool = False,
+                 gather: Callable[[], object] | None = None) -> None:
         """``batched`` (the web process): admissions from concurrent requests share one
         connection and go out together (``service.batched_script``), which bounds the web
-        process's Redis connections and costs less CPU per admission than a client call."""
+        process's Redis connections and costs less CPU per admission than a client call;
+        ``gather`` lets the requests under way join a round trip (``BatchedScript``)."""
         self._redis = redis
         self._admit = redis.register_script(_ADMIT)
-        self._batched = BatchedScript(self._admit) if batched else None
+        self._batched = BatchedScript(self._admit, gather=gather) if batched else None
         self._due = redis.register_script(_DUE)
 
     def admit(self, call_json: dict[str, Any], *, due_at: float) -> bool:

@@ -1,7 +1,12 @@
 """Run by ``tests/integration/test_intake.py`` in a process of its own, gevent-patched as
-the web process is: admissions in greenlets with request deadlines, against Redis behind
-a proxy that holds each reply for ``--delay`` seconds. Prints one JSON line: per call, what
-its greenlet saw and whether the call was written."""
+the web process is, with the web process's intake (batched, gathering with
+``gevent.idle``), against Redis behind a proxy that can hold each reply and counts the
+client's writes. Prints one JSON line.
+
+``deadline``: admissions in greenlets with request deadlines, replies held 1 s: per
+call, what its greenlet saw and whether the call was written. ``gather``: ten requests
+admitting at once: their answers, and how many round trips carried them with and
+without gathering."""
 
 from gevent import monkey
 
@@ -21,14 +26,17 @@ class RequestTooSlow(BaseException):
     """As gunicorn_workers' deadline: a BaseException thrown into the request's greenlet."""
 
 
-def slow_proxy(upstream: tuple[str, int], delay: list[float]) -> int:
-    """A TCP proxy whose replies from ``upstream`` wait ``delay[0]`` seconds; returns its port."""
+def slow_proxy(upstream: tuple[str, int], delay: list[float], writes: list[int]) -> int:
+    """A TCP proxy whose replies from ``upstream`` wait ``delay[0]`` seconds and which counts
+    the client's writes in ``writes[0]``; returns its port."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(16)
 
     def pipe(source: socket.socket, sink: socket.socket, slow: bool) -> None:
         while data := source.recv(65536):
+            if not slow:
+                writes[0] += 1
             if slow and delay[0]:
                 gevent.sleep(delay[0])
             sink.sendall(data)
@@ -45,14 +53,14 @@ def slow_proxy(upstream: tuple[str, int], delay: list[float]) -> int:
     return server.getsockname()[1]
 
 
-def main(host: str, port: int) -> None:
+def call(n: int) -> dict[str, str]:
+    return {"call_sid": f"CA{n:032x}", "status": "completed"}
+
+
+def deadline(host: str, port: int) -> None:
     delay = [0.0]
-    client = redis.Redis(port=slow_proxy((host, port), delay), socket_timeout=5)
-    intake = Intake(client, batched=True)
-
-    def call(n: int) -> dict[str, str]:
-        return {"call_sid": f"CA{n:032x}", "status": "completed"}
-
+    client = redis.Redis(port=slow_proxy((host, port), delay, [0]), socket_timeout=5)
+    intake = Intake(client, batched=True, gather=gevent.idle)
     intake.admit(call(1), due_at=1.0)  # connected, script loaded
     delay[0] = 1.0
     seen: dict[int, str] = {}
@@ -75,5 +83,22 @@ def main(host: str, port: int) -> None:
     print(json.dumps({"seen": seen, "written": written}))
 
 
+def gather(host: str, port: int) -> None:
+    result: dict[str, object] = {}
+    for name, hook in (("gathered", gevent.idle), ("alone", None)):
+        writes = [0]
+        client = redis.Redis(port=slow_proxy((host, port), [0.0], writes), socket_timeout=5)
+        intake = Intake(client, batched=True, gather=hook)
+        intake.admit(call(1), due_at=1.0)  # connected, script loaded
+        writes[0] = 0
+        first = 100 if hook else 200
+        requests = [gevent.spawn(intake.admit, call(n), due_at=1.0)
+                    for n in range(first, first + 10)]
+        gevent.joinall(requests, raise_error=True)
+        result[name] = {"answers": [r.value for r in requests], "round_trips": writes[0]}
+        client.close()
+    print(json.dumps(result))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    {"deadline": deadline, "gather": gather}[sys.argv[1]](sys.argv[2], int(sys.argv[3]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis as redis_lib
@@ -36,6 +37,18 @@ class WebContext:
     queue_depths: QueueDepths | None = None
 
 
+def _cooperative_yield() -> Callable[[], object] | None:
+    """``gevent.idle`` when this process is gevent-patched (the web process's default
+    worker), for admissions to gather the requests under way; else None (threads)."""
+    from gevent import monkey
+
+    if not monkey.is_module_patched("socket"):
+        return None
+    import gevent
+
+    return gevent.idle
+
+
 def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | None = None,
                queue_depths: QueueDepths | None = None) -> Flask:
     """Build the app; ``settings`` default to the environment, ``redis`` to ``REDIS_URL``;
@@ -63,7 +76,8 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
                     message="TWILIO_VALIDATE_SIGNATURES=false: anyone can post callbacks")
     app.extensions["callwatch"] = WebContext(settings=settings, redis=redis, signatures=checker,
                                              metrics=BufferedMetrics(redis),
-                                             intake=Intake(redis, batched=True),
+                                             intake=Intake(redis, batched=True,
+                                                           gather=_cooperative_yield()),
                                              queue_depths=queue_depths)
 
     from service.web import callbacks, health, metrics

@@ -117,13 +117,51 @@ def test_a_request_cut_off_mid_round_trip_takes_only_its_own_deadline() -> None:
     not handed its interruption (which would drop them unanswered)."""
     with RedisServer() as server:
         host, port = server.url.removeprefix("redis://").split("/")[0].split(":")
-        ran = subprocess.run([sys.executable, "-m", "tests.gevent_admissions", host, port],
-                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
-    assert ran.returncode == 0, ran.stderr[-3000:]
-    result = json.loads(ran.stdout.splitlines()[-1])
+        result = _under_gevent("deadline", host, port)
     seen = result["seen"]
     assert seen["10"] == "new" and seen["11"] == "RequestTooSlow"
     # Redis ran them before the round trip was cut; sent again they read as repeats (the
     # route still answers 204): what matters is an answer and a written call
     assert {seen[n] for n in ("12", "13", "14")} <= {"new", "duplicate"}, seen
     assert all(result["written"].values())
+
+
+def test_requests_under_way_share_one_round_trip_under_gevent() -> None:
+    """In the web process (gevent), ten requests reaching their admission together go to Redis
+    in one round trip: the one about to send first lets the others add their calls. Without
+    that, the first went alone and the other nine waited for a second round trip."""
+    with RedisServer() as server:
+        host, port = server.url.removeprefix("redis://").split("/")[0].split(":")
+        result = _under_gevent("gather", host, port)
+    assert result["gathered"] == {"answers": [True] * 10, "round_trips": 1}
+    assert result["alone"] == {"answers": [True] * 10, "round_trips": 2}
+
+
+def _under_gevent(scenario: str, host: str, port: str) -> dict:
+    """Run a scenario of ``tests/gevent_admissions.py`` in a gevent-patched process of its own."""
+    ran = subprocess.run([sys.executable, "-m", "tests.gevent_admissions", scenario, host, port],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    return json.loads(ran.stdout.splitlines()[-1])
+
+
+class _Interrupted(BaseException):
+    """Stands for a request's deadline thrown into its greenlet while it gathers."""
+
+
+def test_a_caller_interrupted_while_gathering_takes_its_call_back(redis: redis_lib.Redis) -> None:
+    """A request cut off before its call was sent gets its interruption and nothing of its
+    call is written, then or by the next round trip (Twilio's retry will bring it again)."""
+    interrupt = [True]
+
+    def gather() -> None:
+        if interrupt[0]:
+            interrupt[0] = False
+            raise _Interrupted
+
+    intake = Intake(redis, batched=True, gather=gather)
+    with pytest.raises(_Interrupted):
+        intake.admit(_call(1), due_at=1000.0)
+    assert intake.admit(_call(2), due_at=1000.0)
+    assert redis.exists(call_key(_call(1)["call_sid"])) == 0
+    assert redis.zrange(INTAKE_KEY, 0, -1) == [_call(2)["call_sid"].encode()]
