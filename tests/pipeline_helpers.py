@@ -25,6 +25,7 @@ from service.web import create_app
 from tests.web_helpers import Callbacks
 from workers import context
 from workers.intake_mover import move_due_calls
+from workers.pubsub_reads import ShortPubSubReads
 from workers.queues import QUEUES, queue
 
 
@@ -78,6 +79,10 @@ class Pipeline:
         drain(self.redis, until=until, timeout=timeout)
 
 
+class _DrainWorker(ShortPubSubReads, SimpleWorker):
+    """RQ's SimpleWorker whose teardown does not wait on a 60 s pub/sub read."""
+
+
 def drain(redis: redis_lib.Redis, *, until: Callable[[], bool] | None = None,
           timeout: float = 30.0) -> None:
     """Move due scheduled jobs to their queues and run them, until nothing is left."""
@@ -92,7 +97,7 @@ def drain(redis: redis_lib.Redis, *, until: Callable[[], bool] | None = None,
                 registry.remove(job_id)
                 if job is not None:
                     q.enqueue_job(job)
-        worker = SimpleWorker(queues, connection=redis, serializer=JSONSerializer)
+        worker = _DrainWorker(queues, connection=redis, serializer=JSONSerializer)
         worker.work(burst=True, with_scheduler=False)
         pending = Intake(redis).pending() + sum(
             q.count + ScheduledJobRegistry(queue=q).count for q in queues)

@@ -14,7 +14,8 @@ slices, hold the popped job), ``redis_loss`` (leave RQ's loop on a Redis error),
 ``restart`` (wait for Redis, backed off, and start again), ``job_in_hand`` (put back
 the job Redis lost), ``liveness`` (recover jobs of dead workers in seconds),
 ``scheduler_locks`` (free a dead scheduler's lock), ``sink_slots`` (a slow sink holds
-at most its share of the workers), ``job_logs`` (one line for an expected failure).
+at most its share of the workers), ``job_logs`` (one line for an expected failure),
+``pubsub_reads`` (read RQ's command channel in short slices, so teardown is prompt).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from workers.job_in_hand import ReleasesJobInHand
 from workers.job_logs import QuietExpectedFailures, rq_logging_level
 from workers.liveness import Heartbeat, recover_orphaned_jobs
 from workers.pool import DEFAULT_CONCURRENCY, run_pool
+from workers.pubsub_reads import ShortPubSubReads
 from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE, queue
 from workers.redis_loss import LeavesOnRedisError
 from workers.restart import run
@@ -90,8 +92,8 @@ class _RecoversFromDeadWorkers(BaseWorker):
         thread = self.pubsub_thread
         if thread is not None:
             thread.stop()
-            # Wake it from its 60 s read by cutting its socket; the thread closes the
-            # pub/sub itself as it ends (closing it from here raced with that close).
+            # Wake it from its read by cutting its socket; the thread closes the pub/sub
+            # itself as it ends (closing it from here raced with that close).
             connection = self.pubsub.connection
             if connection is not None:
                 with contextlib.suppress(redis_lib.RedisError, OSError):
@@ -112,7 +114,7 @@ class _RecoversFromDeadWorkers(BaseWorker):
 
 
 class _CallwatchWorker(QuietExpectedFailures, LeavesOnRedisError, _RecoversFromDeadWorkers,
-                       SinkSlots, ReleasesJobInHand):
+                       SinkSlots, ReleasesJobInHand, ShortPubSubReads):
     """Every adaptation of RQ, in the order they wrap RQ's methods."""
 
 

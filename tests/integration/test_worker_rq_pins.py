@@ -4,6 +4,7 @@ one of them fails here, naming the ``workers`` module that depends on it."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.utils import now
 
+from workers.pubsub_reads import READ_S
 from workers.queues import CRASH_RETRY, RESULT_TTL_S, queue
 from workers.redis_loss import RedisLost
 from workers.scheduler_locks import LOCK_TTL_S
@@ -139,3 +141,35 @@ def test_rq_keeps_nothing_of_a_job_finished_with_result_ttl_zero(redis: redis_li
     time.sleep(0.1)
     assert not Job.exists("done-job", connection=redis)
     assert [key for key in redis.scan_iter("rq:result*")] == []
+
+
+def test_rq_reads_its_command_channel_for_60_s_at_a_time(redis: redis_lib.Redis) -> None:
+    """workers.pubsub_reads: RQ's own ``subscribe`` reads the channel in 60 s slices, which a
+    teardown can wait out (redis-py's ``PubSubWorkerThread.stop`` joins the thread)."""
+    worker = SimpleWorker([queue("pins", redis)], connection=redis, serializer=JSONSerializer)
+    worker.subscribe()
+    try:
+        assert worker.pubsub_thread.sleep_time == 60
+    finally:
+        worker.pubsub_thread._running.clear()  # ends within 60 s; a daemon thread meanwhile
+        worker.pubsub.unsubscribe()
+
+
+def test_a_worker_stops_listening_at_once_even_when_its_reader_raced_the_unsubscribe(
+        redis: redis_lib.Redis) -> None:
+    """workers.pubsub_reads: the reader thread has already read UNSUBSCRIBE's reply and
+    started its next read when RQ's teardown asks it to stop: the teardown still returns
+    promptly (it waited a whole 60 s read with RQ's subscribe)."""
+    worker = build_worker(redis)
+    worker.subscribe()
+    thread = worker.pubsub_thread
+    assert thread.sleep_time == READ_S
+    worker.pubsub.unsubscribe()  # the reader consumes the reply and reads again
+    deadline = time.monotonic() + 10
+    while worker.pubsub.subscribed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not worker.pubsub.subscribed
+    teardown = threading.Thread(target=worker.unsubscribe, daemon=True)
+    teardown.start()
+    teardown.join(timeout=10 * READ_S)
+    assert not teardown.is_alive() and not thread.is_alive()
