@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,20 +134,22 @@ def server_env(port: int, redis_url: str) -> dict[str, str]:
     }
 
 
-def gunicorn_args(app: str, port: int) -> list[str]:
-    """The Procfile's web command, bound to loopback only."""
+def gunicorn_args(app: str, port: int, extra: Sequence[str] = ()) -> list[str]:
+    """The Procfile's web command, bound to loopback only (``extra`` options override the
+    config file's)."""
     return [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
-            "--bind", f"127.0.0.1:{port}", app]
+            "--bind", f"127.0.0.1:{port}", *extra, app]
 
 
 @contextmanager
-def gunicorn(app: str, redis_url: str, log_dir: Path) -> Iterator[Server]:
+def gunicorn(app: str, redis_url: str, log_dir: Path,
+             extra: Sequence[str] = ()) -> Iterator[Server]:
     """A running gunicorn serving ``app``; its output goes to a file, not the terminal."""
     port = free_port()
     log_path = log_dir / f"{app.split(':')[0]}-{port}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            gunicorn_args(app, port), cwd=ROOT, env=server_env(port, redis_url),
+            gunicorn_args(app, port, extra), cwd=ROOT, env=server_env(port, redis_url),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_healthy(proc, port, log_path)

@@ -10,7 +10,10 @@ connections sends its next request as soon as the answer arrives), so the Python
 load generator's own cost no longer flattens the difference; and the baseline is
 ``bench.bare_app:app_no_form``, a Flask route that answers 204 without reading the
 form. Both are served by gunicorn with the Procfile's config file and the same
-environment (``bench.ingest.gunicorn``).
+environment (``bench.ingest.gunicorn``). ``--with-stock-worker`` also measures that route
+on gunicorn's own gevent worker (``-k gevent``), without the config file's worker class
+(its turn per request and deadline), and ``--with-form-baseline`` the route that parses
+the form.
 
 Every request is a distinct terminal callback (its own CallSid), signed before the
 server is timed, so every answer from callwatch is the accepted-and-written path:
@@ -45,7 +48,10 @@ from devtools.redis_server import RedisServer  # noqa: E402
 from service.intake import INTAKE_KEY  # noqa: E402
 
 APPS = {"bare": "bench.bare_app:app_no_form", "bare-form": "bench.bare_app:app",
-        "callwatch": "service.web.wsgi:app"}
+        "bare-stock": "bench.bare_app:app_no_form", "callwatch": "service.web.wsgi:app"}
+#: Options that override the config file's, per app: ``bare-stock`` is the bare route on
+#: gunicorn's own gevent worker (without callwatch's turn per request and deadline).
+SERVER_OPTIONS = {"bare-stock": ("--worker-class", "gevent")}
 LUA = ROOT / "bench" / "ingest_wrk.lua"
 THROUGHPUT_TARGET = 0.5
 #: wrk is given this long past its own duration before it is stopped.
@@ -133,7 +139,7 @@ class Bench:
         args = self.args
         client = redis.Redis.from_url(self.redis_url)
         client.flushdb()
-        with gunicorn(APPS[app], self.redis_url, self.work) as server:
+        with gunicorn(APPS[app], self.redis_url, self.work, SERVER_OPTIONS.get(app, ())) as server:
             base = f"http://{server.target.host}:{server.target.port}"
             url = base + "/twilio/status-callback"
             warm = self._pool("warm", base, int(args.warmup * args.max_rate))
@@ -239,6 +245,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="distinct requests prepared per second of run")
     parser.add_argument("--with-form-baseline", action="store_true",
                         help="also measure the bare route that parses the form")
+    parser.add_argument("--with-stock-worker", action="store_true",
+                        help="also measure the bare route on gunicorn's own gevent worker")
     parser.add_argument("--markdown", action="store_true", help="also print a README block")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.seconds <= 0 or args.connections < args.wrk_threads:
@@ -252,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is not on PATH (Debian/Ubuntu: apt-get install wrk)", file=sys.stderr)
         return 2
     command = "python bench/ingest_wrk.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    apps = ["bare", "callwatch"] + (["bare-form"] if args.with_form_baseline else [])
+    apps = (["bare", "callwatch"] + (["bare-form"] if args.with_form_baseline else [])
+            + (["bare-stock"] if args.with_stock_worker else []))
     print(machine())
     print(f"{'round':>5} {'app':>9} {'req/s':>9} {'srv µs':>8} {'redis µs':>8} {'errors':>6}",
           flush=True)
@@ -274,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(rounds, apps)
     print(f"median throughput ratio callwatch/bare (no form): {summary['ratio_bare']:.2f} "
           f"(target >= {THROUGHPUT_TARGET})")
+    for app in apps[2:]:
+        print(f"median throughput ratio callwatch/{app}: {summary[f'ratio_{app}']:.2f}")
     if args.markdown:
         print("\n" + markdown(rounds, apps, summary, command, args))
     for problem in problems:
