@@ -27,5 +27,5 @@ class ShortPubSubReads(BaseWorker):
                       self.pubsub_channel_name)
         self.pubsub = self.connection.pubsub()
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
-        self.pubsub_thread = self.pubsub.run_in_thread(
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]  # RQ: = None
             sleep_time=READ_S, daemon=True, exception_handler=self._pubsub_exception_handler)
