@@ -184,7 +184,7 @@ def _us(value: float | None) -> str:
 
 def describe(m: Measurement) -> str:
     admitted = "" if m.admitted is None else f" admitted={m.admitted:,}"
-    return (f"{m.app:>9} {m.result.rate:>9,.0f} {_us(m.server_cpu_us):>8} "
+    return (f"{m.app:>10} {m.result.rate:>9,.0f} {_us(m.server_cpu_us):>8} "
             f"{_us(m.redis_cpu_us):>8} {m.result.status_errors + m.result.socket_errors:>6}"
             f"{admitted}")
 
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     apps = (["bare", "callwatch"] + (["bare-form"] if args.with_form_baseline else [])
             + (["bare-stock"] if args.with_stock_worker else []))
     print(machine())
-    print(f"{'round':>5} {'app':>9} {'req/s':>9} {'srv µs':>8} {'redis µs':>8} {'errors':>6}",
+    print(f"{'round':>5} {'app':>10} {'req/s':>9} {'srv µs':>8} {'redis µs':>8} {'errors':>6}",
           flush=True)
     rounds: list[dict[str, Measurement]] = []
     problems: list[str] = []

@@ -7,9 +7,9 @@ together in the next one. Each caller still returns only once Redis has answered
 its own call: nothing is acknowledged before it is written. Calls that queue behind a
 round trip share the next one (one write, one read, one wake-up instead of one each);
 how often that happens depends on the round trip's length and on ``gather``: under
-gevent, the caller about to send first lets the event loop run whatever is ready
-(``gevent.idle``), so requests already under way reach their call and share the round
-trip instead of waiting for the next one. Alone, a call costs one round trip, as before.
+gevent, the caller about to send first lets the event loop run whatever is ready (a
+bounded turn, ``service.web.turns``), so requests already under way reach their call and
+share the round trip instead of waiting for the next one. Alone, a call costs one round trip, as before.
 It also bounds the connections a process opens for these calls to one, however many
 requests it serves at once.
 
@@ -59,7 +59,8 @@ class BatchedScript:
 
     def __init__(self, script: Script, *, gather: Callable[[], object] | None = None) -> None:
         """``gather``: called by the caller about to send, before it takes the pending calls,
-        to let concurrent callers join the round trip (``gevent.idle`` under gevent)."""
+        to let concurrent callers join the round trip (a bounded wait: it holds the round
+        trip meanwhile)."""
         client = script.registered_client
         if not isinstance(client, Redis):
             raise TypeError("BatchedScript needs a script registered on a redis.Redis client")
@@ -79,7 +80,7 @@ class BatchedScript:
         with self._flush_lock:
             if not call.done:  # else a round trip that held the lock carried it
                 if self._gather is not None:
-                    self._gather_others(call)
+                    self._gather_others(call, self._gather)
                 with self._pending_lock:
                     batch, self._pending = self._pending, []
                 try:
@@ -94,11 +95,11 @@ class BatchedScript:
             raise call.error
         return call.result
 
-    def _gather_others(self, call: _Call) -> None:
+    def _gather_others(self, call: _Call, gather: Callable[[], object]) -> None:
         """Let concurrent callers add their calls; a caller interrupted meanwhile takes its
         own call back (it was never sent: nothing of it is written)."""
         try:
-            self._gather()  # type: ignore[misc]
+            gather()
         except BaseException:
             with self._pending_lock:
                 if call in self._pending:

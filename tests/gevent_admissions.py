@@ -1,12 +1,13 @@
 """Run by ``tests/integration/test_intake.py`` in a process of its own, gevent-patched as
-the web process is, with the web process's intake (batched, gathering with
-``gevent.idle``), against Redis behind a proxy that can hold each reply and counts the
+the web process is, against Redis behind a proxy that can hold each reply and counts the
 client's writes. Prints one JSON line.
 
-``deadline``: admissions in greenlets with request deadlines, replies held 1 s: per
-call, what its greenlet saw and whether the call was written. ``gather``: ten requests
-admitting at once: their answers, and how many round trips carried them with and
-without gathering."""
+``deadline``: admissions in greenlets with request deadlines, replies held 1 s, through
+a batched intake that gathers with a turn: per call, what its greenlet saw and whether
+the call was written. ``gather``: ten requests admitting at once through the intake the
+web app builds (``create_app``) and through one that does not gather: their answers, and
+how many round trips carried them. ``turn``: a turn taken while two greenlets keep the
+loop busy for ever (a ping-pong over a socket pair): whether it returned, and when."""
 
 from gevent import monkey
 
@@ -15,11 +16,16 @@ monkey.patch_all()
 import json  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 
 import gevent  # noqa: E402
 import redis  # noqa: E402
 
 from service.intake import Intake, call_key  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from service.web import create_app  # noqa: E402
+from service.web.turns import take_turn  # noqa: E402
+from tests.processes import settings_env  # noqa: E402
 
 
 class RequestTooSlow(BaseException):
@@ -60,7 +66,7 @@ def call(n: int) -> dict[str, str]:
 def deadline(host: str, port: int) -> None:
     delay = [0.0]
     client = redis.Redis(port=slow_proxy((host, port), delay, [0]), socket_timeout=5)
-    intake = Intake(client, batched=True, gather=gevent.idle)
+    intake = Intake(client, batched=True, gather=take_turn)
     intake.admit(call(1), due_at=1.0)  # connected, script loaded
     delay[0] = 1.0
     seen: dict[int, str] = {}
@@ -85,13 +91,17 @@ def deadline(host: str, port: int) -> None:
 
 def gather(host: str, port: int) -> None:
     result: dict[str, object] = {}
-    for name, hook in (("gathered", gevent.idle), ("alone", None)):
+    for name in ("web app", "alone"):
         writes = [0]
         client = redis.Redis(port=slow_proxy((host, port), [0.0], writes), socket_timeout=5)
-        intake = Intake(client, batched=True, gather=hook)
+        if name == "web app":
+            settings = Settings.from_env(settings_env(f"redis://{host}:{port}"))
+            intake = create_app(settings, redis=client).extensions["callwatch"].intake
+        else:
+            intake = Intake(client, batched=True)
         intake.admit(call(1), due_at=1.0)  # connected, script loaded
         writes[0] = 0
-        first = 100 if hook else 200
+        first = 100 if name == "web app" else 200
         requests = [gevent.spawn(intake.admit, call(n), due_at=1.0)
                     for n in range(first, first + 10)]
         gevent.joinall(requests, raise_error=True)
@@ -100,5 +110,24 @@ def gather(host: str, port: int) -> None:
     print(json.dumps(result))
 
 
+def turn(_host: str, _port: int) -> None:
+    left, right = socket.socketpair()
+
+    def volley(mine: socket.socket, serve: bool) -> None:
+        if serve:
+            mine.sendall(b"x")
+        while mine.recv(1):
+            mine.sendall(b"x")
+
+    players = [gevent.spawn(volley, left, True), gevent.spawn(volley, right, False)]
+    gevent.sleep(0.05)
+    began = time.monotonic()
+    taker = gevent.spawn(take_turn)
+    taker.join(timeout=5)
+    print(json.dumps({"returned": taker.dead, "after_s": round(time.monotonic() - began, 3)}))
+    gevent.killall(players)
+
+
 if __name__ == "__main__":
-    {"deadline": deadline, "gather": gather}[sys.argv[1]](sys.argv[2], int(sys.argv[3]))
+    scenarios = {"deadline": deadline, "gather": gather, "turn": turn}
+    scenarios[sys.argv[1]](sys.argv[2], int(sys.argv[3]))

@@ -1,14 +1,16 @@
 """RQ's command channel read in 1 s slices, so a worker's teardown never waits a minute.
 
 What this changes in RQ, and why: RQ listens for commands (``rq:pubsub:<worker>``) in
-redis-py's ``PubSubWorkerThread``, each read waiting up to 60 s
+redis-py's ``PubSubWorkerThread``, each ``get_message`` waiting up to 60 s
 (``run_in_thread(sleep_time=60)``). At teardown RQ sends UNSUBSCRIBE and then calls the
-thread's ``stop()``, which in redis-py 8.2 joins the thread with no deadline. When the
-thread reads UNSUBSCRIBE's reply before ``stop()`` clears its flag, it starts another
-60 s read and the teardown waits for it: a burst worker (the tests' drain) took a minute
-now and then, and a worker stopping on SIGTERM could outlast Heroku's 30 s. Here the
-thread reads in slices of :data:`READ_S` seconds, so ``stop()`` returns within one. A
-command still arrives at once: a read returns as soon as a message does.
+thread's ``stop()``, which since redis-py 8.2 joins the thread with no deadline. When the
+thread reads UNSUBSCRIBE's reply before ``stop()`` clears its flag, its next
+``get_message`` waits the whole 60 s (for a subscription that will not come back; cutting
+the socket would not shorten that wait) and the teardown with it: a burst worker (the
+tests' drain) took a minute now and then, and a worker stopping on SIGTERM could outlast
+Heroku's 30 s. Here each wait is at most :data:`READ_S` seconds, so ``stop()`` returns
+about that soon (RQ's handler pauses 2 s after a connection error). A command still
+arrives at once: a wait ends as soon as a message does.
 """
 
 from __future__ import annotations

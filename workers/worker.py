@@ -91,7 +91,7 @@ class _RecoversFromDeadWorkers(BaseWorker):
         self._stop_helpers()
         thread = self.pubsub_thread
         if thread is not None:
-            thread.stop()
+            thread.stop(timeout=0)  # its flag cleared; redis-py's stop() would wait for it
             # Wake it from its read by cutting its socket; the thread closes the pub/sub
             # itself as it ends (closing it from here raced with that close).
             connection = self.pubsub.connection

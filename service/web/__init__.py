@@ -38,15 +38,16 @@ class WebContext:
 
 
 def _cooperative_yield() -> Callable[[], object] | None:
-    """``gevent.idle`` when this process is gevent-patched (the web process's default
-    worker), for admissions to gather the requests under way; else None (threads)."""
+    """A turn (``service.web.turns``) when this process is gevent-patched (the web
+    process's default worker), for admissions to gather the requests under way; else
+    None (threads)."""
     from gevent import monkey
 
     if not monkey.is_module_patched("socket"):
         return None
-    import gevent
+    from service.web.turns import take_turn
 
-    return gevent.idle
+    return take_turn
 
 
 def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | None = None,

@@ -14,7 +14,7 @@ limits) with callwatch's JSON error body instead of gunicorn's HTML page. These 
 the only changes to gunicorn's behaviour, each in one overridden method:
 ``Worker.handle_error``, which gunicorn calls with the parser's exception (anything
 that is not the client's fault is left to gunicorn), and the gevent worker's
-``handle_request``, which yields once and then runs under a ``gevent.Timeout``.
+``handle_request``, which takes a turn and runs the request under a ``gevent.Timeout``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from gunicorn.http import errors
 from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.ggevent import GeventWorker as _GeventWorker
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
+
+from service.web.turns import take_turn
 
 #: gunicorn's refusals that are the server's own fault: left to gunicorn (500).
 _NOT_THE_CLIENTS = (errors.ConfigurationProblem, errors.InvalidResponseHeader,
@@ -114,23 +116,26 @@ class GeventWorker(_JsonErrors, _GeventWorker):
     A turn: gunicorn reads a keep-alive connection's next request without yielding when it
     is already buffered, so a client that sends back to back (or pipelines) kept the worker
     to itself while every other connection's requests waited, seconds under load (see
-    bench/README.md). Each request now starts by letting the event loop serve whatever is
-    ready first (``gevent.idle()``), so connections with a request waiting take turns.
-    ``gevent.sleep(0)`` is not enough: it resumes the greenlet from gevent's callback queue,
-    often before the loop has polled the other sockets.
+    bench/README.md). Each request now starts with a turn (``service.web.turns``): the
+    loop first serves whatever is ready, so connections with a request waiting take turns.
 
-    The deadline: a request whose body drips in (or that is otherwise still running) after
-    gunicorn's ``timeout`` seconds is cut off and its connection closed. The app's own waits
-    are far shorter (Redis: 2 s), so in practice only a slow client's body meets it."""
+    The deadline: a request whose body drips in, or that is otherwise still running (its
+    turn included), after gunicorn's ``timeout`` seconds is cut off and its connection
+    closed. The app's own waits are far shorter (Redis: 2 s), so in practice only a slow
+    client's body meets it. A request whose greenlet is killed (a shutdown past its grace
+    period) before gunicorn's handler runs is closed unanswered, as gunicorn closes one it
+    kills mid-way, rather than answered with gunicorn's HTML 500."""
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
-        gevent.idle()  # the other connections' turn first (see the class docstring)
         try:
             with gevent.Timeout(self.cfg.timeout, RequestTooSlow):
+                take_turn()
                 return super().handle_request(listener_name, req, sock, addr)
         except RequestTooSlow:
             self.log.warning("Request from ip=%s cut off after %s s (timeout)",
                              addr[0] if addr else "?", self.cfg.timeout)
+            raise StopIteration() from None
+        except gevent.GreenletExit:  # only during the turn: gunicorn's handler catches its own
             raise StopIteration() from None
 
 

@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 
 from devtools.redis_server import RedisServer
 from service.intake import INTAKE_KEY, Intake, call_key
+from service.web.turns import TURN_MAX_S
 from workers.intake_mover import move_due_calls
 from workers.queues import analysis_job_id
 
@@ -128,13 +129,24 @@ def test_a_request_cut_off_mid_round_trip_takes_only_its_own_deadline() -> None:
 
 def test_requests_under_way_share_one_round_trip_under_gevent() -> None:
     """In the web process (gevent), ten requests reaching their admission together go to Redis
-    in one round trip: the one about to send first lets the others add their calls. Without
-    that, the first went alone and the other nine waited for a second round trip."""
+    in one round trip through the intake the web app builds: the one about to send first
+    lets the others add their calls. Without that, the first went alone and the other nine
+    waited for a second round trip."""
     with RedisServer() as server:
         host, port = server.url.removeprefix("redis://").split("/")[0].split(":")
         result = _under_gevent("gather", host, port)
-    assert result["gathered"] == {"answers": [True] * 10, "round_trips": 1}
+    assert result["web app"] == {"answers": [True] * 10, "round_trips": 1}
     assert result["alone"] == {"answers": [True] * 10, "round_trips": 2}
+
+
+def test_a_turn_ends_even_when_the_loop_never_goes_quiet(redis_server: RedisServer) -> None:
+    """A turn (before each request, and before an admission's round trip) waits for the
+    event loop to go quiet; with I/O that never stops (two greenlets playing ping-pong) it
+    still ends, after its bound, instead of holding the request for ever."""
+    host, port = redis_server.url.removeprefix("redis://").split("/")[0].split(":")
+    result = _under_gevent("turn", host, port)
+    assert result["returned"], result
+    assert result["after_s"] >= TURN_MAX_S * 0.9, result
 
 
 def _under_gevent(scenario: str, host: str, port: str) -> dict:
@@ -150,8 +162,10 @@ class _Interrupted(BaseException):
 
 
 def test_a_caller_interrupted_while_gathering_takes_its_call_back(redis: redis_lib.Redis) -> None:
-    """A request cut off before its call was sent gets its interruption and nothing of its
-    call is written, then or by the next round trip (Twilio's retry will bring it again)."""
+    """A request cut off while it gathers, before its call was sent, gets its interruption
+    and nothing of its call is written, then or by the next round trip (Twilio's retry will
+    bring it again). (One cut off while it waits for the round trip in progress leaves its
+    call to be sent: harmless, the retry reads as a repeat.)"""
     interrupt = [True]
 
     def gather() -> None:

@@ -151,7 +151,7 @@ def test_rq_reads_its_command_channel_for_60_s_at_a_time(redis: redis_lib.Redis)
     try:
         assert worker.pubsub_thread.sleep_time == 60
     finally:
-        worker.pubsub_thread._running.clear()  # ends within 60 s; a daemon thread meanwhile
+        worker.pubsub_thread.stop(timeout=0)  # ends with its 60 s wait; a daemon meanwhile
         worker.pubsub.unsubscribe()
 
 
@@ -172,4 +172,26 @@ def test_a_worker_stops_listening_at_once_even_when_its_reader_raced_the_unsubsc
     teardown = threading.Thread(target=worker.unsubscribe, daemon=True)
     teardown.start()
     teardown.join(timeout=10 * READ_S)
-    assert not teardown.is_alive() and not thread.is_alive()
+    alive = teardown.is_alive(), thread.is_alive()
+    thread.join(70)  # (a failure) let the reader end before the fixture empties Redis
+    assert alive == (False, False)
+
+
+def test_redis_py_stop_waits_for_the_reader_unless_given_a_timeout(redis: redis_lib.Redis) -> None:
+    """workers.pubsub_reads and ``abandon()`` in workers.worker: redis-py's
+    ``PubSubWorkerThread.stop()`` joins the reader thread; ``stop(timeout=0)`` only clears
+    its flag and returns while the reader is still in its wait."""
+    pubsub = redis.pubsub()
+    pubsub.subscribe(**{"pins": lambda message: None})
+    reader = pubsub.run_in_thread(sleep_time=READ_S, daemon=True)
+    time.sleep(0.1)  # in its wait for a message
+    reader.stop(timeout=0)
+    still_reading = reader.is_alive()
+    reader.join(10 * READ_S)
+    assert still_reading and not reader.is_alive()
+    pubsub = redis.pubsub()
+    pubsub.subscribe(**{"pins": lambda message: None})
+    reader = pubsub.run_in_thread(sleep_time=READ_S, daemon=True)
+    time.sleep(0.1)
+    reader.stop()
+    assert not reader.is_alive()

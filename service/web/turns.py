@@ -1,0 +1,25 @@
+"""A turn: let gevent's event loop serve whatever is ready before going on, for a bounded time.
+
+Used by the web process under gevent, in two places: before each request
+(``service.web.gunicorn_workers``), so connections with a request waiting take turns
+instead of one keep-alive client holding the worker; and by an admission about to go to
+Redis (``service.batched_script``'s ``gather``), so the requests already running add their
+calls to the same round trip. ``gevent.idle()`` returns once the loop has nothing else
+pending; a loop that never goes quiet (steady I/O faster than a pass through the loop)
+would hold it for ever, so a turn ends after :data:`TURN_MAX_S` whatever happens.
+``gevent.sleep(0)`` is not a turn: it resumes the greenlet from gevent's callback queue,
+often before the loop has polled the other sockets.
+"""
+
+from __future__ import annotations
+
+import gevent
+
+#: The longest a turn waits for the loop to go quiet.
+TURN_MAX_S = 0.05
+
+
+def take_turn() -> None:
+    """Wait until the event loop has served what is ready, at most :data:`TURN_MAX_S`."""
+    with gevent.Timeout(TURN_MAX_S, False):
+        gevent.idle()
