@@ -79,9 +79,15 @@ class Process:
             self.kill_tree()
 
     def close(self) -> None:
+        """Stop it and delete its output, or keep it in ``$CALLWATCH_KEEP_LOGS`` (a folder)."""
         self.stop()
         self._log.close()
-        os.unlink(self._log.name)
+        keep = os.environ.get("CALLWATCH_KEEP_LOGS")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            os.replace(self._log.name, Path(keep) / Path(self._log.name).name)
+        else:
+            os.unlink(self._log.name)
 
 
 def _kill_descendants(pid: int) -> None:
