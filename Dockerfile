@@ -35,4 +35,4 @@ USER 10001:10001
 EXPOSE 8000
 # No HEALTHCHECK: the worker runs this image too and has no HTTP port; Kubernetes
 # probes /healthz and /readyz on the web pods instead (k8s/web-deployment.yaml).
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "service.web.wsgi:app"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "workers.wsgi:app"]

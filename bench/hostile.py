@@ -48,7 +48,7 @@ def _memory_kib() -> tuple[int, int]:
 
 def slow_clients(seconds: float) -> None:
     with RedisServer() as redis_server, tempfile.TemporaryDirectory() as logs, \
-            gunicorn("service.web.wsgi:app", redis_server.url, Path(logs)) as web:
+            gunicorn("workers.wsgi:app", redis_server.url, Path(logs)) as web:
         base = f"http://127.0.0.1:{web.target.port}"
         callbacks = iter(signed_callbacks(base, 10_000, 0x7000))
         times: dict[str, list[float]] = {"healthz": [], "callback": []}

@@ -7,7 +7,7 @@ Run from the project root::
 Each round starts, one after the other and in alternating order, two servers with
 the Procfile's command (``gunicorn --config gunicorn.conf.py``, only the bind
 address narrowed to 127.0.0.1) and the same environment: callwatch
-(``service.web.wsgi:app``, with a private Redis) and the bare route
+(``workers.wsgi:app``, with a private Redis) and the bare route
 (``bench.bare_app:app``). Against each it measures closed-loop throughput (2xx
 per second, after a warm-up) and then latency at a fixed open-loop rate (from
 each request's intended send time). Every request is a terminal callback with a
@@ -49,7 +49,7 @@ from service.intake import INTAKE_KEY  # noqa: E402
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-auth-token"
 CALLBACK_PATH = "/twilio/status-callback"
-APPS = {"bare": "bench.bare_app:app", "callwatch": "service.web.wsgi:app"}
+APPS = {"bare": "bench.bare_app:app", "callwatch": "workers.wsgi:app"}
 #: p99 at the fixed rate must stay under this; throughput at least this share of bare's.
 P99_TARGET_MS = 25.0
 THROUGHPUT_TARGET = 0.6

@@ -48,7 +48,7 @@ from devtools.redis_server import RedisServer  # noqa: E402
 from service.intake import INTAKE_KEY  # noqa: E402
 
 APPS = {"bare": "bench.bare_app:app_no_form", "bare-form": "bench.bare_app:app",
-        "bare-stock": "bench.bare_app:app_no_form", "callwatch": "service.web.wsgi:app"}
+        "bare-stock": "bench.bare_app:app_no_form", "callwatch": "workers.wsgi:app"}
 #: Options that override the config file's, per app: ``bare-stock`` is the bare route on
 #: gunicorn's own gevent worker (without callwatch's turn per request and deadline).
 SERVER_OPTIONS = {"bare-stock": ("--worker-class", "gevent")}

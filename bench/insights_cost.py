@@ -29,7 +29,6 @@ import os
 import platform
 import shlex
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,22 +37,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import redis as redis_lib  # noqa: E402
-from rq import SimpleWorker  # noqa: E402
-from rq.registry import ScheduledJobRegistry  # noqa: E402
-from rq.serializers import JSONSerializer  # noqa: E402
 
 from devtools.redis_server import RedisServer  # noqa: E402
 from devtools.simulator.sender import callback_params, sign  # noqa: E402
 from devtools.simulator.server import SimulatorServer  # noqa: E402
 from service.calls import CALLBACK_PATH  # noqa: E402
-from service.intake import Intake  # noqa: E402
 from service.logs import configure_logging  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.web import create_app  # noqa: E402
+from tests.pipeline_helpers import drain  # noqa: E402
 from workers import context  # noqa: E402
-from workers.intake_mover import move_due_calls  # noqa: E402
-from workers.pubsub_reads import ShortPubSubReads  # noqa: E402
-from workers.queues import QUEUES, queue  # noqa: E402
 
 PUBLIC = "https://callwatch.bench"
 SDK_SCENARIOS = ("clean", "warnings-cleared", "sdk-error", "ice-reconnected", "mic-denied",
@@ -61,10 +54,6 @@ SDK_SCENARIOS = ("clean", "warnings-cleared", "sdk-error", "ice-reconnected", "m
 PHONE = {"From": "+14155550100", "To": "+16505550123"}
 #: Longest the pipeline may take to finish every call's analysis and deliveries.
 DRAIN_TIMEOUT_S = 300.0
-
-
-class _BenchWorker(ShortPubSubReads, SimpleWorker):
-    """RQ's SimpleWorker whose teardown does not wait on a 60 s pub/sub read."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +102,7 @@ def run(calls: int, sdk_share: float, *, unlabelled: bool) -> Cost:
                 "X-Twilio-Signature": sign(PUBLIC + CALLBACK_PATH, params, settings.twilio_auth_token)})
             if response.status_code != 204:
                 raise SystemExit(f"callback refused: {response.status_code} {response.data!r}")
-        _drain(redis)
+        drain(redis, timeout=DRAIN_TIMEOUT_S, ahead_s=1, logging_level="WARNING")
         per_call = Counter(r["call_sid"] for r in simulator.requests
                            if str(r["path"]).endswith("/Events"))
     phone = [sid for sid, kind in kinds.items() if kind == "phone"]
@@ -127,30 +116,6 @@ def run(calls: int, sdk_share: float, *, unlabelled: bool) -> Cost:
 def _is_sdk(number: int, share: float) -> bool:
     """Spread the SDK calls evenly: call ``n`` is one when the running share falls short."""
     return int((number + 1) * share) > int(number * share)
-
-
-def _drain(redis: redis_lib.Redis) -> None:
-    """Run every due job (re-checks included) until none is left."""
-    queues = [queue(name, redis) for name in QUEUES]
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    while True:
-        move_due_calls(redis)
-        for q in queues:
-            registry = ScheduledJobRegistry(queue=q)
-            for job_id in registry.get_jobs_to_schedule(int(time.time()) + 1):
-                job = q.fetch_job(job_id)
-                registry.remove(job_id)
-                if job is not None:
-                    q.enqueue_job(job)
-        _BenchWorker(queues, connection=redis, serializer=JSONSerializer).work(
-            burst=True, with_scheduler=False, logging_level="WARNING")
-        pending = Intake(redis).pending() + sum(
-            q.count + ScheduledJobRegistry(queue=q).count for q in queues)
-        if pending == 0:
-            return
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the pipeline still has {pending} jobs after {DRAIN_TIMEOUT_S} s")
-        time.sleep(0.05)
 
 
 def report(cost: Cost, *, markdown: bool, command: str) -> str:

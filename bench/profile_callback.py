@@ -4,12 +4,12 @@ Run from the project root::
 
     .venv/bin/python bench/profile_callback.py [--count 4000] [--profile] [--top 30]
 
-Builds the app as ``service.web.wsgi`` does (JSON logs, to ``/dev/null`` here) against a
+Builds the app as ``workers.wsgi`` does (JSON logs, to ``/dev/null`` here) against a
 private Redis and calls its WSGI entry point directly with signed terminal callbacks,
 each with a new CallSid, so each one is admitted: the accepted-and-written path.
 ``--gc`` also counts the garbage collections (and their pauses) during the measured
 requests; ``--freeze`` first moves what start-up built out of the collector's reach, as
-``service.web.wsgi`` does. Prints the CPU per request (user + system of this process, Redis's own excluded) as
+``workers.wsgi`` does. Prints the CPU per request (user + system of this process, Redis's own excluded) as
 the minimum and median over chunks of 100 requests: the minimum is the figure least
 disturbed by other work on a shared machine. ``--profile`` runs the same requests
 under cProfile instead and prints the functions with the most time of their own and
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gc", action="store_true",
                         help="also count garbage collections and their pauses")
     parser.add_argument("--freeze", action="store_true",
-                        help="gc.freeze() once the app is built, as service.web.wsgi does")
+                        help="gc.freeze() once the app is built, as workers.wsgi does")
     args = parser.parse_args(argv)
     with RedisServer() as server, open(os.devnull, "w") as devnull:
         env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,

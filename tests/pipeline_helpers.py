@@ -84,21 +84,22 @@ class _DrainWorker(ShortPubSubReads, SimpleWorker):
 
 
 def drain(redis: redis_lib.Redis, *, until: Callable[[], bool] | None = None,
-          timeout: float = 30.0) -> None:
-    """Move due scheduled jobs to their queues and run them, until nothing is left."""
+          timeout: float = 30.0, ahead_s: int = 0, logging_level: str = "INFO") -> None:
+    """Move due scheduled jobs (and those due within ``ahead_s``) to their queues and run
+    them, until nothing is left (or ``until`` holds)."""
     queues = [queue(name, redis) for name in QUEUES]
     deadline = time.monotonic() + timeout
     while True:
         move_due_calls(redis)
         for q in queues:
             registry = ScheduledJobRegistry(queue=q)
-            for job_id in registry.get_jobs_to_schedule(int(time.time())):
+            for job_id in registry.get_jobs_to_schedule(int(time.time()) + ahead_s):
                 job = q.fetch_job(job_id)
                 registry.remove(job_id)
                 if job is not None:
                     q.enqueue_job(job)
         worker = _DrainWorker(queues, connection=redis, serializer=JSONSerializer)
-        worker.work(burst=True, with_scheduler=False)
+        worker.work(burst=True, with_scheduler=False, logging_level=logging_level)
         pending = Intake(redis).pending() + sum(
             q.count + ScheduledJobRegistry(queue=q).count for q in queues)
         if (until is not None and until()) or (until is None and pending == 0):

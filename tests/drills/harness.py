@@ -29,7 +29,7 @@ from tests.processes import Process, worker
 from tests.receiver_helpers import WEBHOOK_SECRET
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
-WEB_ARGS = [GUNICORN, "--config", "gunicorn.conf.py", "service.web.wsgi:app"]  # as the Procfile
+WEB_ARGS = [GUNICORN, "--config", "gunicorn.conf.py", "workers.wsgi:app"]  # as the Procfile
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 #: Scenarios whose calls make an alert, and ones that make none.
 ALERTING = ("sdk-error", "ice-failure", "mic-denied", "warnings-cleared")

@@ -47,7 +47,7 @@ def scrape(redis: redis_lib.Redis, **settings: str) -> list[Sample]:
            "ALERT_WEBHOOK_SECRET": "whsec_" + "A" * 43 + "=", **settings}
     url = redis.connection_pool.connection_kwargs
     app = create_app(make_settings(f"redis://{url['host']}:{url['port']}/0", **env), redis=redis,
-                     queue_depths=RQQueueDepths())  # as service.web.wsgi builds it
+                     queue_depths=RQQueueDepths())  # as workers.wsgi builds it
     text = app.test_client().get("/metrics").get_data(as_text=True)
     return [(sample.name, sample.labels, sample.value)
             for family in text_string_to_metric_families(text) for sample in family.samples]

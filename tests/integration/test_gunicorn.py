@@ -1,4 +1,4 @@
-"""The web process as deployed: gunicorn with ``gunicorn.conf.py`` and ``service.web.wsgi``."""
+"""The web process as deployed: gunicorn with ``gunicorn.conf.py`` and ``workers.wsgi``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from service.intake import call_key
 from tests.processes import Process, settings_env
 from tests.web_helpers import callback_params, sign
 
-GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "service.web.wsgi:app"]
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "workers.wsgi:app"]
 
 
 def gunicorn(env: dict[str, str], port: int) -> Process:

@@ -541,10 +541,10 @@ def test_procfile_runs_web_and_worker() -> None:
     """Exactly web (gunicorn on the WSGI module) and worker (python -m workers.worker)."""
     processes = procfile()
     assert processes == {
-        "web": "gunicorn --config gunicorn.conf.py service.web.wsgi:app",
+        "web": "gunicorn --config gunicorn.conf.py workers.wsgi:app",
         "worker": "python -m workers.worker",
     }
-    for module in ("gunicorn.conf.py", "service/web/wsgi.py", "workers/worker.py"):
+    for module in ("gunicorn.conf.py", "workers/wsgi.py", "workers/worker.py"):
         assert (ROOT / module).is_file(), module
 
 

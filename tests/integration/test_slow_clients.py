@@ -23,7 +23,7 @@ from service.calls import CALLBACK_PATH
 from tests.processes import Process, settings_env
 from tests.web_helpers import call_sid, callback_params, sign
 
-GUNICORN = ["-m", "gunicorn", "-c", "gunicorn.conf.py", "service.web.wsgi:app"]
+GUNICORN = ["-m", "gunicorn", "-c", "gunicorn.conf.py", "workers.wsgi:app"]
 #: Far above a normal answer (milliseconds), far below what a starved server takes
 #: (a thread per silent connection for seconds each: minutes for the last in line).
 ANSWER_BOUND_S = 5.0

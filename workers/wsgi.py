@@ -1,6 +1,9 @@
-"""The WSGI entry point gunicorn loads: ``service.web.wsgi:app``.
+"""The web process's WSGI entry point, which gunicorn loads: ``workers.wsgi:app``.
 
-The only module that builds the app at import time. A bad environment variable
+The composition root of the web process: the app from ``service.web`` with the queue
+depths ``/metrics`` shows, which only the RQ edge can read (``workers.queue_depths``), so
+it lives here and ``service`` imports nothing of RQ or ``workers``. The only module that
+builds the app at import time. A bad environment variable
 prints one line naming it and stops the process (under gunicorn, ``gunicorn.conf.py``
 has already stopped the master for it: a worker's exit alone would be restarted).
 """
