@@ -70,6 +70,9 @@ SPECS = {spec.name: spec for spec in (
     MetricSpec("callwatch_alerts_folded", "Alerts folded into an open incident, by route.",
                ("route",)),
     MetricSpec("callwatch_calls_analysed", "Calls analysed (with an alert or not).", ()),
+    MetricSpec("callwatch_calls_api_requests",
+               "Requests to Twilio's Calls API (child legs of phone legs), by HTTP status.",
+               ("status",)),
 )}
 
 

@@ -17,6 +17,7 @@ import requests
 from service.delivery.routing import Router
 from service.delivery.silences import Silences
 from service.delivery.sinks import Sinks
+from service.insights.accounts import Accounts
 from service.insights.credentials import InsightsCredentials
 from service.settings import Settings
 
@@ -39,9 +40,12 @@ class WorkerContext:
     silences: Silences = field(init=False)
     #: Which Insights credential works (the secondary token after a rotation), per process.
     insights_credentials: InsightsCredentials = field(init=False)
+    #: Every watched account's credentials (TWILIO_ACCOUNTS; issue 20, legs).
+    accounts: Accounts = field(init=False)
 
     def __post_init__(self) -> None:
-        self.insights_credentials = InsightsCredentials.from_settings(self.settings)
+        self.accounts = Accounts.from_settings(self.settings)
+        self.insights_credentials = self.accounts.credentials(self.settings.twilio_account_sid)
         self.sinks = Sinks.from_settings(self.settings, session=self.session, clock=self.clock)
         self.router = Router.from_config(self.settings.callwatch_config, self.sinks.names)
         self.silences = Silences(self.redis, clock=self.clock)

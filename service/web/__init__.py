@@ -13,11 +13,12 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from service.insights.accounts import Accounts
 from service.intake import Intake
 from service.metrics import BufferedMetrics, Metrics, QueueDepths
 from service.settings import Settings
 from service.web.problems import RequestRefused
-from service.web.signature import SignatureChecker
+from service.web.signature import AccountSignatures
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -30,11 +31,13 @@ class WebContext:
 
     settings: Settings
     redis: redis_lib.Redis
-    signatures: SignatureChecker | None
+    signatures: AccountSignatures | None
     metrics: Metrics
     intake: Intake
     #: The job queue's depths for ``/metrics`` (the worker edge's); none: not shown.
     queue_depths: QueueDepths | None = None
+    #: The accounts whose callbacks are accepted (TWILIO_ACCOUNT_SID and TWILIO_ACCOUNTS).
+    account_sids: frozenset[str] = frozenset()
 
 
 def _cooperative_yield() -> Callable[[], object] | None:
@@ -70,8 +73,9 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0,  # type: ignore[method-assign]
                                 x_port=hops, x_prefix=0)
     checker = None
+    accounts = Accounts.from_settings(settings)
     if settings.twilio_validate_signatures:
-        checker = SignatureChecker(settings.auth_tokens, settings.public_base_url)
+        checker = AccountSignatures(accounts.tokens(), settings.public_base_url)
     else:
         log.warning("signature_validation_disabled",
                     message="TWILIO_VALIDATE_SIGNATURES=false: anyone can post callbacks")
@@ -79,7 +83,8 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
                                              metrics=BufferedMetrics(redis),
                                              intake=Intake(redis, batched=True,
                                                            gather=_cooperative_yield()),
-                                             queue_depths=queue_depths)
+                                             queue_depths=queue_depths,
+                                             account_sids=frozenset(accounts.sids))
 
     from service.web import callbacks, health, metrics
 
