@@ -52,7 +52,7 @@ def _inbound_to_agent(inp: ScenarioInput) -> CallRecord:
     opts = Options(inp.options)
     events = opts.choice("events", "sdk-error", tuple(EVENT_SCENARIOS))
     agent = str(opts.raw("agent", "alice"))
-    count = opts.whole("children", 1, low=0, high=500)
+    count = opts.whole("children", 1, low=0, high=2000)
     duration_s = opts.whole("duration_s", 42, low=1, high=86_400)
     opts.check_all_used()
     started_at = inp.now - timedelta(seconds=duration_s)
