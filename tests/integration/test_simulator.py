@@ -81,7 +81,8 @@ def test_request_log_and_reset(simulator: SimulatorServer) -> None:
     sid = simulator.add_call("clean")
     events_of(simulator, sid)
     log = requests.get(f"{simulator.url}/_sim/requests", timeout=5).json()["requests"]
-    assert log == [{"api": "events", "username": simulator.account_sid, "method": "GET", "path": f"/v1/Voice/{sid}/Events",
+    assert log == [{"api": "events", "username": simulator.account_sid, "method": "GET",
+                    "path": f"/v1/Voice/{sid}/Events",
                     "query": "Edge=sdk_edge&PageSize=1000",
                     "params": {"Edge": "sdk_edge", "PageSize": "1000"},
                     "status": 200, "auth": "account", "call_sid": sid}]
