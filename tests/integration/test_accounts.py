@@ -118,3 +118,20 @@ def test_tokens_are_masked_in_settings_and_accounts(simulator: SimulatorServer) 
     shown += repr(Accounts.from_settings(settings).credentials(SUB_SID))
     assert SUB_TOKEN not in shown and simulator.auth_token not in shown
     assert SUB_SID in repr(Accounts.from_settings(settings))
+
+
+def test_a_call_of_an_account_no_longer_watched_fails_without_a_request(
+        redis: redis_lib.Redis, redis_server: Any, simulator: SimulatorServer,
+        webhook_receiver: WebhookReceiver) -> None:
+    """A call admitted for a sub-account that was then removed from TWILIO_ACCOUNTS ends as
+    a failed analysis (reason unknown_account), with no request sent with other credentials."""
+    simulator.add_account(SUB_SID, SUB_TOKEN)
+    pipe = make_pipe(redis, redis_server, simulator, webhook_receiver, f"{SUB_SID}:{SUB_TOKEN}")
+    sid = simulator.add_call("sdk-error", account_sid=SUB_SID)
+    assert post(pipe, sid, SUB_SID, SUB_TOKEN) == 204
+    make_pipe(redis, redis_server, simulator, webhook_receiver, "")  # redeployed without it
+    with capture_logs() as logs:
+        pipe.drain()
+    failed = [line for line in logs if line["event"] == "analysis_failed"]
+    assert [line["reason"] for line in failed] == ["unknown_account"]
+    assert simulator.api_requests("events") == [] and webhook_receiver.accepted() == []
