@@ -135,3 +135,31 @@ def test_a_call_of_an_account_no_longer_watched_fails_without_a_request(
     failed = [line for line in logs if line["event"] == "analysis_failed"]
     assert [line["reason"] for line in failed] == ["unknown_account"]
     assert simulator.api_requests("events") == [] and webhook_receiver.accepted() == []
+
+
+def test_routes_send_each_accounts_alerts_to_its_own_sink(
+        redis: redis_lib.Redis, redis_server: Any, simulator: SimulatorServer,
+        webhook_receiver: WebhookReceiver) -> None:
+    """A route matching account_sid sends the sub-account's alert to its team's sink only;
+    the main account's alert takes the default."""
+    simulator.add_account(SUB_SID, SUB_TOKEN)
+    config = (
+        "sinks:\n"
+        f"  sub-team: {{type: webhook, url: '{webhook_receiver.url_for('sub')}', "
+        f"secret: '{WEBHOOK_SECRET}'}}\n"
+        f"  main-team: {{type: webhook, url: '{webhook_receiver.url_for('main')}', "
+        f"secret: '{WEBHOOK_SECRET}'}}\n"
+        "routes:\n"
+        f"  - match: {{account_sid: {SUB_SID}}}\n"
+        "    sinks: [sub-team]\n"
+        "default: [main-team]\n")
+    settings = pipeline_settings(redis_server.url, simulator, TWILIO_ACCOUNTS=f"{SUB_SID}:{SUB_TOKEN}",
+                                 CALLWATCH_CONFIG=config)
+    pipe = Pipeline(settings, redis, simulator)
+    sub_call = simulator.add_call("sdk-error", account_sid=SUB_SID)
+    main_call = simulator.add_call("sdk-error")
+    assert post(pipe, sub_call, SUB_SID, SUB_TOKEN) == 204
+    assert post(pipe, main_call, simulator.account_sid, simulator.auth_token) == 204
+    pipe.drain()
+    got = {d.name: d.body["data"]["call"]["call_sid"] for d in webhook_receiver.accepted()}
+    assert got == {"sub": sub_call, "main": main_call}
