@@ -112,7 +112,7 @@ def _voice_agent(inp: ScenarioInput) -> CallRecord:
 
     opts = Options(inp.options)
     worst = opts.whole("worst_latency_ms", 2350, low=0, high=600_000)
-    error = bool(opts.raw("error", True))
+    error = opts.raw("error", True) not in (False, 0, "false", "0", "no")
     duration_s = opts.whole("duration_s", 42, low=6, high=86_400)
     opts.check_all_used()
     started_at = inp.now - timedelta(seconds=duration_s)

@@ -135,10 +135,10 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
     elif not policy.fetches(call):  # a phone-to-phone leg: no Voice SDK events to fetch
         log.info("analysis_skipped", reason="no_sdk_party",
                  message="neither From nor To is a client: identity, so the leg has no Voice "
-                         "SDK events" + ("; its <Dial> child legs with one were looked up"
-                                         if policy.legs.follow_children else
-                                         "; FOLLOW_CHILD_LEGS=false: put the status callback "
-                                         "on the <Dial><Client> leg"))
+                         "SDK events" + ("; its <Dial><Client> child legs are analysed as "
+                                         "calls of their own" if request.stage == LISTED else
+                                         "; put the status callback on the <Dial><Client> leg "
+                                         "(or leave FOLLOW_CHILD_LEGS on)"))
         if call.status != "failed":
             return AnalysisResult(Done(AnalysisOutcome.SKIPPED))
         fetch = _nothing  # a failed leg is alerted from its status alone
