@@ -124,6 +124,11 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
             extra = summary_issues(legs.summary(call), min_level=policy.alert.min_level,
                                    ignore=policy.alert.ignore)
         except EventsNotReady:
+            if request.recheck >= len(policy.recheck_s):  # not an SDK call: no NOTICE
+                log.info("summary_gave_up", rechecks=request.recheck,
+                         message="Insights has no Call Summary for this leg; is Voice Insights "
+                                 "Advanced Features on?")
+                return AnalysisResult(Done(AnalysisOutcome.GAVE_UP))
             return AnalysisResult(_recheck_or_give_up(request, policy))
         except InsightsUnavailable as error:
             return AnalysisResult(_retry(request, policy, error, jitter))

@@ -120,3 +120,23 @@ def test_the_summary_client_reads_partial_and_complete_summaries(
     first, second = client.fetch(partial), client.fetch(complete)
     assert (first.processing_state, second.processing_state) == ("partial", "complete")
     assert first.tags == second.tags == (("carrier_edge", "high_pdd"),)
+
+
+def test_a_summary_that_never_comes_is_given_up_after_the_rechecks(
+        redis: redis_lib.Redis, redis_server: Any, simulator: SimulatorServer,
+        webhook_receiver: WebhookReceiver) -> None:
+    """A summary Insights never has (404) is asked once per re-check, then given up with
+    its own log line, not counted as an SDK call without events."""
+    from structlog.testing import capture_logs
+
+    pipe = make_pipe(redis, redis_server, simulator, webhook_receiver,
+                     INSIGHTS_EDGES="sdk_edge,call_summary", SUMMARY_DELAY_SECONDS="0",
+                     FOLLOW_CHILD_LEGS="false")
+    sid = "CA" + "6e" * 16  # never registered: every Summary request is a 404
+    assert pipe.callback(sid, **PHONE) == 204
+    with capture_logs() as logs:
+        drain(redis, ahead_s=60)
+    assert [r["status"] for r in simulator.api_requests("summary")] == [404, 404, 404]
+    events = [line["event"] for line in logs]
+    assert "summary_gave_up" in events and "sdk_calls_without_events" not in events
+    assert webhook_receiver.accepted() == []
