@@ -82,9 +82,9 @@ if _WEB["worker_class"] == WORKER_CLASSES["gevent"]:
 from gunicorn.glogging import Logger  # noqa: E402
 
 from service.logs import configure_logging  # noqa: E402
-from service.settings import settings_or_exit  # noqa: E402
+from service.routing_file.load import configuration_or_exit  # noqa: E402
 
-_settings = settings_or_exit(os.environ)
+_settings = configuration_or_exit(os.environ).settings
 
 bind = f"{_WEB['host']}:{_settings.port}"
 workers = _WEB["workers"]

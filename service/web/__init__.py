@@ -15,6 +15,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.intake import Intake
 from service.metrics import BufferedMetrics, Metrics, QueueDepths
+from service.routing_file.load import Configuration
+from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
 from service.web.problems import RequestRefused
 from service.web.signature import SignatureChecker
@@ -35,6 +37,8 @@ class WebContext:
     intake: Intake
     #: The job queue's depths for ``/metrics`` (the worker edge's); none: not shown.
     queue_depths: QueueDepths | None = None
+    #: The configured sinks' names, for ``/metrics``' per-sink series.
+    sink_names: tuple[str, ...] = ()
 
 
 def _cooperative_yield() -> Callable[[], object] | None:
@@ -50,11 +54,15 @@ def _cooperative_yield() -> Callable[[], object] | None:
     return take_turn
 
 
-def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | None = None,
+def create_app(settings: Settings | None = None, *, routing: RoutingConfig | None = None,
+               redis: redis_lib.Redis | None = None,
                queue_depths: QueueDepths | None = None) -> Flask:
-    """Build the app; ``settings`` default to the environment, ``redis`` to ``REDIS_URL``;
-    ``queue_depths`` (the worker edge's) adds the queues' depths to ``/metrics``."""
-    settings = settings or Settings.from_env(os.environ)
+    """Build the app; ``settings`` (and ``routing``) default to the environment's, ``redis``
+    to ``REDIS_URL``; ``queue_depths`` (the worker edge's) adds the queues' depths to ``/metrics``."""
+    if settings is None:
+        loaded = Configuration.from_env(os.environ)
+        settings, routing = loaded.settings, loaded.routing
+    configuration = Configuration(settings, routing)
     if redis is None:
         redis = settings.redis(socket_connect_timeout=2,
                                socket_timeout=2, health_check_interval=30)
@@ -79,7 +87,8 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
                                              metrics=BufferedMetrics(redis),
                                              intake=Intake(redis, batched=True,
                                                            gather=_cooperative_yield()),
-                                             queue_depths=queue_depths)
+                                             queue_depths=queue_depths,
+                                             sink_names=tuple(s.name for s in configuration.sinks))
 
     from service.web import callbacks, health, metrics
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from service.config import parse_config
 from service.delivery.routing import Router
+from service.routing_file.parse import parse_config
 from tests.receiver_helpers import sample_alert
 
 ALL = ("oncall", "voice-ops", "crm", "teams")

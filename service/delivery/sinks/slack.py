@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from service.analysis.alert import Alert
-from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
-from service.delivery.sinks.slack_blocks import slack_message
+from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_url
+from service.delivery.sinks.slack_blocks import slack_incident_message, slack_message
 from service.errors import DeliveryRejected, DeliveryRetryable
 from service.http import (
     AnswerTooLarge,
@@ -85,8 +85,6 @@ class SlackSink:
 
     def send_incident(self, event: IncidentEvent) -> None:
         """Post the incident event's message; answers are read as for an alert."""
-        # Imported here: the incidents package renders with this package's Block Kit helpers.
-        from service.delivery.incidents.messages import slack_incident_message
         self._post(slack_incident_message(event))
 
     def _post(self, message: dict[str, Any]) -> None:
@@ -149,4 +147,5 @@ def _from_settings(settings: Settings) -> list[SinkSpec]:
     return [SinkSpec(SLACK_SINK_ID, "slack", {"url": settings.slack_webhook_url})]
 
 
-SINK_TYPE = SinkType("slack", _build, _from_settings)
+SINK_TYPE = SinkType("slack", _build, _from_settings, required=("url",), secrets=frozenset({"url"}),
+                     check=lambda options, environ: check_url(options), variable="SLACK_WEBHOOK_URL")
