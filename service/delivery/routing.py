@@ -35,14 +35,6 @@ class RouteMatch:
     ratio: RatioPolicy | None = None
 
 
-@dataclass(frozen=True)
-class Drop:
-    """Why a made alert goes nowhere: ``silenced`` (with ``silence_id``) or ``unrouted``."""
-
-    reason: str
-    fields: dict[str, str] = field(default_factory=dict)
-
-
 class Router:
     """Routes alerts; with no routes, every alert to every sink under ``default``."""
 

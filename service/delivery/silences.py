@@ -23,7 +23,8 @@ import redis as redis_lib
 
 from service import keys
 from service.analysis.alert import Alert
-from service.delivery.routing import Drop, Router, matches
+from service.decisions import Drop
+from service.delivery.routing import Router, matches
 from service.errors import ConfigError, InvalidInput
 from service.routing_file.matchers import Matcher, parse_matcher
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import redis as redis_lib
 import structlog
@@ -14,31 +13,17 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.intake import Intake
-from service.metrics import BufferedMetrics, Metrics, QueueDepths
+from service.metrics import BufferedMetrics, QueueDepths
 from service.routing_file.load import Configuration
 from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
+from service.web.context import MAX_BODY_BYTES, WebContext
 from service.web.problems import RequestRefused
 from service.web.signature import SignatureChecker
 
-MAX_BODY_BYTES = 64 * 1024
+__all__ = ["MAX_BODY_BYTES", "WebContext", "create_app"]
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class WebContext:
-    """What the routes need, kept in ``app.extensions["callwatch"]``."""
-
-    settings: Settings
-    redis: redis_lib.Redis
-    signatures: SignatureChecker | None
-    metrics: Metrics
-    intake: Intake
-    #: The job queue's depths for ``/metrics`` (the worker edge's); none: not shown.
-    queue_depths: QueueDepths | None = None
-    #: The configured sinks' names, for ``/metrics``' per-sink series.
-    sink_names: tuple[str, ...] = ()
 
 
 def _cooperative_yield() -> Callable[[], object] | None:
