@@ -5,7 +5,7 @@ Run from the project root::
     .venv/bin/python bench/hot_parts.py [--count 3000] [--rounds 5]
 
 * **Admission**: client CPU (this process's user + system time) per ``Intake.admit`` of a
-  new call through the web process's batched intake (``service.batched_script``), against
+  new call through the web process's batched intake (``service.redis_group_commit``), against
   the same Lua script called through redis-py's client on a connection of its own
   (``Redis(single_connection_client=True).register_script``: what the route did before,
   one such client per thread), one thread, a private Redis.

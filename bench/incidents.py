@@ -46,9 +46,9 @@ import structlog  # noqa: E402
 from devtools.redis_server import RedisServer  # noqa: E402
 from service.analysis.step import AnalysisPolicy, AnalysisRequest, analyze_step  # noqa: E402
 from service.calls import Call  # noqa: E402
+from service.delivery.incidents.desk import IncidentDesk  # noqa: E402
 from service.delivery.incidents.policy import RatioPolicy, StormPolicy  # noqa: E402
 from service.delivery.incidents.store import IncidentStore  # noqa: E402
-from service.delivery.incidents.triage import IncidentDesk  # noqa: E402
 from service.delivery.routing import RouteMatch  # noqa: E402
 from service.insights.events import Event, parse_events  # noqa: E402
 

@@ -18,7 +18,7 @@ from typing import Any
 from redis import Redis
 
 from service import keys
-from service.batched_script import BatchedScript
+from service.redis_group_commit import BatchedScript
 
 INTAKE_KEY = keys.INTAKE
 #: How long a call is remembered, so a repeated callback does not analyse it again.
@@ -48,7 +48,7 @@ class Intake:
     def __init__(self, redis: Redis, *, batched: bool = False,
                  gather: Callable[[], object] | None = None) -> None:
         """``batched`` (the web process): admissions from concurrent requests share one
-        connection and go out together (``service.batched_script``), which bounds the web
+        connection and go out together (``service.redis_group_commit``), which bounds the web
         process's Redis connections and costs less CPU per admission than a client call;
         ``gather`` lets the requests under way join a round trip (``BatchedScript``)."""
         self._redis = redis

@@ -38,7 +38,7 @@ log = structlog.get_logger(__name__)
 
 
 class IncidentDesk(Protocol):
-    """What the step asks of the incident desk (``service.delivery.incidents.triage``),
+    """What the step asks of the incident desk (``service.delivery.incidents.desk``),
     which the edge passes in: the analysis floor imports nothing of delivery."""
 
     def analysed(self) -> None: ...

@@ -18,7 +18,7 @@ from service.routing_file.load import Configuration
 from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
 from service.web.context import MAX_BODY_BYTES, WebContext
-from service.web.problems import RequestRefused
+from service.web.error_answers import RequestRefused
 from service.web.signature import SignatureChecker
 
 __all__ = ["MAX_BODY_BYTES", "WebContext", "create_app"]
@@ -27,14 +27,14 @@ log = structlog.get_logger(__name__)
 
 
 def _cooperative_yield() -> Callable[[], object] | None:
-    """A turn (``service.web.turns``) when this process is gevent-patched (the web
+    """A turn (``service.web.gevent_turn``) when this process is gevent-patched (the web
     process's default worker), for admissions to gather the requests under way; else
     None (threads)."""
     from gevent import monkey
 
     if not monkey.is_module_patched("socket"):
         return None
-    from service.web.turns import take_turn
+    from service.web.gevent_turn import take_turn
 
     return take_turn
 

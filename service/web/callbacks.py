@@ -18,8 +18,8 @@ from werkzeug.exceptions import HTTPException
 from service.calls import CALLBACK_PATH, call_from_callback
 from service.errors import InvalidField
 from service.web.context import MAX_BODY_BYTES, WebContext
+from service.web.error_answers import RequestRefused, invalid_field
 from service.web.form import FormFields
-from service.web.problems import RequestRefused, invalid_field
 
 blueprint = Blueprint("callbacks", __name__)
 log = structlog.get_logger(__name__)

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from devtools.redis_server import RedisServer
 from service.intake import INTAKE_KEY, Intake, call_key
-from service.web.turns import TURN_MAX_S
+from service.web.gevent_turn import TURN_MAX_S
 from workers.intake_mover import move_due_calls
 from workers.queues import analysis_job_id
 

@@ -13,9 +13,9 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     # what every process shares: environment, errors, Redis keys, HTTP, logs, counters
     ("service", "service.errors", "service.keys", "service.calls", "service.http",
      "service.decisions", "service.logs", "service.metrics", "service.settings",
-     "service.intake", "service.batched_script", "service.redis_pool"),
+     "service.intake", "service.redis_group_commit", "service.redis_pool"),
     # Twilio's Insights API and its event model
-    ("service.insights", "service.saved_pages"),
+    ("service.insights",),
     # classifier, catalogue, the alert and the analysis step (nothing of delivery)
     ("service.analysis",),
     # incidents' model and rules, the ledger and pace (no sink)
@@ -28,7 +28,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     # routing, silences and the delivery step
     ("service.delivery.routing", "service.delivery.silences", "service.delivery.step"),
     # the edges: the web app and every `callwatch` subcommand
-    ("service.web", "service.cli", "service.cli_routing", "service.delivery.incidents.cli"),
+    ("service.web", "service.cli"),
 )
 
 

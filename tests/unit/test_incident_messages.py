@@ -7,7 +7,7 @@ import json
 from standardwebhooks.webhooks import Webhook
 
 from devtools.standins import slack_payload_problem
-from service.delivery.incidents.cli import age, format_table
+from service.cli.incidents import age, format_table
 from service.delivery.incidents.events import IncidentEvent, build_event, message_id
 from service.delivery.incidents.store import Snapshot
 from service.delivery.sinks.email import email_incident

@@ -8,7 +8,7 @@ its own call: nothing is acknowledged before it is written. Calls that queue beh
 round trip share the next one (one write, one read, one wake-up instead of one each);
 how often that happens depends on the round trip's length and on ``gather``: under
 gevent, the caller about to send first lets the event loop run whatever is ready (a
-bounded turn, ``service.web.turns``), so requests already under way reach their call and
+bounded turn, ``service.web.gevent_turn``), so requests already under way reach their call and
 share the round trip instead of waiting for the next one. Alone, a call costs one round trip, as before.
 It also bounds the connections a process opens for these calls to one, however many
 requests it serves at once.
