@@ -25,14 +25,14 @@ import requests
 from service.analysis.alert import Alert
 from service.delivery.incidents.events import IncidentEvent
 from service.delivery.sinks.base import SinkEnv, SinkOptionError, SinkSpec, SinkType, check_url
-from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
-from service.http import host_of, parse_retry_after, require_secure_url, user_agent
+from service.delivery.sinks.json_post import post, raise_if_retryable
+from service.errors import ConfigError, DeliveryRejected
+from service.http import host_of, require_secure_url, user_agent
 
 if TYPE_CHECKING:
     from service.settings import Settings
 
 DEFAULT_TIMEOUT = (3.05, 10.0)
-_RETRYABLE_STATUSES = frozenset({408, 429})
 
 
 def legacy_webhook_sink_id(url: str) -> str:
@@ -145,29 +145,13 @@ class WebhookSink:
         self._post(*signed_event_request(self._key, event, self._clock()))
 
     def _post(self, body: bytes, headers: dict[str, str]) -> None:
-        try:
-            # stream=True: the answer's body is never needed, so a huge one is never read.
-            response = self._session.post(self._url, data=body, headers=headers,
-                                          timeout=self._timeout, allow_redirects=False,
-                                          stream=True)
-        except requests.RequestException as err:
-            # ``from None``: requests' message holds the full URL, which may carry a secret.
-            raise DeliveryRetryable(
-                f"webhook {self.host} could not be reached ({type(err).__name__})"
-            ) from None
-        with response:
-            self._check(response)
-
-    def _check(self, response: requests.Response) -> None:
-        status = response.status_code
+        # The answer's body is never needed, so a huge one is never read.
+        answer = post(self._session, self._url, body, headers, who=f"webhook {self.host}",
+                      timeout=self._timeout, read_body=False)
+        status = answer.status
         if 200 <= status < 300:
             return
-        if status in _RETRYABLE_STATUSES or status >= 500:
-            raise DeliveryRetryable(
-                f"webhook {self.host} answered {status}",
-                retry_after=parse_retry_after(response.headers.get("Retry-After"), self._clock()),
-                status=status,
-            )
+        raise_if_retryable(answer, f"webhook {self.host}", self._clock())
         if 300 <= status < 400:
             raise DeliveryRejected(
                 f"webhook {self.host} answered {status} (a redirect, not followed): "
