@@ -9,6 +9,7 @@ fields whose ``repr`` is hidden, so logging a ``Settings`` cannot leak them.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,6 +153,43 @@ class Settings:
             smtp_url=_smtp_url(env.optional("SMTP_URL")),
             alert_email_from=_email_from(env.optional("ALERT_EMAIL_FROM")),
         )
+
+
+#: ``WEB_WORKER_CLASS``: gevent (the default) or gthread (behind a proxy that buffers requests).
+WEB_WORKER_CLASSES = ("gevent", "gthread")
+
+
+@dataclass(frozen=True)
+class WebServer:
+    """How gunicorn serves the web process (``gunicorn.conf.py`` reads these, in the master)."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - containers need it
+    worker_class: str = "gevent"
+    workers: int = 2
+    threads: int = 4
+    worker_connections: int = 1000
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> WebServer:
+        """``HOST``, ``WEB_WORKER_CLASS``, ``WEB_CONCURRENCY``, ``WEB_THREADS``, ``WEB_CONNECTIONS``."""
+        env = _Env(environ)
+        return cls(host=_host(env.optional("HOST") or cls.host),
+                   worker_class=env.choice("WEB_WORKER_CLASS", cls.worker_class, WEB_WORKER_CLASSES),
+                   workers=env.integer("WEB_CONCURRENCY", cls.workers, minimum=1, maximum=64),
+                   threads=env.integer("WEB_THREADS", cls.threads, minimum=1, maximum=256),
+                   worker_connections=env.integer("WEB_CONNECTIONS", cls.worker_connections,
+                                                  minimum=1, maximum=100_000))
+
+
+def _host(raw: str) -> str:
+    """``HOST`` as gunicorn binds it: an IP address (IPv6 in brackets) or a host name."""
+    try:
+        address = ipaddress.ip_address(raw.strip("[]"))
+    except ValueError:
+        if not raw.replace("-", "").replace(".", "").isalnum():
+            raise ConfigError("HOST", f"must be an IP address or a host name, not {raw!r}") from None
+        return raw
+    return f"[{address}]" if address.version == 6 else str(address)
 
 
 class _Env:
