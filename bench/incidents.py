@@ -97,8 +97,8 @@ def slack_rate(alerts: int = 12) -> None:
     import os
     import subprocess
 
+    from devtools.sample_alerts import sample_alert
     from devtools.standins import SlackStandIn
-    from tests.receiver_helpers import sample_alert
     from workers.queues import schedule_delivery
 
     with RedisServer() as server, SlackStandIn(min_interval_s=1.0) as slack:

@@ -21,11 +21,11 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 import redis  # noqa: E402
 
+from devtools.processes import settings_env  # noqa: E402
 from service.intake import Intake, call_key  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.web import create_app  # noqa: E402
 from service.web.gevent_turn import take_turn  # noqa: E402
-from tests.processes import settings_env  # noqa: E402
 
 
 class RequestTooSlow(BaseException):

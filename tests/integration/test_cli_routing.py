@@ -7,8 +7,8 @@ import json
 import pytest
 import redis as redis_lib
 
+from devtools.sample_alerts import sample_alert
 from service.cli import main
-from tests.receiver_helpers import sample_alert
 
 CONFIG = """
 sinks:

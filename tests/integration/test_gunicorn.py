@@ -15,11 +15,11 @@ import pytest
 import redis as redis_lib
 import requests
 
+from devtools.processes import Process, settings_env
 from devtools.redis_server import RedisServer, free_port
+from devtools.web_client import callback_params, sign
 from service.calls import CALLBACK_PATH
 from service.intake import call_key
-from tests.processes import Process, settings_env
-from tests.web_helpers import callback_params, sign
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "workers.wsgi:app"]
 

@@ -12,6 +12,7 @@ import pytest
 import redis as redis_lib
 
 from devtools.redis_server import RedisServer
+from devtools.sample_alerts import sample_alert
 from service.analysis.alert import Alert
 from service.decisions import Again, Delivery, DeliveryOutcome, Done, Failed
 from service.delivery.incidents.desk import IncidentDesk
@@ -24,7 +25,6 @@ from service.delivery.ledger import DeliveryLedger
 from service.delivery.routing import RouteMatch
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import DeliveryRejected
-from tests.receiver_helpers import sample_alert
 
 KINDS = {"slack": "chat", "pager": "pager", "crm": "webhook"}
 STORM = StormPolicy(calls=3, within_s=60, group_by=("issue",), update_every_s=30, resolve_after_s=100)

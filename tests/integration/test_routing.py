@@ -10,14 +10,14 @@ import redis as redis_lib
 from structlog.testing import capture_logs
 
 from devtools.pagerduty_standin import PagerDutyStandIn
+from devtools.pipeline import Pipeline, pipeline_settings
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.server import SimulatorServer
 from devtools.smtp_standin import SmtpStandIn
 from devtools.standins import SlackStandIn, WebhookReceiver
 from devtools.teams_standin import TeamsStandIn
 from service import keys
 from service.routing_file.load import load
-from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_helpers import WEBHOOK_SECRET
 
 JS, ANDROID = {"seed": 1}, {"seed": 0}
 CONTRACT_ROUTES = """

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
+from devtools.pipeline import Pipeline, pipeline_settings
 from devtools.simulator.server import SimulatorServer
 from service.delivery.sinks import registry
 from service.errors import ConfigError
 from service.routing_file.load import load
 from service.routing_file.parse import parse_config
-from tests.pipeline_helpers import Pipeline, pipeline_settings
 
 #: The whole of a toy sink type, as a person adding one would write it: it appends each
 #: alert (and incident event) as a JSON line to the file its ``path`` option names.

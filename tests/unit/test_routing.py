@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from devtools.sample_alerts import sample_alert
 from service.delivery.routing import Router
 from service.routing_file.parse import parse_config
-from tests.receiver_helpers import sample_alert
 
 ALL = ("oncall", "voice-ops", "crm", "teams")
 SINKS = "sinks:\n" + "".join(f"  {name}: {{type: log}}\n" for name in ALL)

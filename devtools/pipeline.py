@@ -19,11 +19,11 @@ from rq.serializers import JSONSerializer
 from devtools.simulator.sender import callback_params
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn
+from devtools.web_client import Callbacks
 from service.intake import Intake
 from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
 from service.web import create_app
-from tests.web_helpers import Callbacks
 from workers import context
 from workers.intake_mover import move_due_calls
 from workers.pubsub_reads import ShortPubSubReads
