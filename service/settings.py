@@ -80,12 +80,18 @@ class Settings:
             return (self.twilio_auth_token, self.twilio_auth_token_secondary)
         return (self.twilio_auth_token,)
 
-    def redis(self, **options: Any) -> redis_lib.Redis:
+    def redis(self, *, bounded: int | None = None, **options: Any) -> redis_lib.Redis:
         """A Redis client for ``REDIS_URL``; with ``REDIS_TLS_VERIFY=false`` a ``rediss://``
-        server's certificate is not checked (Heroku Redis presents a self-signed one)."""
+        server's certificate is not checked (Heroku Redis presents a self-signed one).
+        ``bounded``: at most that many connections, a caller waiting (up to its
+        ``socket_timeout``) for a free one (redis-py's ``BlockingConnectionPool``)."""
         if not self.redis_tls_verify and self.redis_url.startswith("rediss://"):
             options.setdefault("ssl_cert_reqs", "none")
-        return redis_lib.Redis.from_url(self.redis_url, **options)
+        if bounded is None:
+            return redis_lib.Redis.from_url(self.redis_url, **options)
+        pool = redis_lib.BlockingConnectionPool.from_url(
+            self.redis_url, max_connections=bounded, timeout=options.get("socket_timeout"), **options)
+        return redis_lib.Redis(connection_pool=pool)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

@@ -13,7 +13,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     # what every process shares: environment, errors, Redis keys, HTTP, logs, counters
     ("service", "service.errors", "service.keys", "service.calls", "service.http",
      "service.decisions", "service.logs", "service.metrics", "service.settings",
-     "service.intake", "service.redis_group_commit", "service.redis_pool"),
+     "service.intake"),
     # Twilio's Insights API and its event model
     ("service.insights",),
     # classifier, catalogue, the alert and the analysis step (nothing of delivery)
