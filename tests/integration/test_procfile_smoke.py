@@ -11,12 +11,12 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.processes import Process
 from devtools.redis_server import RedisServer, free_port
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.sender import play_call
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import WebhookReceiver
-from tests.processes import Process
-from tests.receiver_helpers import WEBHOOK_SECRET
 
 
 def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
