@@ -281,46 +281,72 @@ def component_orders() -> list[tuple[str, ...]]:
             for order in itertools.permutations(combination)]
 
 
-def kubectl_build(kubectl: str, directory: Path, components: tuple[str, ...]) -> list[Doc]:
-    """``kubectl kustomize`` of a copy of the base whose ``components:`` lists ``components``."""
-    shutil.copytree(K8S, directory)
+#: An operator's overlay, as k8s/README.md describes it: the base as a resource, the
+#: components by path, and the namespace and labels set again (a Kustomization's
+#: transformers reach only what it lists, so the base's do not reach components' objects).
+OVERLAY = """apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: callwatch
+labels:
+  - pairs: {"app.kubernetes.io/name": callwatch, "app.kubernetes.io/part-of": callwatch}
+    includeSelectors: false
+    includeTemplates: true
+resources:
+  - ../callwatch/k8s
+"""
+
+
+def kubectl_build(kubectl: str, folder: Path, how: str, components: tuple[str, ...]) -> list[Doc]:
+    """``kubectl kustomize`` of ``components`` enabled ``how``: "base" lists them in a copy of
+    the base's kustomization.yaml, "overlay" in an overlay of the base, both in ``folder``."""
+    base = folder / "callwatch" / "k8s"
+    shutil.copytree(K8S, base)
+    if how == "base":
+        built, prefix, text = base, "", (K8S / "kustomization.yaml").read_text(encoding="utf-8")
+    else:
+        built, prefix, text = folder / "overlay", "../callwatch/k8s/", OVERLAY
+        built.mkdir()
     if components:
-        spec = directory / "kustomization.yaml"
-        listed = "".join(f"  - {name}\n" for name in components)
-        spec.write_text(spec.read_text(encoding="utf-8") + f"\ncomponents:\n{listed}",
-                        encoding="utf-8")
-    out = subprocess.run([kubectl, "kustomize", str(directory)], check=True,
+        text += "\ncomponents:\n" + "".join(f"  - {prefix}{name}\n" for name in components)
+    (built / "kustomization.yaml").write_text(text, encoding="utf-8")
+    out = subprocess.run([kubectl, "kustomize", str(built)], check=True,
                          capture_output=True, text=True, timeout=60).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
+Build = tuple[str, tuple[str, ...]]
+
+
 @pytest.fixture(scope="module")
-def every_build(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, ...], list[Doc]]:
-    """kubectl's build of the base with each combination of components, in each order."""
+def every_build(tmp_path_factory: pytest.TempPathFactory) -> dict[Build, list[Doc]]:
+    """kubectl's build of each combination of components, in each order, enabled in the base
+    and from an overlay: ``{(how, components): objects}``."""
     kubectl = kubectl_or_skip()
     root = tmp_path_factory.mktemp("k8s-builds")
-    return {order: kubectl_build(kubectl, root / ("-".join(order) or "base"), order)
-            for order in component_orders()}
+    return {(how, order): kubectl_build(kubectl, root / f"{how}-{'-'.join(order)}", how, order)
+            for how in ("base", "overlay") for order in component_orders()}
 
 
 def test_every_component_combination_builds_and_validates(
-        every_build: dict[tuple[str, ...], list[Doc]]) -> None:
-    """Each combination of keda, prometheus and routing, in any order, builds with kubectl and
-    every built-in object is valid (strict) for Kubernetes 1.30 and 1.37, in the namespace,
-    labelled, and referring only to ConfigMaps the build holds."""
-    assert len(every_build) == 16
+        every_build: dict[Build, list[Doc]]) -> None:
+    """Each combination of keda, prometheus and routing, in any order, in the base or from an
+    overlay, builds with kubectl and every built-in object is valid (strict) for Kubernetes
+    1.30 and 1.37, in the namespace, labelled, and referring only to ConfigMaps the build
+    holds."""
+    assert len(every_build) == 2 * 16
     seen: set[str] = set()
-    for order, docs in every_build.items():
+    for (how, order), docs in every_build.items():
         config_maps = set(by_kind(docs, "ConfigMap"))
-        assert len(config_maps) == 1 + ("routing" in order), order
+        assert len(config_maps) == 1 + ("routing" in order), (how, order)
         for doc in docs:
-            assert doc["metadata"]["namespace"] == "callwatch", (order, doc["metadata"]["name"])
-            assert doc["metadata"]["labels"][APP_LABEL[0]] == APP_LABEL[1], order
+            where = (how, order, doc["kind"], doc["metadata"]["name"])
+            assert doc["metadata"]["namespace"] == "callwatch", where
+            assert doc["metadata"]["labels"][APP_LABEL[0]] == APP_LABEL[1], where
             pod = pod_spec(doc)
             referenced = [v["configMap"]["name"] for v in pod.get("volumes", []) if "configMap" in v]
             referenced += [e["configMapRef"]["name"] for c in pod.get("containers", [])
                            for e in c.get("envFrom", []) if "configMapRef" in e]
-            assert set(referenced) <= config_maps, (order, doc["metadata"]["name"])
+            assert set(referenced) <= config_maps, where
             key = json.dumps(doc, sort_keys=True)
             if doc["apiVersion"].startswith(CRD_GROUPS) or key in seen:
                 continue
@@ -329,37 +355,38 @@ def test_every_component_combination_builds_and_validates(
                 kubernetes_validate.validate(doc, version, strict=True)
 
 
-def test_component_order_does_not_matter(every_build: dict[tuple[str, ...], list[Doc]]) -> None:
+def test_component_order_does_not_matter(every_build: dict[Build, list[Doc]]) -> None:
     """The same components listed in any order build the same objects."""
     key = lambda doc: (doc["kind"], doc["metadata"]["name"])  # noqa: E731
-    for order, docs in every_build.items():
-        first = every_build[tuple(name for name in ALL_COMPONENTS if name in order)]
-        assert sorted(docs, key=key) == sorted(first, key=key), order
+    for (how, order), docs in every_build.items():
+        first = every_build[(how, tuple(name for name in ALL_COMPONENTS if name in order))]
+        assert sorted(docs, key=key) == sorted(first, key=key), (how, order)
 
 
 def test_every_pod_reads_the_routing_file_when_it_is_enabled(
-        every_build: dict[tuple[str, ...], list[Doc]]) -> None:
+        every_build: dict[Build, list[Doc]]) -> None:
     """With the routing component every Deployment (web, worker and KEDA's worker-extra)
     mounts the routing ConfigMap and names the file in CALLWATCH_CONFIG_FILE; without it
     none does. A worker without the file would refuse its sinks' deliveries."""
-    for order, docs in every_build.items():
+    for (how, order), docs in every_build.items():
         deployments = by_kind(docs, "Deployment")
         assert set(deployments) == {WEB, WORKER} | ({WORKER_EXTRA} if "keda" in order else set())
         for name, deployment in deployments.items():
             env = {e["name"]: e.get("value") for e in container(deployment).get("env", [])}
             if "routing" not in order:
-                assert "CALLWATCH_CONFIG_FILE" not in env, (order, name)
+                assert "CALLWATCH_CONFIG_FILE" not in env, (how, order, name)
                 continue
             path = Path(env["CALLWATCH_CONFIG_FILE"])
             mounts = {m["name"]: m for m in container(deployment)["volumeMounts"]}
             volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
             (mount,) = [m for m in mounts.values() if m["mountPath"] == str(path.parent)]
-            assert mount.get("readOnly") is True, (order, name)
+            assert mount.get("readOnly") is True, (how, order, name)
             routing = by_kind(docs, "ConfigMap")[volumes[mount["name"]]["configMap"]["name"]]
             assert routing["data"][path.name] == \
                 (K8S / "routing" / "callwatch.yaml").read_text(encoding="utf-8")
         if "keda" in order:
-            assert pod_spec(deployments[WORKER_EXTRA]) == pod_spec(deployments[WORKER]), order
+            assert pod_spec(deployments[WORKER_EXTRA]) == pod_spec(deployments[WORKER]), \
+                (how, order)
 
 
 def test_replicas_spread_over_nodes_and_zones(deployments: dict[str, Doc]) -> None:
