@@ -98,3 +98,9 @@ def ratio_alerts(route: str, group_id: str) -> str:
 def settled(sink: str, message_id: str) -> str:
     """``sink`` gave up on this incident event for good: later events need not wait for it."""
     return f"callwatch:settled:{sink}:{message_id}"
+
+
+def slack_action(action_key: str) -> str:
+    """One Slack button click already acted on (``service.delivery.slack_actions``): a
+    click Slack or a person sends twice creates one silence."""
+    return f"callwatch:slack-action:{action_key}"
