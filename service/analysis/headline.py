@@ -21,7 +21,8 @@ UNKNOWN_PARTY = "unknown"
 #: A headline lands in plain-text places that chat apps still parse (a Slack header, a
 #: notification line), so what came from a call cannot open a mention or a link, or
 #: break a line: angle brackets become look-alikes, control characters spaces.
-_PLAIN = {ord("<"): "\u2039", ord(">"): "\u203a", **{code: " " for code in (*range(0x20), *range(0x7F, 0xA0))}}
+_PLAIN = {ord("<"): "\u2039", ord(">"): "\u203a",
+          **{code: " " for code in (*range(0x20), *range(0x7F, 0xA0))}}
 
 
 class IssueLike(Protocol):
