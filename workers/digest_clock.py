@@ -21,6 +21,7 @@ import structlog
 
 from service.delivery.digests import DigestSink, DigestStore, digest_sinks, send_due
 from service.delivery.ledger import DeliveryLedger
+from service.delivery.pace import Pace
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +41,7 @@ class DigestClock:
         self._tick_s = tick_s
         self._store = DigestStore(redis)
         self._ledger = DeliveryLedger(redis)
+        self._paces: dict[float, Pace] = {}
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="callwatch-digests", daemon=True)
 
@@ -60,7 +62,15 @@ class DigestClock:
 
     def tick(self) -> list[tuple[str, str]]:
         """One pass: send what is due (also what tests call, with a fake clock)."""
-        return send_due(self._sinks, store=self._store, ledger=self._ledger, now=self._clock())
+        return send_due(self._sinks, store=self._store, ledger=self._ledger, now=self._clock(),
+                        turn=self._turn)
+
+    def _turn(self, sink: str, interval_s: float) -> float:
+        """The sink's send turn, shared with its alerts (``service.delivery.pace``)."""
+        pace = self._paces.get(interval_s)
+        if pace is None:
+            pace = self._paces[interval_s] = Pace(self._redis, interval_s=interval_s)
+        return pace.reserve(sink)
 
     def _run(self) -> None:
         while not self._stopped.wait(self._tick_s):

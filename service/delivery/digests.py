@@ -292,13 +292,22 @@ class DigestSink:
     name: str
     policy: DigestPolicy
     send: DigestTarget
+    #: The sink's pace (Slack: a message a second), shared with its alerts.
+    pace_s: float | None = None
+
+
+class Turn(Protocol):
+    """``service.delivery.pace.Pace.reserve``: 0.0 when the sink's turn is taken, else the wait."""
+
+    def __call__(self, sink: str, interval_s: float) -> float: ...
 
 
 def send_due(sinks: Iterable[DigestSink], *, store: DigestStore, ledger: DeliveryLedger,
-             now: datetime) -> list[tuple[str, str]]:
+             now: datetime, turn: Turn | None = None) -> list[tuple[str, str]]:
     """Send every digest whose period has ended and that no worker has sent; returns
     (sink, outcome) for each one this call decided: ``sent``, ``empty``, ``retry``,
-    ``rejected``. Safe to run from every worker at once, as often as wanted."""
+    ``paced`` (the sink's turn is taken: next tick), ``rejected``. Safe to run from every
+    worker at once, as often as wanted."""
     decided = []
     for sink in sinks:
         period = last_finished(sink.policy, now)
@@ -310,14 +319,15 @@ def send_due(sinks: Iterable[DigestSink], *, store: DigestStore, ledger: Deliver
         try:
             if ledger.is_delivered(sink.name, message_id):
                 continue
-            decided.append((sink.name, _send_one(sink, period, store=store, ledger=ledger)))
+            decided.append((sink.name, _send_one(sink, period, store=store, ledger=ledger,
+                                                 turn=turn)))
         finally:
             ledger.release(sink.name, message_id)
     return decided
 
 
 def _send_one(sink: DigestSink, period: Period, *, store: DigestStore,
-              ledger: DeliveryLedger) -> str:
+              ledger: DeliveryLedger, turn: Turn | None) -> str:
     digest = store.read(sink.name, sink.policy, period)
     fields = {"sink": sink.name, "period_start": period.start.isoformat(),
               "period_end": period.end.isoformat()}
@@ -325,6 +335,8 @@ def _send_one(sink: DigestSink, period: Period, *, store: DigestStore,
         ledger.mark_delivered(sink.name, digest.message_id)
         log.info("digest_empty", **fields)
         return "empty"
+    if turn is not None and sink.pace_s and turn(sink.name, sink.pace_s) > 0:
+        return "paced"
     try:
         sink.send(digest)
     except DeliveryRetryable as error:
@@ -389,5 +401,6 @@ def digest_sinks(sinks: Any) -> list[DigestSink]:
         sink = sinks.get(name)
         send = target(getattr(sink, "inner", sink))
         if send is not None:
-            found.append(DigestSink(name, policy, send))
+            found.append(DigestSink(name, policy, send, getattr(getattr(sink, "inner", sink),
+                                                                "pace_s", None)))
     return found

@@ -5,6 +5,7 @@ period, retried after a 5xx, and within Slack's and Teams' limits."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +27,7 @@ from service.delivery.digests import (
     last_finished,
 )
 from service.delivery.incidents.store import IncidentStore
+from service.delivery.pace import Pace
 from service.delivery.sinks.email import EmailSink, SmtpServer
 from service.delivery.sinks.slack import SlackSink
 from service.delivery.sinks.teams import TeamsSink
@@ -97,14 +99,19 @@ def test_one_digest_per_period_across_two_workers_and_a_restart(
 
 def test_a_digest_refused_for_now_is_sent_at_the_next_tick(
         redis_server, redis: redis_lib.Redis, slack_receiver: SlackStandIn) -> None:
-    """Slack's 503 leaves the period unsent; the next tick sends it, once."""
+    """Slack's 503 leaves the period unsent, and so does Slack's pace taken by an alert
+    that just went; a later tick sends it, once."""
     clock = Clock(T10 + timedelta(minutes=5))
     slack = SlackSink(slack_receiver.url)
     DigestingSink(slack, HOURLY, DigestStore(redis), clock).send(alert(1))
-    [worker] = workers(redis_server.url, DigestSink("slack", HOURLY, target(slack)), clock, 1)  # type: ignore[arg-type]
+    sink = DigestSink("slack", HOURLY, target(slack), pace_s=slack.pace_s)  # type: ignore[arg-type]
+    [worker] = workers(redis_server.url, sink, clock, 1)
     clock.now = T10 + timedelta(hours=1)
     slack_receiver.script([(503, "busy")])
     assert worker.tick() == [("slack", "retry")]
+    Pace(redis, interval_s=slack.pace_s or 1.0).reserve("slack")  # an alert's send, just now
+    assert worker.tick() == [("slack", "paced")]
+    time.sleep(slack.pace_s or 1.0)
     assert worker.tick() == [("slack", "sent")]
     assert worker.tick() == []
     assert len(slack_receiver.accepted()) == 1
