@@ -1,0 +1,81 @@
+"""``notify test`` against the stand-ins and real Redis: one clearly marked message through
+the real delivery path (signed, paced), the receiver's answer reported, failures named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import redis as redis_lib
+import requests
+
+from devtools.standins import SlackStandIn, WebhookReceiver
+from service.delivery.notify_test import notify_test
+from service.delivery.pace import Pace
+from service.delivery.sinks.base import SinkEnv, SinkSpec
+from service.delivery.sinks.registry import Sinks
+from tests.receiver_helpers import WEBHOOK_SECRET
+from tests.web_helpers import make_settings
+
+
+def sinks_for(redis_url: str, session: requests.Session, **specs: dict[str, str]) -> Sinks:
+    settings = make_settings(redis_url)
+    return Sinks([SinkSpec(name, options.pop("type"), options) for name, options in specs.items()],
+                 SinkEnv(settings, session, lambda: datetime.now(UTC)))
+
+
+def test_slack_gets_one_marked_message_and_its_answer_is_reported(
+        redis_server, redis: redis_lib.Redis, slack_receiver: SlackStandIn) -> None:
+    """The test reaches Slack once, says TEST and that nothing went wrong, and the result
+    names Slack's answer."""
+    session = requests.Session()
+    sinks = sinks_for(redis_server.url, session, ops={"type": "slack", "url": slack_receiver.url})
+    result = notify_test("ops", sink=sinks.get("ops"), redis=redis, session=session)
+    assert result.ok and "answered HTTP 200" in result.answer
+    [message] = slack_receiver.accepted()
+    assert "TEST: callwatch test message for sink ops" in message.payload["text"]
+    assert "no call went wrong" in str(message.payload["blocks"])
+
+
+def test_a_webhook_test_is_signed_like_an_alert(redis_server, redis: redis_lib.Redis,
+                                                webhook_receiver: WebhookReceiver) -> None:
+    """The receiver verifies the test's Standard Webhooks signature with its own library."""
+    session = requests.Session()
+    sinks = sinks_for(redis_server.url, session,
+                      crm={"type": "webhook", "url": webhook_receiver.url, "secret": WEBHOOK_SECRET})
+    result = notify_test("crm", sink=sinks.get("crm"), redis=redis, session=session)
+    assert result.ok
+    [delivery] = webhook_receiver.accepted()
+    assert delivery.body["data"]["issues"][0]["key"] == "callwatch/test"
+
+
+def test_a_refusal_is_reported_with_the_receivers_reason(
+        redis_server, redis: redis_lib.Redis, slack_receiver: SlackStandIn) -> None:
+    """Slack's 404 ``no_service`` fails the test and the line says so; a 503 is reported
+    after one try, not retried for an hour."""
+    session = requests.Session()
+    sinks = sinks_for(redis_server.url, session, ops={"type": "slack", "url": slack_receiver.url})
+    slack_receiver.script([(404, "no_service"), (503, "busy")])
+    refused = notify_test("ops", sink=sinks.get("ops"), redis=redis, session=session)
+    assert not refused.ok and "no_service" in refused.answer
+    busy = notify_test("ops", sink=sinks.get("ops"), redis=redis, session=session)
+    assert not busy.ok and "503" in busy.answer
+    assert len(slack_receiver.messages) == 2
+
+
+def test_the_test_waits_for_the_sinks_turn(redis_server, redis: redis_lib.Redis,
+                                            slack_receiver: SlackStandIn) -> None:
+    """With Slack's turn just taken by an alert, the test waits for its own (no 429)."""
+    session = requests.Session()
+    sinks = sinks_for(redis_server.url, session, ops={"type": "slack", "url": slack_receiver.url})
+    sink = sinks.get("ops")
+    Pace(redis, interval_s=sink.pace_s or 1.0).reserve("ops")
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        import time
+        time.sleep(seconds)
+
+    result = notify_test("ops", sink=sink, redis=redis, session=session, sleep=sleep)
+    assert result.ok and waits
+    assert [m.status for m in slack_receiver.messages] == [200]
