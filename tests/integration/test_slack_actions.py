@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 import redis as redis_lib
+import requests
 
+from devtools.hostile_peers import HostilePeer, drip, fixed, huge
 from devtools.standins import SlackStandIn
 from service import keys
 from service.delivery.incidents.policy import StormPolicy
@@ -19,7 +22,7 @@ from service.delivery.incidents.store import IncidentStore
 from service.delivery.incidents.triage import IncidentDesk
 from service.delivery.routing import RouteMatch
 from service.delivery.silences import Silences
-from service.delivery.slack_actions import buttons
+from service.delivery.slack_actions import ResponseFailed, buttons, post_answer
 from service.web import create_app
 from tests.receiver_helpers import sample_alert
 from tests.web_helpers import LiveServer, make_settings
@@ -96,8 +99,6 @@ def test_acknowledge_marks_the_incident_once_and_names_who_was_first(
 def test_a_repeated_click_acts_once(slack: SlackStandIn, actions_url: str,
                                     redis: redis_lib.Redis) -> None:
     """The same signed click posted twice (a retry) creates one silence."""
-    import requests
-
     body, headers = slack.interaction("silence_issue", ISSUE, user="bob")
     answers = [requests.post(actions_url, data=body, headers=headers, timeout=10) for _ in range(2)]
     assert [a.status_code for a in answers] == [200, 200]
@@ -120,7 +121,6 @@ def test_refused_requests_answer_json_and_write_nothing(
         case: str, status: int, error: str) -> None:
     """Anything but a well-signed, fresh click on a known target is refused with a JSON
     error, and Redis is left exactly as it was."""
-    import requests
 
     before = everything(redis)
     action, value, stamp = "silence_issue", ISSUE, None
@@ -180,3 +180,29 @@ def test_click_keys_are_kept_a_day_only(slack: SlackStandIn, actions_url: str,
     slack.click(actions_url, "silence_issue", ISSUE)
     [key] = list(redis.scan_iter(keys.slack_action("*")))
     assert 0 < redis.ttl(key) <= 86400
+
+
+@pytest.mark.parametrize("answer", [
+    fixed(302, {"Location": "http://127.0.0.1:9/elsewhere"}),
+    huge(10_000_000),
+    drip(0.2, b"o"),
+])
+def test_response_url_is_not_trusted(answer: Any) -> None:
+    """A ``response_url`` that redirects, answers without end or drips is given up on (no
+    redirect followed, the answer read capped and before a deadline), never hangs the click."""
+    with HostilePeer(answer) as peer:
+        with pytest.raises(ResponseFailed):
+            post_answer(requests.Session(), peer.url + "/actions/1", {"text": "done"})
+        assert len(peer.requests) == 1
+
+
+def test_a_failed_message_update_still_acts(slack: SlackStandIn, actions_url: str,
+                                            redis: redis_lib.Redis) -> None:
+    """When the message cannot be updated the silence stands and Slack still gets its 200."""
+    with HostilePeer(fixed(500, {})) as peer:
+        body, headers = slack.interaction("silence_issue", ISSUE)
+        payload = json.loads(parse_qs(body.decode())["payload"][0])
+        payload["response_url"] = peer.url + "/actions/1"
+        body, headers = _signed(payload, int(time.time()))
+        assert requests.post(actions_url, data=body, headers=headers, timeout=10).status_code == 200
+    assert len(Silences(redis).active()) == 1
