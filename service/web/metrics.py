@@ -14,7 +14,6 @@ from prometheus_client import (
     generate_latest,
 )
 
-from service.delivery.sinks.registry import specs_from_settings
 from service.metrics import RedisCollector
 
 blueprint = Blueprint("metrics", __name__)
@@ -26,8 +25,7 @@ def metrics() -> Response:
     if registry is None:
         registry = CollectorRegistry(auto_describe=False)
         context = current_app.extensions["callwatch"]
-        sinks = [spec.name for spec in specs_from_settings(context.settings)]
-        registry.register(RedisCollector(context.redis, context.queue_depths, sinks=sinks))
+        registry.register(RedisCollector(context.redis, context.queue_depths, sinks=list(context.sink_names)))
         for local in (ProcessCollector, PlatformCollector, GCCollector):
             local(registry=registry)
         current_app.extensions["callwatch_registry"] = registry
