@@ -389,9 +389,7 @@ def _group_words(group: Mapping[str, str]) -> str:
 
 def digest_sinks(sinks: Any) -> list[DigestSink]:
     """The configured sinks with a ``digest:`` option (``service.delivery.sinks.Sinks``), each
-    with its policy and its own way of sending a digest."""
-    from service.delivery.digest_messages import target
-
+    with its policy, its pace and its own ``send_digest``."""
     found = []
     for name in sinks.names:
         raw = sinks.spec(name).options.get("digest")
@@ -399,8 +397,8 @@ def digest_sinks(sinks: Any) -> list[DigestSink]:
             continue
         policy = raw if isinstance(raw, DigestPolicy) else parse_digest(raw, f"sinks.{name}.digest")
         sink = sinks.get(name)
-        send = target(getattr(sink, "inner", sink))
+        inner = getattr(sink, "inner", sink)
+        send = getattr(inner, "send_digest", None)
         if send is not None:
-            found.append(DigestSink(name, policy, send, getattr(getattr(sink, "inner", sink),
-                                                                "pace_s", None)))
+            found.append(DigestSink(name, policy, send, getattr(inner, "pace_s", None)))
     return found

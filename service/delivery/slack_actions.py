@@ -2,7 +2,8 @@
 hour, or acknowledge an incident. Domain code: the web edge (``service.web.slack_actions``)
 verifies Slack's signature and hands the payload here.
 
-A button's ``action_id`` says what to do and its ``value`` what to do it to: an issue
+The buttons themselves are drawn by ``service.delivery.sinks.slack_blocks``. A button's
+``action_id`` says what to do and its ``value`` what to do it to: an issue
 key (``silence_issue``), an agent's identity (``silence_agent``) or an incident id
 (``acknowledge``). ``read_action`` checks a ``block_actions`` payload and refuses
 anything else with ``InvalidInput``; ``perform`` acts through the same code as the CLI
@@ -27,22 +28,18 @@ import redis as redis_lib
 import requests
 
 from service import keys
-from service.config import parse_matcher
 from service.delivery.incidents.acknowledge import acknowledge, is_incident_id
 from service.delivery.silences import Silences
+from service.delivery.sinks.slack_blocks import ACKNOWLEDGE, SILENCE_AGENT, SILENCE_ISSUE
 from service.errors import ConfigError, InvalidInput
 from service.http import AnswerTooLarge, AnswerTooSlow, read_capped, require_secure_url, user_agent
+from service.routing_file.matchers import parse_matcher
 
-SILENCE_ISSUE = "silence_issue"
-SILENCE_AGENT = "silence_agent"
-ACKNOWLEDGE = "acknowledge"
 ACTION_IDS = (SILENCE_ISSUE, SILENCE_AGENT, ACKNOWLEDGE)
 #: How long a silence set from Slack lasts (the buttons say so).
 SILENCE_FOR = timedelta(hours=1)
 #: A click already acted on is remembered this long (Slack's ``action_ts`` is unique).
 CLICK_TTL_S = 86400
-#: Slack caps a button's ``value`` at 2000 characters; ours are far shorter.
-MAX_VALUE = 2000
 #: The answer to a ``response_url`` POST is ``ok`` or a short error.
 ANSWER_CAP = 4096
 RESPONSE_TIMEOUT = (2.0, 3.0)
@@ -52,8 +49,6 @@ _IDENTITY = re.compile(r"^[A-Za-z0-9_.@+\-]{1,121}\Z")
 _ISSUE_KEY = re.compile(r"^[\x21-\x7e]{1,256}\Z")
 _VALUE_KINDS = {SILENCE_ISSUE: "an issue key", SILENCE_AGENT: "an identity",
                 ACKNOWLEDGE: "an incident id"}
-_LABELS = {SILENCE_ISSUE: "Silence issue 1 h", SILENCE_AGENT: "Silence agent 1 h",
-           ACKNOWLEDGE: "Acknowledge"}
 
 
 @dataclass(frozen=True)
@@ -84,18 +79,6 @@ class Done:
 
 class UnknownIncident(InvalidInput):
     """The button names an incident callwatch no longer keeps."""
-
-
-def buttons(*, issue_key: str | None, identity: str | None,
-            incident_id: str | None = None) -> dict[str, Any]:
-    """The Block Kit ``actions`` block: silence the issue, silence the agent, acknowledge
-    (for what is known); Slack sends the clicked one to ``POST /slack/actions``."""
-    wanted = [(SILENCE_ISSUE, issue_key), (SILENCE_AGENT, identity), (ACKNOWLEDGE, incident_id)]
-    elements = [{"type": "button", "action_id": action_id, "value": value[:MAX_VALUE],
-                 "text": {"type": "plain_text", "text": _LABELS[action_id]},
-                 **({"style": "primary"} if action_id == ACKNOWLEDGE else {})}
-                for action_id, value in wanted if value]
-    return {"type": "actions", "block_id": "callwatch_actions", "elements": elements}
 
 
 def read_action(payload_text: str) -> SlackAction:

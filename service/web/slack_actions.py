@@ -31,11 +31,11 @@ from service.delivery.slack_actions import (
     read_action,
 )
 from service.errors import InvalidInput
-from service.web.problems import RequestRefused
+from service.web.error_answers import RequestRefused
 
 if TYPE_CHECKING:
     from service.settings import Settings
-    from service.web import WebContext
+    from service.web.context import WebContext
 
 SLACK_ACTIONS_PATH = "/slack/actions"
 #: A click's payload carries the whole message it was on (up to 50 blocks): more than a

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis as redis_lib
 
+from devtools.sample_alerts import sample_alert
 from devtools.smtp_standin import SmtpStandIn
 from devtools.standins import SlackStandIn, slack_payload_problem
 from devtools.teams_standin import TeamsStandIn
 from service.analysis.alert import Alert
 from service.calls import Call
-from service.delivery.digest_messages import target, teams_digest_card
 from service.delivery.digests import (
     DigestingSink,
     DigestPolicy,
@@ -30,8 +30,7 @@ from service.delivery.incidents.store import IncidentStore
 from service.delivery.pace import Pace
 from service.delivery.sinks.email import EmailSink, SmtpServer
 from service.delivery.sinks.slack import SlackSink
-from service.delivery.sinks.teams import TeamsSink
-from tests.receiver_helpers import sample_alert
+from service.delivery.sinks.teams import TeamsSink, teams_digest_card
 from workers.digest_clock import DigestClock
 
 HOURLY = DigestPolicy(every="hour", minute=0, tz="UTC")
@@ -72,7 +71,7 @@ def test_one_digest_per_period_across_two_workers_and_a_restart(
     for n, agent in enumerate(["alice", "alice", "bob"]):
         digesting.send(alert(n, agent=agent))
     digesting.send(alert(0))  # a retried delivery job: counted once
-    sink = DigestSink("slack", HOURLY, target(slack))  # type: ignore[arg-type]
+    sink = DigestSink("slack", HOURLY, slack.send_digest)
     pair = workers(redis_server.url, sink, clock)
     clock.now = T10 + timedelta(minutes=59)
     assert [w.tick() for w in pair] == [[("slack", "empty")], []]  # 09:00-10:00 held nothing
@@ -104,7 +103,7 @@ def test_a_digest_refused_for_now_is_sent_at_the_next_tick(
     clock = Clock(T10 + timedelta(minutes=5))
     slack = SlackSink(slack_receiver.url)
     DigestingSink(slack, HOURLY, DigestStore(redis), clock).send(alert(1))
-    sink = DigestSink("slack", HOURLY, target(slack), pace_s=slack.pace_s)  # type: ignore[arg-type]
+    sink = DigestSink("slack", HOURLY, slack.send_digest, pace_s=slack.pace_s)
     [worker] = workers(redis_server.url, sink, clock, 1)
     clock.now = T10 + timedelta(hours=1)
     slack_receiver.script([(503, "busy")])
@@ -126,8 +125,7 @@ def test_daily_digest_follows_the_time_zone_wall_clock(redis: redis_lib.Redis,
     mail = EmailSink(SmtpServer.from_url(smtp.url), "callwatch@example.com", ["ops@example.com"],
                      name="ops-mail")
     DigestingSink(mail, policy, DigestStore(redis), clock).send(alert(1))
-    [worker] = [DigestClock(redis, [DigestSink("ops-mail", policy, target(mail))],  # type: ignore[arg-type]
-                            clock=clock)]
+    [worker] = [DigestClock(redis, [DigestSink("ops-mail", policy, mail.send_digest)], clock=clock)]
     clock.now = datetime(2026, 3, 29, 7, 0, 30, tzinfo=UTC)  # 08:00:30 IST
     assert worker.tick() == [("ops-mail", "sent")]
     period = last_finished(policy, clock.now)
@@ -151,8 +149,8 @@ def test_a_busy_period_stays_within_slack_and_teams_limits(
         for n in range(300):
             digesting.send(alert(n, agent=f"agent-{n:03d}-" + "x" * 40, issues=3))
     clock.now = T10 + timedelta(hours=1)
-    sinks = [DigestSink("slack", HOURLY, target(slack)),  # type: ignore[arg-type]
-             DigestSink("teams", HOURLY, target(teams_sink))]  # type: ignore[arg-type]
+    sinks = [DigestSink("slack", HOURLY, slack.send_digest),
+             DigestSink("teams", HOURLY, teams_sink.send_digest)]
     assert sorted(DigestClock(redis, sinks, clock=clock).tick()) == [("slack", "sent"), ("teams", "sent")]
     [posted] = slack_receiver.accepted()
     assert slack_payload_problem(posted.payload) is None and "and 290 more" in str(posted.payload)

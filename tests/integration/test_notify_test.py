@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import redis as redis_lib
 import requests
 
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.standins import SlackStandIn, WebhookReceiver
+from devtools.web_client import make_settings
 from service.delivery.notify_test import notify_test
 from service.delivery.pace import Pace
 from service.delivery.sinks.base import SinkEnv, SinkSpec
 from service.delivery.sinks.registry import Sinks
-from tests.receiver_helpers import WEBHOOK_SECRET
-from tests.web_helpers import make_settings
 
 
 def sinks_for(redis_url: str, session: requests.Session, **specs: dict[str, str]) -> Sinks:

@@ -13,19 +13,20 @@ from urllib.parse import parse_qs
 import pytest
 import redis as redis_lib
 import requests
+from service.delivery.incidents.desk import IncidentDesk
 
 from devtools.hostile_peers import HostilePeer, drip, fixed, huge
+from devtools.sample_alerts import sample_alert
 from devtools.standins import SlackStandIn
+from devtools.web_client import LiveServer, make_settings
 from service import keys
 from service.delivery.incidents.policy import StormPolicy
 from service.delivery.incidents.store import IncidentStore
-from service.delivery.incidents.triage import IncidentDesk
 from service.delivery.routing import RouteMatch
 from service.delivery.silences import Silences
-from service.delivery.slack_actions import ResponseFailed, buttons, post_answer
+from service.delivery.sinks.slack_blocks import buttons
+from service.delivery.slack_actions import ResponseFailed, post_answer
 from service.web import create_app
-from tests.receiver_helpers import sample_alert
-from tests.web_helpers import LiveServer, make_settings
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ISSUE = "sdk_edge/connection/error/31000"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from devtools.sample_alerts import sample_alert
 from service.analysis.alert import SCHEMA_VERSION, Alert
 from service.analysis.headline import headline, identity, who
 from service.calls import Call, mask_number
-from tests.receiver_helpers import sample_alert
 
 
 def call(from_: str | None, to: str | None) -> Call:

@@ -55,9 +55,9 @@ def test_identity_groups_by_the_agent_on_either_end() -> None:
     """``group_by: [identity]`` puts an agent's calls together whichever end the agent was."""
     from dataclasses import replace
 
+    from devtools.sample_alerts import sample_alert
     from service.analysis.alert import Alert
     from service.delivery.incidents.grouping import group_of
-    from tests.receiver_helpers import sample_alert
 
     out = sample_alert()
     inbound = Alert(alert_id="alr_x", created_at=out.created_at,

@@ -83,7 +83,7 @@ def issue_words(issue_key: str) -> str:
 
 
 def group_words(group: dict[str, str], by_issue: dict[str, int] | None = None,
-                calls: int | None = None) -> str:
+                calls: int | None = None, so_far: bool = False) -> str:
     """An incident's group in words, the agent (or country...) first, then what fails:
     ``31009 on 56 calls``, ``agent bob: 3 calls with high jitter``."""
     what = issue_words(group["issue"]) if "issue" in group and group["issue"] != NONE else None
@@ -94,6 +94,7 @@ def group_words(group: dict[str, str], by_issue: dict[str, int] | None = None,
     who = ", ".join(f"{_KEY_WORDS.get(key, key.replace('_', ' '))} {value}"
                     for key, value in group.items() if key not in ("issue", "error_code"))
     count = "" if calls is None else f"{calls} call{'s' if calls != 1 else ''}"
+    count += " so far" if count and so_far else ""
     if who:
         detail = f"{count} with {what}" if what and count else (what or count or "")
         return f"{who}: {detail}" if detail else who
