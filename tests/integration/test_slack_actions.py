@@ -13,13 +13,13 @@ from urllib.parse import parse_qs
 import pytest
 import redis as redis_lib
 import requests
-from service.delivery.incidents.desk import IncidentDesk
 
 from devtools.hostile_peers import HostilePeer, drip, fixed, huge
 from devtools.sample_alerts import sample_alert
 from devtools.standins import SlackStandIn
 from devtools.web_client import LiveServer, make_settings
 from service import keys
+from service.delivery.incidents.desk import IncidentDesk
 from service.delivery.incidents.policy import StormPolicy
 from service.delivery.incidents.store import IncidentStore
 from service.delivery.routing import RouteMatch
