@@ -174,3 +174,31 @@ def test_bad_digest_options_name_the_key(raw: dict[str, str], problem: str) -> N
     with pytest.raises(ConfigError) as caught:
         parse_digest(raw, "sinks.x.digest")
     assert caught.value.variable == problem
+
+
+def test_a_digest_sink_counts_its_alerts_instead_of_posting_them(
+        redis_server, redis: redis_lib.Redis, slack_receiver: SlackStandIn) -> None:
+    """A routing file's slack sink with ``digest:`` takes each alert through the delivery
+    step into its period's counters, posting nothing, and its digest goes out on the hour."""
+    from devtools.web_client import make_settings
+    from service.delivery.digests import digest_sinks
+    from service.delivery.ledger import DeliveryLedger
+    from service.delivery.sinks.registry import Sinks
+    from service.delivery.step import DeliveryRequest, deliver_step
+    from service.routing_file.parse import parse_config
+
+    routing = parse_config(f"sinks:\n  hourly: {{type: slack, url: '{slack_receiver.url}', "
+                           "digest: {every: hour}}\n", {})
+    clock = Clock(T10 + timedelta(minutes=10))
+    sinks = Sinks.from_settings(make_settings(redis_server.url), routing.sinks, clock=clock,
+                                redis=redis)
+    for n in range(3):
+        decision = deliver_step(DeliveryRequest("hourly", alert(n).to_envelope()),
+                                sink=sinks.get("hourly"), ledger=DeliveryLedger(redis), pace=None,
+                                retry_s=())
+        assert decision.outcome == "delivered"
+    assert slack_receiver.messages == []
+    clock.now = T10 + timedelta(hours=1, seconds=3)
+    assert DigestClock(redis, digest_sinks(sinks), clock=clock).tick() == [("hourly", "sent")]
+    [digest] = slack_receiver.accepted()
+    assert "3 alerts" in digest.payload["text"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 import redis as redis_lib
 import requests
 
@@ -79,3 +80,31 @@ def test_the_test_waits_for_the_sinks_turn(redis_server, redis: redis_lib.Redis,
     result = notify_test("ops", sink=sink, redis=redis, session=session, sleep=sleep)
     assert result.ok and waits
     assert [m.status for m in slack_receiver.messages] == [200]
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, redis_server, slack_receiver: SlackStandIn) -> None:
+    """The environment a deployment gives ``callwatch``: Twilio, Redis, a Slack webhook."""
+    for name, value in {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "token",
+                        "REDIS_URL": redis_server.url, "SLACK_WEBHOOK_URL": slack_receiver.url}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("CALLWATCH_CONFIG", "CALLWATCH_CONFIG_FILE", "ALERT_WEBHOOK_URLS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_cli_prints_the_answer_or_one_line_and_exit_1(
+        cli_env: None, redis: redis_lib.Redis, slack_receiver: SlackStandIn,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``callwatch notify test slack`` prints Slack's answer (exit 0); a refusal, or a sink
+    that is not configured, is one line on stderr and exit 1."""
+    from service.cli import main
+
+    assert main(["notify", "test", "slack"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("notify test slack: delivered:") and "HTTP 200" in out and err == ""
+    slack_receiver.script([(410, "channel_is_archived")])
+    assert main(["notify", "test", "slack"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "channel_is_archived" in err
+    assert main(["notify", "test", "nope"]) == 1
+    assert "'nope'" in capsys.readouterr().err

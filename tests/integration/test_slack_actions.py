@@ -207,3 +207,21 @@ def test_a_failed_message_update_still_acts(slack: SlackStandIn, actions_url: st
         body, headers = _signed(payload, int(time.time()))
         assert requests.post(actions_url, data=body, headers=headers, timeout=10).status_code == 200
     assert len(Silences(redis).active()) == 1
+
+
+def test_silence_agent_click_silences_the_agents_calls_either_way(
+        slack: SlackStandIn, actions_url: str, redis: redis_lib.Redis) -> None:
+    """"Silence agent 1 h" silences every alert of that agent, calling or called."""
+    from dataclasses import replace
+
+    from service.analysis.alert import Alert
+
+    assert slack.click(actions_url, "silence_agent", "alice", user="bob").status == 200
+    out = sample_alert()
+    inbound = Alert(alert_id="alr_in", created_at=out.created_at, issues=out.issues,
+                    call=replace(out.call, from_="+14155550123", to="client:alice"))
+    other = Alert(alert_id="alr_other", created_at=out.created_at, issues=out.issues,
+                  call=replace(out.call, from_="client:carol"))
+    silences = Silences(redis)
+    assert silences.matching(out) and silences.matching(inbound) and not silences.matching(other)
+    assert "bob silenced agent alice for 1 h" in slack.responses[0].payload["text"]
