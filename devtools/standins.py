@@ -210,9 +210,9 @@ class SlackStandIn(_StandIn):
         return ClickAnswer(answer.status_code, _json(answer.content[:65536]))
 
     def curl_click(self, actions_url: str, action_id: str, value: str, *,
-                   user: str = "bob") -> str:
+                   user: str = "bob", message: Mapping[str, Any] | None = None) -> str:
         """The same click as a ``curl`` line a person can paste (valid for 5 minutes)."""
-        body, headers = self.interaction(action_id, value, user=user)
+        body, headers = self.interaction(action_id, value, user=user, message=message)
         parts = ["curl", "-sS", "-X", "POST", actions_url]
         for name, header in headers.items():
             parts += ["-H", f"{name}: {header}"]
@@ -347,6 +347,10 @@ def _print_slack(payload: Any, status: int, what: str = "Slack message") -> None
     if isinstance(payload, dict):
         lines.append(html.unescape(str(payload.get("text", ""))))
         for block in payload.get("blocks") or []:
+            if block.get("type") == "actions":
+                lines.append("  " + "  ".join(f"[{(e.get('text') or {}).get('text', '?')}]"
+                                              for e in block.get("elements") or []))
+                continue
             texts: Sequence[Any] = [block.get("text")] if block.get("text") else \
                 block.get("elements") or []
             for text in texts:
