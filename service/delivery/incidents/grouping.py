@@ -65,7 +65,8 @@ def describe_group(group: dict[str, str]) -> str:
     """The group in plain words: ``issue sdk_edge/error/31005, country US``; or every alert."""
     if not group:
         return "every alert of the route"
-    return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in group.items())
+    return ", ".join(f"{'agent' if key == 'identity' else key.replace('_', ' ')} {value}"
+                     for key, value in group.items())
 
 
 #: How each ``group_by`` key reads before its value in a message ("agent bob").
