@@ -304,25 +304,28 @@ class Turn(Protocol):
 
 def send_due(sinks: Iterable[DigestSink], *, store: DigestStore, ledger: DeliveryLedger,
              now: datetime, turn: Turn | None = None) -> list[tuple[str, str]]:
-    """Send every digest whose period has ended and that no worker has sent; returns
+    """Send every digest whose period has ended (the last one, and the one before it) and
+    that no worker has sent; returns
     (sink, outcome) for each one this call decided: ``sent``, ``empty``, ``retry``,
     ``paced`` (the sink's turn is taken: next tick), ``rejected``. Safe to run from every
     worker at once, as often as wanted."""
     decided = []
     for sink in sinks:
-        period = last_finished(sink.policy, now)
-        message_id = f"digest:{period.key}"
-        if ledger.is_delivered(sink.name, message_id):
-            continue
-        if not ledger.claim(sink.name, message_id, lease_s=SEND_LEASE_S):
-            continue
-        try:
+        last = last_finished(sink.policy, now)
+        # The period before too: its digest may still be owed (the receiver was down then).
+        for period in (Period(_previous_boundary(sink.policy, last.start), last.start), last):
+            message_id = f"digest:{period.key}"
             if ledger.is_delivered(sink.name, message_id):
                 continue
-            decided.append((sink.name, _send_one(sink, period, store=store, ledger=ledger,
-                                                 turn=turn)))
-        finally:
-            ledger.release(sink.name, message_id)
+            if not ledger.claim(sink.name, message_id, lease_s=SEND_LEASE_S):
+                continue
+            try:
+                if ledger.is_delivered(sink.name, message_id):
+                    continue
+                decided.append((sink.name, _send_one(sink, period, store=store, ledger=ledger,
+                                                     turn=turn)))
+            finally:
+                ledger.release(sink.name, message_id)
     return decided
 
 

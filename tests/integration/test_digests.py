@@ -74,7 +74,8 @@ def test_one_digest_per_period_across_two_workers_and_a_restart(
     sink = DigestSink("slack", HOURLY, slack.send_digest)
     pair = workers(redis_server.url, sink, clock)
     clock.now = T10 + timedelta(minutes=59)
-    assert [w.tick() for w in pair] == [[("slack", "empty")], []]  # 09:00-10:00 held nothing
+    # 08:00-09:00 and 09:00-10:00 held nothing: marked done, nothing sent
+    assert [w.tick() for w in pair] == [[("slack", "empty"), ("slack", "empty")], []]
     clock.now = T10 + timedelta(hours=1, seconds=5)
     results: list[list[tuple[str, str]]] = []
     threads = [threading.Thread(target=lambda w=w: results.append(w.tick())) for w in pair]
@@ -107,7 +108,7 @@ def test_a_digest_refused_for_now_is_sent_at_the_next_tick(
     [worker] = workers(redis_server.url, sink, clock, 1)
     clock.now = T10 + timedelta(hours=1)
     slack_receiver.script([(503, "busy")])
-    assert worker.tick() == [("slack", "retry")]
+    assert worker.tick() == [("slack", "empty"), ("slack", "retry")]
     Pace(redis, interval_s=slack.pace_s or 1.0).reserve("slack")  # an alert's send, just now
     assert worker.tick() == [("slack", "paced")]
     time.sleep(slack.pace_s or 1.0)
@@ -127,7 +128,7 @@ def test_daily_digest_follows_the_time_zone_wall_clock(redis: redis_lib.Redis,
     DigestingSink(mail, policy, DigestStore(redis), clock).send(alert(1))
     [worker] = [DigestClock(redis, [DigestSink("ops-mail", policy, mail.send_digest)], clock=clock)]
     clock.now = datetime(2026, 3, 29, 7, 0, 30, tzinfo=UTC)  # 08:00:30 IST
-    assert worker.tick() == [("ops-mail", "sent")]
+    assert worker.tick() == [("ops-mail", "empty"), ("ops-mail", "sent")]
     period = last_finished(policy, clock.now)
     assert period.end - period.start == timedelta(hours=23)
     [mail] = smtp.accepted()
@@ -151,7 +152,8 @@ def test_a_busy_period_stays_within_slack_and_teams_limits(
     clock.now = T10 + timedelta(hours=1)
     sinks = [DigestSink("slack", HOURLY, slack.send_digest),
              DigestSink("teams", HOURLY, teams_sink.send_digest)]
-    assert sorted(DigestClock(redis, sinks, clock=clock).tick()) == [("slack", "sent"), ("teams", "sent")]
+    assert sorted(DigestClock(redis, sinks, clock=clock).tick()) == [
+        ("slack", "empty"), ("slack", "sent"), ("teams", "empty"), ("teams", "sent")]
     [posted] = slack_receiver.accepted()
     assert slack_payload_problem(posted.payload) is None and "and 290 more" in str(posted.payload)
     digest = store.read("teams", HOURLY, current_period(HOURLY, T10))
@@ -199,6 +201,24 @@ def test_a_digest_sink_counts_its_alerts_instead_of_posting_them(
         assert decision.outcome == "delivered"
     assert slack_receiver.messages == []
     clock.now = T10 + timedelta(hours=1, seconds=3)
-    assert DigestClock(redis, digest_sinks(sinks), clock=clock).tick() == [("hourly", "sent")]
+    assert DigestClock(redis, digest_sinks(sinks), clock=clock).tick() == [("hourly", "empty"),
+                                                                           ("hourly", "sent")]
     [digest] = slack_receiver.accepted()
     assert "3 alerts" in digest.payload["text"]
+
+
+def test_a_digest_owed_from_the_period_before_still_goes(
+        redis_server, redis: redis_lib.Redis, slack_receiver: SlackStandIn) -> None:
+    """Slack down for the whole next hour: the 10:00-11:00 digest goes out once it is back,
+    during 12:00-13:00, and the 11:00-12:00 one (empty) sends nothing."""
+    clock = Clock(T10 + timedelta(minutes=5))
+    slack = SlackSink(slack_receiver.url)
+    DigestingSink(slack, HOURLY, DigestStore(redis), clock).send(alert(1))
+    [worker] = workers(redis_server.url, DigestSink("slack", HOURLY, slack.send_digest), clock, 1)
+    clock.now = T10 + timedelta(hours=1, minutes=1)
+    slack_receiver.script([(503, "down")])
+    assert worker.tick() == [("slack", "empty"), ("slack", "retry")]
+    clock.now = T10 + timedelta(hours=2, minutes=1)
+    assert worker.tick() == [("slack", "sent"), ("slack", "empty")]
+    [digest] = slack_receiver.accepted()
+    assert "Mon 7 Dec 10:00 → Mon 7 Dec 11:00 UTC: 1 alert" in digest.payload["text"]
