@@ -302,8 +302,9 @@ def show_acting(world: World, base: str) -> bool:
 
     import redis as redis_lib
 
-    from service.delivery.digest_content import text
-    from service.delivery.digests import DigestPolicy, DigestStore, current_period
+    from service.delivery.digests.content import text
+    from service.delivery.digests.periods import DigestPolicy, current_period
+    from service.delivery.digests.store import DigestStore
 
     ok = True
     if world.redis_url:

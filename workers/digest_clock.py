@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 import redis as redis_lib
 import structlog
 
-from service.delivery.digests import DigestSink, DigestStore, digest_sinks, send_due
+from service.delivery.digests.sending import DigestSink, digest_sinks, send_due
+from service.delivery.digests.store import DigestStore
 from service.delivery.ledger import DeliveryLedger
 from service.delivery.pace import Pace
 

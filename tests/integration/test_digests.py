@@ -18,14 +18,9 @@ from devtools.standins import SlackStandIn, slack_payload_problem
 from devtools.teams_standin import TeamsStandIn
 from service.analysis.alert import Alert
 from service.calls import Call
-from service.delivery.digests import (
-    DigestingSink,
-    DigestPolicy,
-    DigestSink,
-    DigestStore,
-    current_period,
-    last_finished,
-)
+from service.delivery.digests.periods import DigestPolicy, current_period, last_finished
+from service.delivery.digests.sending import DigestingSink, DigestSink
+from service.delivery.digests.store import DigestStore
 from service.delivery.incidents.store import IncidentStore
 from service.delivery.pace import Pace
 from service.delivery.sinks.email import EmailSink, SmtpServer
@@ -170,7 +165,7 @@ def test_a_busy_period_stays_within_slack_and_teams_limits(
 ])
 def test_bad_digest_options_name_the_key(raw: dict[str, str], problem: str) -> None:
     """A wrong ``digest:`` stops start-up with the key that is wrong."""
-    from service.delivery.digests import parse_digest
+    from service.delivery.digests.periods import parse_digest
     from service.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
@@ -183,7 +178,7 @@ def test_a_digest_sink_counts_its_alerts_instead_of_posting_them(
     """A routing file's slack sink with ``digest:`` takes each alert through the delivery
     step into its period's counters, posting nothing, and its digest goes out on the hour."""
     from devtools.web_client import make_settings
-    from service.delivery.digests import digest_sinks
+    from service.delivery.digests.sending import digest_sinks
     from service.delivery.ledger import DeliveryLedger
     from service.delivery.sinks.registry import Sinks
     from service.delivery.step import DeliveryRequest, deliver_step

@@ -26,7 +26,7 @@ from typing import Any
 from redis import Redis
 
 from service import keys
-from service.delivery.digests import DigestStore
+from service.delivery.digests.store import DigestStore
 from service.delivery.incidents.grouping import Facets
 from service.delivery.incidents.policy import MAX_RATIO_WINDOW_S, RATIO_BUCKET_S, RatioPolicy, StormPolicy
 

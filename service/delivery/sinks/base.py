@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import requests
 
 from service.analysis.alert import Alert
-from service.delivery.digests import parse_digest
+from service.delivery.digests.periods import parse_digest
 from service.errors import ConfigError
 from service.http import require_secure_url
 

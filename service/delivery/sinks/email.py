@@ -30,10 +30,10 @@ from urllib.parse import unquote, urlsplit
 
 from service.analysis.alert import Alert
 from service.analysis.headline import party
-from service.delivery.digest_content import parts as digest_parts
-from service.delivery.digest_content import text as digest_text
-from service.delivery.digest_content import title as digest_title
-from service.delivery.digests import Digest
+from service.delivery.digests.content import parts as digest_parts
+from service.delivery.digests.content import text as digest_text
+from service.delivery.digests.content import title as digest_title
+from service.delivery.digests.store import Digest
 from service.delivery.incidents.content import SEE_THE_REST, facts, headline, sample_sids
 from service.delivery.sinks.base import SinkEnv, SinkOptionError, SinkSpec, SinkType, check_digest
 from service.delivery.sinks.slack_blocks import shorten

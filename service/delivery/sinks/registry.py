@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 import redis as redis_lib
 import requests
 
-from service.delivery.digests import DigestingSink, DigestStore, parse_digest
+from service.delivery.digests.periods import parse_digest
+from service.delivery.digests.sending import DigestingSink
+from service.delivery.digests.store import DigestStore
 from service.delivery.sinks import email, log, pagerduty, slack, teams, webhook
 from service.delivery.sinks.base import AlertSink, SinkEnv, SinkSpec, SinkType
 from service.errors import PermanentError

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from service.analysis.alert import Alert
-from service.delivery.digests import Digest
+from service.delivery.digests.store import Digest
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_digest, check_url
 from service.delivery.sinks.json_post import Answer, post, raise_if_retryable
 from service.delivery.sinks.slack_blocks import (

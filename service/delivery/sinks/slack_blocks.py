@@ -25,9 +25,9 @@ from slack_sdk.models.blocks import (
 
 from service.analysis.alert import Alert, Issue, count_line
 from service.analysis.headline import first_issue, headline, identity, party
-from service.delivery.digest_content import parts as digest_parts
-from service.delivery.digest_content import title as digest_title
-from service.delivery.digests import Digest
+from service.delivery.digests.content import parts as digest_parts
+from service.delivery.digests.content import title as digest_title
+from service.delivery.digests.store import Digest
 from service.delivery.incidents.content import SEE_THE_REST, facts, sample_sids
 from service.delivery.incidents.content import headline as incident_headline
 from service.delivery.incidents.events import IncidentEvent

@@ -22,9 +22,9 @@ import requests
 from service.analysis.alert import Alert, Issue, client_json, count_line
 from service.analysis.headline import headline as alert_headline
 from service.analysis.headline import party
-from service.delivery.digest_content import parts as digest_parts
-from service.delivery.digest_content import title as digest_title
-from service.delivery.digests import Digest
+from service.delivery.digests.content import parts as digest_parts
+from service.delivery.digests.content import title as digest_title
+from service.delivery.digests.store import Digest
 from service.delivery.incidents.content import SEE_THE_REST, facts, headline, sample_sids
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_digest, check_url
 from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json, raise_if_retryable

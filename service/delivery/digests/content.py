@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from service.delivery.digests import TOP, Digest
+from service.delivery.digests.store import TOP, Digest
 
 #: Incidents listed in a digest.
 MAX_INCIDENTS = 10
