@@ -11,7 +11,8 @@ anything else with ``InvalidInput``; ``perform`` acts through the same code as t
 (Slack's ``action_ts`` and the user, kept a day), and says what it did in a line;
 ``answer`` is the message update sent back to the payload's ``response_url`` (the
 original message, its buttons replaced by that line), and ``post_answer`` sends it:
-HTTPS (or loopback) only, no redirect, a capped answer read before a deadline.
+HTTPS (or loopback) only, through the sinks' one POST path (no redirect, a capped answer
+read before a deadline).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ import requests
 from service import keys
 from service.delivery.incidents.acknowledge import acknowledge, is_incident_id
 from service.delivery.silences import Silences
+from service.delivery.sinks.json_post import post
 from service.delivery.sinks.slack_blocks import ACKNOWLEDGE, SILENCE_AGENT, SILENCE_ISSUE
-from service.errors import ConfigError, InvalidInput
-from service.http import AnswerTooLarge, AnswerTooSlow, read_capped, require_secure_url, user_agent
+from service.errors import ConfigError, DeliveryRetryable, InvalidInput
+from service.http import require_secure_url
 from service.routing_file.matchers import parse_matcher
 
 ACTION_IDS = (SILENCE_ISSUE, SILENCE_AGENT, ACKNOWLEDGE)
@@ -40,8 +42,6 @@ ACTION_IDS = (SILENCE_ISSUE, SILENCE_AGENT, ACKNOWLEDGE)
 SILENCE_FOR = timedelta(hours=1)
 #: A click already acted on is remembered this long (Slack's ``action_ts`` is unique).
 CLICK_TTL_S = 86400
-#: The answer to a ``response_url`` POST is ``ok`` or a short error.
-ANSWER_CAP = 4096
 RESPONSE_TIMEOUT = (2.0, 3.0)
 #: Slack wants its request answered within 3 s: the update must be sent before that.
 RESPONSE_DEADLINE_S = 2.5
@@ -195,22 +195,15 @@ class ResponseFailed(Exception):
 
 def post_answer(session: requests.Session, url: str, body: Mapping[str, Any], *,
                 monotonic: Callable[[], float] = time.monotonic) -> str:
-    """POST the update to ``response_url``; Slack's short answer, or ``ResponseFailed``."""
-    deadline = monotonic() + RESPONSE_DEADLINE_S
+    """POST the update to ``response_url`` through the sinks' one POST path (no redirect, a
+    capped answer, a deadline); Slack's short answer, or ``ResponseFailed``."""
     data = json.dumps(body, separators=(",", ":")).encode()
     try:
-        response = session.post(require_secure_url(url, "response_url"), data=data,
-                                headers={"Content-Type": "application/json",
-                                         "User-Agent": user_agent()},
-                                timeout=RESPONSE_TIMEOUT, allow_redirects=False, stream=True)
-    except requests.RequestException as error:
-        raise ResponseFailed(f"response_url could not be reached ({type(error).__name__})") from None
-    with response:
-        try:
-            text = read_capped(response, ANSWER_CAP, deadline=deadline,
-                               monotonic=monotonic).decode("utf-8", "replace").strip()
-        except (AnswerTooLarge, AnswerTooSlow, requests.RequestException) as error:
-            raise ResponseFailed(f"response_url's answer was unreadable ({type(error).__name__})") from None
-    if response.status_code != 200:
-        raise ResponseFailed(f"response_url answered {response.status_code} {text[:64]}")
-    return text
+        answer = post(session, require_secure_url(url, "response_url"), data,
+                      {"Content-Type": "application/json"}, who="Slack's response_url",
+                      timeout=RESPONSE_TIMEOUT, deadline_s=RESPONSE_DEADLINE_S, monotonic=monotonic)
+    except DeliveryRetryable as error:
+        raise ResponseFailed(str(error)) from None
+    if answer.status != 200:
+        raise ResponseFailed(f"response_url answered {answer.status} {answer.text.strip()[:64]}")
+    return answer.text.strip()

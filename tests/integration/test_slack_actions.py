@@ -185,16 +185,23 @@ def test_click_keys_are_kept_a_day_only(slack: SlackStandIn, actions_url: str,
 
 @pytest.mark.parametrize("answer", [
     fixed(302, {"Location": "http://127.0.0.1:9/elsewhere"}),
-    huge(10_000_000),
-    drip(0.2, b"o"),
+    drip(0.2, b"o", announced=100),
 ])
 def test_response_url_is_not_trusted(answer: Any) -> None:
-    """A ``response_url`` that redirects, answers without end or drips is given up on (no
-    redirect followed, the answer read capped and before a deadline), never hangs the click."""
+    """A ``response_url`` that redirects or drips is given up on (no redirect followed, the
+    answer read before a deadline), never hangs the click."""
     with HostilePeer(answer) as peer:
         with pytest.raises(ResponseFailed):
             post_answer(requests.Session(), peer.url + "/actions/1", {"text": "done"})
         assert len(peer.requests) == 1
+
+
+def test_a_flooding_response_url_is_read_capped() -> None:
+    """An endless answer is read up to the cap only: the click does not read it all."""
+    total = 200_000_000
+    with HostilePeer(huge(total)) as peer:
+        post_answer(requests.Session(), peer.url + "/actions/1", {"text": "done"})
+        assert len(peer.requests) == 1 and peer.sent < total
 
 
 def test_a_failed_message_update_still_acts(slack: SlackStandIn, actions_url: str,
