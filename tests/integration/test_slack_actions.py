@@ -232,3 +232,15 @@ def test_silence_agent_click_silences_the_agents_calls_either_way(
     silences = Silences(redis)
     assert silences.matching(out) and silences.matching(inbound) and not silences.matching(other)
     assert "bob silenced agent alice for 1 h" in slack.responses[0].payload["text"]
+
+
+def test_a_click_on_a_long_message_is_taken(slack: SlackStandIn, actions_url: str,
+                                            redis: redis_lib.Redis) -> None:
+    """Slack sends the whole message back with a click: one of 50 full sections (far over
+    the status callback's 64 KiB) is still taken."""
+    sections = [{"type": "section", "text": {"type": "mrkdwn", "text": "x " * 1400}}
+                for _ in range(48)]
+    message = {"text": "alert", "blocks": [*sections, buttons(issue_key=ISSUE, identity="alice")]}
+    assert slack.click(actions_url, "silence_issue", ISSUE, message=message).status == 200
+    assert len(Silences(redis).active()) == 1
+    assert len(slack.responses[0].payload["blocks"]) == 49
