@@ -54,6 +54,11 @@ class DigestClock:
         sinks = digest_sinks(current().sinks)
         return cls(redis, sinks) if sinks else None
 
+    @property
+    def sinks(self) -> list[DigestSink]:
+        """The digest sinks this clock looks after."""
+        return list(self._sinks)
+
     def start(self) -> DigestClock:
         self._thread.start()
         return self

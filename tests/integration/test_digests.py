@@ -217,3 +217,25 @@ def test_a_digest_owed_from_the_period_before_still_goes(
     assert worker.tick() == [("slack", "sent"), ("slack", "empty")]
     [digest] = slack_receiver.accepted()
     assert "Mon 7 Dec 10:00 → Mon 7 Dec 11:00 UTC: 1 alert" in digest.payload["text"]
+
+
+def test_a_worker_runs_the_digest_clock_only_for_digest_sinks(
+        redis_server, redis: redis_lib.Redis, slack_receiver: SlackStandIn) -> None:
+    """A worker starts a digest clock when some sink has ``digest:``, and none otherwise."""
+    from devtools.web_client import make_settings
+    from service.routing_file.parse import parse_config
+    from workers import context
+    from workers.digest_clock import start_digest_clock
+
+    settings = make_settings(redis_server.url)
+    context.configure(settings, redis, routing=None)
+    assert start_digest_clock(redis) is None
+    routing = parse_config(f"sinks:\n  daily: {{type: slack, url: '{slack_receiver.url}', "
+                           "digest: {every: day, at: '08:00', tz: Europe/Dublin}}\n", {})
+    context.configure(settings, redis, routing=routing)
+    clock = start_digest_clock(redis)
+    try:
+        assert clock is not None and [s.name for s in clock.sinks] == ["daily"]
+    finally:
+        if clock is not None:
+            clock.stop()
