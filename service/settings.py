@@ -65,6 +65,8 @@ class Settings:
     pagerduty_events_url: str = PAGERDUTY_EVENTS_URL
     smtp_url: str | None = field(default=None, repr=False)
     alert_email_from: str | None = None
+    #: ``SLACK_SIGNING_SECRET``: Slack messages carry buttons answered at ``POST /slack/actions``.
+    slack_signing_secret: str | None = field(default=None, repr=False)
 
     @property
     def insights_auth(self) -> tuple[str, str]:
@@ -158,6 +160,7 @@ class Settings:
                                          env.optional("PAGERDUTY_EVENTS_URL") or PAGERDUTY_EVENTS_URL),
             smtp_url=_smtp_url(env.optional("SMTP_URL")),
             alert_email_from=_email_from(env.optional("ALERT_EMAIL_FROM")),
+            slack_signing_secret=env.optional("SLACK_SIGNING_SECRET"),
         )
 
 

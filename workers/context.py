@@ -47,7 +47,8 @@ class WorkerContext:
     def __post_init__(self) -> None:
         self.insights_credentials = InsightsCredentials.from_settings(self.settings)
         file_sinks = self.routing.sinks if self.routing else ()
-        self.sinks = Sinks.from_settings(self.settings, file_sinks, session=self.session, clock=self.clock)
+        self.sinks = Sinks.from_settings(self.settings, file_sinks, session=self.session, clock=self.clock,
+                                         redis=self.redis)
         self.router = Router.from_config(self.routing, self.sinks.names)
         self.silences = Silences(self.redis, clock=self.clock)
 

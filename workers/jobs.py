@@ -115,7 +115,9 @@ def check_incident(incident_id: str, due: float) -> str:
     context = current()
     _bind(incident_id=incident_id)
     outcome = check_step(incident_id, store=IncidentStore(context.redis),
-                         now=context.clock().timestamp(), metrics=Metrics(context.redis))
+                         now=context.clock().timestamp(), metrics=Metrics(context.redis),
+                         kind_of=lambda name: context.sinks.get(name).kind,
+                         order=EventOrder(context.redis))
     if outcome.next_due is not None:
         schedule_incident_check(context.redis, incident_id, outcome.next_due)
     for delivery in outcome.deliveries:

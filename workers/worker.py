@@ -38,6 +38,7 @@ from service.routing_file.load import configuration_or_exit
 from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
 from workers import context
+from workers.digest_clock import DigestClock, start_digest_clock
 from workers.intake_mover import IntakeMover
 from workers.job_in_hand import ReleasesJobInHand
 from workers.job_logs import QuietExpectedFailures, rq_logging_level
@@ -68,12 +69,14 @@ class _RecoversFromDeadWorkers(BaseWorker):
 
     _heartbeat: Heartbeat | None = None
     _intake: IntakeMover | None = None
+    _digests: DigestClock | None = None
     _abandoned = False
 
     def register_birth(self) -> None:
         super().register_birth()
         self._heartbeat = Heartbeat(self.connection, self.name).start()
         self._intake = IntakeMover(self.connection).start()
+        self._digests = start_digest_clock(self.connection)
 
     def register_death(self) -> None:
         self._stop_helpers()
@@ -113,6 +116,8 @@ class _RecoversFromDeadWorkers(BaseWorker):
             self._heartbeat.stop()
         if self._intake is not None:
             self._intake.stop()
+        if self._digests is not None:
+            self._digests.stop()
 
 
 class _CallwatchWorker(QuietExpectedFailures, LeavesOnRedisError, _RecoversFromDeadWorkers,

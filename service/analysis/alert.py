@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from service.analysis.headline import headline
 from service.calls import Call
 from service.insights.events import ClientInfo
 
@@ -132,8 +133,15 @@ def make_alert_id(call_sid: str, issue_keys: Iterable[str]) -> str:
 
 
 def summarize(call: Call, issues: Iterable[Issue]) -> str:
-    """One line: ``1 error, 2 warnings on CA… (completed, 42 s)``; pass every issue,
-    including any the alert leaves out."""
+    """One line, who and what first (``service.analysis.headline``), then the counts:
+    ``alice → +1*******23: …hung up with an error (31005); 1 error, 2 warnings on CA…
+    (completed, 42 s)``; pass every issue, including any the alert leaves out."""
+    issues = list(issues)
+    return f"{headline(call, issues)}; {count_line(call, issues)}"
+
+
+def count_line(call: Call, issues: Iterable[Issue]) -> str:
+    """``1 error, 2 warnings on CA… (completed, 42 s)``."""
     issues = list(issues)
     errors = sum(1 for i in issues if i.severity == "error")
     warnings = len(issues) - errors

@@ -20,7 +20,7 @@ from service.errors import CallwatchError, ConfigError, InvalidInput
 
 #: ``module:function`` registrars; each adds subcommands to the subparsers it is given.
 REGISTRARS: tuple[str, ...] = ("service.cli.analysis:add_commands", "service.cli.routing:add_commands",
-                              "service.cli.incidents:add_commands")
+                              "service.cli.incidents:add_commands", "service.cli.notify:add_commands")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from service.analysis.alert import Alert
+from service.analysis.headline import identity
 from service.delivery.incidents.policy import RatioPolicy, StormPolicy
 from service.routing_file.matchers import Matcher, glob_matches
 from service.routing_file.parse import Route, RoutingConfig
@@ -113,6 +114,9 @@ def _holds(key: str, values: tuple[str | int, ...], alert: Alert) -> bool:
         return client is not None and client.sdk_type in values
     if key == "country_code":
         return client is not None and (client.country_code or "").upper() in values
+    if key == "identity":
+        agent = identity(call)
+        return any(glob_matches(str(pattern), agent) for pattern in values)
     return False
 
 

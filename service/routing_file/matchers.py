@@ -16,9 +16,10 @@ from service.routing_file.paths import KeyPathError
 
 SEVERITIES = ("error", "warning")
 #: Matcher keys whose values are globs (``fnmatch`` syntax, case-sensitive).
-GLOB_KEYS = ("issue", "from", "to")
+GLOB_KEYS = ("issue", "from", "to", "identity")
+#: ``identity`` is the Voice SDK party's identity (``alice`` for ``client:alice``, either end).
 MATCH_KEYS = ("severity", "issue", "error_code", "category", "edge", "direction", "from", "to",
-              "account_sid", "sdk_type", "country_code")
+              "account_sid", "sdk_type", "country_code", "identity")
 
 
 @dataclass(frozen=True)

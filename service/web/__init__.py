@@ -68,11 +68,12 @@ def create_app(settings: Settings | None = None, *, routing: RoutingConfig | Non
                                              queue_depths=queue_depths,
                                              sink_names=tuple(s.name for s in configuration.sinks))
 
-    from service.web import callbacks, health, metrics
+    from service.web import callbacks, health, metrics, slack_actions
 
     app.register_blueprint(callbacks.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics.blueprint)
+    slack_actions.register(app, settings)  # POST /slack/actions, with SLACK_SIGNING_SECRET only
 
     @app.before_request
     def _bind_request() -> None:

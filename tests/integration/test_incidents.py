@@ -190,7 +190,7 @@ def test_incident_payload_keeps_the_contract(redis: redis_lib.Redis) -> None:
     assert set(event.data) == {
         "schema_version", "incident_id", "route", "group", "trigger", "status", "opened_at",
         "updated_at", "resolved_at", "calls", "calls_since_last", "by_issue", "by_error_code",
-        "by_sdk", "by_country", "sample_call_sids", "ratio"}
+        "by_sdk", "by_country", "sample_call_sids", "ratio", "acknowledged_by"}
     assert event.data["group"] == {"issue": "sdk_edge/connection/error/31000"}
     assert event.data["by_sdk"] == {"twilio-voice-js 2.18.4": 1}
     assert event.data["by_country"] == {"US": 1} and event.data["trigger"] == "storm"

@@ -26,7 +26,9 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     # the routing file: parsed with the sink types' own option checks
     ("service.routing_file",),
     # routing, silences and the delivery step
-    ("service.delivery.routing", "service.delivery.silences", "service.delivery.step"),
+    ("service.delivery.routing", "service.delivery.silences", "service.delivery.step",
+     # acting on alerts: buttons' clicks (silences), a sink's test message (the step)
+     "service.delivery.slack_actions", "service.delivery.notify_test"),
     # the edges: the web app and every `callwatch` subcommand
     ("service.web", "service.cli"),
 )

@@ -52,7 +52,8 @@ def test_slack_message_is_valid_and_shows_ten_sample_calls() -> None:
     assert "issue sdk_edge/connection/error/31005, country code US" in text
     assert sum(sid in text for sid in SIDS) == 10
     assert "callwatch incidents list" in text and "31000 (8)" in text and "and 3 more" in text
-    assert "CA" not in body["text"] and "Incident updated: 57 calls so far with issue" in body["text"]
+    assert "CA" not in body["text"]
+    assert "Incident updated: country US: 57 calls so far with 31005 (route voice-ops)" in body["text"]
 
 
 def test_pagerduty_triggers_then_resolves_on_the_incident_id() -> None:
@@ -73,7 +74,7 @@ def test_teams_card_and_email_carry_the_same_content() -> None:
     subject, text, html = email_incident(event("resolved"))
     for rendered in (content, text, html):
         assert SIDS[0] in rendered and SIDS[10] not in rendered and "31005" in rendered
-    assert subject.startswith("[callwatch] Incident resolved: 57 calls with issue")
+    assert subject.startswith("[callwatch] Incident resolved: country US: 57 calls with 31005")
 
 
 def test_webhook_event_is_signed_with_the_incident_webhook_id() -> None:

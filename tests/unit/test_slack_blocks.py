@@ -97,9 +97,11 @@ def test_mrkdwn_is_escaped() -> None:
 
 
 def test_call_and_client_are_shown() -> None:
-    """The call's status, direction, numbers and duration, and the client's SDK and place."""
+    """The call's status, direction, parties (the number masked as in the logs) and duration,
+    and the client's SDK and place."""
     texts = "\n".join(_texts(slack_message(sample_alert())))
-    for expected in ("completed", "outbound-api", "client:alice", "+14155550123", "42 s",
+    assert "4155550123" not in texts
+    for expected in ("completed", "outbound-api", "*From* alice", "+1********23", "42 s",
                      "twilio-voice-js 2.18.4", "macOS 15.1", "Oakland, US", "Error 31005"):
         assert expected in texts
 

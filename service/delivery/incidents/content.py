@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from service.delivery.incidents.events import IncidentEvent
-from service.delivery.incidents.grouping import describe_group
+from service.delivery.incidents.grouping import describe_group, group_words
 
 #: CallSids shown in a message (the webhook event carries up to 20).
 MAX_SHOWN_SIDS = 10
@@ -23,16 +23,14 @@ SEE_THE_REST = "`callwatch incidents list` shows every incident; the webhook eve
 
 
 def headline(event: IncidentEvent) -> str:
-    """``Incident updated: 57 calls so far with issue sdk_edge/error/31005 (route default)``."""
+    """``Incident opened: 31009 on 5 calls (route default)``, ``Incident updated: agent bob:
+    3 calls with high jitter (route repeat-offenders)``: the group in words, agent first."""
     data = event.data
     calls = int(data.get("calls") or 0)
-    noun = "call" if calls == 1 else "calls"
-    group = describe_group(data.get("group") or {})
-    if event.event == "opened":
-        counted = "calls are failing with" if data.get("trigger") != "ratio" else "too many calls fail with"
-        return f"Incident opened: {counted} {group} (route {data.get('route')})"
-    so_far = " so far" if event.event == "updated" else ""
-    return f"Incident {event.event}: {calls} {noun}{so_far} with {group} (route {data.get('route')})"
+    words = group_words(data.get("group") or {}, data.get("by_issue") or {}, calls,
+                        so_far=event.event == "updated")
+    ratio = ", too many of the calls analysed" if data.get("trigger") == "ratio" else ""
+    return f"Incident {event.event}: {words}{ratio} (route {data.get('route')})"
 
 
 def time_span(event: IncidentEvent) -> str:
@@ -78,7 +76,7 @@ def facts(event: IncidentEvent) -> list[tuple[str, str]]:
         ("Error codes", breakdown(data.get("by_error_code") or {})),
         ("SDK versions", breakdown(data.get("by_sdk") or {})),
         ("Countries", breakdown(data.get("by_country") or {})),
-    ]
+    ] + ([("Acknowledged", f"by {data['acknowledged_by']}")] if data.get("acknowledged_by") else [])
 
 
 def sample_sids(event: IncidentEvent) -> list[str]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: Keys ``group_by`` may name.
-GROUP_KEYS = ("issue", "error_code", "category", "edge", "sdk_type", "country_code", "account_sid")
+GROUP_KEYS = ("issue", "error_code", "category", "edge", "sdk_type", "country_code", "account_sid",
+              "identity")
 #: The longest ratio window: the analysed-call buckets are kept this long.
 MAX_RATIO_WINDOW_S = 3600
 #: Ratio counts are kept in buckets of this many seconds.

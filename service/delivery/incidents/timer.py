@@ -13,6 +13,7 @@ ledger drops the copies).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -20,6 +21,8 @@ from typing import Any, Protocol
 import structlog
 
 from service.decisions import Delivery
+from service.delivery.incidents.acknowledge import acknowledged_by
+from service.delivery.incidents.event_order import EventOrder
 from service.delivery.incidents.events import build_event
 from service.delivery.incidents.policy import RatioPolicy, StormPolicy
 from service.delivery.incidents.store import IncidentStore, Snapshot
@@ -68,8 +71,11 @@ class CheckOutcome:
 
 
 def check_step(incident_id: str, *, store: IncidentStore, now: float,
-               metrics: Counter | None = None) -> CheckOutcome:
-    """Emit the incident's ``updated`` or ``resolved`` event if due; say when to look again."""
+               metrics: Counter | None = None, kind_of: Callable[[str], str] | None = None,
+               order: EventOrder | None = None) -> CheckOutcome:
+    """Emit the incident's ``updated`` or ``resolved`` event if due; say when to look again.
+    Once someone acknowledged the incident, ``updated`` no longer goes to chat sinks
+    (``kind_of``): it is settled for them (``order``), so ``resolved`` follows at once."""
     current = store.read(incident_id)
     if current is None:
         log.warning("incident_unknown", incident_id=incident_id)
@@ -101,9 +107,31 @@ def check_step(incident_id: str, *, store: IncidentStore, now: float,
         saved = store.saved_event(incident_id, result.sequence) if result.sequence else None
         message = saved
         after = store.read(incident_id) or current
+    if message and message.get("type") == "incident.updated" and acknowledged_by(after.fields):
+        sinks = _quiet_for_acknowledged(sinks, str(message["webhook_id"]), kind_of, order)
     deliveries = tuple(Delivery(sink, message) for sink in sinks) if message else ()
     if after.fields.get("status") != "open":
         return CheckOutcome(result.event, deliveries)
     due = next_check(after, now)
     store.set_check_due(incident_id, due)
     return CheckOutcome(result.event, deliveries, due)
+
+
+def _quiet_for_acknowledged(sinks: list[str], webhook_id: str,
+                            kind_of: Callable[[str], str] | None,
+                            order: EventOrder | None) -> list[str]:
+    """The sinks an acknowledged incident's ``updated`` still goes to: all but chat sinks,
+    for which it is settled (their ``resolved`` must not wait for it)."""
+    if kind_of is None:
+        return sinks
+    kept = []
+    for sink in sinks:
+        try:
+            chat = kind_of(sink) == "chat"
+        except Exception:  # a sink gone from the configuration: its job will say so
+            chat = False
+        if not chat:
+            kept.append(sink)
+        elif order is not None:
+            order.settle(sink, webhook_id)
+    return kept

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import requests
 
 from service.analysis.alert import Alert
+from service.delivery.digests.periods import parse_digest
 from service.errors import ConfigError
 from service.http import require_secure_url
 
@@ -90,6 +91,16 @@ def check_url(options: dict[str, Any], key: str = "url") -> dict[str, Any]:
         require_secure_url(value, key)
     except ConfigError as error:
         raise SinkOptionError(key, error.message) from None
+    return options
+
+
+def check_digest(options: dict[str, Any]) -> dict[str, Any]:
+    """The optional ``digest:`` of a slack, teams or email sink (``service.delivery.digests``)."""
+    if "digest" in options:
+        try:
+            parse_digest(options["digest"], "digest")
+        except ConfigError as error:
+            raise SinkOptionError(error.variable, error.message) from None
     return options
 
 

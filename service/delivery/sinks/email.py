@@ -29,8 +29,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from service.analysis.alert import Alert
+from service.analysis.headline import party
+from service.delivery.digests.content import parts as digest_parts
+from service.delivery.digests.content import text as digest_text
+from service.delivery.digests.content import title as digest_title
+from service.delivery.digests.store import Digest
 from service.delivery.incidents.content import SEE_THE_REST, facts, headline, sample_sids
-from service.delivery.sinks.base import SinkEnv, SinkOptionError, SinkSpec, SinkType
+from service.delivery.sinks.base import SinkEnv, SinkOptionError, SinkSpec, SinkType, check_digest
 from service.delivery.sinks.slack_blocks import shorten
 from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
 from service.http import is_loopback
@@ -101,7 +106,7 @@ def email_text(alert: Alert) -> str:
     call = alert.call
     lines = [f"callwatch {alert.severity}: {alert.summary}", "",
              f"Call:      {call.call_sid} ({call.status}, {call.direction or 'unknown direction'})",
-             f"From / to: {call.from_ or '?'} -> {call.to or '?'}",
+             f"From / to: {party(call.from_)} -> {party(call.to)}",
              f"Account:   {call.account_sid}", "", "Issues:"]
     for head, description in _issue_lines(alert):
         lines.append(f"  - {head}")
@@ -127,7 +132,7 @@ def email_html(alert: Alert) -> str:
         items += f"<li>… and {alert.truncated_issues} more issues</li>"
     client = _client_line(alert)
     rows = [("Call", call.call_sid), ("Status", call.status), ("Direction", call.direction or ""),
-            ("From", call.from_ or ""), ("To", call.to or ""), ("Account", call.account_sid)]
+            ("From", party(call.from_)), ("To", party(call.to)), ("Account", call.account_sid)]
     if client:
         rows.append(("Client", client))
     table = "".join(f"<tr><th align=\"left\">{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
@@ -185,6 +190,10 @@ class EmailSink:
         message.set_content(text)
         message.add_alternative(html_body, subtype="html")
         self.send_message(message)
+
+    def send_digest(self, digest: Digest) -> None:
+        """One message per sink and period; its Message-ID names both, so a resend is the same mail."""
+        self.send_message(email_digest(digest, self._sender, self._to))
 
     def send_message(self, message: EmailMessage) -> None:
         """Send one message (an alert's, or an incident's) to the sink's recipients."""
@@ -287,7 +296,8 @@ def _check(options: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any
     return {**options, "to": list(items)}
 
 
-SINK_TYPE = SinkType("email", _build, required=("to",), check=_check)
+SINK_TYPE = SinkType("email", _build, required=("to",), optional=("digest",),
+                     check=lambda options, environ: check_digest(_check(options, environ)))
 
 
 def email_incident(event: IncidentEvent) -> tuple[str, str, str]:
@@ -307,3 +317,20 @@ def email_incident(event: IncidentEvent) -> tuple[str, str, str]:
             f"<ul>{items}</ul><p><small>Incident {html.escape(event.incident_id)}. "
             f"{html.escape(rest)}.</small></p>")
     return subject, "\n".join(text_lines) + "\n", body
+
+
+def email_digest(digest: Digest, sender: str, to: Sequence[str]) -> EmailMessage:
+    """A period's digest: plain text and HTML."""
+    message = EmailMessage()
+    message["Subject"] = shorten(f"[callwatch] {digest_title(digest)}", 200)
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    domain = sender.rpartition("@")[2].strip("> ") or "callwatch.invalid"
+    message["Message-ID"] = f"<digest.{digest.sink}.{digest.period.key}@{domain}>"
+    message.set_content(digest_text(digest))
+    rows = "".join(f"<tr><th align=\"left\" valign=\"top\">{html.escape(label)}</th>"
+                   f"<td>{html.escape(value).replace(chr(10), '<br>')}</td></tr>"
+                   for label, value in digest_parts(digest))
+    message.add_alternative(f"<h2>{html.escape(digest_title(digest))}</h2><table>{rows}</table>",
+                            subtype="html")
+    return message

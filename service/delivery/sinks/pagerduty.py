@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from service.analysis.alert import Alert, client_json, iso
+from service.analysis.headline import party
 from service.delivery.incidents.content import facts, headline, sample_sids
 from service.delivery.incidents.grouping import describe_group
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_text
@@ -56,7 +57,8 @@ def pagerduty_event(alert: Alert, routing_key: str) -> dict[str, Any]:
             "custom_details": {
                 "alert_id": alert.alert_id,
                 "call": {"call_sid": call.call_sid, "status": call.status,
-                         "direction": call.direction, "from": call.from_, "to": call.to,
+                         "direction": call.direction, "from": party(call.from_),
+                         "to": party(call.to),
                          "duration_s": call.duration_s},
                 "issues": issues,
                 "more_issues": more,

@@ -12,8 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
+import redis as redis_lib
 import requests
 
+from service.delivery.digests.periods import parse_digest
+from service.delivery.digests.sending import DigestingSink
+from service.delivery.digests.store import DigestStore
 from service.delivery.sinks import email, log, pagerduty, slack, teams, webhook
 from service.delivery.sinks.base import AlertSink, SinkEnv, SinkSpec, SinkType
 from service.errors import PermanentError
@@ -56,8 +60,11 @@ def _utc_now() -> datetime:
 class Sinks:
     """The configured sinks by name; builds each sink when it is first asked for."""
 
-    def __init__(self, specs: Iterable[SinkSpec], env: SinkEnv) -> None:
+    def __init__(self, specs: Iterable[SinkSpec], env: SinkEnv, *,
+                 redis: redis_lib.Redis | None = None) -> None:
         self._specs = {spec.name: spec for spec in specs}
+        #: Where sinks with ``digest:`` count what they take (None: they send as any sink).
+        self._redis = redis
         self._aliases = {str(spec.options["legacy_name"]): spec.name
                          for spec in self._specs.values() if spec.options.get("legacy_name")}
         self._env = env
@@ -66,11 +73,13 @@ class Sinks:
     @classmethod
     def from_settings(cls, settings: Settings, file_sinks: Sequence[SinkSpec] = (), *,
                       session: requests.Session | None = None,
-                      clock: Callable[[], datetime] = _utc_now) -> Sinks:
+                      clock: Callable[[], datetime] = _utc_now,
+                      redis: redis_lib.Redis | None = None) -> Sinks:
         """The sinks the environment variables and the routing file (``file_sinks``)
-        describe; the log sink when there are none."""
+        describe; the log sink when there are none. With ``redis``, a sink with ``digest:``
+        counts its alerts for the period's digest instead of posting them."""
         specs = specs_from_settings(settings, file_sinks)
-        return cls(specs, SinkEnv(settings, session or requests.Session(), clock))
+        return cls(specs, SinkEnv(settings, session or requests.Session(), clock), redis=redis)
 
     @property
     def names(self) -> list[str]:
@@ -87,7 +96,12 @@ class Sinks:
         """The sink named ``name``; ``UnknownSink`` if there is none now."""
         spec = self.spec(name)
         if spec.name not in self._built:
-            self._built[spec.name] = SINK_TYPES[spec.type].build(spec, self._env)
+            sink = SINK_TYPES[spec.type].build(spec, self._env)
+            digest = spec.options.get("digest")
+            if digest and self._redis is not None:
+                sink = DigestingSink(sink, parse_digest(digest, f"sinks.{spec.name}.digest"),
+                                     DigestStore(self._redis), self._env.clock)
+            self._built[spec.name] = sink
         return self._built[spec.name]
 
 

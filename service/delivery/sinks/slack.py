@@ -25,9 +25,14 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from service.analysis.alert import Alert
-from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_url
+from service.delivery.digests.store import Digest
+from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_digest, check_url
 from service.delivery.sinks.json_post import Answer, post, raise_if_retryable
-from service.delivery.sinks.slack_blocks import slack_incident_message, slack_message
+from service.delivery.sinks.slack_blocks import (
+    slack_digest_message,
+    slack_incident_message,
+    slack_message,
+)
 from service.errors import DeliveryRejected
 from service.http import (
     require_secure_url,
@@ -62,8 +67,10 @@ class SlackSink:
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
                  deadline_s: float = DEFAULT_DEADLINE_S,
                  clock: Callable[[], datetime] = _utc_now,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, actions: bool = False) -> None:
         self._url = require_secure_url(url, "SLACK_WEBHOOK_URL")
+        #: Buttons on alert and incident messages (``SLACK_SIGNING_SECRET`` is set).
+        self.actions = actions
         self.name: str = name
         self._session = session or requests.Session()
         self._timeout = timeout
@@ -76,11 +83,15 @@ class SlackSink:
 
     def send(self, alert: Alert) -> None:
         """Post the alert's message; 200 ``ok`` is delivered, anything else raises."""
-        self._post(slack_message(alert))
+        self._post(slack_message(alert, actions=self.actions))
 
     def send_incident(self, event: IncidentEvent) -> None:
         """Post the incident event's message; answers are read as for an alert."""
-        self._post(slack_incident_message(event))
+        self._post(slack_incident_message(event, actions=self.actions))
+
+    def send_digest(self, digest: Digest) -> None:
+        """Post a period's digest; answers are read as for an alert."""
+        self._post(slack_digest_message(digest))
 
     def _post(self, message: dict[str, Any]) -> None:
         body = json.dumps(message, separators=(",", ":")).encode()
@@ -111,7 +122,8 @@ class SlackSink:
 
 
 def _build(spec: SinkSpec, env: SinkEnv) -> SlackSink:
-    return SlackSink(spec.options["url"], name=spec.name, session=env.session, clock=env.clock)
+    return SlackSink(spec.options["url"], name=spec.name, session=env.session, clock=env.clock,
+                     actions=bool(env.settings.slack_signing_secret))
 
 
 def _from_settings(settings: Settings) -> list[SinkSpec]:
@@ -120,5 +132,7 @@ def _from_settings(settings: Settings) -> list[SinkSpec]:
     return [SinkSpec(SLACK_SINK_ID, "slack", {"url": settings.slack_webhook_url})]
 
 
-SINK_TYPE = SinkType("slack", _build, _from_settings, required=("url",), secrets=frozenset({"url"}),
-                     check=lambda options, environ: check_url(options), variable="SLACK_WEBHOOK_URL")
+SINK_TYPE = SinkType("slack", _build, _from_settings, required=("url",), optional=("digest",),
+                     secrets=frozenset({"url"}),
+                     check=lambda options, environ: check_digest(check_url(options)),
+                     variable="SLACK_WEBHOOK_URL")

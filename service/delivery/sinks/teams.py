@@ -19,9 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from service.analysis.alert import Alert, Issue, client_json
+from service.analysis.alert import Alert, Issue, client_json, count_line
+from service.analysis.headline import headline as alert_headline
+from service.analysis.headline import party
+from service.delivery.digests.content import parts as digest_parts
+from service.delivery.digests.content import title as digest_title
+from service.delivery.digests.store import Digest
 from service.delivery.incidents.content import SEE_THE_REST, facts, headline, sample_sids
-from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_url
+from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_digest, check_url
 from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json, raise_if_retryable
 from service.errors import DeliveryRejected
 from service.http import host_of, require_secure_url
@@ -67,13 +72,14 @@ def teams_card(alert: Alert, issues: int | None = None) -> dict[str, Any]:
     shown = alert.issues if issues is None else alert.issues[:issues]
     more = len(alert.issues) - len(shown) + alert.truncated_issues
     call_facts = [("Call", call.call_sid), ("Status", call.status), ("Direction", call.direction),
-                  ("From", call.from_), ("To", call.to),
+                  ("From", party(call.from_)), ("To", party(call.to)),
                   ("Duration", f"{call.duration_s} s" if call.duration_s is not None else None)]
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "size": "Large", "weight": "Bolder", "wrap": True,
          "color": _COLOR.get(alert.severity, "Warning"),
-         "text": f"callwatch {alert.severity} on {call.call_sid}"},
-        {"type": "TextBlock", "text": alert.summary, "wrap": True},
+         "text": alert_headline(call, alert.issues)},
+        {"type": "TextBlock", "text": f"callwatch {alert.severity}: {count_line(call, alert.issues)}",
+         "wrap": True},
         {"type": "FactSet", "facts": [{"title": t, "value": str(v)} for t, v in call_facts if v]},
         {"type": "TextBlock", "text": "Issues", "weight": "Bolder", "spacing": "Medium"},
         *(_issue_block(issue) for issue in shown),
@@ -134,6 +140,10 @@ class TeamsSink:
         """Post the incident event's card."""
         self.post(teams_incident_card(event))
 
+    def send_digest(self, digest: Digest) -> None:
+        """Post a period's digest card."""
+        self.post(teams_digest_card(digest))
+
     def post(self, message: dict[str, Any]) -> None:
         """POST one Workflows message (an alert's card, or an incident's)."""
         self._check(post_json(self._session, self._url, message, who="Teams", timeout=self._timeout))
@@ -159,8 +169,9 @@ def _build(spec: SinkSpec, env: SinkEnv) -> TeamsSink:
     return TeamsSink(spec.options["url"], name=spec.name, session=env.session, clock=env.clock)
 
 
-SINK_TYPE = SinkType("teams", _build, required=("url",), secrets=frozenset({"url"}),
-                     check=lambda options, environ: check_url(options))
+SINK_TYPE = SinkType("teams", _build, required=("url",), optional=("digest",),
+                     secrets=frozenset({"url"}),
+                     check=lambda options, environ: check_digest(check_url(options)))
 
 
 def teams_incident_card(event: IncidentEvent) -> dict[str, Any]:
@@ -177,6 +188,19 @@ def teams_incident_card(event: IncidentEvent) -> dict[str, Any]:
         {"type": "TextBlock", "text": f"Incident {event.incident_id} · {SEE_THE_REST.replace('`', '')}",
          "isSubtle": True, "size": "Small", "wrap": True},
     ]
+    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
+            "version": "1.4", "body": body}
+    return {"type": "message", "attachments": [
+        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+
+
+def teams_digest_card(digest: Digest) -> dict[str, Any]:
+    """A digest as one Adaptive Card (1.4): a few KB, far under Teams' 28 KB."""
+    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": digest_title(digest),
+                                   "weight": "Bolder", "size": "Medium", "wrap": True}]
+    for label, value in digest_parts(digest):
+        body += [{"type": "TextBlock", "text": label, "weight": "Bolder", "wrap": True},
+                 {"type": "TextBlock", "text": _shorten(value, 4000), "wrap": True}]
     card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
             "version": "1.4", "body": body}
     return {"type": "message", "attachments": [
