@@ -79,10 +79,9 @@ if _WEB["worker_class"] == WORKER_CLASSES["gevent"]:
 
     monkey.patch_all()
 
-from gunicorn.glogging import Logger  # noqa: E402
-
 from service.logs import configure_logging  # noqa: E402
 from service.settings import settings_or_exit  # noqa: E402
+from service.web.access_log import FieldsLogger as Logger  # noqa: E402 - access line as fields
 
 _settings = settings_or_exit(os.environ)
 

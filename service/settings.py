@@ -68,6 +68,8 @@ class Settings:
     pagerduty_events_url: str = PAGERDUTY_EVENTS_URL
     smtp_url: str | None = field(default=None, repr=False)
     alert_email_from: str | None = None
+    #: ``METRICS_TOKEN``: when set, ``/metrics`` wants ``Authorization: Bearer <token>``.
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def insights_auth(self) -> tuple[str, str]:
@@ -156,6 +158,7 @@ class Settings:
                                          env.optional("PAGERDUTY_EVENTS_URL") or PAGERDUTY_EVENTS_URL),
             smtp_url=_smtp_url(env.optional("SMTP_URL")),
             alert_email_from=_email_from(env.optional("ALERT_EMAIL_FROM")),
+            metrics_token=env.optional("METRICS_TOKEN"),
         )
 
 
