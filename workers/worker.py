@@ -35,7 +35,7 @@ from rq.worker import BaseWorker, HerokuWorker, SimpleWorker, Worker
 import workers.jobs  # noqa: F401
 from service.logs import configure_logging
 from service.settings import Settings, settings_or_exit
-from workers import context
+from workers import context, scheduler_exit
 from workers.intake_mover import IntakeMover
 from workers.job_in_hand import ReleasesJobInHand
 from workers.job_logs import QuietExpectedFailures, rq_logging_level
@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = settings_or_exit(os.environ)
     configure_logging(settings.log_level, settings.log_format)
+    scheduler_exit.install()
     options = {"burst": args.burst, "simple": not args.fork}
     if args.concurrency == 1 or args.burst:
         return work(settings, name=args.name, **options)
