@@ -32,6 +32,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_ANALYSIS_DELAY_S = 3600
 KNOWN_EDGES = ("sdk_edge", "client_edge", "sip_edge", "carrier_edge", "unknown_edge")
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+#: How long a thread waits for a free connection of a bounded pool before a Redis error.
+POOL_WAIT_S = 10
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,17 @@ class Settings:
             return (self.twilio_auth_token, self.twilio_auth_token_secondary)
         return (self.twilio_auth_token,)
 
-    def redis(self, **options: Any) -> redis_lib.Redis:
+    def redis(self, *, max_connections: int | None = None, **options: Any) -> redis_lib.Redis:
         """A Redis client for ``REDIS_URL``; with ``REDIS_TLS_VERIFY=false`` a ``rediss://``
-        server's certificate is not checked (Heroku Redis presents a self-signed one)."""
+        server's certificate is not checked (Heroku Redis presents a self-signed one).
+        ``max_connections`` bounds its pool (a ``BlockingConnectionPool``: a thread waits
+        up to ``POOL_WAIT_S`` for a free connection): a process's share of the plan's limit."""
         if not self.redis_tls_verify and self.redis_url.startswith("rediss://"):
             options.setdefault("ssl_cert_reqs", "none")
+        if max_connections is not None:
+            pool = redis_lib.BlockingConnectionPool.from_url(
+                self.redis_url, max_connections=max_connections, timeout=POOL_WAIT_S, **options)
+            return redis_lib.Redis(connection_pool=pool)
         return redis_lib.Redis.from_url(self.redis_url, **options)
 
     @classmethod
