@@ -87,18 +87,20 @@ class Settings:
             return (self.twilio_auth_token, self.twilio_auth_token_secondary)
         return (self.twilio_auth_token,)
 
-    def redis(self, *, max_connections: int | None = None, **options: Any) -> redis_lib.Redis:
+    def redis(self, *, bounded: int | None = None, **options: Any) -> redis_lib.Redis:
         """A Redis client for ``REDIS_URL``; with ``REDIS_TLS_VERIFY=false`` a ``rediss://``
         server's certificate is not checked (Heroku Redis presents a self-signed one).
-        ``max_connections`` bounds its pool (a ``BlockingConnectionPool``: a thread waits
-        up to ``POOL_WAIT_S`` for a free connection): a process's share of the plan's limit."""
+        ``bounded``: at most that many connections, a caller waiting (up to its
+        ``socket_timeout``, else ``POOL_WAIT_S``) for a free one (redis-py's
+        ``BlockingConnectionPool``): a process's share of the plan's connection limit."""
         if not self.redis_tls_verify and self.redis_url.startswith("rediss://"):
             options.setdefault("ssl_cert_reqs", "none")
-        if max_connections is not None:
-            pool = redis_lib.BlockingConnectionPool.from_url(
-                self.redis_url, max_connections=max_connections, timeout=POOL_WAIT_S, **options)
-            return redis_lib.Redis(connection_pool=pool)
-        return redis_lib.Redis.from_url(self.redis_url, **options)
+        if bounded is None:
+            return redis_lib.Redis.from_url(self.redis_url, **options)
+        pool = redis_lib.BlockingConnectionPool.from_url(
+            self.redis_url, max_connections=bounded,
+            timeout=options.get("socket_timeout") or POOL_WAIT_S, **options)
+        return redis_lib.Redis(connection_pool=pool)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

@@ -163,7 +163,7 @@ def build_worker(redis: redis_lib.Redis, *, simple: bool = True, name: str | Non
 def work(settings: Settings, *, burst: bool = False, simple: bool = True,
          name: str | None = None, stop: StopSignal | None = None) -> int:
     """One worker process: its own Redis client and job context, then the restart loop."""
-    redis = settings.redis(max_connections=WORKER_REDIS_CONNECTIONS)
+    redis = settings.redis(bounded=WORKER_REDIS_CONNECTIONS)
     context.configure(settings, redis)
     return run(redis, lambda worker_name, stop_: build_worker(redis, simple=simple,
                                                               name=worker_name, stop=stop_),

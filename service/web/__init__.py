@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
     ``queue_depths`` (the worker edge's) adds the queues' depths to ``/metrics``."""
     settings = settings or Settings.from_env(os.environ)
     if redis is None:
-        redis = settings.redis(max_connections=WEB_REDIS_CONNECTIONS, socket_connect_timeout=2,
+        redis = settings.redis(bounded=WEB_REDIS_CONNECTIONS, socket_connect_timeout=2,
                                socket_timeout=2, health_check_interval=30)
     app = Flask(__name__)
     # one byte over the limit, so a chunked body's read length tells "over" from "at" it
