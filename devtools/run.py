@@ -155,14 +155,17 @@ def start_process(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def start_honcho(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    """``honcho start``: the whole Procfile, its output on this terminal.
+    """``honcho start web worker``: the Procfile's long-running processes, their output on
+    this terminal. (``release`` is Heroku's one-off check before a deploy: honcho would
+    stop everything once it exits.)
 
     ``.env`` is not read (``--env`` names an empty file): the environment given
     here, the simulator's included, is the whole configuration.
     """
     honcho = VENV_BIN / "honcho"
     command = [str(honcho)] if honcho.exists() else [sys.executable, "-m", "honcho"]
-    return subprocess.Popen([*command, "start", "--port", str(port), "--env", os.devnull],
+    return subprocess.Popen([*command, "start", "--port", str(port), "--env", os.devnull,
+                             "web", "worker"],
                             cwd=ROOT, env=venv_env(env), start_new_session=True)
 
 

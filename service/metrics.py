@@ -38,7 +38,6 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from service import keys
-from service.analysis.catalogue import CATEGORIES
 from service.decisions import AnalysisOutcome, DeliveryOutcome
 
 PREFIX = keys.METRICS_PREFIX
@@ -98,10 +97,12 @@ SEVERITIES = ("error", "warning")
 
 
 def known_label_sets(sinks: Iterable[str], routes: Iterable[str] = (DEFAULT_ROUTE,),
+                     categories: Iterable[str] = ("other",),
                      ) -> dict[str, list[tuple[str, ...]]]:
     """The label sets each counter shows at 0 until its first increment, for the
-    configured ``sinks`` and ``routes``. (Insights' HTTP statuses are open-ended and not listed.)"""
-    routes = list(routes)
+    configured ``sinks`` and ``routes`` and the catalogue's issue ``categories``.
+    (Insights' HTTP statuses are open-ended and not listed.)"""
+    routes, categories = list(routes), list(categories)
     unlabelled: dict[str, list[tuple[str, ...]]] = {spec.name: [()] for spec in SPECS.values()
                                                    if spec.kind == "counter" and not spec.labels}
     return {
@@ -109,7 +110,7 @@ def known_label_sets(sinks: Iterable[str], routes: Iterable[str] = (DEFAULT_ROUT
         "callwatch_callbacks": list(CALLBACK_LABELS),
         "callwatch_analyses": [(outcome.value,) for outcome in AnalysisOutcome],
         "callwatch_alerts": [(severity, category, route) for severity in SEVERITIES
-                             for category in CATEGORIES for route in routes],
+                             for category in categories for route in routes],
         "callwatch_deliveries": [(sink, outcome.value)
                                  for sink in sinks for outcome in DeliveryOutcome],
     }
@@ -223,12 +224,13 @@ class RedisCollector(Collector):
 
     def __init__(self, redis: redis_lib.Redis, queue_depths: QueueDepths | None = None,
                  sinks: Iterable[str] = (), routes: Iterable[str] = (DEFAULT_ROUTE,),
-                 *, clock: Callable[[], float] = time.time) -> None:
+                 categories: Iterable[str] = ("other",), *,
+                 clock: Callable[[], float] = time.time) -> None:
         self._redis = redis
         self._queue_depths = queue_depths
         self._clock = clock
         self._zeros = {name: [json.dumps(list(labels)) for labels in label_sets]
-                       for name, label_sets in known_label_sets(sinks, routes).items()}
+                       for name, label_sets in known_label_sets(sinks, routes, categories).items()}
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("callwatch_metrics_redis_up",
@@ -285,8 +287,8 @@ def _family(spec: MetricSpec, fields: dict[str, float]) -> Metric:
 
 # --- Operator views: alerts by category and route, call end -> delivered, open state ---
 #
-# Label sets stay bounded: ``category`` is one of the catalogue's (anything else counts as
-# ``other``), ``route`` one of the routing file's route names, ``default`` or ``UNROUTED``,
+# Label sets stay bounded: ``category`` is one the classifier gives (the catalogue's list;
+# none: ``other``), ``route`` one of the routing file's route names, ``default`` or ``UNROUTED``,
 # ``sink_type`` one of the registry's sink types (never a sink's name). The two gauges
 # are read at scrape time from what Redis already holds, in the scrape's one pipeline:
 # active silences are one ZCOUNT, open incidents one script over the incident index.
@@ -322,8 +324,7 @@ def alert_labels(alert: _AlertShape, routes: Iterable[str]) -> dict[str, str]:
     order), so each alert is counted once whichever routes ``continue``."""
     category = next((str(getattr(issue, "category", None) or "other")
                      for issue in alert.issues), "other")
-    return {"severity": alert.severity,
-            "category": category if category in CATEGORIES else "other",
+    return {"severity": alert.severity, "category": category,
             "route": next(iter(routes), UNROUTED)}
 
 
@@ -341,6 +342,13 @@ def call_end_latency(call: Mapping[str, Any], now: float) -> float | None:
     if ended.tzinfo is None:  # "-0000": UTC, in RFC 2822's words "no information"
         ended = ended.replace(tzinfo=UTC)
     return max(0.0, now - ended.timestamp())
+
+
+def route_names(routing: Any) -> tuple[str, ...]:
+    """The ``route`` label's known values: the routing file's route names, then
+    ``default`` (``routing``: a ``RoutingConfig`` or None)."""
+    names = [route.name for route in routing.routes] if routing is not None else []
+    return (*names, DEFAULT_ROUTE)
 
 
 def alert_delivered(metrics: Metrics, call: Mapping[str, Any], sink_type: str, now: float) -> None:

@@ -22,11 +22,11 @@ from rq import get_current_job
 from service.analysis.step import AnalysisPolicy, AnalysisRequest, analyze_step
 from service.calls import Call
 from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
+from service.delivery.incidents.desk import IncidentDesk
+from service.delivery.incidents.event_order import EventOrder
 from service.delivery.incidents.events import is_incident_message
-from service.delivery.incidents.order import EventOrder
 from service.delivery.incidents.store import IncidentStore
 from service.delivery.incidents.timer import check_step
-from service.delivery.incidents.triage import IncidentDesk
 from service.delivery.ledger import DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.silences import screen

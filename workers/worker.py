@@ -35,7 +35,9 @@ from rq.worker import BaseWorker, HerokuWorker, SimpleWorker, Worker
 # job code and its dependencies instead of importing them per job.
 import workers.jobs  # noqa: F401
 from service.logs import configure_logging
-from service.settings import Settings, settings_or_exit
+from service.routing_file.load import configuration_or_exit
+from service.routing_file.parse import RoutingConfig
+from service.settings import Settings
 from workers import context, scheduler_process
 from workers.intake_mover import IntakeMover
 from workers.job_in_hand import ReleasesJobInHand
@@ -160,11 +162,11 @@ def build_worker(redis: redis_lib.Redis, *, simple: bool = True, name: str | Non
     return worker
 
 
-def work(settings: Settings, *, burst: bool = False, simple: bool = True,
-         name: str | None = None, stop: StopSignal | None = None) -> int:
+def work(settings: Settings, *, routing: RoutingConfig | None = None, burst: bool = False,
+         simple: bool = True, name: str | None = None, stop: StopSignal | None = None) -> int:
     """One worker process: its own Redis client and job context, then the restart loop."""
     redis = settings.redis(bounded=WORKER_REDIS_CONNECTIONS)
-    context.configure(settings, redis)
+    context.configure(settings, redis, routing=routing)
     return run(redis, lambda worker_name, stop_: build_worker(redis, simple=simple,
                                                               name=worker_name, stop=stop_),
                burst=burst, name=name, rq_logging_level=rq_logging_level(settings.log_level),
@@ -186,10 +188,11 @@ def main(argv: list[str] | None = None) -> int:
                         "1 runs in this process)")
     parser.add_argument("--name", help="worker name (default: RQ's); N > 1 adds -1, -2 ...")
     args = parser.parse_args(argv)
-    settings = settings_or_exit(os.environ)
+    configuration = configuration_or_exit(os.environ)
+    settings = configuration.settings
     configure_logging(settings.log_level, settings.log_format)
     scheduler_process.install()
-    options = {"burst": args.burst, "simple": not args.fork}
+    options = {"burst": args.burst, "simple": not args.fork, "routing": configuration.routing}
     concurrency = args.concurrency or (HEROKU_CONCURRENCY if os.environ.get("DYNO")
                                        else DEFAULT_CONCURRENCY)
     if concurrency == 1 or args.burst:

@@ -23,9 +23,10 @@ import redis as redis_lib
 
 from service import keys
 from service.analysis.alert import Alert
-from service.config import Matcher, parse_matcher
-from service.delivery.routing import Drop, Router, matches
+from service.decisions import Drop
+from service.delivery.routing import Router, matches
 from service.errors import ConfigError, InvalidInput
+from service.routing_file.matchers import Matcher, parse_matcher
 
 #: The longest a silence may last: a forgotten silence must not hide alerts for ever.
 MAX_DURATION = timedelta(days=30)

@@ -30,8 +30,8 @@ import structlog
 
 from service.analysis.alert import Alert
 from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
+from service.delivery.incidents.event_order import EventOrder
 from service.delivery.incidents.events import IncidentEvent, is_incident_message, message_id
-from service.delivery.incidents.order import EventOrder
 from service.delivery.ledger import DEFAULT_LEASE_S, DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.sinks.base import AlertSink

@@ -9,7 +9,6 @@ nothing.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import redis as redis_lib
 import structlog
@@ -18,12 +17,9 @@ from werkzeug.exceptions import HTTPException
 
 from service.calls import CALLBACK_PATH, call_from_callback
 from service.errors import InvalidField
-from service.web import MAX_BODY_BYTES
+from service.web.context import MAX_BODY_BYTES, WebContext
+from service.web.error_answers import RequestRefused, invalid_field
 from service.web.form import FormFields
-from service.web.problems import RequestRefused, invalid_field
-
-if TYPE_CHECKING:
-    from service.web import WebContext
 
 blueprint = Blueprint("callbacks", __name__)
 log = structlog.get_logger(__name__)

@@ -21,10 +21,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-from service.delivery.sinks.registry import specs_from_settings
-from service.metrics import DEFAULT_ROUTE, RedisCollector
-from service.settings import Settings
-from service.web.problems import RequestRefused
+from service.analysis.catalogue import CATEGORIES
+from service.metrics import RedisCollector
+from service.web.error_answers import RequestRefused
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -40,20 +39,14 @@ def metrics() -> Response:
     registry = current_app.extensions.get("callwatch_registry")
     if registry is None:
         registry = CollectorRegistry(auto_describe=False)
-        sinks = [spec.name for spec in specs_from_settings(context.settings)]
-        registry.register(RedisCollector(context.redis, context.queue_depths, sinks=sinks,
-                                         routes=route_names(context.settings)))
+        registry.register(RedisCollector(context.redis, context.queue_depths,
+                                         sinks=list(context.sink_names),
+                                         routes=list(context.route_names),
+                                         categories=CATEGORIES))
         for local in (ProcessCollector, PlatformCollector, GCCollector):
             local(registry=registry)
         current_app.extensions["callwatch_registry"] = registry
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
-
-
-def route_names(settings: Settings) -> list[str]:
-    """The routing file's route names, then ``default``: the ``route`` label's values."""
-    config = settings.callwatch_config
-    names = [route.name for route in config.routes] if config is not None else []
-    return [*names, DEFAULT_ROUTE]
 
 
 def _authorized(token: str | None) -> bool:

@@ -14,9 +14,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.redis_server import RedisServer
+from devtools.web_client import make_settings
 from service.decisions import AnalysisOutcome, DeliveryOutcome
 from service.web import create_app
-from tests.web_helpers import make_settings
 from workers.queue_depths import RQQueueDepths
 
 ROOT = Path(__file__).resolve().parents[2]

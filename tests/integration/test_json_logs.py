@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import requests
 
+from devtools.processes import Process, settings_env, worker
 from devtools.redis_server import RedisServer, free_port
+from devtools.web_client import callback_params, sign
 from service.calls import CALLBACK_PATH
 from tests.integration.test_make_run import demo_env
-from tests.processes import Process, settings_env, worker
-from tests.web_helpers import callback_params, sign
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "workers.wsgi:app"]

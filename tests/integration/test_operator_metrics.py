@@ -13,12 +13,13 @@ import pytest
 import redis as redis_lib
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.pipeline import Pipeline, pipeline_settings
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
 from service.delivery.silences import Silences, parse_pairs
 from service.metrics import Metrics
-from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_helpers import WEBHOOK_SECRET
+from service.routing_file.load import load
 
 TOKEN = "s3cret-token-for-scrapes"
 ROUTES = """
@@ -37,9 +38,9 @@ def pipe(redis: redis_lib.Redis, redis_server, simulator: SimulatorServer,
     config = (f'sinks:\n  chat: {{type: slack, url: "{slack_receiver.url}"}}\n'
               f'  hooks: {{type: webhook, url: "{webhook_receiver.url}", '
               f'secret: "{WEBHOOK_SECRET}"}}\n' + ROUTES)
-    yield Pipeline(pipeline_settings(redis_server.url, simulator, CALLWATCH_CONFIG=config,
-                                     METRICS_TOKEN=TOKEN),
-                   redis, simulator)
+    env = {"CALLWATCH_CONFIG": config, "METRICS_TOKEN": TOKEN}
+    settings = pipeline_settings(redis_server.url, simulator, **env)
+    yield Pipeline(settings, redis, simulator, routing=load(settings, env))
 
 
 def scrape(pipe: Pipeline) -> str:

@@ -13,10 +13,10 @@ import pytest
 import redis as redis_lib
 import requests
 
+from devtools.processes import Process, settings_env, worker
 from devtools.redis_server import RedisServer, free_port
+from devtools.web_client import callback_params, sign
 from service.calls import CALLBACK_PATH
-from tests.processes import Process, settings_env, worker
-from tests.web_helpers import callback_params, sign
 
 #: Heroku Key-Value Store mini's connection limit (Heroku's technical characterization).
 MINI_LIMIT = 20

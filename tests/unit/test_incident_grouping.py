@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from devtools.sample_alerts import sample_alert
 from service.analysis.alert import Alert
 from service.delivery.incidents.grouping import Facets, describe_group, group_id, group_of
-from tests.receiver_helpers import sample_alert
 
 
 def test_each_group_key_reads_the_alert() -> None:

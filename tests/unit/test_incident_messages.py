@@ -6,18 +6,16 @@ import json
 
 from standardwebhooks.webhooks import Webhook
 
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.standins import slack_payload_problem
-from service.delivery.incidents.cli import age, format_table
+from service.cli.incidents import age, format_table
 from service.delivery.incidents.events import IncidentEvent, build_event, message_id
-from service.delivery.incidents.messages import (
-    email_incident,
-    pagerduty_incident_event,
-    slack_incident_message,
-    teams_incident_card,
-)
 from service.delivery.incidents.store import Snapshot
+from service.delivery.sinks.email import email_incident
+from service.delivery.sinks.pagerduty import pagerduty_incident_event
+from service.delivery.sinks.slack_blocks import slack_incident_message
+from service.delivery.sinks.teams import teams_incident_card
 from service.delivery.sinks.webhook import signed_event_request, signing_key
-from tests.receiver_helpers import WEBHOOK_SECRET
 
 T0 = 1_800_000_000.0
 SIDS = [f"CA{n:032x}" for n in range(20)]

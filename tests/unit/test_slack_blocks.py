@@ -7,9 +7,9 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
+from devtools.sample_alerts import sample_alert
 from devtools.standins import slack_payload_problem
 from service.delivery.sinks.slack_blocks import escape, shorten, slack_message
-from tests.receiver_helpers import sample_alert
 
 LONG = ("Audio packets were lost & the <remote> side could not hear the caller. " * 80)[:5000]
 

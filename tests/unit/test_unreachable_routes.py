@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.config import parse_config
+from service.routing_file.parse import parse_config
 from service.routing_file.unreachable import unreachable
 
 SINKS = "sinks:\n  a: {type: log}\n"

@@ -1,5 +1,5 @@
 """A route's storm and ratio settings (the routing file's ``storm:`` and ``ratio:``,
-read by ``service.config``)."""
+read by ``service.routing_file.storms``)."""
 
 from __future__ import annotations
 

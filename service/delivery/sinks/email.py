@@ -15,20 +15,23 @@ from __future__ import annotations
 
 import contextlib
 import html
+import re
 import smtplib
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from service.analysis.alert import Alert
-from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
+from service.delivery.incidents.content import SEE_THE_REST, facts, headline, sample_sids
+from service.delivery.sinks.base import SinkEnv, SinkOptionError, SinkSpec, SinkType
+from service.delivery.sinks.slack_blocks import shorten
 from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
 from service.http import is_loopback
 
@@ -171,7 +174,6 @@ class EmailSink:
 
     def send_incident(self, event: IncidentEvent) -> None:
         """One message per incident event; its Message-ID comes from the event's webhook-id."""
-        from service.delivery.incidents.messages import email_incident
         subject, text, html_body = email_incident(event)
         message = EmailMessage()
         message["Subject"] = subject
@@ -267,4 +269,41 @@ def _build(spec: SinkSpec, env: SinkEnv) -> EmailSink:
                      spec.options["to"], name=spec.name)
 
 
-SINK_TYPE = SinkType("email", _build)
+_EMAIL_RE = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+\Z")
+
+
+def _check(options: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``to``: one address or a list of them; the server and sender come from the environment."""
+    raw = options["to"]
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise SinkOptionError("to", "name at least one address")
+    for index, item in enumerate(items):
+        if not isinstance(item, str) or not _EMAIL_RE.match(item):
+            raise SinkOptionError(f"to[{index}]", f"{item!r} is not an email address")
+    for variable in ("SMTP_URL", "ALERT_EMAIL_FROM"):
+        if not environ.get(variable, "").strip():
+            raise SinkOptionError("", f"an email sink needs {variable} to be set")
+    return {**options, "to": list(items)}
+
+
+SINK_TYPE = SinkType("email", _build, required=("to",), check=_check)
+
+
+def email_incident(event: IncidentEvent) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of one incident event's e-mail."""
+    subject = shorten(f"[callwatch] {headline(event)}", 200).replace("\n", " ")
+    sids = sample_sids(event)
+    rest = SEE_THE_REST.replace("`", "")
+    text_lines = [headline(event), ""] + [f"{label}: {value}" for label, value in facts(event)]
+    text_lines += ["", f"Sample calls ({len(sids)} of {event.data.get('calls')}):"]
+    text_lines += [f"  {sid}" for sid in sids] or ["  none yet"]
+    text_lines += ["", f"Incident {event.incident_id}. {rest}."]
+    rows = "".join(f"<tr><th align=\"left\">{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
+                   for label, value in facts(event))
+    items = "".join(f"<li><code>{html.escape(sid)}</code></li>" for sid in sids) or "<li>none yet</li>"
+    body = (f"<h2>{html.escape(headline(event))}</h2><table>{rows}</table>"
+            f"<h3>Sample calls ({len(sids)} of {html.escape(str(event.data.get('calls')))})</h3>"
+            f"<ul>{items}</ul><p><small>Incident {html.escape(event.incident_id)}. "
+            f"{html.escape(rest)}.</small></p>")
+    return subject, "\n".join(text_lines) + "\n", body

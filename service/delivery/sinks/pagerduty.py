@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from service.analysis.alert import Alert, client_json, iso
-from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
+from service.delivery.incidents.content import facts, headline, sample_sids
+from service.delivery.incidents.grouping import describe_group
+from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_text
 from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json, raise_if_retryable
+from service.delivery.sinks.slack_blocks import shorten
 from service.errors import DeliveryRejected
 from service.http import host_of, require_secure_url
 
@@ -93,7 +96,6 @@ class PagerDutySink:
 
     def send_incident(self, event: IncidentEvent) -> None:
         """``trigger`` (opened, updated) or ``resolve`` with the incident id as ``dedup_key``."""
-        from service.delivery.incidents.messages import pagerduty_incident_event
         self.send_event(pagerduty_incident_event(event, self._routing_key))
 
     def send_event(self, event: dict[str, Any]) -> None:
@@ -125,4 +127,29 @@ def _build(spec: SinkSpec, env: SinkEnv) -> PagerDutySink:
                          clock=env.clock)
 
 
-SINK_TYPE = SinkType("pagerduty", _build)
+SINK_TYPE = SinkType("pagerduty", _build, required=("routing_key",), secrets=frozenset({"routing_key"}),
+                     check=lambda options, environ: check_text(options, "routing_key"))
+
+
+#: PagerDuty's limit on ``payload.summary``.
+PAGERDUTY_SUMMARY_MAX = 1024
+
+
+def pagerduty_incident_event(event: IncidentEvent, routing_key: str) -> dict[str, Any]:
+    """An Events API v2 event: ``trigger`` (opened, updated) or ``resolve`` on the incident id."""
+    action = "resolve" if event.event == "resolved" else "trigger"
+    body: dict[str, Any] = {"routing_key": routing_key, "event_action": action,
+                            "dedup_key": event.incident_id}
+    if action == "trigger":
+        body["payload"] = {
+            "summary": shorten(f"callwatch: {headline(event)}", PAGERDUTY_SUMMARY_MAX),
+            "source": "callwatch",
+            "severity": "error",
+            "timestamp": event.timestamp,
+            "component": str(event.data.get("route")),
+            "group": describe_group(event.data.get("group") or {})[:255],
+            "class": str(event.data.get("trigger")),
+            "custom_details": {label: value for label, value in facts(event)}
+            | {"sample_call_sids": sample_sids(event), "incident_id": event.incident_id},
+        }
+    return body

@@ -9,7 +9,7 @@ gets the sink back from its name with ``Sinks.get``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 import requests
@@ -27,6 +27,13 @@ SINK_TYPES: dict[str, SinkType] = {t.name: t for t in (
     teams.SINK_TYPE,
     email.SINK_TYPE,
 )}
+
+
+def register(sink_type: SinkType) -> None:
+    """Add a sink type (what each line above does; a plug-in or a test adds its own)."""
+    if sink_type.name in SINK_TYPES:
+        raise ValueError(f"a sink type is already named {sink_type.name!r}")
+    SINK_TYPES[sink_type.name] = sink_type
 
 
 class UnknownSink(PermanentError):
@@ -57,10 +64,12 @@ class Sinks:
         self._built: dict[str, AlertSink] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, session: requests.Session | None = None,
+    def from_settings(cls, settings: Settings, file_sinks: Sequence[SinkSpec] = (), *,
+                      session: requests.Session | None = None,
                       clock: Callable[[], datetime] = _utc_now) -> Sinks:
-        """The sinks the environment variables describe; the log sink when there are none."""
-        specs = specs_from_settings(settings)
+        """The sinks the environment variables and the routing file (``file_sinks``)
+        describe; the log sink when there are none."""
+        specs = specs_from_settings(settings, file_sinks)
         return cls(specs, SinkEnv(settings, session or requests.Session(), clock))
 
     @property
@@ -82,10 +91,13 @@ class Sinks:
         return self._built[spec.name]
 
 
-def specs_from_settings(settings: Settings) -> list[SinkSpec]:
-    """``slack`` for ``SLACK_WEBHOOK_URL``, one ``webhook-<host>`` per ``ALERT_WEBHOOK_URLS``
-    entry, then the routing file's sinks; ``log`` when there are none (so nothing is lost)."""
-    specs = [spec for sink_type in SINK_TYPES.values() for spec in sink_type.from_settings(settings)]
-    if settings.callwatch_config is not None:
-        specs += settings.callwatch_config.sinks
-    return specs or [SinkSpec(log.LOG_SINK_ID, "log")]
+def plain_specs(settings: Settings) -> list[SinkSpec]:
+    """The sinks the plain variables describe: ``slack`` for ``SLACK_WEBHOOK_URL``, one
+    ``webhook-<host>`` per ``ALERT_WEBHOOK_URLS`` entry (``ConfigError`` for a bad one)."""
+    return [spec for sink_type in SINK_TYPES.values() for spec in sink_type.from_settings(settings)]
+
+
+def specs_from_settings(settings: Settings, file_sinks: Sequence[SinkSpec] = ()) -> list[SinkSpec]:
+    """The plain variables' sinks, then the routing file's; ``log`` when there are none
+    (so nothing is lost)."""
+    return plain_specs(settings) + list(file_sinks) or [SinkSpec(log.LOG_SINK_ID, "log")]

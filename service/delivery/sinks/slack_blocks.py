@@ -22,6 +22,8 @@ from slack_sdk.models.blocks import (
 )
 
 from service.analysis.alert import Alert, Issue
+from service.delivery.incidents.content import SEE_THE_REST, facts, headline, sample_sids
+from service.delivery.incidents.events import IncidentEvent
 from service.insights.events import ClientInfo
 
 MAX_BLOCKS = 50
@@ -146,3 +148,27 @@ def _client_context(client: ClientInfo | None) -> ContextBlock | None:
 
 def _section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=shorten(text, MAX_SECTION)))
+
+
+_INCIDENT_EMOJI = {"opened": ":rotating_light:", "updated": ":arrows_counterclockwise:",
+                   "resolved": ":white_check_mark:"}
+
+
+def slack_incident_message(event: IncidentEvent) -> dict[str, Any]:
+    """The JSON body for a Slack incoming webhook."""
+    emoji = _INCIDENT_EMOJI.get(event.event, ":warning:")
+    title = shorten(f"{emoji} {headline(event)}", MAX_HEADER)
+    lines = [f"*{label}* {escape(value)}" for label, value in facts(event)]
+    sids = sample_sids(event)
+    sid_text = " ".join(f"`{escape(s)}`" for s in sids) or "none yet"
+    calls = int(event.data.get("calls") or 0)
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=title, emoji=True)),
+        SectionBlock(text=MarkdownTextObject(text=shorten("\n".join(lines), MAX_SECTION))),
+        SectionBlock(text=MarkdownTextObject(text=shorten(
+            f"*Sample calls* ({len(sids)} of {calls})\n{sid_text}", MAX_SECTION))),
+        ContextBlock(elements=[MarkdownTextObject(text=shorten(
+            f"Incident `{escape(event.incident_id)}` · {SEE_THE_REST}", 2000))]),
+    ]
+    text = escape(f"{emoji} callwatch {headline(event)}")
+    return {"text": shorten(text, 3000), "blocks": [block.to_dict() for block in blocks]}

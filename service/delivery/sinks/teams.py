@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from service.analysis.alert import Alert, Issue, client_json
-from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
+from service.delivery.incidents.content import SEE_THE_REST, facts, headline, sample_sids
+from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_url
 from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json, raise_if_retryable
 from service.errors import DeliveryRejected
 from service.http import host_of, require_secure_url
@@ -131,7 +132,6 @@ class TeamsSink:
 
     def send_incident(self, event: IncidentEvent) -> None:
         """Post the incident event's card."""
-        from service.delivery.incidents.messages import teams_incident_card
         self.post(teams_incident_card(event))
 
     def post(self, message: dict[str, Any]) -> None:
@@ -159,4 +159,25 @@ def _build(spec: SinkSpec, env: SinkEnv) -> TeamsSink:
     return TeamsSink(spec.options["url"], name=spec.name, session=env.session, clock=env.clock)
 
 
-SINK_TYPE = SinkType("teams", _build)
+SINK_TYPE = SinkType("teams", _build, required=("url",), secrets=frozenset({"url"}),
+                     check=lambda options, environ: check_url(options))
+
+
+def teams_incident_card(event: IncidentEvent) -> dict[str, Any]:
+    """A Teams Workflows ``message`` with one Adaptive Card (version 1.4)."""
+    sids = sample_sids(event)
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": headline(event), "weight": "Bolder", "size": "Medium",
+         "wrap": True},
+        {"type": "FactSet", "facts": [{"title": label, "value": value} for label, value in facts(event)]},
+        {"type": "TextBlock", "text": f"Sample calls ({len(sids)} of {event.data.get('calls')})",
+         "weight": "Bolder", "wrap": True},
+        {"type": "TextBlock", "text": "\n".join(sids) or "none yet", "fontType": "Monospace",
+         "wrap": True},
+        {"type": "TextBlock", "text": f"Incident {event.incident_id} · {SEE_THE_REST.replace('`', '')}",
+         "isSubtle": True, "size": "Small", "wrap": True},
+    ]
+    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
+            "version": "1.4", "body": body}
+    return {"type": "message", "attachments": [
+        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}

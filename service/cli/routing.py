@@ -22,8 +22,8 @@ from typing import Any
 import redis as redis_lib
 
 from service.analysis.alert import Alert
-from service.config import masked
 from service.errors import CallwatchError, ConfigError, InvalidInput
+from service.routing_file.parse import masked
 
 Subparsers = Any
 
@@ -122,20 +122,19 @@ def run_silence_expire(args: argparse.Namespace) -> int:
 
 def run_config_check(args: argparse.Namespace) -> int:
     from service.delivery.routing import Router
-    from service.delivery.sinks.registry import specs_from_settings
-    from service.settings import Settings
+    from service.routing_file.load import Configuration
 
     try:
-        settings = Settings.from_env(os.environ)
-        specs = specs_from_settings(settings)
+        configuration = Configuration.from_env(os.environ)
+        specs = configuration.sinks
     except ConfigError as error:
         print(f"callwatch: configuration error: {error.variable}: {error.message}", file=sys.stderr)
         return 1
-    routing = settings.callwatch_config
+    routing = configuration.routing
     print(f"configuration is valid ({routing.source if routing else 'environment variables only'})")
     print("sinks:")
     for spec in specs:
-        options = " ".join(f"{k}={v}" for k, v in masked(spec.options).items())
+        options = " ".join(f"{k}={v}" for k, v in masked(spec).items())
         print(f"  {spec.name}: {spec.type} {options}".rstrip())
     router = Router.from_config(routing, [spec.name for spec in specs])
     print("routes:")
@@ -154,12 +153,11 @@ def run_config_check(args: argparse.Namespace) -> int:
 def run_routes_test(args: argparse.Namespace) -> int:
     from service.delivery.routing import Router, explain
     from service.delivery.silences import Silences
-    from service.delivery.sinks.registry import specs_from_settings
-    from service.settings import Settings
+    from service.routing_file.load import Configuration
 
     alert = load_alert(args.file)
-    settings = Settings.from_env(os.environ)
-    router = Router.from_config(settings.callwatch_config, [s.name for s in specs_from_settings(settings)])
+    configuration = Configuration.from_env(os.environ)
+    router = Router.from_config(configuration.routing, [s.name for s in configuration.sinks])
     print(f"alert {alert.alert_id} ({alert.severity}): {alert.summary}")
     lines = list(explain(router, alert))
     for line in lines:
@@ -171,7 +169,8 @@ def run_routes_test(args: argparse.Namespace) -> int:
         print("  no route and no default take it: it would be logged alert_unrouted")
     print(f"sinks: {', '.join(router.sinks(alert)) or '(none)'}")
     try:
-        silence = Silences(settings.redis(socket_timeout=5, socket_connect_timeout=5)).matching(alert)
+        redis = configuration.settings.redis(socket_timeout=5, socket_connect_timeout=5)
+        silence = Silences(redis).matching(alert)
     except redis_lib.RedisError as error:
         print(f"silences: not checked, Redis is unreachable ({type(error).__name__})")
         return 0
