@@ -27,7 +27,7 @@ from devtools.simulator.defaults import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from devtools.simulator.sender import play_call
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import WebhookReceiver
-from tests.processes import Process
+from devtools.processes import Process
 from tests.receiver_helpers import WEBHOOK_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
