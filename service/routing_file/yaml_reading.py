@@ -121,7 +121,7 @@ def substitute(raw: Any, environ: Mapping[str, str], variable: str = "CALLWATCH_
                 for index, item in enumerate(raw)]
     if not isinstance(raw, str) or "$" not in raw:
         return raw
-    where = path or "(top level)"
+    where = _one_line(path) or "(top level)"  # a key may hold a line break: keep one line
 
     def replace(found: re.Match[str]) -> str:
         dollar, inner, closed, bare = found.groups()

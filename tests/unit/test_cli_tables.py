@@ -27,3 +27,16 @@ def test_an_alert_for_a_person_escapes_descriptions() -> None:
     text = format_alert(alert)
     issue_lines = [line for line in text.splitlines() if line.startswith("  - ")]
     assert len(issue_lines) == 1 and "lost\\n  - forged issue\\x07" in issue_lines[0]
+
+
+def test_a_refused_tls_certificate_gets_the_heroku_hint() -> None:
+    """Redis's self-signed certificate (Heroku) is named with the variable that accepts it;
+    other Redis errors get no hint."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from service.cli.routing import tls_hint
+
+    refused = RedisConnectionError("Error 1 connecting to h:6380. [SSL: CERTIFICATE_VERIFY_FAILED]"
+                                   " certificate verify failed: self-signed certificate")
+    assert tls_hint(refused).endswith("set REDIS_TLS_VERIFY=false")
+    assert tls_hint(RedisConnectionError("Connection refused.")) == ""

@@ -133,3 +133,12 @@ def test_mistaken_references_name_the_key(value: str, message: str) -> None:
     with pytest.raises(ConfigError) as refused:
         substitute(raw, {"SECRET": "s"}, "CALLWATCH_CONFIG")
     assert str(refused.value) == f"CALLWATCH_CONFIG: {message}"
+
+
+def test_a_key_with_a_line_break_keeps_the_error_on_one_line() -> None:
+    """A quoted key holding a newline is escaped in the key path of the error."""
+    raw = load_yaml('sinks:\n  "a\\nb": {url: "$HOOK"}\n')
+    with pytest.raises(ConfigError) as refused:
+        substitute(raw, {})
+    assert str(refused.value) == ("CALLWATCH_CONFIG: sinks.a\\nb.url: $HOOK needs braces: "
+                                  "write ${HOOK} (or $$ for a literal $)")
