@@ -28,7 +28,7 @@ from devtools.simulator.sender import play_call
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import WebhookReceiver
 from devtools.processes import Process
-from tests.receiver_helpers import WEBHOOK_SECRET
+from devtools.sample_alerts import WEBHOOK_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "docs" / "grafana" / "dashboard.py"
