@@ -32,12 +32,11 @@ if os.environ.get("WEB_WORKER_CLASS", "").strip().lower() != "gthread":
 
     monkey.patch_all()
 
-from gunicorn.glogging import Logger  # noqa: E402
-
 from service.errors import ConfigError  # noqa: E402
 from service.logs import configure_logging  # noqa: E402
 from service.routing_file.load import configuration_or_exit  # noqa: E402
 from service.settings import WebServer  # noqa: E402
+from service.web.access_log import FieldsLogger as Logger  # noqa: E402 - access line as fields
 
 # Checked here, in the master: a worker that exits on a bad variable is only restarted,
 # forever, while the port stays bound and callbacks hang.

@@ -29,6 +29,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_ANALYSIS_DELAY_S = 3600
 KNOWN_EDGES = ("sdk_edge", "client_edge", "sip_edge", "carrier_edge", "unknown_edge")
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+#: How long a thread waits for a free connection of a bounded pool before a Redis error.
+POOL_WAIT_S = 10
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class Settings:
     alert_email_from: str | None = None
     #: ``SLACK_SIGNING_SECRET``: Slack messages carry buttons answered at ``POST /slack/actions``.
     slack_signing_secret: str | None = field(default=None, repr=False)
+    #: ``METRICS_TOKEN``: when set, ``/metrics`` wants ``Authorization: Bearer <token>``.
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def insights_auth(self) -> tuple[str, str]:
@@ -86,13 +90,15 @@ class Settings:
         """A Redis client for ``REDIS_URL``; with ``REDIS_TLS_VERIFY=false`` a ``rediss://``
         server's certificate is not checked (Heroku Redis presents a self-signed one).
         ``bounded``: at most that many connections, a caller waiting (up to its
-        ``socket_timeout``) for a free one (redis-py's ``BlockingConnectionPool``)."""
+        ``socket_timeout``, else ``POOL_WAIT_S``) for a free one (redis-py's
+        ``BlockingConnectionPool``): a process's share of the plan's connection limit."""
         if not self.redis_tls_verify and self.redis_url.startswith("rediss://"):
             options.setdefault("ssl_cert_reqs", "none")
         if bounded is None:
             return redis_lib.Redis.from_url(self.redis_url, **options)
         pool = redis_lib.BlockingConnectionPool.from_url(
-            self.redis_url, max_connections=bounded, timeout=options.get("socket_timeout"), **options)
+            self.redis_url, max_connections=bounded,
+            timeout=options.get("socket_timeout") or POOL_WAIT_S, **options)
         return redis_lib.Redis(connection_pool=pool)
 
     @classmethod
@@ -161,6 +167,7 @@ class Settings:
             smtp_url=_smtp_url(env.optional("SMTP_URL")),
             alert_email_from=_email_from(env.optional("ALERT_EMAIL_FROM")),
             slack_signing_secret=env.optional("SLACK_SIGNING_SECRET"),
+            metrics_token=env.optional("METRICS_TOKEN"),
         )
 
 

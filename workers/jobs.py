@@ -33,7 +33,7 @@ from service.delivery.silences import screen
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import PermanentError
 from service.insights.client import InsightsClient
-from service.metrics import Metrics
+from service.metrics import Metrics, alert_delivered, alert_labels
 from workers.context import current
 from workers.queues import schedule_analysis, schedule_delivery, schedule_incident_check
 
@@ -72,7 +72,8 @@ def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0) 
     if result.events:
         metrics.inc("callwatch_insights_events_fetched", result.events)
     if result.alert is not None:
-        metrics.inc("callwatch_alerts", severity=result.alert.severity)
+        routes = [match.route for match in context.router.route(result.alert)]
+        metrics.inc("callwatch_alerts", 1.0, **alert_labels(result.alert, routes))
     if result.dropped:
         metrics.inc(f"callwatch_alerts_{result.dropped}")
     return _act(result.decision, metrics, "callwatch_analyses", {},
@@ -105,6 +106,9 @@ def deliver_alert(sink: str, envelope: dict[str, Any], attempt: int = 0, hop: in
     if not (isinstance(decision, Again) and decision.outcome == DeliveryOutcome.PACED):
         # The time spent sending, not waiting for a turn.
         metrics.observe("callwatch_delivery_duration_seconds", time.monotonic() - started, **labels)
+    if decision.outcome == DeliveryOutcome.DELIVERED and not is_incident_message(envelope):
+        alert_delivered(metrics, envelope["data"]["call"], context.sinks.spec(sink).type,
+                        context.clock().timestamp())
     return _act(decision, metrics, "callwatch_deliveries", labels,
                 again=lambda d: schedule_delivery(context.redis, sink, envelope, delay_s=d.after_s,
                                                   hop=hop + 1, **d.state))

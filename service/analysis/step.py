@@ -86,7 +86,7 @@ class AnalysisResult:
     decision: Decision
     alert: Alert | None = None
     events: int = 0
-    #: ``silenced`` or ``unrouted``: the alert was made but goes nowhere (counted by the caller).
+    #: ``silenced``, ``unrouted`` or ``dropped``: the alert was made but goes nowhere (counted by the caller).
     dropped: str | None = None
 
 

@@ -19,6 +19,7 @@ from service.decisions import Again, AnalysisOutcome, Failed
 from service.errors import InvalidInput
 from service.insights.events import Event
 from service.insights.saved_pages import read_pages
+from service.text import printable
 
 Subparsers = Any  # argparse's _SubParsersAction, which is private
 
@@ -123,7 +124,8 @@ def format_alert(alert: Alert) -> str:
     client = _client_line(alert)
     if client:
         lines.append(f"  client: {client}")
-    return "\n".join(lines)
+    # Summaries, SDK messages and client metadata come from Twilio and the caller's device.
+    return "\n".join(printable(line) for line in lines)
 
 
 def _report(call: Call, events: Sequence[Event], policy: AlertPolicy, *, as_json: bool) -> int:

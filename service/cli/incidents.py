@@ -22,6 +22,7 @@ from service.delivery.incidents.events import build_event
 from service.delivery.incidents.grouping import describe_group
 from service.delivery.incidents.store import IncidentStore, Snapshot
 from service.errors import CallwatchError, ConfigError, InvalidInput
+from service.text import printable
 
 
 def add_commands(subparsers: Any) -> None:
@@ -80,10 +81,12 @@ def format_table(found: list[Snapshot], now: float) -> str:
         fields = snap.fields
         group = describe_group(json.loads(fields.get("group") or "{}"))
         acked = acknowledged_by(fields) or "-"
-        lines.append(f"{snap.incident_id:<26} {fields.get('status', '?'):<9} "
-                     f"{fields.get('trigger', '?'):<8} {fields.get('route', '?')[:16]:<16} "
-                     f"{int(snap.number('calls')):>6} {age(now - snap.number('opened_at', now)):>8}  "
-                     f"{acked[:16]:<16} {group}")
+        # The group's values (issue keys, identities, SDK names) come from Twilio and callers.
+        lines.append(printable(
+            f"{snap.incident_id:<26} {fields.get('status', '?'):<9} "
+            f"{fields.get('trigger', '?'):<8} {fields.get('route', '?')[:16]:<16} "
+            f"{int(snap.number('calls')):>6} {age(now - snap.number('opened_at', now)):>8}  "
+            f"{acked[:16]:<16} {group}"))
     return "\n".join(lines)
 
 

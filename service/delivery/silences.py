@@ -142,10 +142,14 @@ class Silences:
 
 def screen(alert: Alert, *, router: Router, silences: Silences | None) -> Drop | None:
     """Why ``alert`` must not be sent, if so: an active silence matches it (checked first:
-    the operator asked for quiet), or no route and no ``default`` takes it."""
+    the operator asked for quiet), no route and no ``default`` takes it, or the routes that
+    take it have no sinks (``dropped``, naming the first such route)."""
     silence = silences.matching(alert) if silences is not None else None
     if silence is not None:
         return Drop("silenced", {"silence_id": silence.id})
-    if not router.route(alert):
+    taken = router.route(alert)
+    if not taken:
         return Drop("unrouted")
+    if not any(match.sinks for match in taken):
+        return Drop("dropped", {"route": taken[0].route})
     return None

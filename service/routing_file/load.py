@@ -15,6 +15,7 @@ from service.delivery.sinks.base import SinkSpec
 from service.delivery.sinks.registry import SINK_TYPES, plain_specs, specs_from_settings
 from service.errors import ConfigError
 from service.routing_file.parse import RoutingConfig, parse_config
+from service.routing_file.yaml_reading import read_file
 from service.settings import Settings
 
 
@@ -47,12 +48,7 @@ def load(settings: Settings, environ: Mapping[str, str]) -> RoutingConfig | None
     plain = {spec.name: SINK_TYPES[spec.type].variable or spec.type for spec in plain_specs(settings)}
     path = settings.callwatch_config_file
     if path:
-        try:
-            with open(path, encoding="utf-8") as file:
-                text = file.read()
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError("CALLWATCH_CONFIG_FILE",
-                              f"cannot read {path}: {type(error).__name__}: {error.args[-1]}") from None
+        text = read_file(path, "CALLWATCH_CONFIG_FILE")  # capped: see yaml_reading
         return parse_config(text, environ, variable="CALLWATCH_CONFIG_FILE", plain_sinks=plain)
     if settings.callwatch_config:
         return parse_config(settings.callwatch_config, environ, variable="CALLWATCH_CONFIG",

@@ -2,8 +2,10 @@
 
 The YAML names sinks, ordered routes with matchers, a ``default`` and the storm
 and ratio settings (the README's "Routing, PagerDuty, Teams, email and silences").
-``${NAME}`` in any string value is replaced by that environment variable after the YAML is read, so a
-secret holding YAML's special characters cannot change the file's structure. Every
+The text is read as hostile input (``service.routing_file.yaml_reading``: size and depth
+caps, no anchors or aliases); ``${NAME}`` in any string value is replaced by that
+environment variable after the YAML is read, so a secret holding YAML's special
+characters cannot change the file's structure. Every
 mistake raises ``ConfigError`` whose message starts with the key path
 (``routes[1].match.colour: unknown matcher key``), so the process stops with one
 line that says where to look. A sink's options are declared and checked by its type
@@ -28,11 +30,10 @@ from service.errors import ConfigError
 from service.routing_file import storms
 from service.routing_file.matchers import Matcher, matcher
 from service.routing_file.paths import KeyPathError, mapping
+from service.routing_file.yaml_reading import HardenedLoader, Refused, load_yaml, substitute
 
 SINK_NAME_RE = re.compile(r"^[a-z0-9-]{1,40}\Z")
 ROUTE_NAME_RE = SINK_NAME_RE
-_VAR_RE = re.compile(r"\$\{([^}]*)\}")
-_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _TOP_KEYS = ("sinks", "routes", "default", "storm", "ratio")
 _ROUTE_KEYS = ("name", "match", "sinks", "continue", "storm", "ratio")
 
@@ -70,15 +71,7 @@ def parse_config(text: str, environ: Mapping[str, str], *, variable: str = "CALL
     ``webhook-<host>``), each with its variable: routes may name them, the file may not
     reuse them.
     """
-    try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except _DuplicateKey as error:
-        raise ConfigError(variable, f"{error.path}: is given twice (line {error.line})") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "invalid syntax"
-        raise ConfigError(variable, f"is not valid YAML{where}: {problem}") from None
+    raw = load_yaml(text, variable, loader=_UniqueKeyLoader)
     try:
         return _Parser(environ, plain_sinks or {}).config(raw, variable)
     except KeyPathError as error:
@@ -99,14 +92,13 @@ def _mask(value: str, *, url: bool) -> str:
     return (value[:4] + "***") if len(value) > 8 else "***"
 
 
-class _DuplicateKey(yaml.YAMLError):
+class _DuplicateKey(Refused):
     def __init__(self, path: str, line: int) -> None:
-        super().__init__(path)
-        self.path, self.line = path, line
+        super().__init__(f"{path}: is given twice (line {line})")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key given twice in a mapping is an error (two
+class _UniqueKeyLoader(HardenedLoader):
+    """The hardened loader, except that a key given twice in a mapping is an error (two
     sinks of the same name would otherwise silently become one)."""
 
     def construct_document(self, node: yaml.Node) -> Any:
@@ -142,7 +134,7 @@ class _Parser:
     def config(self, raw: Any, variable: str) -> RoutingConfig:
         if raw is None:
             raw = {}
-        raw = self._value(raw, "")
+        raw = substitute(raw, self._environ, variable)
         top = mapping(raw, "(top level)", _TOP_KEYS, prefix="")
         sinks = self._sinks(top.get("sinks"))
         names = set(self._plain) | {spec.name for spec in sinks}
@@ -206,27 +198,6 @@ class _Parser:
         except SinkOptionError as error:
             raise KeyPathError(f"{path}.{error.key}" if error.key else path, error.message) from None
         return SinkSpec(name, sink_type, options)
-
-    def _value(self, raw: Any, path: str) -> Any:
-        """``raw`` with every ``${NAME}`` in a string value replaced (keys are left alone)."""
-        if isinstance(raw, dict):
-            return {key: self._value(value, f"{path}.{key}" if path else str(key))
-                    for key, value in raw.items()}
-        if isinstance(raw, list):
-            return [self._value(item, f"{path}[{index}]") for index, item in enumerate(raw)]
-        if not isinstance(raw, str):
-            return raw
-
-        def replace(found: re.Match[str]) -> str:
-            name = found.group(1)
-            if not _VAR_NAME_RE.match(name):
-                raise KeyPathError(path, f"${{{name}}} is not an environment variable's name")
-            value = self._environ.get(name, "")
-            if not value.strip():
-                raise KeyPathError(path, f"${{{name}}} is not set in the environment")
-            return value.strip()
-
-        return _VAR_RE.sub(replace, raw)
 
     def _route(self, raw: Any, path: str, names: set[str], storm: StormPolicy | None,
                ratio: RatioPolicy | None) -> Route:

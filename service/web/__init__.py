@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.intake import Intake
-from service.metrics import BufferedMetrics, QueueDepths
+from service.metrics import BufferedMetrics, QueueDepths, route_names
 from service.routing_file.load import Configuration
 from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
@@ -27,10 +27,12 @@ log = structlog.get_logger(__name__)
 
 #: The web process's Redis connections at most (``BlockingConnectionPool``): a burst of
 #: callbacks waits for one instead of opening one each, as a hosted Redis allows only tens
-#: of clients (Heroku's smallest plans: 20). With a Redis 3 ms away, 8 answered a steady
-#: 300 callbacks a second sooner than one shared connection did, and a burst of 60 within
-#: a median 26-35 ms (bench/README.md, "Group commit against a bounded pool").
-REDIS_CONNECTIONS = 8
+#: of clients. 2 per process is the web's share of the README's Heroku connection budget
+#: (Heroku Key-Value Store mini: 20 for web, two worker dynos and a one-off). With a Redis
+#: 3 ms away, 8 answered a steady 300 callbacks a second a little sooner than one shared
+#: connection did (bench/README.md, "Group commit against a bounded pool"); 2 still admit
+#: several hundred a second per process, and a burst waits its turn a few ms longer.
+REDIS_CONNECTIONS = 2
 
 
 def create_app(settings: Settings | None = None, *, routing: RoutingConfig | None = None,
@@ -66,7 +68,8 @@ def create_app(settings: Settings | None = None, *, routing: RoutingConfig | Non
                                              metrics=BufferedMetrics(redis),
                                              intake=Intake(redis),
                                              queue_depths=queue_depths,
-                                             sink_names=tuple(s.name for s in configuration.sinks))
+                                             sink_names=tuple(s.name for s in configuration.sinks),
+                                             route_names=route_names(routing))
 
     from service.web import callbacks, health, metrics, slack_actions
 

@@ -60,7 +60,7 @@ def status_callback() -> Response:
                              "This callback is for another Twilio account.")
     structlog.contextvars.bind_contextvars(call_sid=call.call_sid)
     if not call.is_terminal:
-        log.info("callback_ignored", status=call.status)
+        log.debug("callback_ignored", status=call.status)  # every call sends several
         context.metrics.inc("callwatch_callbacks", outcome="ignored", reason="")
         return Response(status=204)
     try:

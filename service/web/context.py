@@ -27,3 +27,5 @@ class WebContext:
     queue_depths: QueueDepths | None = None
     #: The configured sinks' names, for ``/metrics``' per-sink series.
     sink_names: tuple[str, ...] = ()
+    #: The routing file's route names and ``default``, for ``/metrics``' per-route series.
+    route_names: tuple[str, ...] = ("default",)

@@ -22,13 +22,13 @@ from typing import Any
 import pytest
 import requests
 
+from devtools.processes import Process
 from devtools.redis_server import RedisServer, free_port
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.defaults import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from devtools.simulator.sender import play_call
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import WebhookReceiver
-from devtools.processes import Process
-from devtools.sample_alerts import WEBHOOK_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "docs" / "grafana" / "dashboard.py"

@@ -240,7 +240,7 @@ def test_a_client_sending_back_to_back_does_not_keep_the_worker_to_itself(live_g
     assert answers == [count]
 
     def access_paths() -> list[str]:
-        return [line["event"].split('"')[1] for line in process.log_lines()[already:]
+        return [f"{line['method']} {line['path']}" for line in process.log_lines()[already:]
                 if line.get("logger") == "gunicorn.access"]
 
     process.wait_for(lambda: "GET /readyz" in access_paths()

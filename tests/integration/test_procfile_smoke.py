@@ -80,7 +80,10 @@ def test_procfile_processes_deliver_and_count(simulator: SimulatorServer) -> Non
     assert value(samples, "callwatch_callbacks_total", outcome="accepted", reason="") == 1
     assert value(samples, "callwatch_callbacks_total", outcome="ignored", reason="") == 3
     assert value(samples, "callwatch_analyses_total", outcome="alert") == 1
-    assert value(samples, "callwatch_alerts_total", severity="error") == 1
+    alerts = [(dict(labels), n) for (name, labels), n in samples.items()
+              if name == "callwatch_alerts_total" and n]
+    assert [(labels["severity"], labels["route"], n) for labels, n in alerts] == [
+        ("error", "default", 1)]
     assert value(samples, "callwatch_insights_requests_total", status="200") >= 1
     assert value(samples, "callwatch_insights_events_fetched_total") > 0
     # Every sink x outcome is exported (at 0 until counted): one delivery, delivered.
