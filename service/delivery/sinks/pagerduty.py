@@ -21,6 +21,7 @@ from service.analysis.headline import party
 from service.delivery.incidents.content import facts, headline, sample_sids
 from service.delivery.incidents.grouping import describe_group
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_text
+from service.delivery.sinks.fitting import PAGERDUTY_MAX_BYTES, fit_issues, json_bytes
 from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json, raise_if_retryable
 from service.delivery.sinks.slack_blocks import shorten
 from service.errors import DeliveryRejected
@@ -35,8 +36,20 @@ MAX_SUMMARY = 1024
 MAX_DETAIL_ISSUES = 50
 
 
-def pagerduty_event(alert: Alert, routing_key: str) -> dict[str, Any]:
-    """The Events API v2 ``trigger`` for one alert (pure)."""
+#: PagerDuty's limit on ``dedup_key``.
+MAX_DEDUP_KEY = 255
+
+
+def pagerduty_event(alert: Alert, routing_key: str, *, dedup_key: str | None = None) -> dict[str, Any]:
+    """The Events API v2 ``trigger`` for one alert (pure), within PagerDuty's 512 KB: issues
+    that do not fit are left out and counted in ``more_issues``. ``dedup_key``: the alert's
+    pager group (``grp_…``), else the alert id."""
+    fitted = fit_issues(alert, lambda a: len(json_bytes(_trigger(a, routing_key, dedup_key))),
+                        PAGERDUTY_MAX_BYTES)
+    return _trigger(fitted, routing_key, dedup_key)
+
+
+def _trigger(alert: Alert, routing_key: str, dedup_key: str | None) -> dict[str, Any]:
     call = alert.call
     issues = [issue.to_json() for issue in alert.issues[:MAX_DETAIL_ISSUES]]
     more = len(alert.issues) - len(issues) + alert.truncated_issues
@@ -44,10 +57,10 @@ def pagerduty_event(alert: Alert, routing_key: str) -> dict[str, Any]:
     return {
         "routing_key": routing_key,
         "event_action": "trigger",
-        "dedup_key": alert.alert_id,
+        "dedup_key": (dedup_key or alert.alert_id)[:MAX_DEDUP_KEY],
         "client": "callwatch",
         "payload": {
-            "summary": summary[:MAX_SUMMARY],
+            "summary": shorten(summary, MAX_SUMMARY),
             "severity": "error" if alert.severity == "error" else "warning",
             "source": "callwatch",
             "component": call.call_sid,

@@ -31,6 +31,7 @@ from service.delivery.digests.store import Digest
 from service.delivery.incidents.content import SEE_THE_REST, facts, sample_sids
 from service.delivery.incidents.content import headline as incident_headline
 from service.delivery.incidents.events import IncidentEvent
+from service.delivery.sinks import escaping
 from service.insights.events import ClientInfo
 
 MAX_BLOCKS = 50
@@ -51,8 +52,9 @@ _PARTIAL_ENTITY = re.compile(r"&[a-z]*$")
 
 
 def escape(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn reserves."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text a caller or Twilio controls, for mrkdwn: no link, mention or ``&lt;`` markup
+    (``escaping.slack``)."""
+    return escaping.slack(text)
 
 
 def shorten(text: str, limit: int) -> str:
