@@ -26,7 +26,7 @@ import re
 WORD_JOINER = "\u2060"
 
 _TEAMS_MARKERS = re.compile(r"([\\`*_~\[\]()<>|!#])")
-_TEAMS_LINE_START = re.compile(r"(?m)^(\s*)([-+=]|\d+[.)])")
+_TEAMS_LINE_START = re.compile(r"(?m)^(\s*)([-+=]|(?:\d\u2060?)+[.)])")
 _SCHEME = re.compile(r"(?i)([a-z][a-z0-9+.-]*):(?=//)")
 #: A dot a link detector would read as part of a host name (``evil.example``), not ``15.1``.
 _DOTTED = re.compile(r"(?<=[0-9A-Za-z])\.(?=[A-Za-z]{2})")
@@ -43,6 +43,11 @@ def slack(text: str) -> str:
     return _unlinked(text)
 
 
+def slack_plain(text: str) -> str:
+    """``text`` for a Slack ``plain_text`` object (a header): shown as typed, no bare link."""
+    return _unlinked(text)
+
+
 def _unlinked(text: str) -> str:
     """A word joiner inside ``scheme://`` and after a dot that a host name would have."""
     text = _SCHEME.sub(lambda m: m.group(1) + ":" + WORD_JOINER, text)
@@ -51,11 +56,18 @@ def _unlinked(text: str) -> str:
 
 def teams(text: str) -> str:
     """``text`` for a Teams TextBlock or FactSet value: no markdown, no live link."""
+    text = _PHONE_LIKE.sub(lambda m: _join_digits(m.group(0)), text)
     text = _TEAMS_MARKERS.sub(r"\\\1", text)
-    text = _TEAMS_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+    text = _TEAMS_LINE_START.sub(_escape_line_start, text)
     text = _unlinked(text)
-    text = _AT.sub("@" + WORD_JOINER, text)
-    return _PHONE_LIKE.sub(lambda m: _join_digits(m.group(0)), text)
+    return _AT.sub("@" + WORD_JOINER, text)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    """``\\-`` for a bullet, ``1\\.`` for a numbered item (CommonMark escapes punctuation only)."""
+    marker = match.group(2)
+    escaped = marker[:-1] + "\\" + marker[-1] if marker[0].isdigit() else "\\" + marker
+    return match.group(1) + escaped
 
 
 def _join_digits(run: str) -> str:
