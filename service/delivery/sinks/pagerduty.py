@@ -1,7 +1,9 @@
 """Alerts to PagerDuty through the Events API v2: one ``trigger`` per alert.
 
-``dedup_key`` is the alert id, so a retried or repeated alert re-triggers the same
-PagerDuty alert instead of paging twice. PagerDuty answers 202 when it took the
+``dedup_key`` is the alert's pager group (``grp_…``, ``pager_groups``) when routing gave
+it one, so repeats of one problem are one PagerDuty incident, resolved once the group
+is quiet; else the alert id. Either way a retried alert re-triggers the same PagerDuty
+alert instead of paging twice. The body stays under PagerDuty's 512 KB. PagerDuty answers 202 when it took the
 event, 400 when the event is invalid (permanent, with its own message), 429 when
 the integration is rate limited (retried, after ``Retry-After`` when given) and 5xx
 when it is in trouble (retried). The routing key is a credential: it is in the
@@ -20,6 +22,7 @@ from service.analysis.alert import Alert, client_json, iso
 from service.analysis.headline import party
 from service.delivery.incidents.content import facts, headline, sample_sids
 from service.delivery.incidents.grouping import describe_group
+from service.delivery.incidents.pager_groups import PagerGroup
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_text
 from service.delivery.sinks.fitting import PAGERDUTY_MAX_BYTES, fit_issues, json_bytes
 from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json, raise_if_retryable
@@ -108,6 +111,16 @@ class PagerDutySink:
     def send(self, alert: Alert) -> None:
         """One ``trigger``; 2xx is delivered, anything else raises."""
         self.send_event(pagerduty_event(alert, self._routing_key))
+
+    def send_grouped(self, alert: Alert, group: PagerGroup) -> None:
+        """One ``trigger`` on the alert's pager group (``grp_…``): repeats of one problem
+        add to one PagerDuty incident (``service.delivery.incidents.pager_groups``)."""
+        self.send_event(pagerduty_event(alert, self._routing_key, dedup_key=group.dedup_key))
+
+    def resolve(self, dedup_key: str) -> None:
+        """``resolve`` a pager group's PagerDuty incident, once it has been quiet."""
+        self.send_event({"routing_key": self._routing_key, "event_action": "resolve",
+                         "dedup_key": dedup_key})
 
     def send_incident(self, event: IncidentEvent) -> None:
         """``trigger`` (opened, updated) or ``resolve`` with the incident id as ``dedup_key``."""
