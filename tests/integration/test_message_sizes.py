@@ -18,7 +18,7 @@ import requests
 from devtools.pagerduty_standin import PagerDutyStandIn
 from devtools.sample_alerts import WEBHOOK_SECRET, sample_alert
 from devtools.smtp_standin import SmtpStandIn
-from devtools.standins import WebhookReceiver
+from devtools.standins import SlackStandIn, WebhookReceiver, slack_payload_problem
 from devtools.teams_standin import TeamsStandIn
 from service.analysis.alert import MAX_TWILIO_TEXT, Alert, Issue
 from service.decisions import Done
@@ -32,6 +32,7 @@ from service.delivery.sinks.fitting import (
     WEBHOOK_MAX_BYTES,
 )
 from service.delivery.sinks.pagerduty import PagerDutySink
+from service.delivery.sinks.slack import SlackSink
 from service.delivery.sinks.teams import TeamsSink
 from service.delivery.sinks.webhook import WebhookSink
 from service.delivery.step import DeliveryRequest, deliver_step
@@ -176,3 +177,15 @@ def test_a_fitted_alert_keeps_its_errors_first(webhook_receiver: WebhookReceiver
     _deliver(redis, "crm", sink, alert)
     data = webhook_receiver.accepted()[0].body["data"]
     assert data["issues"][0]["key"] == "call/failed" and data["severity"] == "error"
+
+
+@pytest.mark.parametrize("text", [LONG, WIDE], ids=["long-ascii", "wide-unicode"])
+def test_slack_stays_within_block_kit(slack_receiver: SlackStandIn, redis: redis_lib.Redis,
+                                      session: requests.Session, text: str) -> None:
+    """The huge alert is one Slack message within Block Kit's limits (50 blocks, 3,000
+    characters a section, 150 a header), taken by the stand-in."""
+    alert = _huge(text, every_field=True)
+    _deliver(redis, "slack", SlackSink(slack_receiver.url, session=session), alert)
+    [message] = slack_receiver.accepted()
+    assert slack_payload_problem(message.payload) is None
+    assert len(message.payload["blocks"]) <= 50

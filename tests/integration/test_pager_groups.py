@@ -6,7 +6,9 @@ and the PagerDuty sink; the quiet-time sweep runs with a fake clock.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -15,11 +17,17 @@ import redis as redis_lib
 import requests
 
 from devtools.pagerduty_standin import PagerDutyStandIn
+from devtools.redis_server import RedisServer
 from devtools.sample_alerts import sample_alert
 from service.analysis.alert import Alert
 from service.decisions import Done
 from service.delivery.incidents.desk import IncidentDesk
-from service.delivery.incidents.pager_groups import PagerGroups, pager_dedup_key, resolve_quiet
+from service.delivery.incidents.pager_groups import (
+    PagerGroup,
+    PagerGroups,
+    pager_dedup_key,
+    resolve_quiet,
+)
 from service.delivery.incidents.policy import StormPolicy
 from service.delivery.incidents.store import IncidentStore
 from service.delivery.ledger import DeliveryLedger
@@ -177,3 +185,32 @@ def test_an_alert_without_a_route_group_keeps_its_own_key(
                             ledger=DeliveryLedger(redis), pace=None, retry_s=(1,))
     assert isinstance(decision, Done)
     assert pagerduty.triggers() == {alert.alert_id: 1}
+
+
+def test_workers_sweeping_at_once_send_one_resolve(
+        pagerduty: PagerDutyStandIn, redis: redis_lib.Redis, redis_server: RedisServer,
+        sink: PagerDutySink, clock: FakeClock) -> None:
+    """Eight sweeps at the same moment, each with its own Redis connection: one resolve."""
+    _page(redis, sink, clock, _call_alert(1))
+    start = threading.Barrier(8)
+
+    def sweep(_: int) -> int:
+        with redis_lib.Redis.from_url(redis_server.url) as own:
+            start.wait(timeout=10)
+            return resolve_quiet(PagerGroups(own), {"oncall": sink}.get, T0 + QUIET_S + 1)
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(sweep, range(8))) == 1
+    assert [a for a, _ in _actions(pagerduty)] == ["trigger", "resolve"]
+
+
+def test_an_alert_during_the_resolve_keeps_the_group(redis: redis_lib.Redis) -> None:
+    """A group touched by a new alert between its claim and its resolve stays open, to be
+    resolved after the new alert's quiet time."""
+    groups = PagerGroups(redis)
+    group = PagerGroup("grp_" + "a" * 32, "errors", QUIET_S)
+    groups.touch("oncall", group, T0)
+    [(sink, key, claimed)] = groups.claim_due(T0 + QUIET_S + 1)
+    groups.touch("oncall", group, T0 + QUIET_S + 2)
+    assert groups.settle(sink, key, claimed) is False
+    assert groups.open() == {("oncall", group.dedup_key): T0 + 2 * QUIET_S + 2}

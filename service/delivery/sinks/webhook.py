@@ -86,6 +86,9 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
 def webhook_body(alert: Alert) -> bytes:
     """The signed body: the alert's envelope (compact, ASCII) within ``WEBHOOK_MAX_BYTES``;
     issues that do not fit are left out and counted in ``truncated_issues`` (schema 1)."""
+    body = json_bytes(alert.to_envelope(), ascii_only=True)
+    if len(body) <= WEBHOOK_MAX_BYTES:  # nearly always: serialised once
+        return body
     fitted = fit_issues(alert, lambda a: len(json_bytes(a.to_envelope(), ascii_only=True)),
                         WEBHOOK_MAX_BYTES)
     return json_bytes(fitted.to_envelope(), ascii_only=True)
