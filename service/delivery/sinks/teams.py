@@ -210,7 +210,7 @@ def teams_digest_card(digest: Digest) -> dict[str, Any]:
                                    "weight": "Bolder", "size": "Medium", "wrap": True}]
     for label, value in digest_parts(digest):
         body += [{"type": "TextBlock", "text": label, "weight": "Bolder", "wrap": True},
-                 {"type": "TextBlock", "text": _shorten(value, 4000), "wrap": True}]
+                 {"type": "TextBlock", "text": md(_shorten(value, 4000)), "wrap": True}]
     card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
             "version": "1.4", "body": body}
     return {"type": "message", "attachments": [
