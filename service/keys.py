@@ -114,3 +114,8 @@ DIGEST_ANALYSED = "callwatch:digest:analysed"
 def digest(sink: str, period_start: int) -> str:
     """One digest sink's counters for the period starting at ``period_start`` (epoch s)."""
     return f"callwatch:digest:{sink}:{period_start}"
+
+
+#: Open PagerDuty groups (``service.delivery.incidents.pager_groups``): a sorted set of
+#: ``"<sink> <grp_…>"`` scored with the epoch second their quiet time ends.
+PAGER_GROUPS = "callwatch:pager_groups"

@@ -6,14 +6,16 @@ of a time zone ("every day at 08:00 Europe/Dublin"). So every worker process run
 that calls the domain's ``service.delivery.digests.send_due`` every ``TICK_S``. That
 call is safe from any number of workers at once and after any restart: each sink and
 period goes through the delivery ledger (a lease while sending, "delivered" after), so
-a digest goes out once, a little after its period ends. No thread is started when no
-sink has a ``digest:`` option.
+a digest goes out once, a little after its period ends. The same tick resolves the
+PagerDuty groups that have been quiet for their ``resolve_after_s``
+(``service.delivery.incidents.pager_groups``). No thread is started when no sink has a
+``digest:`` option and none is a ``pagerduty`` sink.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import redis as redis_lib
@@ -21,6 +23,7 @@ import structlog
 
 from service.delivery.digests.sending import DigestSink, digest_sinks, send_due
 from service.delivery.digests.store import DigestStore
+from service.delivery.incidents.pager_groups import PagerGroups, Resolver, pager_sinks, resolve_quiet
 from service.delivery.ledger import DeliveryLedger
 from service.delivery.pace import Pace
 
@@ -35,9 +38,10 @@ class DigestClock:
 
     def __init__(self, redis: redis_lib.Redis, sinks: list[DigestSink], *,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 tick_s: float = TICK_S) -> None:
+                 tick_s: float = TICK_S, pagers: Mapping[str, Resolver] | None = None) -> None:
         self._redis = redis
         self._sinks = sinks
+        self._pagers = dict(pagers or {})  # sizes: pager sinks whose quiet groups get `resolve`
         self._clock = clock
         self._tick_s = tick_s
         self._store = DigestStore(redis)
@@ -52,7 +56,8 @@ class DigestClock:
         from workers.context import current
 
         sinks = digest_sinks(current().sinks)
-        return cls(redis, sinks) if sinks else None
+        pagers = pager_sinks(current().sinks)  # sizes: PagerDuty groups resolve on this tick too
+        return cls(redis, sinks, pagers=pagers) if sinks or pagers else None
 
     @property
     def sinks(self) -> list[DigestSink]:
@@ -68,6 +73,8 @@ class DigestClock:
 
     def tick(self) -> list[tuple[str, str]]:
         """One pass: send what is due (also what tests call, with a fake clock)."""
+        if self._pagers:  # sizes: resolve the PagerDuty groups quiet for their resolve_after_s
+            resolve_quiet(PagerGroups(self._redis), self._pagers.get, self._clock().timestamp())
         return send_due(self._sinks, store=self._store, ledger=self._ledger, now=self._clock(),
                         turn=self._turn)
 

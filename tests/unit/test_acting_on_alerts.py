@@ -11,6 +11,7 @@ import pytest
 
 from devtools.sample_alerts import sample_alert
 from devtools.standins import slack_payload_problem
+from devtools.teams_standin import shown
 from service.analysis.alert import Alert
 from service.cli.incidents import format_table
 from service.delivery.incidents.events import build_event
@@ -38,7 +39,7 @@ def test_every_sink_opens_with_who_and_what_and_masks_the_number() -> None:
     mail = email_message(alert, "callwatch@example.com", ["ops@example.com"])
     pager = pagerduty_event(alert, "R" * 32)
     assert slack["blocks"][0]["text"]["text"] == f":rotating_light: {who_what}"
-    assert teams["attachments"][0]["content"]["body"][0]["text"] == who_what
+    assert shown(teams["attachments"][0]["content"]["body"][0]["text"]) == who_what
     assert str(mail["Subject"]) == f"[callwatch error] {who_what}; 1 error, 1 warning on " \
                                    f"{alert.call.call_sid} (completed, 42 s)"
     assert pager["payload"]["summary"].startswith(f"callwatch error: {who_what}")

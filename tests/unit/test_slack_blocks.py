@@ -92,7 +92,7 @@ def test_mrkdwn_is_escaped() -> None:
     """``&``, ``<`` and ``>`` from events cannot become Slack links or mentions."""
     message = slack_message(sample_alert(issues=1, description="<!channel> & <http://x|y>"))
     issue = message["blocks"][2]["text"]["text"]
-    assert "&lt;!channel&gt; &amp; &lt;http://x|y&gt;" in issue
+    assert "&lt;!channel&gt; &amp; &lt;http:\u2060//x|y&gt;" in issue
     assert "<!channel>" not in str(message)
 
 

@@ -269,6 +269,11 @@ class IncidentStore:
         self._observe = redis.register_script(_FOLD_AND_OPEN)
         self._check = redis.register_script(_CHECK)
 
+    @property
+    def redis(self) -> Redis:
+        """The connection (the desk keeps its pager groups in the same Redis)."""
+        return self._redis
+
     def count_analysed(self, now: float) -> None:
         """One analysed call (alert or not) in the deployment-wide buckets: one round trip."""
         current = bucket(now)

@@ -6,7 +6,8 @@ it; without it a password is sent only to a loopback server) or
 derived from the alert id, so a mail system that sees the same alert twice can
 tell. SMTP's own answer decides what happens next: a 4xx reply (greylisting, a
 full queue) and connection errors are retried, a 5xx reply (unknown recipient,
-refused sender, bad credentials) is permanent. Every socket wait is bounded by
+refused sender, bad credentials) is permanent. A message stays under 1 MB, every
+value in the HTML part is escaped and every header is one line (``escaping``). Every socket wait is bounded by
 ``timeout`` and the whole conversation by ``deadline_s`` (a server that answers
 each command just in time is cut off). The password never reaches a log or an error.
 """
@@ -36,6 +37,8 @@ from service.delivery.digests.content import title as digest_title
 from service.delivery.digests.store import Digest
 from service.delivery.incidents.content import SEE_THE_REST, facts, headline, sample_sids
 from service.delivery.sinks.base import SinkEnv, SinkOptionError, SinkSpec, SinkType, check_digest
+from service.delivery.sinks.escaping import header_text
+from service.delivery.sinks.fitting import EMAIL_MAX_BYTES, fit_issues
 from service.delivery.sinks.slack_blocks import shorten
 from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
 from service.http import is_loopback
@@ -49,6 +52,8 @@ DEFAULT_TIMEOUT = 10.0
 #: (``service.delivery.ledger.DEFAULT_LEASE_S``), so no second worker sends meanwhile.
 DEFAULT_DEADLINE_S = 25.0
 MAX_DESCRIPTION = 600
+#: An incident's or a digest's subject is shortened to this.
+MAX_SUBJECT = 200
 
 
 @dataclass(frozen=True)
@@ -142,9 +147,17 @@ def email_html(alert: Alert) -> str:
 
 
 def email_message(alert: Alert, sender: str, to: Sequence[str]) -> EmailMessage:
-    """The whole message for one alert (pure): headers, text part, HTML alternative."""
+    """The whole message for one alert (pure): headers, text part, HTML alternative, within
+    ``EMAIL_MAX_BYTES`` (issues that do not fit are counted in "... and N more issues")."""
+    fitted = fit_issues(alert, lambda a: len(_alert_message(a, sender, to).as_bytes()),
+                        EMAIL_MAX_BYTES)
+    return _alert_message(fitted, sender, to)
+
+
+def _alert_message(alert: Alert, sender: str, to: Sequence[str]) -> EmailMessage:
     message = EmailMessage()
-    message["Subject"] = f"[callwatch {alert.severity}] {alert.summary}"
+    # The summary holds the caller's identity: one line, so it can never start a header.
+    message["Subject"] = header_text(f"[callwatch {alert.severity}] {alert.summary}")
     message["From"] = sender
     message["To"] = ", ".join(to)
     message["Date"] = format_datetime(alert.created_at)
@@ -302,7 +315,7 @@ SINK_TYPE = SinkType("email", _build, required=("to",), optional=("digest",),
 
 def email_incident(event: IncidentEvent) -> tuple[str, str, str]:
     """(subject, plain text, HTML) of one incident event's e-mail."""
-    subject = shorten(f"[callwatch] {headline(event)}", 200).replace("\n", " ")
+    subject = header_text(shorten(f"[callwatch] {headline(event)}", MAX_SUBJECT))
     sids = sample_sids(event)
     rest = SEE_THE_REST.replace("`", "")
     text_lines = [headline(event), ""] + [f"{label}: {value}" for label, value in facts(event)]
@@ -322,7 +335,7 @@ def email_incident(event: IncidentEvent) -> tuple[str, str, str]:
 def email_digest(digest: Digest, sender: str, to: Sequence[str]) -> EmailMessage:
     """A period's digest: plain text and HTML."""
     message = EmailMessage()
-    message["Subject"] = shorten(f"[callwatch] {digest_title(digest)}", 200)
+    message["Subject"] = header_text(shorten(f"[callwatch] {digest_title(digest)}", MAX_SUBJECT))
     message["From"] = sender
     message["To"] = ", ".join(to)
     domain = sender.rpartition("@")[2].strip("> ") or "callwatch.invalid"

@@ -31,6 +31,7 @@ from service.delivery.digests.store import Digest
 from service.delivery.incidents.content import SEE_THE_REST, facts, sample_sids
 from service.delivery.incidents.content import headline as incident_headline
 from service.delivery.incidents.events import IncidentEvent
+from service.delivery.sinks import escaping
 from service.insights.events import ClientInfo
 
 MAX_BLOCKS = 50
@@ -51,8 +52,9 @@ _PARTIAL_ENTITY = re.compile(r"&[a-z]*$")
 
 
 def escape(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn reserves."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text a caller or Twilio controls, for mrkdwn: no link, mention or ``&lt;`` markup
+    (``escaping.slack``)."""
+    return escaping.slack(text)
 
 
 def shorten(text: str, limit: int) -> str:
@@ -114,7 +116,7 @@ def slack_message(alert: Alert, *, actions: bool = False) -> dict[str, Any]:
 
 def _header(alert: Alert) -> HeaderBlock:
     emoji = _EMOJI.get(alert.severity, ":warning:")
-    text = shorten(f"{emoji} {headline(alert.call, alert.issues)}", MAX_HEADER)
+    text = shorten(f"{emoji} {escaping.slack_plain(headline(alert.call, alert.issues))}", MAX_HEADER)
     return HeaderBlock(text=PlainTextObject(text=text, emoji=True))
 
 
@@ -191,7 +193,7 @@ def slack_incident_message(event: IncidentEvent, *, actions: bool = False) -> di
     """The JSON body for a Slack incoming webhook; ``actions``: with the buttons (silence
     the group's issue or agent; acknowledge while open and nobody has)."""
     emoji = _INCIDENT_EMOJI.get(event.event, ":warning:")
-    title = shorten(f"{emoji} {incident_headline(event)}", MAX_HEADER)
+    title = shorten(f"{emoji} {escaping.slack_plain(incident_headline(event))}", MAX_HEADER)
     lines = [f"*{label}* {escape(value)}" for label, value in facts(event)]
     sids = sample_sids(event)
     sid_text = " ".join(f"`{escape(s)}`" for s in sids) or "none yet"

@@ -14,7 +14,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ import requests
 from service.analysis.alert import Alert
 from service.delivery.incidents.events import IncidentEvent
 from service.delivery.sinks.base import SinkEnv, SinkOptionError, SinkSpec, SinkType, check_url
+from service.delivery.sinks.fitting import WEBHOOK_MAX_BYTES, fit_issues, json_bytes
 from service.delivery.sinks.json_post import post, raise_if_retryable
 from service.errors import ConfigError, DeliveryRejected
 from service.http import host_of, require_secure_url, user_agent
@@ -83,9 +83,20 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
+def webhook_body(alert: Alert) -> bytes:
+    """The signed body: the alert's envelope (compact, ASCII) within ``WEBHOOK_MAX_BYTES``;
+    issues that do not fit are left out and counted in ``truncated_issues`` (schema 1)."""
+    body = json_bytes(alert.to_envelope(), ascii_only=True)
+    if len(body) <= WEBHOOK_MAX_BYTES:  # nearly always: serialised once
+        return body
+    fitted = fit_issues(alert, lambda a: len(json_bytes(a.to_envelope(), ascii_only=True)),
+                        WEBHOOK_MAX_BYTES)
+    return json_bytes(fitted.to_envelope(), ascii_only=True)
+
+
 def signed_request(key: bytes, alert: Alert, now: datetime) -> tuple[bytes, dict[str, str]]:
     """The exact body and headers of one delivery attempt of ``alert``."""
-    body = json.dumps(alert.to_envelope(), separators=(",", ":"), ensure_ascii=True).encode()
+    body = webhook_body(alert)
     timestamp = int(now.timestamp())
     headers = {
         "Content-Type": "application/json",
