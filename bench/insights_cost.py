@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 import redis as redis_lib  # noqa: E402
 from rq.registry import ScheduledJobRegistry  # noqa: E402
 
+from devtools.pipeline import drain  # noqa: E402
 from devtools.redis_server import RedisServer  # noqa: E402
 from devtools.simulator.legs import child_sid  # noqa: E402
 from devtools.simulator.sender import callback_params, sign  # noqa: E402
@@ -55,7 +56,6 @@ from service.intake import Intake  # noqa: E402
 from service.logs import configure_logging  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.web import create_app  # noqa: E402
-from tests.pipeline_helpers import drain  # noqa: E402
 from workers import context  # noqa: E402
 from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE, queue  # noqa: E402
 

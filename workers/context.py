@@ -19,6 +19,8 @@ from service.delivery.silences import Silences
 from service.delivery.sinks import Sinks
 from service.insights.accounts import Accounts
 from service.insights.credentials import InsightsCredentials
+from service.routing_file.load import Configuration
+from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
 
 
@@ -32,6 +34,8 @@ class WorkerContext:
 
     settings: Settings
     redis: redis_lib.Redis
+    #: The routing file, parsed at start-up (``service.routing_file.load``); None: none.
+    routing: RoutingConfig | None = None
     session: requests.Session = field(default_factory=requests.Session)
     clock: Callable[[], datetime] = utc_now
     #: The configured sinks, built once per process.
@@ -46,19 +50,21 @@ class WorkerContext:
     def __post_init__(self) -> None:
         self.accounts = Accounts.from_settings(self.settings)
         self.insights_credentials = self.accounts.credentials(self.settings.twilio_account_sid)
-        self.sinks = Sinks.from_settings(self.settings, session=self.session, clock=self.clock)
-        self.router = Router.from_config(self.settings.callwatch_config, self.sinks.names)
+        file_sinks = self.routing.sinks if self.routing else ()
+        self.sinks = Sinks.from_settings(self.settings, file_sinks, session=self.session, clock=self.clock,
+                                         redis=self.redis)
+        self.router = Router.from_config(self.routing, self.sinks.names)
         self.silences = Silences(self.redis, clock=self.clock)
 
 
 _context: WorkerContext | None = None
 
 
-def configure(settings: Settings, redis: redis_lib.Redis, *,
+def configure(settings: Settings, redis: redis_lib.Redis, *, routing: RoutingConfig | None = None,
               clock: Callable[[], datetime] = utc_now) -> WorkerContext:
     """Set the context jobs of this process use (worker start-up, tests)."""
     global _context
-    _context = WorkerContext(settings=settings, redis=redis, clock=clock)
+    _context = WorkerContext(settings=settings, redis=redis, routing=routing, clock=clock)
     return _context
 
 
@@ -66,7 +72,7 @@ def current() -> WorkerContext:
     """The context set by ``configure``, or one built from the environment."""
     global _context
     if _context is None:
-        settings = Settings.from_env(os.environ)
-        _context = WorkerContext(settings=settings,
-                                 redis=settings.redis())
+        configuration = Configuration.from_env(os.environ)
+        _context = WorkerContext(settings=configuration.settings, redis=configuration.settings.redis(),
+                                 routing=configuration.routing)
     return _context

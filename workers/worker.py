@@ -15,7 +15,8 @@ slices, hold the popped job), ``redis_loss`` (leave RQ's loop on a Redis error),
 the job Redis lost), ``liveness`` (recover jobs of dead workers in seconds),
 ``scheduler_locks`` (free a dead scheduler's lock), ``sink_slots`` (a slow sink holds
 at most its share of the workers), ``job_logs`` (one line for an expected failure),
-``pubsub_reads`` (read RQ's command channel in short slices, so teardown is prompt).
+``pubsub_reads`` (read RQ's command channel in short slices, so teardown is prompt),
+``scheduler_process`` (a scheduler crash is one JSON line; no idle scheduler connection).
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ from rq.worker import BaseWorker, HerokuWorker, SimpleWorker, Worker
 # job code and its dependencies instead of importing them per job.
 import workers.jobs  # noqa: F401
 from service.logs import configure_logging
-from service.settings import Settings, settings_or_exit
-from workers import context
+from service.routing_file.load import configuration_or_exit
+from service.routing_file.parse import RoutingConfig
+from service.settings import Settings
+from workers import context, scheduler_process
+from workers.digest_clock import DigestClock, start_digest_clock
 from workers.intake_mover import IntakeMover
 from workers.job_in_hand import ReleasesJobInHand
 from workers.job_logs import QuietExpectedFailures, rq_logging_level
@@ -54,6 +58,12 @@ from workers.sink_slots import SinkSlots
 MAINTENANCE_INTERVAL_S = 5
 #: RQ's registration TTL for a worker; also the BLPOP timeout RQ would use (ours is 1 s).
 WORKER_TTL_S = 35
+#: Redis connections one worker process may hold: jobs and dequeueing, RQ's command
+#: channel, and the beat and intake threads sharing one (the README's Heroku budget).
+WORKER_REDIS_CONNECTIONS = 3
+#: Worker processes per dyno on Heroku unless --concurrency says otherwise: with 2, the
+#: default formation and a second worker dyno fit Heroku Key-Value Store mini's 20 connections.
+HEROKU_CONCURRENCY = 2
 #: How long an abandoned worker waits for its pub/sub thread to end.
 PUBSUB_JOIN_S = 2.0
 
@@ -66,12 +76,14 @@ class _RecoversFromDeadWorkers(BaseWorker):
 
     _heartbeat: Heartbeat | None = None
     _intake: IntakeMover | None = None
+    _digests: DigestClock | None = None
     _abandoned = False
 
     def register_birth(self) -> None:
         super().register_birth()
         self._heartbeat = Heartbeat(self.connection, self.name).start()
         self._intake = IntakeMover(self.connection).start()
+        self._digests = start_digest_clock(self.connection)
 
     def register_death(self) -> None:
         self._stop_helpers()
@@ -111,10 +123,13 @@ class _RecoversFromDeadWorkers(BaseWorker):
             self._heartbeat.stop()
         if self._intake is not None:
             self._intake.stop()
+        if self._digests is not None:
+            self._digests.stop()
 
 
 class _CallwatchWorker(QuietExpectedFailures, LeavesOnRedisError, _RecoversFromDeadWorkers,
-                       SinkSlots, ReleasesJobInHand, ShortPubSubReads):
+                       SinkSlots, ReleasesJobInHand, ShortPubSubReads,
+                       scheduler_process.ClosesIdleSchedulerConnection):
     """Every adaptation of RQ, in the order they wrap RQ's methods."""
 
 
@@ -152,11 +167,11 @@ def build_worker(redis: redis_lib.Redis, *, simple: bool = True, name: str | Non
     return worker
 
 
-def work(settings: Settings, *, burst: bool = False, simple: bool = True,
-         name: str | None = None, stop: StopSignal | None = None) -> int:
+def work(settings: Settings, *, routing: RoutingConfig | None = None, burst: bool = False,
+         simple: bool = True, name: str | None = None, stop: StopSignal | None = None) -> int:
     """One worker process: its own Redis client and job context, then the restart loop."""
-    redis = settings.redis()
-    context.configure(settings, redis)
+    redis = settings.redis(bounded=WORKER_REDIS_CONNECTIONS)
+    context.configure(settings, redis, routing=routing)
     return run(redis, lambda worker_name, stop_: build_worker(redis, simple=simple,
                                                               name=worker_name, stop=stop_),
                burst=burst, name=name, rq_logging_level=rq_logging_level(settings.log_level),
@@ -172,17 +187,22 @@ def main(argv: list[str] | None = None) -> int:
                       help="run each job in this process (the default)")
     mode.add_argument("--fork", action="store_true",
                       help="fork a work horse per job (RQ's Worker; HerokuWorker on Heroku)")
-    parser.add_argument("--concurrency", type=_positive, default=DEFAULT_CONCURRENCY,
+    parser.add_argument("--concurrency", type=_positive, default=None,
                         metavar="N", help="worker processes, each running one job at a time "
-                        f"(default {DEFAULT_CONCURRENCY}; 1 runs in this process)")
+                        f"(default {DEFAULT_CONCURRENCY}, {HEROKU_CONCURRENCY} on Heroku; "
+                        "1 runs in this process)")
     parser.add_argument("--name", help="worker name (default: RQ's); N > 1 adds -1, -2 ...")
     args = parser.parse_args(argv)
-    settings = settings_or_exit(os.environ)
+    configuration = configuration_or_exit(os.environ)
+    settings = configuration.settings
     configure_logging(settings.log_level, settings.log_format)
-    options = {"burst": args.burst, "simple": not args.fork}
-    if args.concurrency == 1 or args.burst:
+    scheduler_process.install()
+    options = {"burst": args.burst, "simple": not args.fork, "routing": configuration.routing}
+    concurrency = args.concurrency or (HEROKU_CONCURRENCY if os.environ.get("DYNO")
+                                       else DEFAULT_CONCURRENCY)
+    if concurrency == 1 or args.burst:
         return work(settings, name=args.name, **options)
-    return run_pool(args.concurrency,
+    return run_pool(concurrency,
                     lambda name, stop: work(settings, name=name, stop=stop, **options),
                     name=args.name)
 

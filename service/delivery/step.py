@@ -30,8 +30,9 @@ import structlog
 
 from service.analysis.alert import Alert
 from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
+from service.delivery.incidents.event_order import EventOrder
 from service.delivery.incidents.events import IncidentEvent, is_incident_message, message_id
-from service.delivery.incidents.order import EventOrder
+from service.delivery.incidents.pager_groups import PagerGroup
 from service.delivery.ledger import DEFAULT_LEASE_S, DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.sinks.base import AlertSink
@@ -71,7 +72,12 @@ def deliver_step(request: DeliveryRequest, *, sink: AlertSink, ledger: DeliveryL
                               jitter=jitter, order=order)
     alert = Alert.from_envelope(request.message)
     fields = {"sink": name, "alert_id": message_id, "call_sid": alert.call.call_sid}
-    return _deliver(request, lambda: sink.send(alert), fields, "alert", ledger=ledger, pace=pace,
+    send: Callable[[], None] = lambda: sink.send(alert)  # noqa: E731
+    # sizes: a per-call page to PagerDuty goes out on its group's key (incidents.pager_groups).
+    group, send_grouped = PagerGroup.from_message(request.message), getattr(sink, "send_grouped", None)
+    if group is not None and send_grouped is not None:
+        send = lambda: send_grouped(alert, group)  # noqa: E731
+    return _deliver(request, send, fields, "alert", ledger=ledger, pace=pace,
                     retry_s=retry_s, lease_s=lease_s, jitter=jitter)
 
 

@@ -8,14 +8,15 @@ from typing import Any
 import redis as redis_lib
 from structlog.testing import capture_logs
 
+from devtools.pipeline import Pipeline, pipeline_settings
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.sender import callback_params
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import WebhookReceiver
+from devtools.web_client import Callbacks
 from service.insights.accounts import Accounts
+from service.routing_file.load import load
 from service.settings import Settings
-from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_helpers import WEBHOOK_SECRET
-from tests.web_helpers import Callbacks
 
 SUB_SID = "AC" + "5b" * 16
 SUB_TOKEN = "sub-account-token-not-secret-1"
@@ -153,9 +154,9 @@ def test_routes_send_each_accounts_alerts_to_its_own_sink(
         f"  - match: {{account_sid: {SUB_SID}}}\n"
         "    sinks: [sub-team]\n"
         "default: [main-team]\n")
-    settings = pipeline_settings(redis_server.url, simulator, TWILIO_ACCOUNTS=f"{SUB_SID}:{SUB_TOKEN}",
-                                 CALLWATCH_CONFIG=config)
-    pipe = Pipeline(settings, redis, simulator)
+    env = {"TWILIO_ACCOUNTS": f"{SUB_SID}:{SUB_TOKEN}", "CALLWATCH_CONFIG": config}
+    settings = pipeline_settings(redis_server.url, simulator, **env)
+    pipe = Pipeline(settings, redis, simulator, routing=load(settings, env))
     sub_call = simulator.add_call("sdk-error", account_sid=SUB_SID)
     main_call = simulator.add_call("sdk-error")
     assert post(pipe, sub_call, SUB_SID, SUB_TOKEN) == 204

@@ -10,14 +10,14 @@ import pytest
 import redis as redis_lib
 from structlog.testing import capture_logs
 
+from devtools.pipeline import Pipeline, drain, pipeline_settings
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.legs import child_sid
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import WebhookReceiver
 from service.errors import InsightsUnavailable
 from service.insights.calls_api import CallsClient
 from service.insights.client import InsightsClient
-from tests.pipeline_helpers import Pipeline, drain, pipeline_settings
-from tests.receiver_helpers import WEBHOOK_SECRET
 
 PHONE = {"From": "+14155550100", "To": "+14155550123", "Direction": "inbound"}
 

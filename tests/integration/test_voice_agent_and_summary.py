@@ -9,12 +9,12 @@ import pytest
 import redis as redis_lib
 from rq.registry import ScheduledJobRegistry
 
+from devtools.pipeline import Pipeline, drain, pipeline_settings
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import WebhookReceiver
 from service.insights.client import InsightsClient
 from service.insights.summary import SummaryClient
-from tests.pipeline_helpers import Pipeline, drain, pipeline_settings
-from tests.receiver_helpers import WEBHOOK_SECRET
 from workers.queues import ANALYSIS_QUEUE, queue
 
 PHONE = {"From": "+14155550100", "To": "+14155550123", "Direction": "inbound"}
