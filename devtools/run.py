@@ -51,7 +51,7 @@ SAMPLE_CALLS = (
     ("clean", "completed", "a clean call: no alert expected"),
     ("clean", "failed", "a call that failed to connect (SIP 404)"),
     ("inbound-to-agent", "completed",
-     "a caller answered by agent alice's browser (<Dial><Client>): only the phone leg's "
+     "a caller answered by agent bob's browser (<Dial><Client>): only the phone leg's "
      "callback is sent; the agent's leg is found through the Calls API and alerted"),
 )
 #: The demo's routing file: errors also page on-call (the PagerDuty stand-in); every alert
@@ -271,7 +271,9 @@ def play_samples(world: World, base: str, timeout: float = 60) -> bool:
     for scenario, status, what in SAMPLE_CALLS:
         statuses = ("initiated", "ringing", status) if status == "failed" else \
             ("initiated", "ringing", "in-progress", status)
-        options = {"sip_response_code": 404} if status == "failed" else None
+        options: dict[str, Any] | None = {"sip_response_code": 404} if status == "failed" else None
+        if scenario == "inbound-to-agent":
+            options = {"agent": "bob"}  # another agent than the SDK samples' alice
         sid = play_call(world.simulator.url, base, world.account_sid, world.auth_token, scenario,
                         options=options, statuses=statuses)
         print(f"played {sid}: {what}")
