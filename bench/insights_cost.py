@@ -1,8 +1,8 @@
-"""Benchmark: Insights Events API requests per analysed call, on a phone/SDK mix.
+"""Benchmark: Twilio requests per analysed call (Insights and Calls API), on a phone/SDK mix.
 
 Run from the project root::
 
-    .venv/bin/python bench/insights_cost.py [--calls 200] [--sdk-share 0.3] [--markdown]
+    .venv/bin/python bench/insights_cost.py [--calls 200] [--sdk-share 0.3] [--child-share 0.5] [--markdown]
     .venv/bin/python bench/insights_cost.py --unlabelled   # phone legs that look like SDK legs
 
 The real pipeline in one process: callwatch's Flask app takes each signed status
@@ -20,6 +20,13 @@ the SDK scenarios. ``--unlabelled`` gives the phone legs a ``client:`` ``From``:
 cost when callwatch cannot tell a phone leg, which is what every phone leg cost
 before legs without an SDK party were skipped. Targets: at most 0.35 requests
 per call on the 70/30 mix, 1.1 per SDK call, 0 per phone-only call.
+
+``--child-share`` of the phone legs are inbound calls answered by a browser agent
+(``<Dial><Client>``, the simulator's ``inbound-to-agent``): only the phone leg's callback
+is sent, callwatch lists its children through the Calls API (counted apart) and analyses
+the agent's leg, which then counts as a call of its own (a CallSid callwatch analysed).
+Insights requests (Events and Summary) and Calls API requests are reported separately;
+the Calls target is at most one request per phone leg.
 """
 
 from __future__ import annotations
@@ -37,16 +44,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import redis as redis_lib  # noqa: E402
+from rq.registry import ScheduledJobRegistry  # noqa: E402
 
 from devtools.pipeline import drain  # noqa: E402
 from devtools.redis_server import RedisServer  # noqa: E402
+from devtools.simulator.legs import child_sid  # noqa: E402
 from devtools.simulator.sender import callback_params, sign  # noqa: E402
 from devtools.simulator.server import SimulatorServer  # noqa: E402
 from service.calls import CALLBACK_PATH  # noqa: E402
+from service.intake import Intake  # noqa: E402
 from service.logs import configure_logging  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.web import create_app  # noqa: E402
 from workers import context  # noqa: E402
+from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE, queue  # noqa: E402
 
 PUBLIC = "https://callwatch.bench"
 SDK_SCENARIOS = ("clean", "warnings-cleared", "sdk-error", "ice-reconnected", "mic-denied",
@@ -66,19 +77,26 @@ class Cost:
     requests: int
     phone_requests: int
     sdk_requests: int
+    #: Agent legs found through their phone leg, and their Insights requests.
+    child_calls: int = 0
+    child_requests: int = 0
+    #: Calls API requests (all made for phone legs).
+    calls_api_requests: int = 0
 
     def per(self, requests: int, calls: int) -> float:
         return requests / calls if calls else 0.0
 
 
-def run(calls: int, sdk_share: float, *, unlabelled: bool) -> Cost:
-    """Play the mix through the pipeline; count the simulator's Events requests per call."""
+def run(calls: int, sdk_share: float, *, unlabelled: bool, child_share: float = 0.0,
+        legs_mix: bool = False) -> Cost:
+    """Play the mix through the pipeline; count the simulator's requests per call."""
     with RedisServer() as server, SimulatorServer() as simulator:
         redis = redis_lib.Redis.from_url(server.url)
         settings = Settings.from_env({
             "TWILIO_ACCOUNT_SID": simulator.account_sid,
             "TWILIO_AUTH_TOKEN": simulator.auth_token,
             "TWILIO_INSIGHTS_BASE_URL": simulator.url, "REDIS_URL": server.url,
+            "TWILIO_API_BASE_URL": simulator.url,
             "PUBLIC_BASE_URL": PUBLIC, "ANALYSIS_DELAY_SECONDS": "0",
             "ANALYSIS_RECHECK_SECONDS": "0,0,0", "LOG_LEVEL": "WARNING",
         })
@@ -86,31 +104,78 @@ def run(calls: int, sdk_share: float, *, unlabelled: bool) -> Cost:
         context.configure(settings, redis)
         client = create_app(settings, redis=redis).test_client()
         kinds: dict[str, str] = {}
-        for number in range(calls):
-            sdk = _is_sdk(number, sdk_share)
-            if sdk:
+        for kind, with_child in _plan(calls, sdk_share, child_share, legs_mix=legs_mix):
+            if kind == "sdk":
                 scenario = SDK_SCENARIOS[len([k for k in kinds.values() if k == "sdk"])
                                          % len(SDK_SCENARIOS)]
                 sid = simulator.add_call(scenario)
                 fields = {}
             else:
-                sid = simulator.add_call("clean", call_type="carrier")
+                phones = len([k for k in kinds.values() if k == "phone"])
+                if with_child and not unlabelled:
+                    scenario = SDK_SCENARIOS[phones % len(SDK_SCENARIOS)]
+                    sid = simulator.add_call("inbound-to-agent", events=scenario)
+                    kinds[child_sid(sid, 0)] = "child"
+                else:
+                    sid = simulator.add_call("clean", call_type="carrier")
                 fields = {**PHONE, **({"From": "client:unknown"} if unlabelled else {})}
-            kinds[sid] = "sdk" if sdk else "phone"
+            kinds[sid] = kind
             params = callback_params(sid, settings.twilio_account_sid, "completed", **fields)
             response = client.post(CALLBACK_PATH, data=params, headers={
                 "X-Twilio-Signature": sign(PUBLIC + CALLBACK_PATH, params, settings.twilio_auth_token)})
             if response.status_code != 204:
                 raise SystemExit(f"callback refused: {response.status_code} {response.data!r}")
-        drain(redis, timeout=DRAIN_TIMEOUT_S, ahead_s=1, logging_level="WARNING")
-        per_call = Counter(r["call_sid"] for r in simulator.requests
-                           if str(r["path"]).endswith("/Events"))
+        # Until every analysis is done: an incident's timer check (a storm of one error
+        # among the many agent legs) stays scheduled for minutes and costs no request.
+        drain(redis, timeout=DRAIN_TIMEOUT_S, ahead_s=1, logging_level="WARNING",
+              until=lambda: _analyses_done(redis))
+        per_call = Counter(r["call_sid"] for r in simulator.state.requests()
+                           if r["api"] in ("events", "summary"))
+        calls_api = len(simulator.api_requests("calls"))
     phone = [sid for sid, kind in kinds.items() if kind == "phone"]
     sdk_sids = [sid for sid, kind in kinds.items() if kind == "sdk"]
-    return Cost(calls=calls, phone_calls=len(phone), sdk_calls=len(sdk_sids),
+    children = [sid for sid, kind in kinds.items() if kind == "child"]
+    return Cost(calls=len(kinds), phone_calls=len(phone), sdk_calls=len(sdk_sids),
                 requests=sum(per_call.values()),
                 phone_requests=sum(per_call[sid] for sid in phone),
-                sdk_requests=sum(per_call[sid] for sid in sdk_sids))
+                sdk_requests=sum(per_call[sid] for sid in sdk_sids),
+                child_calls=len(children), child_requests=sum(per_call[sid] for sid in children),
+                calls_api_requests=calls_api)
+
+
+def _plan(calls: int, sdk_share: float, child_share: float, *,
+          legs_mix: bool) -> list[tuple[str, bool]]:
+    """Each callback to send: ``("sdk", False)`` or ``("phone", with a browser child)``.
+
+    By default ``calls`` callbacks, ``sdk_share`` of them SDK legs, and ``child_share`` of
+    the phone legs with a child on top. With ``legs_mix``, ``calls`` counts every leg and
+    ``sdk_share`` is the SDK legs' share of them, children included: the children are
+    taken from the SDK share (as many as ``child_share`` of the phone legs asks, at most
+    all of it), the rest of it being SDK legs with callbacks of their own.
+    """
+    slots = [_is_sdk(number, sdk_share) for number in range(calls)]
+    n_sdk = sum(slots)
+    n_phone = calls - n_sdk
+    n_child = min(n_sdk, round(child_share * n_phone)) if legs_mix else round(
+        child_share * n_phone)
+    child_rate = n_child / n_phone if n_phone else 0.0
+    plan: list[tuple[str, bool]] = []
+    phones = standalone = 0
+    for sdk in slots:
+        if sdk and (not legs_mix or standalone < n_sdk - n_child):
+            plan.append(("sdk", False))
+            standalone += 1
+        elif not sdk:
+            plan.append(("phone", _is_sdk(phones, child_rate)))
+            phones += 1
+    return plan
+
+
+def _analyses_done(redis: redis_lib.Redis) -> bool:
+    analysis = queue(ANALYSIS_QUEUE, redis)
+    return (Intake(redis).pending() == 0 and analysis.count == 0
+            and ScheduledJobRegistry(queue=analysis).count == 0
+            and queue(DELIVERY_QUEUE, redis).count == 0)
 
 
 def _is_sdk(number: int, share: float) -> bool:
@@ -121,32 +186,49 @@ def _is_sdk(number: int, share: float) -> bool:
 def report(cost: Cost, *, markdown: bool, command: str) -> str:
     rows = [
         ("all calls", cost.calls, cost.requests, cost.per(cost.requests, cost.calls), 0.35),
-        ("phone-only calls", cost.phone_calls, cost.phone_requests,
+        ("phone legs", cost.phone_calls, cost.phone_requests,
          cost.per(cost.phone_requests, cost.phone_calls), 0.0),
         ("Voice SDK calls", cost.sdk_calls, cost.sdk_requests,
          cost.per(cost.sdk_requests, cost.sdk_calls), 1.1),
+        ("agent legs (children)", cost.child_calls, cost.child_requests,
+         cost.per(cost.child_requests, cost.child_calls), 1.1),
     ]
+    calls_row = ("phone legs", cost.phone_calls, cost.calls_api_requests,
+                 cost.per(cost.calls_api_requests, cost.phone_calls), 1.0)
     if markdown:
         lines = [f"`{command}` ({platform.python_version()}, {os.cpu_count()} CPUs)", "",
-                 "| calls | n | Events requests | per call | target |", "|---|---|---|---|---|"]
+                 "| calls | n | Insights requests | per call | target |", "|---|---|---|---|---|"]
         lines += [f"| {name} | {n} | {req} | {per:.2f} | ≤ {target:g} |"
                   for name, n, req, per, target in rows]
+        lines += ["", "| calls | n | Calls API requests | per call | target |",
+                  "|---|---|---|---|---|",
+                  "| {} | {} | {} | {:.2f} | ≤ {:g} |".format(*calls_row)]
         return "\n".join(lines)
-    return "\n".join(f"{name:17} {n:5} calls {req:6} requests  {per:5.2f} per call "
-                     f"(target ≤ {target:g})" for name, n, req, per, target in rows)
+    lines = [f"{name:22} {n:5} calls {req:6} Insights requests  {per:5.2f} per call "
+             f"(target ≤ {target:g})" for name, n, req, per, target in rows]
+    name, n, req, per, target = calls_row
+    lines.append(f"{name:22} {n:5} calls {req:6} Calls API requests {per:5.2f} per call "
+                 f"(target ≤ {target:g})")
+    return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--sdk-share", type=float, default=0.3)
+    parser.add_argument("--child-share", type=float, default=0.5,
+                        help="share of the phone legs answered by a browser agent (<Dial><Client>)")
+    parser.add_argument("--legs-mix", action="store_true",
+                        help="--calls counts every leg and --sdk-share includes the browser "
+                             "children (taken from it), instead of children on top")
     parser.add_argument("--unlabelled", action="store_true",
                         help="phone legs carry a client: From (callwatch cannot skip them)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    if args.calls < 1 or not 0 <= args.sdk_share <= 1:
-        parser.error("--calls must be at least 1 and --sdk-share from 0 to 1")
-    cost = run(args.calls, args.sdk_share, unlabelled=args.unlabelled)
+    if args.calls < 1 or not 0 <= args.sdk_share <= 1 or not 0 <= args.child_share <= 1:
+        parser.error("--calls must be at least 1, --sdk-share and --child-share from 0 to 1")
+    cost = run(args.calls, args.sdk_share, unlabelled=args.unlabelled,
+               child_share=args.child_share, legs_mix=args.legs_mix)
     command = "python bench/insights_cost.py " + shlex.join(sys.argv[1:])
     print(report(cost, markdown=args.markdown, command=command.strip()))
     return 0

@@ -6,7 +6,8 @@
 Registers a call of SCENARIO in the Twilio simulator (which then serves its events
 to callwatch's worker), then posts the call's status callbacks to callwatch, signed
 with the auth token as Twilio signs them. callwatch must be configured for it:
-``TWILIO_INSIGHTS_BASE_URL`` is the simulator's URL, ``PUBLIC_BASE_URL`` is
+``TWILIO_INSIGHTS_BASE_URL`` (and ``TWILIO_API_BASE_URL``, for the child legs of
+``inbound-to-agent``) is the simulator's URL, ``PUBLIC_BASE_URL`` is
 ``--url``, and the account SID and auth token are the ones given here (by default
 the simulator's development ones, which ``make run`` and ``make dev`` use).
 Prints the call's SID; the alert follows about ``ANALYSIS_DELAY_SECONDS`` later.

@@ -50,6 +50,9 @@ SAMPLE_CALLS = (
     ("mic-denied", "completed", "the browser denied the microphone"),
     ("clean", "completed", "a clean call: no alert expected"),
     ("clean", "failed", "a call that failed to connect (SIP 404)"),
+    ("inbound-to-agent", "completed",
+     "a caller answered by agent bob's browser (<Dial><Client>): only the phone leg's "
+     "callback is sent; the agent's leg is found through the Calls API and alerted"),
 )
 #: The demo's routing file: errors also page on-call (the PagerDuty stand-in); every alert
 #: goes to Slack, the webhook receiver and an hourly digest (posted to the Slack stand-in at
@@ -63,8 +66,8 @@ routes:
     sinks: [oncall, slack, {webhook}, hourly]
 default: [slack, {webhook}, hourly]
 """
-#: Sample calls whose alert is an error (sdk-error, mic-denied, the failed call).
-DEMO_ERRORS = 3
+#: Sample calls whose alert is an error (sdk-error, mic-denied, the failed call, the agent leg).
+DEMO_ERRORS = 4
 #: After the samples: this many calls failing alike, with short storm windows for the demo.
 STORM_DEMO_CALLS = 60
 STORM_DEMO = {"calls": 5, "within_s": 60, "group_by": ["issue"], "update_every_s": 10,
@@ -230,6 +233,7 @@ class World:
             "TWILIO_ACCOUNT_SID": self.account_sid,
             "TWILIO_AUTH_TOKEN": self.auth_token,
             "TWILIO_INSIGHTS_BASE_URL": self.simulator.url,
+            "TWILIO_API_BASE_URL": self.simulator.url,
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{self.port}",
             "ANALYSIS_DELAY_SECONDS": "2",
             "ANALYSIS_RECHECK_SECONDS": "2,4",
@@ -267,7 +271,9 @@ def play_samples(world: World, base: str, timeout: float = 60) -> bool:
     for scenario, status, what in SAMPLE_CALLS:
         statuses = ("initiated", "ringing", status) if status == "failed" else \
             ("initiated", "ringing", "in-progress", status)
-        options = {"sip_response_code": 404} if status == "failed" else None
+        options: dict[str, Any] | None = {"sip_response_code": 404} if status == "failed" else None
+        if scenario == "inbound-to-agent":
+            options = {"agent": "bob"}  # another agent than the SDK samples' alice
         sid = play_call(world.simulator.url, base, world.account_sid, world.auth_token, scenario,
                         options=options, statuses=statuses)
         print(f"played {sid}: {what}")
@@ -277,11 +283,23 @@ def play_samples(world: World, base: str, timeout: float = 60) -> bool:
     while time.monotonic() < deadline:
         if len(world.slack.messages) >= expected and len(world.webhook.unique_ids()) >= expected:
             print(f"all {expected} alerts arrived in Slack and at the webhook receiver.")
+            _show_child_legs(world)
             return True
         time.sleep(0.5)
     print(f"only {len(world.slack.messages)} Slack messages and "
           f"{len(world.webhook.unique_ids())} webhooks arrived; see {RUN_DIR}/worker.log")
     return False
+
+
+def _show_child_legs(world: World) -> None:
+    """Name the alerts of legs found through their parent (call.parent_call_sid)."""
+    for delivery in world.webhook.accepted():
+        data = delivery.body.get("data", {}) if isinstance(delivery.body, dict) else {}
+        call = data.get("call") or {}
+        if call.get("parent_call_sid"):
+            print(f"the agent's leg {call.get('call_sid')} ({call.get('to')}) was found from "
+                  f"phone leg {call['parent_call_sid']}'s callback alone and alerted.")
+            return
 
 
 def show_pages(world: World, base: str, timeout: float = 30) -> bool:

@@ -29,6 +29,8 @@ class AnalysisOutcome(StrEnum):
     RETRY = "retry"
     GAVE_UP = "gave_up"
     FAILED = "failed"
+    #: A leg with no SDK party: its Call Summary is read later (``SUMMARY_DELAY_SECONDS``).
+    SUMMARY_LATER = "summary_later"
 
 
 class DeliveryOutcome(StrEnum):

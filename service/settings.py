@@ -28,6 +28,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: waiting call must stay well inside the intake's one-day memory of it (intake.CALL_TTL_S).
 MAX_ANALYSIS_DELAY_S = 3600
 KNOWN_EDGES = ("sdk_edge", "client_edge", "sip_edge", "carrier_edge", "unknown_edge")
+#: Not an Events API edge: a leg with no SDK party is read from its Call Summary.
+CALL_SUMMARY = "call_summary"
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 #: How long a thread waits for a free connection of a bounded pool before a Redis error.
 POOL_WAIT_S = 10
@@ -67,6 +69,14 @@ class Settings:
     pagerduty_events_url: str = PAGERDUTY_EVENTS_URL
     smtp_url: str | None = field(default=None, repr=False)
     alert_email_from: str | None = None
+    # --- every leg, every account (TWILIO_ACCOUNTS, child legs, voice agents, summaries) ---
+    #: ``(account SID, auth token)`` pairs of more accounts; an account listed twice has
+    #: both tokens accepted and tried (a rotation).
+    twilio_accounts: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    twilio_api_base_url: str = "https://api.twilio.com"
+    follow_child_legs: bool = True
+    voice_agent_latency_ms: int = 1500
+    summary_delay_seconds: int = 600
     #: ``SLACK_SIGNING_SECRET``: Slack messages carry buttons answered at ``POST /slack/actions``.
     slack_signing_secret: str | None = field(default=None, repr=False)
     #: ``METRICS_TOKEN``: when set, ``/metrics`` wants ``Authorization: Bearer <token>``.
@@ -78,6 +88,15 @@ class Settings:
         if self.twilio_api_key_sid and self.twilio_api_key_secret:
             return (self.twilio_api_key_sid, self.twilio_api_key_secret)
         return (self.twilio_account_sid, self.twilio_auth_token)
+
+    @property
+    def events_edges(self) -> tuple[str, ...]:
+        """The ``INSIGHTS_EDGES`` the Events API is asked for (``call_summary`` is not one)."""
+        return tuple(edge for edge in self.insights_edges if edge != CALL_SUMMARY)
+
+    @property
+    def reads_summaries(self) -> bool:
+        return CALL_SUMMARY in self.insights_edges
 
     @property
     def auth_tokens(self) -> tuple[str, ...]:
@@ -122,10 +141,11 @@ class Settings:
         public = env.optional("PUBLIC_BASE_URL")
         edges = tuple(env.csv("INSIGHTS_EDGES", "sdk_edge"))
         for edge in edges:
-            if edge not in KNOWN_EDGES:
-                raise ConfigError("INSIGHTS_EDGES", f"unknown edge {edge!r}; use {', '.join(KNOWN_EDGES)}")
-        if not edges:
-            raise ConfigError("INSIGHTS_EDGES", "name at least one edge")
+            if edge not in (*KNOWN_EDGES, CALL_SUMMARY):
+                raise ConfigError("INSIGHTS_EDGES", f"unknown edge {edge!r}; use "
+                                                    f"{', '.join((*KNOWN_EDGES, CALL_SUMMARY))}")
+        if not edges or edges == (CALL_SUMMARY,):
+            raise ConfigError("INSIGHTS_EDGES", "name at least one Events API edge")
         ignore = frozenset(env.csv("ALERT_IGNORE"))
         for pair in ignore:
             if pair.count("/") != 1 or "" in pair.split("/"):
@@ -166,6 +186,14 @@ class Settings:
                                          env.optional("PAGERDUTY_EVENTS_URL") or PAGERDUTY_EVENTS_URL),
             smtp_url=_smtp_url(env.optional("SMTP_URL")),
             alert_email_from=_email_from(env.optional("ALERT_EMAIL_FROM")),
+            twilio_accounts=_accounts(env.optional("TWILIO_ACCOUNTS"), account_sid),
+            twilio_api_base_url=env.url(
+                "TWILIO_API_BASE_URL",
+                env.optional("TWILIO_API_BASE_URL") or "https://api.twilio.com").rstrip("/"),
+            follow_child_legs=env.boolean("FOLLOW_CHILD_LEGS", True),
+            voice_agent_latency_ms=env.integer("VOICE_AGENT_LATENCY_MS", 1500, minimum=1),
+            summary_delay_seconds=env.integer("SUMMARY_DELAY_SECONDS", 600, minimum=0,
+                                              maximum=MAX_ANALYSIS_DELAY_S * 6),
             slack_signing_secret=env.optional("SLACK_SIGNING_SECRET"),
             metrics_token=env.optional("METRICS_TOKEN"),
         )
@@ -318,6 +346,31 @@ def _redis_url(value: str) -> str:
             raise ConfigError("REDIS_URL", f"the database must be a number (redis://host:6379/0), "
                                            f"not {db!r}")
     return value
+
+
+def _accounts(value: str | None, primary: str) -> tuple[tuple[str, str], ...]:
+    """``TWILIO_ACCOUNTS``: comma-separated ``AC…:<auth token>`` pairs. The error names the
+    pair by its position and account, never its token."""
+    if value is None:
+        return ()
+    pairs: list[tuple[str, str]] = []
+    for n, part in enumerate((p.strip() for p in value.split(",")), start=1):
+        if not part:
+            continue
+        sid, sep, token = part.partition(":")
+        sid, token = sid.strip(), token.strip()
+        if not sep or not token:
+            raise ConfigError("TWILIO_ACCOUNTS", f"pair {n} is not AC…:<auth token>")
+        if not ACCOUNT_SID_RE.match(sid):
+            raise ConfigError("TWILIO_ACCOUNTS", f"pair {n}: the account SID must be AC "
+                                                 "followed by 32 hex digits")
+        if sid == primary:
+            raise ConfigError("TWILIO_ACCOUNTS", f"pair {n} repeats TWILIO_ACCOUNT_SID; its "
+                                                 "tokens are TWILIO_AUTH_TOKEN(_SECONDARY)")
+        if (sid, token) in pairs:
+            continue
+        pairs.append((sid, token))
+    return tuple(pairs)
 
 
 def _smtp_url(value: str | None) -> str | None:

@@ -21,7 +21,7 @@ from rq import get_current_job
 
 from service.analysis.step import AnalysisPolicy, AnalysisRequest, analyze_step
 from service.calls import Call
-from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
+from service.decisions import Again, AnalysisOutcome, Decision, DeliveryOutcome, Done, Failed
 from service.delivery.incidents.desk import IncidentDesk
 from service.delivery.incidents.event_order import EventOrder
 from service.delivery.incidents.events import is_incident_message
@@ -32,7 +32,8 @@ from service.delivery.pace import Pace
 from service.delivery.silences import screen
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import PermanentError
-from service.insights.client import InsightsClient
+from service.insights.readers import readers_for
+from service.intake import Intake
 from service.metrics import Metrics, alert_delivered, alert_labels
 from workers.context import current
 from workers.queues import schedule_analysis, schedule_delivery, schedule_incident_check
@@ -48,17 +49,30 @@ class StepFailed(Exception):
         self.reason = reason
 
 
-def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0) -> str:
+def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0,
+                 stage: str = "") -> str:
     """Run the analysis step for one call."""
     context = current()
     metrics = Metrics(context.redis)
-    request = AnalysisRequest(Call.from_json(call_json), recheck, attempt)
+    request = AnalysisRequest(Call.from_json(call_json), recheck, attempt, stage)
     _bind(call_sid=request.call.call_sid)
     log.info("analysis_started", recheck=recheck, attempt=attempt, **request.call.log_fields())
-    client = InsightsClient(
-        context.settings.twilio_insights_base_url, context.insights_credentials,
-        session=context.session,
-        on_request=lambda status, seconds: _insights_request(metrics, status, seconds))
+    # --- legs (issue 20): the call's own account's readers, and child legs to the intake ---
+    try:
+        readers = readers_for(context.settings, context.accounts, request.call.account_sid,
+                              session=context.session,
+                              on_request=lambda api, status, seconds: _twilio_request(
+                                  metrics, api, status, seconds))
+    except PermanentError as error:  # an account no longer watched
+        log.error("analysis_failed", reason=error.reason, message=str(error))
+        return _act(Failed(AnalysisOutcome.FAILED, error.reason, str(error)), metrics,
+                    "callwatch_analyses", {}, again=lambda d: None)
+    client = readers.events
+    intake = Intake(context.redis)
+
+    def admit(child: Call) -> bool:
+        return intake.admit(child.to_json(), due_at=context.clock().timestamp())
+    # --- end legs ---
     desk = IncidentDesk(IncidentStore(context.redis), context.router.route,
                         lambda name: context.sinks.get(name).kind, metrics=metrics,
                         clock=lambda: context.clock().timestamp())
@@ -66,7 +80,8 @@ def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0) 
         request, fetch=lambda sid: client.fetch_events(sid, context.settings.insights_edges),
         policy=AnalysisPolicy.from_settings(context.settings), route=context.router.sinks,
         now=context.clock(), incidents=desk,
-        screen=lambda alert: screen(alert, router=context.router, silences=context.silences))
+        screen=lambda alert: screen(alert, router=context.router, silences=context.silences),
+        legs=readers.legs, admit=admit)
     for incident_id, due in desk.checks:
         schedule_incident_check(context.redis, incident_id, due)
     if result.events:
@@ -148,6 +163,14 @@ def _act(decision: Decision, metrics: Metrics, counter: str, labels: dict[str, s
 def _insights_request(metrics: Metrics, status: int | None, seconds: float) -> None:
     metrics.inc("callwatch_insights_requests", status=str(status) if status else "error")
     metrics.observe("callwatch_insights_request_duration_seconds", seconds)
+
+
+def _twilio_request(metrics: Metrics, api: str, status: int | None, seconds: float) -> None:
+    """Insights requests as before; Calls API requests (child legs) counted apart."""
+    if api == "insights":
+        _insights_request(metrics, status, seconds)
+    else:
+        metrics.inc("callwatch_calls_api_requests", status=str(status) if status else "error")
 
 
 def _bind(**values: str) -> None:

@@ -50,9 +50,11 @@ def queue(name: str, redis: Redis) -> Queue:
     return Queue(name, connection=redis, serializer=JSONSerializer)
 
 
-def analysis_job_id(call_sid: str, recheck: int = 0, attempt: int = 0) -> str:
-    """``analyze-CA…`` for the first analysis; suffixes for re-checks and retries."""
-    suffix = (f"-r{recheck}" if recheck else "") + (f"-a{attempt}" if attempt else "")
+def analysis_job_id(call_sid: str, recheck: int = 0, attempt: int = 0, stage: str = "") -> str:
+    """``analyze-CA…`` for the first analysis; suffixes for re-checks, retries and a
+    phone leg's later stages (``-listed``, ``-summary``: service.analysis.legs)."""
+    suffix = ((f"-{stage}" if stage else "") + (f"-r{recheck}" if recheck else "")
+              + (f"-a{attempt}" if attempt else ""))
     return f"analyze-{call_sid}{suffix}"
 
 
@@ -91,11 +93,13 @@ def schedule_unique(redis: Redis, queue_name: str, func: str,
 
 
 def schedule_analysis(redis: Redis, call_json: dict[str, Any], *, delay_s: float,
-                      recheck: int = 0, attempt: int = 0) -> bool:
+                      recheck: int = 0, attempt: int = 0, stage: str = "") -> bool:
     """Schedule the analysis of one call; False when it is already scheduled or done."""
+    # The stage goes in the arguments only when set, so first analyses keep their shape.
+    args = (call_json, recheck, attempt, stage) if stage else (call_json, recheck, attempt)
     return schedule_unique(
-        redis, ANALYSIS_QUEUE, "workers.jobs.analyze_call", (call_json, recheck, attempt),
-        job_id=analysis_job_id(call_json["call_sid"], recheck, attempt),
+        redis, ANALYSIS_QUEUE, "workers.jobs.analyze_call", args,
+        job_id=analysis_job_id(call_json["call_sid"], recheck, attempt, stage),
         delay_s=delay_s, timeout_s=ANALYSIS_JOB_TIMEOUT_S,
     )
 

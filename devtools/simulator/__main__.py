@@ -22,9 +22,11 @@ from service.calls import ACCOUNT_SID_RE
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devtools.simulator",
-        description="Local stand-in for Twilio's Voice Insights API.",
-        epilog="Play a call against a callwatch whose TWILIO_INSIGHTS_BASE_URL is this "
-               "simulator: python -m devtools.play SCENARIO --url CALLWATCH_URL --simulator "
+        description="Local stand-in for Twilio's Voice Insights API (Events, Call Summary) "
+                    "and the Calls API's list of child legs.",
+        epilog="Play a call against a callwatch whose TWILIO_INSIGHTS_BASE_URL (and "
+               "TWILIO_API_BASE_URL) is this simulator: "
+               "python -m devtools.play SCENARIO --url CALLWATCH_URL --simulator "
                "http://127.0.0.1:PORT (devtools/simulator/sender.py signs its callbacks).")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; keep it on loopback)")

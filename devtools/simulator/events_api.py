@@ -61,30 +61,50 @@ def twilio_error(status: int, code: int, message: str, *, fmt: str = "legacy",
     return response
 
 
-@events_api.after_request
-def _log(response: Response) -> Response:
-    """Every Events API request goes to the log ``GET /_sim/requests`` shows."""
+def log_request(response: Response, api: str) -> Response:
+    """Log one request of a simulated Twilio API for ``GET /_sim/requests``: which API,
+    what was asked, the answer's status, and who asked (a SID, never a secret)."""
     _state().log_request({
+        "api": api,
         "method": request.method,
         "path": request.path,
         "query": request.query_string.decode("latin-1"),
         "params": request.args.to_dict(),
         "status": response.status_code,
         "auth": g.get("auth_kind"),
+        "username": request.authorization.username if request.authorization else None,
         "call_sid": (request.view_args or {}).get("call_sid"),
     })
     return response
 
 
-@events_api.get("/v1/Voice/<call_sid>/Events")
-def list_events(call_sid: str) -> Response:
+def authenticate() -> str | None:
+    """The account whose resources the request's Basic credentials may read, else None
+    (and ``g.auth_kind`` set for the log)."""
     state = _state()
     auth = request.authorization
     g.auth_kind = state.authenticate(auth.username if auth else None,
                                      auth.password if auth else None)
-    if g.auth_kind is None:
-        return twilio_error(401, 20003, "Authentication Error - invalid username",
-                            headers={"WWW-Authenticate": 'Basic realm="Twilio API"'})
+    return state.owner(auth.username if auth else None, g.auth_kind)
+
+
+def unauthorized() -> Response:
+    return twilio_error(401, 20003, "Authentication Error - invalid username",
+                        headers={"WWW-Authenticate": 'Basic realm="Twilio API"'})
+
+
+@events_api.after_request
+def _log(response: Response) -> Response:
+    """Every Events API request goes to the log ``GET /_sim/requests`` shows."""
+    return log_request(response, "events")
+
+
+@events_api.get("/v1/Voice/<call_sid>/Events")
+def list_events(call_sid: str) -> Response:
+    state = _state()
+    owner = authenticate()
+    if owner is None:
+        return unauthorized()
     if not CALL_SID_RE.match(call_sid):
         return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
     query = _read_query()
@@ -94,7 +114,7 @@ def list_events(call_sid: str) -> Response:
     if fault is not None:
         return _fail(fault, "1", "legacy")
     found = state.lookup(call_sid)
-    if found is None:
+    if found is None or found[0].account_sid != owner:  # another account's call: not found
         return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
     record, registered_at = found
     return _answer(state, record, registered_at, query)

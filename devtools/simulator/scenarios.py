@@ -54,6 +54,18 @@ class Faults:
     retry_after: str | None = None      # ... and this Retry-After header
     delay_s: float = 0.0                # every answer waits this long
     error_format: str = "legacy"        # Twilio error body shape
+    summary_complete_after_s: float = 0.0  # the Call Summary is partial until then
+
+
+@dataclass(frozen=True)
+class LegInfo:
+    """Who a leg connects and how it ended, as the Calls API and the callbacks say it."""
+
+    from_: str = "client:alice"
+    to: str = "+14155550123"
+    direction: str = "outbound-api"
+    status: str = "completed"
+    parent_call_sid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,13 +79,23 @@ class CallRecord:
     duration_s: int
     events: tuple[dict[str, Any], ...]
     faults: Faults = field(default_factory=Faults)
+    #: The leg as the Calls API lists it (``api.v2010.account.call``).
+    leg: LegInfo = field(default_factory=lambda: LegInfo())
+    #: Legs this call's ``<Dial>`` created (served by the Calls API under ``ParentCallSid``).
+    children: tuple[CallRecord, ...] = ()
+    #: Voice Insights tags of the call's gateway edge, served by the Call Summary.
+    summary_tags: tuple[str, ...] = ()
+    started_at: datetime | None = None
 
     @property
     def default_edge(self) -> str:
         return DEFAULT_EDGE[self.call_type]
 
     def events_on(self, edge: str) -> list[dict[str, Any]]:
-        return [event for event in self.events if event.get("edge") == edge]
+        """The events on ``edge``; events with no edge (ConversationRelay's) are served
+        with the call's default edge, as Twilio's example page lists them unfiltered."""
+        return [event for event in self.events if event.get("edge") == edge
+                or (event.get("edge") is None and edge == self.default_edge)]
 
 
 @dataclass(frozen=True)
@@ -273,7 +295,14 @@ def _record(inp: ScenarioInput, name: str, opts: Options, builder: EventBuilder,
     opts.check_all_used()
     return CallRecord(call_sid=inp.call_sid, account_sid=inp.account_sid, scenario=name,
                       call_type=call_type, duration_s=duration_s, events=tl.events(),
-                      faults=fault)
+                      faults=fault, leg=_default_leg(call_type), started_at=started_at)
+
+
+def _default_leg(call_type: str) -> LegInfo:
+    """An SDK call is the browser calling a phone; any other type is a phone-to-phone leg."""
+    if call_type == "client":
+        return LegInfo()
+    return LegInfo(from_="+14155550100", to="+14155550123", direction="inbound")
 
 
 def _event_scenario(name: str) -> Scenario:
@@ -325,6 +354,11 @@ SCENARIOS.update({
     "server-errors": _fault_scenario("server-errors", _server_errors),
     "slow": _fault_scenario("slow", _slow),
 })
+
+
+from devtools.simulator.legs import LEG_SCENARIOS  # noqa: E402 - builds on the above
+
+SCENARIOS.update(LEG_SCENARIOS)
 
 
 def build_call(scenario: str, inp: ScenarioInput) -> CallRecord:

@@ -89,7 +89,8 @@ def play_call(simulator_url: str, callwatch_url: str, account_sid: str, auth_tok
     unless it is already there). ``options`` go to the scenario, except
     ``sip_response_code`` (sent as ``SipResponseCode`` on the last callback),
     ``direction``, ``from`` and ``to`` (callback fields); ``duration_s`` is both
-    the events' span and ``CallDuration``. Raises ``requests.HTTPError`` when the
+    the events' span and ``CallDuration``. A multi-leg scenario (``inbound-to-agent``...)
+    gives its leg's own ``From``, ``To`` and ``Direction``. Raises ``requests.HTTPError`` when the
     simulator or callwatch refuses a request, so a misconfigured run fails loudly.
     Returns the call's SID.
     """
@@ -101,7 +102,11 @@ def play_call(simulator_url: str, callwatch_url: str, account_sid: str, auth_tok
         response = http.post(f"{simulator_url.rstrip('/')}/_sim/calls", timeout=TIMEOUT,
                              json={"scenario": scenario, "options": scenario_options})
         response.raise_for_status()
-        call_sid = str(response.json()["call_sid"])
+        registered = response.json()
+        call_sid = str(registered["call_sid"])
+        for key in ("from", "to", "direction"):  # a multi-leg scenario's own parties
+            if key in registered and CALLBACK_OPTIONS[key] not in fields:
+                fields[CALLBACK_OPTIONS[key]] = registered[key]
         url = callwatch_url.rstrip("/")
         if not url.endswith(CALLBACK_PATH):
             url += CALLBACK_PATH

@@ -68,10 +68,18 @@ class SimulatorServer:
         """Register a call of ``scenario`` with ``options``; returns its CallSid."""
         return self.state.add_call(scenario, call_sid, options).call_sid
 
+    def add_account(self, account_sid: str, auth_token: str) -> None:
+        """Accept another account (a sub-account), or give one a new token (a rotation)."""
+        self.state.add_account(account_sid, auth_token)
+
     @property
     def requests(self) -> list[dict[str, Any]]:
         """The Events API requests served so far, oldest first."""
-        return self.state.requests()
+        return [r for r in self.state.requests() if r["api"] == "events"]
+
+    def api_requests(self, api: str) -> list[dict[str, Any]]:
+        """The requests served so far by one API (``events``, ``calls``, ``summary``)."""
+        return [r for r in self.state.requests() if r["api"] == api]
 
     def set_faults(self, rate_429: float = 0.0, rate_500: float = 0.0,
                    seed: int | None = None) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from devtools.simulator.defaults import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from devtools.simulator.scenarios import CallRecord, ScenarioInput, build_call
-from service.calls import CALL_SID_RE
+from service.calls import ACCOUNT_SID_RE, CALL_SID_RE
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class SimulatorState:
     ) -> None:
         self.account_sid = account_sid
         self._auth_token = auth_token
+        #: More accounts (an ISV's sub-accounts): SID -> auth token.
+        self._accounts: dict[str, str] = {}
         self._api_key = api_key
         self.clock = clock
         self.now = now
@@ -57,14 +59,34 @@ class SimulatorState:
         self._faults = GlobalFaults()
         self._rng = random.Random()  # noqa: S311 (simulated faults, not security)
 
+    def owner(self, username: str | None, kind: str | None) -> str | None:
+        """The account whose resources authenticated credentials may read (an API key
+        belongs to the main account)."""
+        if kind == "api_key":
+            return self.account_sid
+        return username if kind == "account" else None
+
     def __repr__(self) -> str:  # never show the credentials
         return f"SimulatorState(account_sid={self.account_sid!r})"
+
+    def add_account(self, account_sid: str, auth_token: str) -> None:
+        """Accept ``account_sid`` with ``auth_token`` (replacing its token: a rotation)."""
+        if not ACCOUNT_SID_RE.match(account_sid):
+            raise ValueError("account_sid must be AC followed by 32 hex digits")
+        with self._lock:
+            if account_sid == self.account_sid:
+                self._auth_token = auth_token
+            else:
+                self._accounts[account_sid] = auth_token
 
     def authenticate(self, username: str | None, password: str | None) -> str | None:
         """``"account"`` or ``"api_key"`` for good Basic credentials, else None."""
         if username is None or password is None:
             return None
-        if username == self.account_sid and hmac.compare_digest(password, self._auth_token):
+        with self._lock:
+            token = (self._auth_token if username == self.account_sid
+                     else self._accounts.get(username))
+        if token is not None and hmac.compare_digest(password, token):
             return "account"
         if self._api_key is not None and username == self._api_key[0] and hmac.compare_digest(
                 password, self._api_key[1]):
@@ -80,12 +102,25 @@ class SimulatorState:
             raise ValueError("call_sid must be CA followed by 32 hex digits")
         if options is not None and not isinstance(options, Mapping):
             raise ValueError("options must be a JSON object")
-        record = build_call(scenario, ScenarioInput(call_sid, self.account_sid, self.now(),
-                                                    options or {}))
+        options = dict(options or {})
+        account_sid = options.pop("account_sid", self.account_sid)
+        if not isinstance(account_sid, str) or not ACCOUNT_SID_RE.match(account_sid):
+            raise ValueError("option account_sid must be AC followed by 32 hex digits")
+        record = build_call(scenario, ScenarioInput(call_sid, account_sid, self.now(), options))
+        registered = self.clock()
         with self._lock:
-            self._calls[call_sid] = (record, self.clock())
-            self._counts.pop(call_sid, None)
+            for leg in (record, *record.children):
+                self._calls[leg.call_sid] = (leg, registered)
+                self._counts.pop(leg.call_sid, None)
         return record
+
+    def children(self, parent_sid: str, account_sid: str) -> list[CallRecord]:
+        """The legs ``parent_sid`` created, in ``account_sid``, in the order they were made."""
+        with self._lock:
+            found = self._calls.get(parent_sid)
+        if found is None or found[0].account_sid != account_sid:
+            return []
+        return list(found[0].children)
 
     def lookup(self, call_sid: str) -> tuple[CallRecord, float] | None:
         """The call and the monotonic time it was registered, or None."""

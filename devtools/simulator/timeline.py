@@ -89,6 +89,11 @@ class Options:
             raise ValueError(f"option {name} must be one of {', '.join(choices)}")
         return str(value)
 
+    def raw(self, name: str, default: Any) -> Any:
+        """The option as given (JSON), unchecked: the scenario checks it."""
+        self._used.add(name)
+        return self._raw.get(name, default)
+
     def timestamp(self, name: str, default: datetime) -> datetime:
         self._used.add(name)
         value = self._raw.get(name)
@@ -139,10 +144,16 @@ class Timeline:
         payload = {"metadata": {"edge_location": location, "region": "us1"}}
         self._add(at_s, edge, group, name, level, payload)
 
+    def relay(self, at_s: float, name: str, level: str | None,
+              payload: Mapping[str, Any]) -> None:
+        """One ConversationRelay event: group ``conversation_relay``, no edge, and (an
+        unconfirmed placement) its payload under ``conversation_relay``."""
+        self._add(at_s, None, "conversation_relay", name, level, dict(payload))
+
     def events(self) -> tuple[dict[str, Any], ...]:
         return tuple(event for _, _, event in sorted(self._events, key=lambda e: e[:2]))
 
-    def _add(self, at_s: float, edge: str, group: str, name: str, level: str,
+    def _add(self, at_s: float, edge: str | None, group: str, name: str, level: str | None,
              payload: dict[str, Any]) -> None:
         at_s = min(max(at_s, 0.0), float(self.duration_s))
         when = self.started_at + timedelta(seconds=at_s)
@@ -159,7 +170,7 @@ class Timeline:
             "sdk_edge": None,
             "client_edge": None,
         }
-        event[edge] = payload
+        event[edge or group] = payload
         self._events.append((at_s, len(self._events), event))
 
 

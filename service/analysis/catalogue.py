@@ -21,7 +21,9 @@ MEDIA = "media"
 AUTH = "auth"
 OUTCOME = "outcome"
 OTHER = "other"
-CATEGORIES = (DEVICE, NETWORK, MEDIA, AUTH, OUTCOME, OTHER)
+#: ConversationRelay (voice AI agent) sessions: ``service.analysis.voice_agent``.
+VOICE_AGENT = "voice-agent"
+CATEGORIES = (DEVICE, NETWORK, MEDIA, AUTH, OUTCOME, OTHER, VOICE_AGENT)
 
 #: Codes that only say how a call ended (busy, declined, unavailable, cancelled):
 #: ordinary outcomes, like the ``busy`` status, not faults.

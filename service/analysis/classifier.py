@@ -44,6 +44,7 @@ from service.analysis.catalogue import (
     event_category,
     is_outcome,
 )
+from service.analysis.voice_agent import is_relay, relay_issues
 from service.calls import Call
 from service.insights.events import LEVEL_ORDER, ClientInfo, Event
 
@@ -72,6 +73,8 @@ class AlertPolicy:
     ignore: frozenset[str] = frozenset()
     max_issues: int = 40
     outcomes: bool = False
+    #: ConversationRelay latency above which a warning is raised (``VOICE_AGENT_LATENCY_MS``).
+    voice_agent_latency_ms: int = 1500
 
     def __post_init__(self) -> None:
         level = self.min_level.upper()
@@ -86,7 +89,8 @@ class AlertPolicy:
     def from_settings(cls, settings: Settings) -> AlertPolicy:
         """The policy ``ALERT_MIN_LEVEL``, ``ALERT_IGNORE`` and ``ALERT_OUTCOMES`` describe."""
         return cls(min_level=settings.alert_min_level, ignore=settings.alert_ignore,
-                   outcomes=settings.alert_outcomes)
+                   outcomes=settings.alert_outcomes,
+                   voice_agent_latency_ms=settings.voice_agent_latency_ms)
 
 
 class _Tally:
@@ -136,10 +140,14 @@ class _Tally:
         )
 
 
-def classify(call: Call, events: Sequence[Event], policy: AlertPolicy) -> list[Issue]:
-    """Every issue of the call, sorted: errors first, then by first time, then key."""
+def classify(call: Call, events: Sequence[Event], policy: AlertPolicy,
+             extra: Sequence[Issue] = ()) -> list[Issue]:
+    """Every issue of the call, sorted: errors first, then by first time, then key.
+    ``extra``: issues found elsewhere (a Call Summary's tags)."""
     min_rank = max(LEVEL_ORDER[policy.min_level], _WARNING_RANK)
-    ordered = _in_time_order(events)
+    relay = relay_issues(events, latency_ms=policy.voice_agent_latency_ms,
+                         min_level=policy.min_level, ignore=policy.ignore)
+    ordered = _in_time_order([event for event in events if not is_relay(event)])
     absorbed = _absorbed_by_recoveries(ordered)
     tallies: dict[str, _Tally] = {}
     open_warnings: dict[str, _Tally] = {}
@@ -183,7 +191,7 @@ def classify(call: Call, events: Sequence[Event], policy: AlertPolicy) -> list[I
             tally.cleared = False
     for tally in open_warnings.values():  # never cleared: raised until the call's last event
         _close(tally, last_seen, cleared=False)
-    issues = [tally.issue() for tally in tallies.values()]
+    issues = [tally.issue() for tally in tallies.values()] + relay + list(extra)
     if call.status == "failed" and FAILED_KEY not in policy.ignore:
         issues.append(failed_issue(call))
     issues.sort(key=_order)
@@ -191,13 +199,13 @@ def classify(call: Call, events: Sequence[Event], policy: AlertPolicy) -> list[I
 
 
 def build_alert(call: Call, events: Sequence[Event], policy: AlertPolicy, *,
-                now: datetime) -> Alert | None:
+                now: datetime, extra: Sequence[Issue] = ()) -> Alert | None:
     """The call's alert, or None when nothing is worth one.
 
     ``alert_id`` depends only on the CallSid and every issue key (including any cut
     by ``max_issues``), so analysing the same call again gives the same id.
     """
-    issues = classify(call, events, policy)
+    issues = classify(call, events, policy, extra)
     if not issues:
         return None
     kept = issues[: policy.max_issues]

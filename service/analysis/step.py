@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
 
-from service.analysis.alert import Alert
+from service.analysis.alert import Alert, Issue
 from service.analysis.classifier import AlertPolicy, build_alert
+from service.analysis.legs import FIRST, LISTED, SUMMARY, LegPolicy, LegReader, admit_children
 from service.analysis.no_events import NOTICE
+from service.analysis.summary_tags import summary_issues
 from service.calls import Call, has_sdk_party
 from service.decisions import Again, AnalysisOutcome, Decision, Delivery, Done, Drop, Failed
 from service.errors import CallwatchError, EventsNotReady, InsightsUnavailable, PermanentError
@@ -53,9 +55,11 @@ class AnalysisRequest:
     call: Call
     recheck: int = 0
     attempt: int = 0
+    #: A leg with no SDK party: ``service.analysis.legs``' stage ("", listed, summary).
+    stage: str = FIRST
 
     def state(self) -> dict[str, Any]:
-        return {"recheck": self.recheck, "attempt": self.attempt}
+        return {"recheck": self.recheck, "attempt": self.attempt, "stage": self.stage}
 
 
 @dataclass(frozen=True)
@@ -65,13 +69,16 @@ class AnalysisPolicy:
     alert: AlertPolicy = field(default_factory=AlertPolicy)
     recheck_s: tuple[int, ...] = (60, 180, 600)
     insights_retry_s: tuple[int, ...] = INSIGHTS_RETRY_S
-    #: The Insights edges fetched (``INSIGHTS_EDGES``).
+    #: The Insights Events edges fetched (``INSIGHTS_EDGES`` without ``call_summary``).
     edges: tuple[str, ...] = ("sdk_edge",)
+    #: Child legs and Call Summaries of legs with no SDK party.
+    legs: LegPolicy = field(default_factory=LegPolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnalysisPolicy:
         return cls(alert=AlertPolicy.from_settings(settings),
-                   recheck_s=settings.analysis_recheck_seconds, edges=settings.insights_edges)
+                   recheck_s=settings.analysis_recheck_seconds, edges=settings.events_edges,
+                   legs=LegPolicy.from_settings(settings))
 
     def fetches(self, call: Call) -> bool:
         """Whether Insights can hold anything for ``call``: with only ``sdk_edge``
@@ -94,17 +101,54 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
                  policy: AnalysisPolicy, route: Callable[[Alert], Sequence[str]],
                  now: datetime, jitter: Callable[[], float] = lambda: random.uniform(1.0, 1.2),  # noqa: S311
                  screen: Callable[[Alert], Drop | None] = lambda alert: None,
-                 incidents: IncidentDesk | None = None) -> AnalysisResult:
+                 incidents: IncidentDesk | None = None, legs: LegReader | None = None,
+                 admit: Callable[[Call], bool] | None = None) -> AnalysisResult:
     """Fetch and classify one call; say what should happen next.
 
     With ``incidents``, every analysed call is counted (the failure ratio's denominator)
     and an alert's deliveries are the desk's: folded into an open incident for some sinks.
+    With ``legs`` and ``admit``, a leg with no SDK party has its SDK child legs admitted
+    as calls of their own and (``call_summary``) its Call Summary read.
     """
     call = request.call
-    if not policy.fetches(call):  # a phone-to-phone leg: no Voice SDK events to fetch
+    if legs is not None and admit is not None and policy.legs.lists_children(call, request.stage):
+        try:
+            admit_children(call, legs.child_legs(call), admit)
+        except InsightsUnavailable as error:
+            return AnalysisResult(_retry(request, policy, error, jitter))
+        except PermanentError as error:
+            log.warning("child_legs_unread", reason=error.reason, message=str(error))
+        request = replace(request, stage=LISTED)
+    extra: list[Issue] = []
+    if legs is not None and policy.legs.reads_summary(call):
+        if request.stage != SUMMARY:
+            log.info("summary_scheduled", delay_s=policy.legs.summary_wait_s)
+            return AnalysisResult(Again(AnalysisOutcome.SUMMARY_LATER, policy.legs.summary_wait_s,
+                                        {"recheck": 0, "attempt": 0, "stage": SUMMARY}))
+        try:
+            extra = summary_issues(legs.summary(call), min_level=policy.alert.min_level,
+                                   ignore=policy.alert.ignore)
+        except EventsNotReady:
+            if request.recheck >= len(policy.recheck_s):  # not an SDK call: no NOTICE
+                log.info("summary_gave_up", rechecks=request.recheck,
+                         message="Insights has no Call Summary for this leg; is Voice Insights "
+                                 "Advanced Features on?")
+                return AnalysisResult(Done(AnalysisOutcome.GAVE_UP))
+            return AnalysisResult(_recheck_or_give_up(request, policy))
+        except InsightsUnavailable as error:
+            return AnalysisResult(_retry(request, policy, error, jitter))
+        except PermanentError as error:
+            log.error("analysis_failed", reason=error.reason, message=str(error))
+            return AnalysisResult(Failed(AnalysisOutcome.FAILED, error.reason, str(error)))
+        if not policy.fetches(call):
+            fetch = _nothing  # the summary is all there is to read of this leg
+    elif not policy.fetches(call):  # a phone-to-phone leg: no Voice SDK events to fetch
         log.info("analysis_skipped", reason="no_sdk_party",
                  message="neither From nor To is a client: identity, so the leg has no Voice "
-                         "SDK events; put the status callback on the <Dial><Client> leg")
+                         "SDK events" + ("; its <Dial><Client> child legs are analysed as "
+                                         "calls of their own" if request.stage == LISTED else
+                                         "; put the status callback on the <Dial><Client> leg "
+                                         "(or leave FOLLOW_CHILD_LEGS on)"))
         if call.status != "failed":
             return AnalysisResult(Done(AnalysisOutcome.SKIPPED))
         fetch = _nothing  # a failed leg is alerted from its status alone
@@ -119,9 +163,9 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
         reason = unread.reason if isinstance(unread, PermanentError) else "insights_unavailable"
         log.warning("analysis_without_events", reason=reason,
                     message=f"the failed call is alerted without its Insights events: {unread}")
-    if not events and call.status != "failed":
+    if not events and call.status != "failed" and request.stage != SUMMARY:
         return AnalysisResult(_recheck_or_give_up(request, policy))
-    alert = build_alert(call, events, policy.alert, now=now)
+    alert = build_alert(call, events, policy.alert, now=now, extra=extra)
     if incidents is not None:
         incidents.analysed()
     if alert is None:
@@ -167,7 +211,8 @@ def _recheck_or_give_up(request: AnalysisRequest, policy: AnalysisPolicy) -> Dec
     delay = rechecks[request.recheck]
     # A new check has the whole Insights retry budget again.
     log.info("analysis_recheck_scheduled", delay_s=delay, recheck=request.recheck + 1)
-    return Again(AnalysisOutcome.RECHECK, delay, {"recheck": request.recheck + 1, "attempt": 0})
+    return Again(AnalysisOutcome.RECHECK, delay,
+                 {"recheck": request.recheck + 1, "attempt": 0, "stage": request.stage})
 
 
 def _retry(request: AnalysisRequest, policy: AnalysisPolicy, error: InsightsUnavailable,
@@ -181,4 +226,5 @@ def _retry(request: AnalysisRequest, policy: AnalysisPolicy, error: InsightsUnav
     log.warning("analysis_retry_scheduled", delay_s=round(delay, 1), attempt=request.attempt + 1,
                 status=error.status)
     return Again(AnalysisOutcome.RETRY, delay,
-                 {"recheck": request.recheck, "attempt": request.attempt + 1})
+                 {"recheck": request.recheck, "attempt": request.attempt + 1,
+                  "stage": request.stage})

@@ -55,6 +55,9 @@ from service.insights.response_bodies import (
 log = structlog.get_logger(__name__)
 
 PAGE_SIZE = 1000
+#: ``INSIGHTS_EDGES``' entry for Call Summaries (``settings.CALL_SUMMARY``; not imported,
+#: as settings imports the routing file and this client stays light).
+CALL_SUMMARY = "call_summary"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Longest one fetch of a call's pages may take before it is handed back as "unavailable"
 #: (rescheduled on the analysis retry schedule), well inside the 180 s job timeout, which
@@ -129,10 +132,30 @@ class InsightsClient:
         if not CALL_SID_RE.match(call_sid):
             raise InvalidInput("CallSid must be CA followed by 32 hex digits")
         events: list[Event] = []
-        give_up_at = self._monotonic() + self._fetch_budget_s
+        give_up_at = self.deadline()
         for edge in edges:
+            if edge == CALL_SUMMARY:  # read by SummaryClient, not an Events API edge
+                continue
             events.extend(self._fetch_edge(call_sid, edge, give_up_at))
         return events
+
+    # The reading machinery, shared by the Calls and Summary clients (``calls_api``,
+    # ``summary``): one deadline, capped pages, retries, credentials, same-origin pages.
+
+    def deadline(self) -> float:
+        """When a fetch started now must give up (``FETCH_BUDGET_S`` from now)."""
+        return self._monotonic() + self._fetch_budget_s
+
+    def get_json(self, url: str, params: dict[str, Any] | None, *, call_sid: str,
+                 give_up_at: float) -> dict[str, Any]:
+        """One JSON page of ``url`` (on ``base_url``'s origin), with this client's retries."""
+        self._check_budget(give_up_at, call_sid)
+        return self._get_json(url, params, call_sid=call_sid, give_up_at=give_up_at)
+
+    def next_url(self, value: Any, seen: set[str]) -> str | None:
+        """A page's next-page link made absolute; refused off ``base_url``'s origin or
+        when it repeats a page."""
+        return self._next_url(value, seen)
 
     def _fetch_edge(self, call_sid: str, edge: str, give_up_at: float) -> list[Event]:
         url: str | None = f"{self.base_url}/v1/Voice/{call_sid}/Events"

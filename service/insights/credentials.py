@@ -39,10 +39,12 @@ class Credential:
 class InsightsCredentials:
     """The candidates in order of preference and the one that worked last; thread-safe."""
 
-    def __init__(self, candidates: Sequence[Credential]) -> None:
+    def __init__(self, candidates: Sequence[Credential], *,
+                 rotation_hint: str = "set the new token as TWILIO_AUTH_TOKEN") -> None:
         if not candidates:
             raise ValueError("at least one credential is needed")
         self._candidates = tuple(candidates)
+        self._rotation_hint = rotation_hint
         self._current = 0
         self._lock = threading.Lock()
 
@@ -86,4 +88,4 @@ class InsightsCredentials:
                     refused=previous.variable,
                     message=f"Insights refused {previous.variable} (401) and accepted "
                             f"{credential.variable}; this process keeps using it. Finish the "
-                            "rotation: set the new token as TWILIO_AUTH_TOKEN.")
+                            f"rotation: {self._rotation_hint}.")

@@ -52,6 +52,8 @@ class Event:
     #: A quality warning's threshold and measured values (``sdk_edge.metric``).
     threshold: float | None = None
     values: tuple[float, ...] = ()
+    #: A ConversationRelay latency event's ``latency_ms``.
+    latency_ms: float | None = None
 
     @property
     def level_rank(self) -> int:
@@ -87,13 +89,17 @@ def parse_event(raw: Mapping[str, Any]) -> Event:
         if isinstance(metadata, Mapping):
             client = _client_info(metadata)
         threshold, values = _metric(sdk)
+    latency_ms: float | None = None
+    group = _text(raw.get("group"))
+    if group == RELAY_GROUP:
+        latency_ms, error_code, error_message = _relay_payload(raw)
     level = _text(raw.get("level"))
     return Event(
         timestamp=parse_timestamp(raw.get("timestamp")),
         call_sid=_text(raw.get("call_sid")),
         account_sid=_text(raw.get("account_sid")),
         edge=edge,
-        group=_text(raw.get("group")),
+        group=group,
         name=_text(raw.get("name")),
         level=level.upper() if level else None,
         error_code=error_code,
@@ -101,7 +107,30 @@ def parse_event(raw: Mapping[str, Any]) -> Event:
         client=client,
         threshold=threshold,
         values=values,
+        latency_ms=latency_ms,
     )
+
+
+#: The group of ConversationRelay (voice AI agent) events; their ``edge`` is null.
+RELAY_GROUP = "conversation_relay"
+#: Where a ConversationRelay event's payload may sit. Twilio documents the payload's
+#: fields (``session_id``, ``sequence_number``, ``latency_ms``...) but its example page
+#: shows none, so the first of these objects found is read, else the event itself.
+_RELAY_PAYLOAD_KEYS = ("conversation_relay", "payload", "properties", "data")
+
+
+def _relay_payload(raw: Mapping[str, Any]) -> tuple[float | None, int | None, str | None]:
+    """``latency_ms``, an error code and a message from a ConversationRelay event."""
+    payload: Mapping[str, Any] = raw
+    for key in _RELAY_PAYLOAD_KEYS:
+        if isinstance(raw.get(key), Mapping):
+            payload = raw[key]
+            break
+    latency = _number(payload.get("latency_ms"))
+    code = _int(payload.get("error_code")) or _int(payload.get("code"))
+    message = (_text(payload.get("description")) or _text(payload.get("message"))
+               or _text(payload.get("error_message")))
+    return latency, code, message[:500] if message else None
 
 
 def parse_events(raws: Iterable[Any]) -> list[Event]:

@@ -11,6 +11,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from service.insights.accounts import Accounts
 from service.intake import Intake
 from service.metrics import BufferedMetrics, QueueDepths, route_names
 from service.routing_file.load import Configuration
@@ -18,7 +19,7 @@ from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
 from service.web.context import MAX_BODY_BYTES, WebContext
 from service.web.error_answers import RequestRefused
-from service.web.signature import SignatureChecker
+from service.web.signature import AccountSignatures
 
 __all__ = ["MAX_BODY_BYTES", "WebContext", "create_app"]
 
@@ -59,8 +60,9 @@ def create_app(settings: Settings | None = None, *, routing: RoutingConfig | Non
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0,  # type: ignore[method-assign]
                                 x_port=hops, x_prefix=0)
     checker = None
+    accounts = Accounts.from_settings(settings)
     if settings.twilio_validate_signatures:
-        checker = SignatureChecker(settings.auth_tokens, settings.public_base_url)
+        checker = AccountSignatures(accounts.tokens(), settings.public_base_url)
     else:
         log.warning("signature_validation_disabled",
                     message="TWILIO_VALIDATE_SIGNATURES=false: anyone can post callbacks")
@@ -69,7 +71,8 @@ def create_app(settings: Settings | None = None, *, routing: RoutingConfig | Non
                                              intake=Intake(redis),
                                              queue_depths=queue_depths,
                                              sink_names=tuple(s.name for s in configuration.sinks),
-                                             route_names=route_names(routing))
+                                             route_names=route_names(routing),
+                                             account_sids=frozenset(accounts.sids))
 
     from service.web import callbacks, health, metrics, slack_actions
 

@@ -46,16 +46,18 @@ def status_callback() -> Response:
         signed = params
     else:
         params, signed = FormFields.parse(req.query_string), FormFields()
-    if context.signatures is not None and not context.signatures.check(req, signed):
+    if context.signatures is not None and not context.signatures.check(
+            req, signed, params.get("AccountSid")):
         raise RequestRefused(403, "invalid_signature",
                              "X-Twilio-Signature is missing or does not match this URL and "
-                             "body; check PUBLIC_BASE_URL and TWILIO_AUTH_TOKEN.")
+                             "body for the callback's account; check PUBLIC_BASE_URL, "
+                             "TWILIO_AUTH_TOKEN and TWILIO_ACCOUNTS.")
     try:
         call = call_from_callback(params)
     except InvalidField as error:
         raise invalid_field(error.field, error.message) from None
     settings = context.settings
-    if call.account_sid != settings.twilio_account_sid:
+    if call.account_sid not in context.account_sids:
         raise RequestRefused(403, "invalid_signature",
                              "This callback is for another Twilio account.")
     structlog.contextvars.bind_contextvars(call_sid=call.call_sid)

@@ -9,7 +9,7 @@ import redis as redis_lib
 from service.intake import Intake
 from service.metrics import Metrics, QueueDepths
 from service.settings import Settings
-from service.web.signature import SignatureChecker
+from service.web.signature import AccountSignatures
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -20,7 +20,7 @@ class WebContext:
 
     settings: Settings
     redis: redis_lib.Redis
-    signatures: SignatureChecker | None
+    signatures: AccountSignatures | None
     metrics: Metrics
     intake: Intake
     #: The job queue's depths for ``/metrics`` (the worker edge's); none: not shown.
@@ -29,3 +29,5 @@ class WebContext:
     sink_names: tuple[str, ...] = ()
     #: The routing file's route names and ``default``, for ``/metrics``' per-route series.
     route_names: tuple[str, ...] = ("default",)
+    #: The accounts whose callbacks are accepted (TWILIO_ACCOUNT_SID and TWILIO_ACCOUNTS).
+    account_sids: frozenset[str] = frozenset()

@@ -7,18 +7,25 @@ percent-escapes, so the URL is rebuilt here:
 request's own scheme and host (after ``ProxyFix`` when ``TRUSTED_PROXY_HOPS`` > 0).
 The check itself is twilio's ``RequestValidator``, tried with each accepted token
 (primary, then secondary during a rotation).
+
+With more accounts (``TWILIO_ACCOUNTS``), ``AccountSignatures`` picks the tokens of the
+account the callback names (``AccountSid``) and no other: a callback signed with one
+account's token for another account's call does not validate, and a callback naming an
+account that is not watched has no token to match.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
 
 from flask import Request
 from twilio.request_validator import RequestValidator, add_port, compare, remove_port
+
+from service.calls import ACCOUNT_SID_RE
 
 _LEGACY_ESCAPES = re.compile(r"%3[aA]|%40")
 
@@ -57,6 +64,29 @@ class SignatureChecker:
         """Verify a status callback: ``params`` are its form fields (POST), or empty (GET)."""
         return self.is_valid(self.signed_url(request), params,
                              request.headers.get("X-Twilio-Signature"))
+
+
+class AccountSignatures:
+    """One ``SignatureChecker`` per watched account, chosen by the callback's ``AccountSid``."""
+
+    def __init__(self, tokens: Mapping[str, Sequence[str]],
+                 public_base_url: str | None = None) -> None:
+        """``tokens``: each account's tokens, the main account (``TWILIO_ACCOUNT_SID``) first."""
+        if not tokens:
+            raise ValueError("at least one account is needed")
+        self._checkers = {sid: SignatureChecker(found, public_base_url)
+                          for sid, found in tokens.items()}
+        self._primary = next(iter(self._checkers.values()))
+
+    def check(self, request: Request, params: Any, account_sid: str | None) -> bool:
+        """Verify a callback with ``account_sid``'s tokens. A well-formed SID of an account
+        not watched has no token and fails like a wrong signature; a missing or malformed
+        one is checked with the main account's tokens, so a callback signed by it learns
+        which field is wrong (400) rather than a bare 403."""
+        if account_sid is None or not ACCOUNT_SID_RE.match(account_sid):
+            return self._primary.check(request, params)
+        checker = self._checkers.get(account_sid)
+        return checker is not None and checker.check(request, params)
 
 
 def _candidates(url: str) -> Iterator[str]:

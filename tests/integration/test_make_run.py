@@ -42,9 +42,10 @@ def test_make_run_plays_sample_calls_and_shows_their_alerts() -> None:
     assert "callwatch is up" in out
     assert "Twilio simulator: http://127.0.0.1:" in out
     assert "-m devtools.play sdk-error --url http://127.0.0.1:" in out
-    assert "all 4 alerts arrived in Slack and at the webhook receiver." in out
-    assert out.count("── Slack message (200)") == 4
-    assert out.count("(verified, 200)") == 4
+    assert "all 5 alerts arrived in Slack and at the webhook receiver." in out
+    assert out.count("── Slack message (200)") == 5
+    assert out.count("(verified, 200)") == 5
+    assert "(client:bob) was found from phone leg CA" in out  # the inbound-to-agent call
     assert "+14155550123" not in (ROOT / ".run" / "worker.log").read_text()
     # who and what first; this hour's digest; a button click to paste
     assert ":rotating_light: alice → +1********23: A connection error occurred" in out

@@ -76,11 +76,13 @@ def test_bad_registrations_are_400(simulator: SimulatorServer, body: dict[str, A
 
 
 def test_request_log_and_reset(simulator: SimulatorServer) -> None:
-    """GET /_sim/requests lists Events requests; POST /_sim/reset forgets calls and requests."""
+    """GET /_sim/requests lists each API request with who asked (a SID, never a token);
+    POST /_sim/reset forgets calls and requests."""
     sid = simulator.add_call("clean")
     events_of(simulator, sid)
     log = requests.get(f"{simulator.url}/_sim/requests", timeout=5).json()["requests"]
-    assert log == [{"method": "GET", "path": f"/v1/Voice/{sid}/Events",
+    assert log == [{"api": "events", "username": simulator.account_sid, "method": "GET",
+                    "path": f"/v1/Voice/{sid}/Events",
                     "query": "Edge=sdk_edge&PageSize=1000",
                     "params": {"Edge": "sdk_edge", "PageSize": "1000"},
                     "status": 200, "auth": "account", "call_sid": sid}]

@@ -71,7 +71,9 @@ def test_corpus_call_gives_the_expected_alert(path: Path) -> None:
     for key, text in doc.get("expected_sdk_messages", {}).items():
         assert issues[key]["sdk_message"] == text, key
     for issue in payload["issues"]:
-        assert issue["category"] in ("device", "network", "media", "auth", "outcome", "other")
+        assert issue["category"] in ("device", "network", "media", "auth", "outcome", "other",
+                                     "voice-agent")
+        assert issue["description"], issue["key"]
         if issue["error_code"] == 53405 and issue["severity"] == "warning":  # recovered
             assert "fail" not in (issue["description"] or "").lower(), issue["key"]
 
@@ -96,3 +98,25 @@ def test_corpus_pages_are_read_by_callwatch_classify(capsys: pytest.CaptureFixtu
         assert err == ""
         expected = load(path)["expected"]["alert"]
         assert out.startswith("no alert" if expected == "none" else expected.upper()), path.stem
+
+
+SUMMARIES = sorted((CORPUS / "summaries").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SUMMARIES, ids=[p.stem for p in SUMMARIES])
+def test_call_summary_gives_the_expected_warnings(path: Path) -> None:
+    """Each Call Summary page (a carrier or SIP leg) gives its expected warnings and categories."""
+    from service.analysis.summary_tags import summary_issues
+    from service.insights.summary import parse_summary
+
+    doc = load(path)
+    assert doc["story"] and doc["source"] and doc["summary"]["processing_state"]
+    summary = parse_summary(doc["summary"]["call_sid"], doc["summary"])
+    call = Call(call_sid=summary.call_sid, account_sid=doc["summary"]["account_sid"],
+                status="completed", from_=doc["summary"]["from"]["caller"],
+                to=doc["summary"]["to"]["callee"])
+    alert = build_alert(call, [], AlertPolicy(), now=NOW, extra=summary_issues(summary))
+    assert alert is not None and alert.severity == doc["expected"]["alert"]
+    assert [(i.key, i.category, i.severity) for i in alert.issues] == [
+        (want["key"], want["category"], "warning") for want in doc["expected"]["issues"]]
+    assert all(i.description for i in alert.issues)
