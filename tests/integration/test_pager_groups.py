@@ -63,8 +63,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def sink(pagerduty: PagerDutyStandIn, session: requests.Session) -> PagerDutySink:
-    return PagerDutySink(ROUTING_KEY, name="oncall", url=pagerduty.url, session=session)
+def sink(pagerduty: PagerDutyStandIn, session: requests.Session, redis: redis_lib.Redis,
+         clock: FakeClock) -> PagerDutySink:
+    return PagerDutySink(ROUTING_KEY, name="oncall", url=pagerduty.url, session=session,
+                         clock=lambda: datetime.fromtimestamp(clock.now, UTC),
+                         groups=PagerGroups(redis))
 
 
 def _call_alert(n: int, issue: str = "sdk_edge/connection/error/31005") -> Alert:
@@ -214,3 +217,27 @@ def test_an_alert_during_the_resolve_keeps_the_group(redis: redis_lib.Redis) -> 
     groups.touch("oncall", group, T0 + QUIET_S + 2)
     assert groups.settle(sink, key, claimed) is False
     assert groups.open() == {("oncall", group.dedup_key): T0 + 2 * QUIET_S + 2}
+
+
+def test_a_trigger_delivered_after_the_quiet_time_is_followed_by_a_resolve(
+        pagerduty: PagerDutyStandIn, redis: redis_lib.Redis, sink: PagerDutySink,
+        clock: FakeClock) -> None:
+    """A grouped trigger held up past its group's quiet time (retries, pacing) restarts
+    the quiet time when PagerDuty gets it: the last event PagerDuty sees is a resolve."""
+    alert = _call_alert(1)
+    match = RouteMatch("errors", ("oncall",), STORM)
+    desk = IncidentDesk(IncidentStore(redis), lambda _: [match], lambda _: "pager", clock=clock)
+    [delivery] = desk.deliveries(alert, alert.to_envelope())  # the group is touched here
+    groups, sinks = PagerGroups(redis), {"oncall": sink}.get
+    clock.now = T0 + QUIET_S + 1
+    assert resolve_quiet(groups, sinks, clock.now) == 1  # resolved before the trigger went
+    clock.now += 5
+    decision = deliver_step(DeliveryRequest(delivery.sink, delivery.message), sink=sink,
+                            ledger=DeliveryLedger(redis), pace=None, retry_s=(1,))
+    assert isinstance(decision, Done)
+    key = pager_dedup_key("errors", {"issue": "sdk_edge/connection/error/31005"})
+    assert _actions(pagerduty) == [("resolve", key), ("trigger", key)]
+    assert resolve_quiet(groups, sinks, clock.now + QUIET_S - 1) == 0
+    assert resolve_quiet(groups, sinks, clock.now + QUIET_S + 1) == 1
+    assert _actions(pagerduty)[-1] == ("resolve", key)
+    assert groups.open() == {}

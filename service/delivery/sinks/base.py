@@ -28,6 +28,8 @@ from service.errors import ConfigError
 from service.http import require_secure_url
 
 if TYPE_CHECKING:
+    from redis import Redis
+
     from service.delivery.incidents.events import IncidentEvent
     from service.settings import Settings
 
@@ -66,11 +68,13 @@ class SinkSpec:
 
 @dataclass(frozen=True)
 class SinkEnv:
-    """What every sink may use: the settings, one shared HTTP session, the clock."""
+    """What every sink may use: the settings, one shared HTTP session, the clock, and
+    Redis when the process has one (a pager sink keeps its groups' quiet times there)."""
 
     settings: Settings
     session: requests.Session
     clock: Callable[[], datetime]
+    redis: Redis | None = None
 
 
 class SinkOptionError(Exception):
