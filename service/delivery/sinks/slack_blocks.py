@@ -84,9 +84,12 @@ def buttons(*, issue_key: str | None, identity: str | None,
 
 
 def fallback_text(alert: Alert) -> str:
-    """The notification line: who and what, then the counts, severity and CallSid (the summary)."""
+    """The notification line: the severity, who and what, then the counts and the CallSid
+    (the summary; the CallSid added when a summary from elsewhere lacks it)."""
     emoji = _EMOJI.get(alert.severity, ":warning:")
-    return escape(f"{emoji} {alert.summary}")
+    sid = alert.call.call_sid
+    tail = "" if sid in alert.summary else f" ({sid})"
+    return escape(f"{emoji} {alert.severity}: {alert.summary}{tail}")
 
 
 def slack_message(alert: Alert, *, actions: bool = False) -> dict[str, Any]:
