@@ -24,6 +24,7 @@ from service.delivery.digests.store import DigestStore
 from service.delivery.incidents.store import IncidentStore
 from service.delivery.pace import Pace
 from service.delivery.sinks.email import EmailSink, SmtpServer
+from service.delivery.sinks.fitting import TEAMS_MAX_BYTES, json_bytes
 from service.delivery.sinks.slack import SlackSink
 from service.delivery.sinks.teams import TeamsSink, teams_digest_card
 from workers.digest_clock import DigestClock
@@ -152,7 +153,7 @@ def test_a_busy_period_stays_within_slack_and_teams_limits(
     [posted] = slack_receiver.accepted()
     assert slack_payload_problem(posted.payload) is None and "and 290 more" in str(posted.payload)
     digest = store.read("teams", HOURLY, current_period(HOURLY, T10))
-    assert len(str(teams_digest_card(digest)).encode()) < 20_000
+    assert len(json_bytes(teams_digest_card(digest))) <= TEAMS_MAX_BYTES
     assert len(teams.accepted()) == 1
 
 
