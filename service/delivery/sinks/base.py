@@ -43,8 +43,9 @@ class AlertSink(Protocol):
     name: str
     #: Seconds between two messages to this sink across every worker (None: unpaced).
     pace_s: float | None
-    #: ``chat``, ``pager``, ``email``, ``webhook`` or ``log``. During an incident, per-call
-    #: alerts are folded into it for every kind but ``webhook`` (which gets every alert).
+    #: ``chat``, ``pager``, ``email``, ``webhook``, ``log`` or ``digest`` (a sink with
+    #: ``digest:``). During an incident, per-call alerts are folded into it for every kind
+    #: but ``webhook`` and ``digest`` (which get every alert).
     kind: str
 
     def send(self, alert: Alert) -> None:
