@@ -8,7 +8,10 @@ key (``silence_issue``), an agent's identity (``silence_agent``) or an incident 
 (``acknowledge``). ``read_action`` checks a ``block_actions`` payload and refuses
 anything else with ``InvalidInput``; ``perform`` acts through the same code as the CLI
 (``Silences``, ``acknowledge``) with the Slack user as author, at most once per click
-(Slack's ``action_ts`` and the user, kept a day), and says what it did in a line;
+(Slack's ``action_ts`` and the user, kept a day), and says what it did in a line. The
+click is recorded only after it acted, and acting is idempotent (a silence's id is the
+click's, an acknowledgement is kept once), so Slack's retry after a failure in between
+acts once;
 ``answer`` is the message update sent back to the payload's ``response_url`` (the
 original message, its buttons replaced by that line), and ``post_answer`` sends it:
 HTTPS (or loopback) only, through the sinks' one POST path (no redirect, a capped answer
@@ -17,6 +20,7 @@ read before a deadline).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -67,6 +71,11 @@ class SlackAction:
     @property
     def click_key(self) -> str:
         return f"{self.user_id}:{self.action_ts}:{self.action_id}"
+
+    @property
+    def silence_id(self) -> str:
+        """The id of the silence this click sets: the same for Slack's retries of it."""
+        return "sil_" + hashlib.sha256(self.click_key.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -147,8 +156,17 @@ def perform(action: SlackAction, *, redis: redis_lib.Redis,
             matcher = parse_matcher({key: [value]}, "silence")
         except ConfigError as error:
             raise InvalidInput(error.message) from None
-    if not redis.set(keys.slack_action(action.click_key), "1", nx=True, ex=CLICK_TTL_S):
+    click = keys.slack_action(action.click_key)
+    if redis.exists(click):
         return Done(f"{action.user}'s click was already acted on", wrote=False)
+    done = _act(action, matcher, redis=redis, clock=clock)
+    redis.set(click, "1", ex=CLICK_TTL_S)  # after acting: a failure before this acts again, once
+    return done
+
+
+def _act(action: SlackAction, matcher: Any, *, redis: redis_lib.Redis,
+         clock: Callable[[], datetime]) -> Done:
+    """The silence or the acknowledgement itself; safe to repeat for one click."""
     now = clock()
     if matcher is None:
         ack = acknowledge(redis, action.value, action.user, now)
@@ -160,7 +178,7 @@ def perform(action: SlackAction, *, redis: redis_lib.Redis,
         return Done(f":eyes: {action.user} acknowledged this incident at {now:%H:%M} UTC: "
                     "updates stop here; the resolution will still be posted", wrote=True)
     silence = Silences(redis, clock=clock).add(matcher, SILENCE_FOR, "set from Slack",
-                                               author=action.user)
+                                               author=action.user, silence_id=action.silence_id)
     what = f"issue {action.value}" if action.action_id == SILENCE_ISSUE else f"agent {action.value}"
     return Done(f":no_bell: {action.user} silenced {what} for 1 h, until "
                 f"{silence.ends_at:%H:%M} UTC ({silence.id}; "

@@ -244,3 +244,43 @@ def test_a_click_on_a_long_message_is_taken(slack: SlackStandIn, actions_url: st
     assert slack.click(actions_url, "silence_issue", ISSUE, message=message).status == 200
     assert len(Silences(redis).active()) == 1
     assert len(slack.responses[0].payload["blocks"]) == 49
+
+
+def _limited(redis_server: Any, redis: redis_lib.Redis, name: str, *patterns: str) -> redis_lib.Redis:
+    """A connection whose Redis user may touch only ``patterns`` (ACL key patterns)."""
+    redis.execute_command("ACL", "SETUSER", name, "reset", "on", ">pw", "+@all", *patterns)
+    return redis_lib.Redis.from_url(redis_server.url, username=name, password="pw")
+
+
+def test_a_click_interrupted_by_a_redis_fault_acts_once_on_its_retry(
+        redis_server, slack: SlackStandIn, redis: redis_lib.Redis) -> None:
+    """Redis failing while a click is handled loses nothing and duplicates nothing: a failed
+    silence leaves the click unrecorded (the retry silences), and a click whose record
+    failed after the silence was made is retried into that same one silence."""
+    from datetime import UTC, datetime
+    from urllib.parse import parse_qs
+
+    from service.delivery.slack_actions import perform, read_action
+
+    def click(user: str) -> Any:
+        body, _ = slack.interaction("silence_issue", ISSUE, user=user, message=posted_message())
+        return read_action(parse_qs(body.decode())["payload"][0])
+
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    first = click("bob")
+    no_silences = _limited(redis_server, redis, "no-silences", "~callwatch:slack-action:*")
+    with pytest.raises(redis_lib.ResponseError):
+        perform(first, redis=no_silences, clock=now)
+    assert Silences(redis).active() == []
+    assert "bob silenced issue" in perform(first, redis=redis, clock=now).text
+    assert len(Silences(redis).active()) == 1
+
+    second = click("carol")
+    no_record = _limited(redis_server, redis, "no-record", "~callwatch:silences",
+                         "%R~callwatch:slack-action:*")
+    with pytest.raises(redis_lib.ResponseError):
+        perform(second, redis=no_record, clock=now)
+    assert "carol silenced issue" in perform(second, redis=redis, clock=now).text
+    assert sorted(s.author for s in Silences(redis).active()) == ["bob", "carol"]
+    assert perform(second, redis=redis, clock=now).text.endswith("already acted on")
+    redis.execute_command("ACL", "DELUSER", "no-silences", "no-record")
