@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,10 +32,15 @@ import redis as redis_lib
 import requests
 
 from service import keys
-from service.delivery.incidents.acknowledge import acknowledge, is_incident_id
+from service.delivery.incidents.acknowledge import acknowledge
 from service.delivery.silences import Silences
 from service.delivery.sinks.json_post import post
-from service.delivery.sinks.slack_blocks import ACKNOWLEDGE, SILENCE_AGENT, SILENCE_ISSUE
+from service.delivery.sinks.slack_blocks import (
+    ACKNOWLEDGE,
+    SILENCE_AGENT,
+    SILENCE_ISSUE,
+    button_value_ok,
+)
 from service.errors import ConfigError, DeliveryRetryable, InvalidInput
 from service.http import require_secure_url
 from service.routing_file.matchers import parse_matcher
@@ -49,8 +53,6 @@ CLICK_TTL_S = 86400
 RESPONSE_TIMEOUT = (2.0, 3.0)
 #: Slack wants its request answered within 3 s: the update must be sent before that.
 RESPONSE_DEADLINE_S = 2.5
-_IDENTITY = re.compile(r"^[A-Za-z0-9_.@+\-]{1,121}\Z")
-_ISSUE_KEY = re.compile(r"^[\x21-\x7e]{1,256}\Z")
 _VALUE_KINDS = {SILENCE_ISSUE: "an issue key", SILENCE_AGENT: "an identity",
                 ACKNOWLEDGE: "an incident id"}
 
@@ -106,7 +108,7 @@ def read_action(payload_text: str) -> SlackAction:
     if action_id not in ACTION_IDS:
         raise InvalidInput(f"unknown action_id {str(action_id)[:40]!r}; "
                            f"callwatch's are {', '.join(ACTION_IDS)}")
-    if not isinstance(value, str) or not _valid_value(action_id, value):
+    if not isinstance(value, str) or not button_value_ok(action_id, value):
         raise InvalidInput(f"{action_id}: the button's value is not {_VALUE_KINDS[action_id]}")
     user = payload.get("user")
     if not isinstance(user, dict) or not isinstance(user.get("id"), str) or not user["id"]:
@@ -127,14 +129,6 @@ def read_action(payload_text: str) -> SlackAction:
                        action_ts=str(action_ts)[:40] if action_ts else str(time.time()),
                        response_url=response_url,
                        message=message if isinstance(message, dict) else None)
-
-
-def _valid_value(action_id: str, value: str) -> bool:
-    if action_id == ACKNOWLEDGE:
-        return is_incident_id(value)
-    if action_id == SILENCE_AGENT:
-        return _IDENTITY.match(value) is not None
-    return _ISSUE_KEY.match(value) is not None
 
 
 def check_target(action: SlackAction, redis: redis_lib.Redis) -> None:
