@@ -50,8 +50,10 @@ ACTION_IDS = (SILENCE_ISSUE, SILENCE_AGENT, ACKNOWLEDGE)
 SILENCE_FOR = timedelta(hours=1)
 #: A click already acted on is remembered this long (Slack's ``action_ts`` is unique).
 CLICK_TTL_S = 86400
-RESPONSE_TIMEOUT = (2.0, 3.0)
-#: Slack wants its request answered within 3 s: the update must be sent before that.
+#: Connect and per-read timeouts of the update; the whole exchange ends by the deadline.
+RESPONSE_TIMEOUT = (1.0, 1.5)
+#: Slack wants its request answered within 3 s: the whole update (connect, headers and
+#: body) must be done before that.
 RESPONSE_DEADLINE_S = 2.5
 _VALUE_KINDS = {SILENCE_ISSUE: "an issue key", SILENCE_AGENT: "an identity",
                 ACKNOWLEDGE: "an incident id"}

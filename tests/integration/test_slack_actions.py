@@ -14,7 +14,7 @@ import pytest
 import redis as redis_lib
 import requests
 
-from devtools.hostile_peers import HostilePeer, drip, fixed, huge
+from devtools.hostile_peers import HostilePeer, drip, drip_head, fixed, huge
 from devtools.sample_alerts import sample_alert
 from devtools.standins import SlackStandIn
 from devtools.web_client import LiveServer, make_settings
@@ -284,3 +284,25 @@ def test_a_click_interrupted_by_a_redis_fault_acts_once_on_its_retry(
     assert sorted(s.author for s in Silences(redis).active()) == ["bob", "carol"]
     assert perform(second, redis=redis, clock=now).text.endswith("already acted on")
     redis.execute_command("ACL", "DELUSER", "no-silences", "no-record")
+
+
+def test_a_response_url_dripping_its_headers_is_given_up_at_the_deadline() -> None:
+    """Headers that never end, a byte at a time within the per-read timeout: the update is
+    given up on while the peer is still dripping (the whole exchange has one deadline)."""
+    every_s, for_s = 0.2, 20.0
+    with HostilePeer(drip_head(every_s, for_s=for_s)) as peer:
+        with pytest.raises(ResponseFailed):
+            post_answer(requests.Session(), peer.url + "/actions/1", {"text": "done"})
+        assert 0 < peer.sent < for_s / every_s / 2
+
+
+def test_every_sink_post_has_one_deadline_over_headers_too() -> None:
+    """The sinks' shared POST path gives up on dripping headers at its deadline as well."""
+    from service.delivery.sinks.json_post import post
+    from service.errors import DeliveryRetryable
+
+    with HostilePeer(drip_head(0.2, for_s=20.0)) as peer:
+        with pytest.raises(DeliveryRetryable, match="still answering"):
+            post(requests.Session(), peer.url, b"{}", {}, who="peer", timeout=(1.0, 1.0),
+                 deadline_s=1.0)
+        assert 0 < peer.sent < 50
