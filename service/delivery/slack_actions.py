@@ -193,9 +193,10 @@ def answer(action: SlackAction, done: Done) -> dict[str, Any]:
     original = action.message or {}
     blocks = original.get("blocks")
     if not isinstance(blocks, list) or not blocks:
-        return {"replace_original": False, "response_type": "in_channel", "text": done.text}
+        return {"replace_original": False, "response_type": "in_channel",
+                "text": _escape(done.text)}
     kept = [b for b in blocks if isinstance(b, dict) and b.get("type") != "actions"][:49]
-    return {"replace_original": True, "text": str(original.get("text") or done.text),
+    return {"replace_original": True, "text": str(original.get("text") or _escape(done.text)),
             "blocks": [*kept, line]}
 
 

@@ -306,3 +306,12 @@ def test_every_sink_post_has_one_deadline_over_headers_too() -> None:
             post(requests.Session(), peer.url, b"{}", {}, who="peer", timeout=(1.0, 1.0),
                  deadline_s=1.0)
         assert 0 < peer.sent < 50
+
+
+def test_a_slack_user_name_cannot_mention_the_channel_in_the_update(
+        slack: SlackStandIn, actions_url: str, redis: redis_lib.Redis) -> None:
+    """A user name holding ``<!channel>`` reaches the update's text escaped (no mention),
+    with or without the original message to update."""
+    assert slack.click(actions_url, "silence_agent", "alice", user="<!channel>").status == 200
+    [update] = slack.responses
+    assert "<!channel>" not in update.payload["text"] and "&lt;!channel&gt;" in update.payload["text"]

@@ -169,10 +169,6 @@ SINK_TYPE = SinkType("pagerduty", _build, required=("routing_key",), secrets=fro
                      check=lambda options, environ: check_text(options, "routing_key"))
 
 
-#: PagerDuty's limit on ``payload.summary``.
-PAGERDUTY_SUMMARY_MAX = 1024
-
-
 def pagerduty_incident_event(event: IncidentEvent, routing_key: str) -> dict[str, Any]:
     """An Events API v2 event: ``trigger`` (opened, updated) or ``resolve`` on the incident id."""
     action = "resolve" if event.event == "resolved" else "trigger"
@@ -180,7 +176,7 @@ def pagerduty_incident_event(event: IncidentEvent, routing_key: str) -> dict[str
                             "dedup_key": event.incident_id}
     if action == "trigger":
         body["payload"] = {
-            "summary": shorten(f"callwatch: {headline(event)}", PAGERDUTY_SUMMARY_MAX),
+            "summary": shorten(f"callwatch: {headline(event)}", MAX_SUMMARY),
             "source": "callwatch",
             "severity": "error",
             "timestamp": event.timestamp,
