@@ -8,6 +8,8 @@ announced by ``Content-Length``), records it, and hands the socket to ``answer``
   them (``peer.sent`` counts what was written before the client hung up);
 - ``drip(every_s, prefix)``: 200 announcing a long body, then ``prefix`` and one more
   byte every ``every_s`` seconds, for as long as the client stays (or ``for_s``);
+- ``drip_head(every_s, for_s)``: a status line, then headers one byte every ``every_s``
+  seconds that never end (for ``for_s``): a client's per-read timeout never fires;
 - ``fixed(status, headers, body)``: an ordinary answer (a redirect, say).
 """
 
@@ -118,6 +120,16 @@ def drip(every_s: float, prefix: bytes = b"", announced: int = 10_000_000,
         until = time.monotonic() + for_s
         while not peer.stopped(every_s) and time.monotonic() < until:
             conn.sendall(b" ")
+            peer.count(1)
+    return answer
+
+
+def drip_head(every_s: float, for_s: float = 3600.0) -> Answer:
+    def answer(peer: HostilePeer, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        until = time.monotonic() + for_s
+        while not peer.stopped(every_s) and time.monotonic() < until:
+            conn.sendall(b"x")
             peer.count(1)
     return answer
 

@@ -11,7 +11,6 @@ needs one ``except`` per branch and nothing else::
      ├── RetryableError              try again later; ``retry_after`` seconds when known
      │    ├── InsightsUnavailable    Insights answered 429/5xx, timed out or could not be reached
      │    └── DeliveryRetryable      a sink answered 429/5xx/408, timed out or could not be reached
- │         └── DeliveryPaced      our own pace for that sink says wait (nothing was sent)
      ├── EventsNotReady              Insights answered 404: the call's events are not there yet
      └── PermanentError              retrying cannot help; ``reason`` is machine-readable
           ├── InsightsAccessDenied   401/403: Advanced Features off or wrong credentials
@@ -70,19 +69,6 @@ class InsightsUnavailable(RetryableError):
 
 class DeliveryRetryable(RetryableError):
     """A sink could not take the alert now (429, 5xx, 408, timeout, connection error)."""
-
-
-class DeliveryPaced(DeliveryRetryable):
-    """Nothing was sent: the sink's pace (one Slack message a second) says wait ``retry_after``.
-
-    ``booked`` is true when a send slot is already booked for the caller, who should
-    come back then without booking another.
-    """
-
-    def __init__(self, message: str, *, retry_after: float | None = None,
-                 booked: bool = False) -> None:
-        super().__init__(message, retry_after=retry_after)
-        self.booked = booked
 
 
 class EventsNotReady(CallwatchError):

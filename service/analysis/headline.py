@@ -16,6 +16,9 @@ from service.calls import SDK_IDENTITY_PREFIX, Call, mask_number
 
 #: The longest description a headline carries (the full one is in the issue).
 MAX_WHAT = 120
+#: The longest a party (an identity) is in a headline, so the problem, the counts and the
+#: CallSid that follow it always fit ``summary``; the full value is in the alert's ``call``.
+MAX_PARTY = 100
 #: What stands for a party the callback did not name.
 UNKNOWN_PARTY = "unknown"
 #: A headline lands in plain-text places that chat apps still parse (a Slack header, a
@@ -48,12 +51,15 @@ def identity(call: Call) -> str | None:
 
 
 def party(value: str | None) -> str:
-    """One end of the call as a person may read it: an identity, or a masked number."""
+    """One end of the call as a person may read it: an identity, or a masked number; at
+    most ``MAX_PARTY`` characters (a longer one ends with an ellipsis)."""
     if not value:
         return UNKNOWN_PARTY
     if value.startswith(SDK_IDENTITY_PREFIX):
-        return value.removeprefix(SDK_IDENTITY_PREFIX) or UNKNOWN_PARTY
-    return mask_number(value) or UNKNOWN_PARTY
+        text = value.removeprefix(SDK_IDENTITY_PREFIX) or UNKNOWN_PARTY
+    else:
+        text = mask_number(value) or UNKNOWN_PARTY
+    return text if len(text) <= MAX_PARTY else text[:MAX_PARTY - 1] + "…"
 
 
 def who(call: Call) -> str:

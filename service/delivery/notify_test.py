@@ -7,7 +7,8 @@ for a duplicate. It goes through ``deliver_step`` like any alert, waiting for th
 sink's paced turn in place (up to ``deadline_s``) and trying once: the point is to
 show the receiver's answer now, not to retry for an hour. The HTTP status the
 receiver answered is read from the session's response hook (the body stays with the
-sink, which reads it capped).
+sink, which reads it capped). On a pager sink (PagerDuty) the test trigger is followed by
+a ``resolve`` for the same key, so the test opens no page that stays open.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from service.decisions import Again, Done, Failed
 from service.delivery.ledger import DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.step import DeliveryRequest, deliver_step
+from service.errors import DeliveryRejected, DeliveryRetryable
 from service.http import host_of
 
 TEST_ISSUE_KEY = "callwatch/test"
@@ -89,7 +91,8 @@ def _send(name: str, sink: Any, *, redis: redis_lib.Redis, clock: Callable[[], d
         decision = deliver_step(request, sink=sink, ledger=ledger, pace=pace, retry_s=())
         heard = answers[-1] if answers else None
         if isinstance(decision, Done):
-            return NotifyResult(name, True, f"delivered: {heard or 'the receiver took it'}")
+            answer = f"delivered: {heard or 'the receiver took it'}"
+            return _resolved(name, sink, request.message_id, answer)
         if isinstance(decision, Failed):
             said = f" ({heard})" if heard and heard not in decision.message else ""
             return NotifyResult(name, False, f"{decision.reason}: {decision.message}{said}")
@@ -100,3 +103,17 @@ def _send(name: str, sink: Any, *, redis: redis_lib.Redis, clock: Callable[[], d
         sleep(decision.after_s)
         request = DeliveryRequest(name, request.message, attempt=int(decision.state["attempt"]),
                                   booked=bool(decision.state["booked"]))
+
+
+def _resolved(name: str, sink: Any, dedup_key: str, answer: str) -> NotifyResult:
+    """A pager sink's test trigger resolved at once (same key); other sinks as they are."""
+    resolve = getattr(sink, "resolve", None)
+    if getattr(sink, "kind", None) != "pager" or not callable(resolve):
+        return NotifyResult(name, True, answer)
+    try:
+        resolve(dedup_key)
+    except (DeliveryRetryable, DeliveryRejected) as error:
+        return NotifyResult(name, False, f"{answer}; the resolve for {dedup_key} failed ({error}): "
+                                         "resolve the test incident in PagerDuty")
+    return NotifyResult(name, True, f"{answer}; then resolved (dedup key {dedup_key}), so no "
+                                    "page stays open")

@@ -91,6 +91,20 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# KEYS[1] the silences; ARGV: member, its end, now, '"id": "<id>"'. The active member
+# with that id if there is one, else the new member is added (and nil returned).
+_ADD_ONCE = """
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[3], '+inf')) do
+  if string.find(member, ARGV[4], 1, true) then return member end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIREAT', KEYS[1], math.floor(tonumber(ARGV[2])) + 1, 'GT')
+redis.call('EXPIREAT', KEYS[1], math.floor(tonumber(ARGV[2])) + 1, 'NX')
+return false
+"""
+
+
 class Silences:
     """The deployment's silences in Redis."""
 
@@ -99,12 +113,19 @@ class Silences:
         self._clock = clock
 
     def add(self, matcher: Matcher, duration: timedelta, comment: str,
-            author: str | None = None) -> Silence:
-        """Store a new silence, active at once in every worker; returns it (with its id)."""
+            author: str | None = None, *, silence_id: str | None = None) -> Silence:
+        """Store a new silence, active at once in every worker; returns it (with its id).
+        With ``silence_id`` (a Slack click's), a silence with that id still active is
+        returned instead of adding another: a repeated request adds one silence."""
         now = self._clock().astimezone(UTC).replace(microsecond=0)
-        silence = Silence(id="sil_" + secrets.token_hex(6), matcher=matcher, starts_at=now,
-                          ends_at=now + duration, comment=comment, author=author)
+        silence = Silence(id=silence_id or "sil_" + secrets.token_hex(6), matcher=matcher,
+                          starts_at=now, ends_at=now + duration, comment=comment, author=author)
         ends = silence.ends_at.timestamp()
+        if silence_id is not None:
+            found = self._redis.eval(_ADD_ONCE, 1, keys.SILENCES,  # type: ignore[no-untyped-call]
+                                     json.dumps(silence.to_json(), sort_keys=True), ends,
+                                     now.timestamp(), json.dumps({"id": silence_id})[1:-1])
+            return Silence.from_json(json.loads(found)) if found else silence
         pipe = self._redis.pipeline(transaction=True)
         pipe.zremrangebyscore(keys.SILENCES, "-inf", now.timestamp())
         pipe.zadd(keys.SILENCES, {json.dumps(silence.to_json(), sort_keys=True): ends})

@@ -8,7 +8,10 @@ key (``silence_issue``), an agent's identity (``silence_agent``) or an incident 
 (``acknowledge``). ``read_action`` checks a ``block_actions`` payload and refuses
 anything else with ``InvalidInput``; ``perform`` acts through the same code as the CLI
 (``Silences``, ``acknowledge``) with the Slack user as author, at most once per click
-(Slack's ``action_ts`` and the user, kept a day), and says what it did in a line;
+(Slack's ``action_ts`` and the user, kept a day), and says what it did in a line. The
+click is recorded only after it acted, and acting is idempotent (a silence's id is the
+click's, an acknowledgement is kept once), so Slack's retry after a failure in between
+acts once;
 ``answer`` is the message update sent back to the payload's ``response_url`` (the
 original message, its buttons replaced by that line), and ``post_answer`` sends it:
 HTTPS (or loopback) only, through the sinks' one POST path (no redirect, a capped answer
@@ -17,8 +20,8 @@ read before a deadline).
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,10 +32,15 @@ import redis as redis_lib
 import requests
 
 from service import keys
-from service.delivery.incidents.acknowledge import acknowledge, is_incident_id
+from service.delivery.incidents.acknowledge import acknowledge
 from service.delivery.silences import Silences
 from service.delivery.sinks.json_post import post
-from service.delivery.sinks.slack_blocks import ACKNOWLEDGE, SILENCE_AGENT, SILENCE_ISSUE
+from service.delivery.sinks.slack_blocks import (
+    ACKNOWLEDGE,
+    SILENCE_AGENT,
+    SILENCE_ISSUE,
+    button_value_ok,
+)
 from service.errors import ConfigError, DeliveryRetryable, InvalidInput
 from service.http import require_secure_url
 from service.routing_file.matchers import parse_matcher
@@ -42,11 +50,11 @@ ACTION_IDS = (SILENCE_ISSUE, SILENCE_AGENT, ACKNOWLEDGE)
 SILENCE_FOR = timedelta(hours=1)
 #: A click already acted on is remembered this long (Slack's ``action_ts`` is unique).
 CLICK_TTL_S = 86400
-RESPONSE_TIMEOUT = (2.0, 3.0)
-#: Slack wants its request answered within 3 s: the update must be sent before that.
+#: Connect and per-read timeouts of the update; the whole exchange ends by the deadline.
+RESPONSE_TIMEOUT = (1.0, 1.5)
+#: Slack wants its request answered within 3 s: the whole update (connect, headers and
+#: body) must be done before that.
 RESPONSE_DEADLINE_S = 2.5
-_IDENTITY = re.compile(r"^[A-Za-z0-9_.@+\-]{1,121}\Z")
-_ISSUE_KEY = re.compile(r"^[\x21-\x7e]{1,256}\Z")
 _VALUE_KINDS = {SILENCE_ISSUE: "an issue key", SILENCE_AGENT: "an identity",
                 ACKNOWLEDGE: "an incident id"}
 
@@ -67,6 +75,11 @@ class SlackAction:
     @property
     def click_key(self) -> str:
         return f"{self.user_id}:{self.action_ts}:{self.action_id}"
+
+    @property
+    def silence_id(self) -> str:
+        """The id of the silence this click sets: the same for Slack's retries of it."""
+        return "sil_" + hashlib.sha256(self.click_key.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -97,7 +110,7 @@ def read_action(payload_text: str) -> SlackAction:
     if action_id not in ACTION_IDS:
         raise InvalidInput(f"unknown action_id {str(action_id)[:40]!r}; "
                            f"callwatch's are {', '.join(ACTION_IDS)}")
-    if not isinstance(value, str) or not _valid_value(action_id, value):
+    if not isinstance(value, str) or not button_value_ok(action_id, value):
         raise InvalidInput(f"{action_id}: the button's value is not {_VALUE_KINDS[action_id]}")
     user = payload.get("user")
     if not isinstance(user, dict) or not isinstance(user.get("id"), str) or not user["id"]:
@@ -120,14 +133,6 @@ def read_action(payload_text: str) -> SlackAction:
                        message=message if isinstance(message, dict) else None)
 
 
-def _valid_value(action_id: str, value: str) -> bool:
-    if action_id == ACKNOWLEDGE:
-        return is_incident_id(value)
-    if action_id == SILENCE_AGENT:
-        return _IDENTITY.match(value) is not None
-    return _ISSUE_KEY.match(value) is not None
-
-
 def check_target(action: SlackAction, redis: redis_lib.Redis) -> None:
     """``UnknownIncident`` when the button names an incident that is not kept (a read only)."""
     if action.action_id == ACKNOWLEDGE and not redis.exists(keys.incident(action.value)):
@@ -147,8 +152,17 @@ def perform(action: SlackAction, *, redis: redis_lib.Redis,
             matcher = parse_matcher({key: [value]}, "silence")
         except ConfigError as error:
             raise InvalidInput(error.message) from None
-    if not redis.set(keys.slack_action(action.click_key), "1", nx=True, ex=CLICK_TTL_S):
+    click = keys.slack_action(action.click_key)
+    if redis.exists(click):
         return Done(f"{action.user}'s click was already acted on", wrote=False)
+    done = _act(action, matcher, redis=redis, clock=clock)
+    redis.set(click, "1", ex=CLICK_TTL_S)  # after acting: a failure before this acts again, once
+    return done
+
+
+def _act(action: SlackAction, matcher: Any, *, redis: redis_lib.Redis,
+         clock: Callable[[], datetime]) -> Done:
+    """The silence or the acknowledgement itself; safe to repeat for one click."""
     now = clock()
     if matcher is None:
         ack = acknowledge(redis, action.value, action.user, now)
@@ -160,7 +174,7 @@ def perform(action: SlackAction, *, redis: redis_lib.Redis,
         return Done(f":eyes: {action.user} acknowledged this incident at {now:%H:%M} UTC: "
                     "updates stop here; the resolution will still be posted", wrote=True)
     silence = Silences(redis, clock=clock).add(matcher, SILENCE_FOR, "set from Slack",
-                                               author=action.user)
+                                               author=action.user, silence_id=action.silence_id)
     what = f"issue {action.value}" if action.action_id == SILENCE_ISSUE else f"agent {action.value}"
     return Done(f":no_bell: {action.user} silenced {what} for 1 h, until "
                 f"{silence.ends_at:%H:%M} UTC ({silence.id}; "
@@ -179,9 +193,10 @@ def answer(action: SlackAction, done: Done) -> dict[str, Any]:
     original = action.message or {}
     blocks = original.get("blocks")
     if not isinstance(blocks, list) or not blocks:
-        return {"replace_original": False, "response_type": "in_channel", "text": done.text}
+        return {"replace_original": False, "response_type": "in_channel",
+                "text": _escape(done.text)}
     kept = [b for b in blocks if isinstance(b, dict) and b.get("type") != "actions"][:49]
-    return {"replace_original": True, "text": str(original.get("text") or done.text),
+    return {"replace_original": True, "text": str(original.get("text") or _escape(done.text)),
             "blocks": [*kept, line]}
 
 

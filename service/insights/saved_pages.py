@@ -52,11 +52,6 @@ def read_pages(paths: Iterable[str]) -> SavedPages:
     return SavedPages(events, unread)
 
 
-def load_events(path: str) -> list[Event]:
-    """The events of a saved Events API response; ``InvalidInput`` says what is wrong."""
-    return parse_events(_raw_events(_load_json(path), path))
-
-
 def _load_json(path: str) -> Any:
     """A saved response's JSON (``-``: stdin); ``InvalidInput`` says what is wrong."""
     try:

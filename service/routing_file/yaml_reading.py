@@ -127,15 +127,15 @@ def substitute(raw: Any, environ: Mapping[str, str], variable: str = "CALLWATCH_
         dollar, inner, closed, bare = found.groups()
         if dollar:
             return "$"
+        # What follows the ``$`` is never echoed: it may be part of a secret written inline.
         if bare is not None:
-            raise ConfigError(variable, f"{where}: ${bare} needs braces: write ${{{bare}}} "
-                                        "(or $$ for a literal $)")
+            raise ConfigError(variable, f"{where}: a $ before a name needs braces: write "
+                                        "${NAME} (or $$ for a literal $)")
         if not closed:
-            raise ConfigError(variable, f"{where}: ${{{_one_line(_short(inner))} is not closed "
-                                        "with }")
+            raise ConfigError(variable, f"{where}: a ${{ is not closed with }}")
         if not _NAME.match(inner):
-            raise ConfigError(variable, f"{where}: ${{{_one_line(_short(inner))}}} is not an "
-                                        "environment variable's name")
+            raise ConfigError(variable, f"{where}: ${{…}} does not hold an environment "
+                                        "variable's name")
         value = environ.get(inner, "").strip()
         if not value:
             raise ConfigError(variable, f"{where}: ${{{inner}}} is not set in the environment")
@@ -146,10 +146,6 @@ def substitute(raw: Any, environ: Mapping[str, str], variable: str = "CALLWATCH_
 
 def _size(n: int) -> str:
     return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 else f"{n // 1024} KiB"
-
-
-def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _one_line(text: str) -> str:

@@ -52,9 +52,9 @@ default: [subs]
 @pytest.mark.parametrize(("config", "says"), [
     ("a: &x [1]\nb: *x\n", "CALLWATCH_CONFIG: line 1: YAML anchors (&x) are not allowed"),
     (SINKS + 'routes:\n  - {match: {from: "$PREFIX*"}, sinks: [agents]}\n',
-     "CALLWATCH_CONFIG: routes[0].match.from: $PREFIX needs braces"),
+     "CALLWATCH_CONFIG: routes[0].match.from: a $ before a name needs braces"),
     (SINKS + 'routes:\n  - {match: {from: "${PREFIX"}, sinks: [agents]}\n',
-     "CALLWATCH_CONFIG: routes[0].match.from: ${PREFIX is not closed with }"),
+     "CALLWATCH_CONFIG: routes[0].match.from: a ${ is not closed with }"),
     ("[" * 5000 + "]" * 5000, "CALLWATCH_CONFIG: line 1: nested more than 20 deep"),
 ])
 def test_release_phase_gets_exit_1_and_one_line(env: None, config: str, says: str) -> None:

@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis as redis_lib
@@ -24,6 +25,7 @@ from service.delivery.digests.store import DigestStore
 from service.delivery.incidents.store import IncidentStore
 from service.delivery.pace import Pace
 from service.delivery.sinks.email import EmailSink, SmtpServer
+from service.delivery.sinks.fitting import TEAMS_MAX_BYTES, json_bytes
 from service.delivery.sinks.slack import SlackSink
 from service.delivery.sinks.teams import TeamsSink, teams_digest_card
 from workers.digest_clock import DigestClock
@@ -152,7 +154,7 @@ def test_a_busy_period_stays_within_slack_and_teams_limits(
     [posted] = slack_receiver.accepted()
     assert slack_payload_problem(posted.payload) is None and "and 290 more" in str(posted.payload)
     digest = store.read("teams", HOURLY, current_period(HOURLY, T10))
-    assert len(str(teams_digest_card(digest)).encode()) < 20_000
+    assert len(json_bytes(teams_digest_card(digest))) <= TEAMS_MAX_BYTES
     assert len(teams.accepted()) == 1
 
 
@@ -239,3 +241,77 @@ def test_a_worker_runs_the_digest_clock_only_for_digest_sinks(
     finally:
         if clock is not None:
             clock.stop()
+
+
+def test_a_storms_folded_calls_are_counted_in_the_digest(redis: redis_lib.Redis) -> None:
+    """During a storm the chat sinks get one incident, but a digest sink still gets (and
+    counts) every call of it, and hears of the incident too."""
+    from service.delivery.incidents.desk import IncidentDesk
+    from service.delivery.incidents.policy import StormPolicy
+    from service.delivery.routing import RouteMatch
+
+    clock = Clock(T10 + timedelta(minutes=5))
+    store = DigestStore(redis)
+    digesting = DigestingSink(SlackSink("http://127.0.0.1:9/unused"), HOURLY, store, clock)
+    digesting.name = "hourly"
+    plain = SlackSink("http://127.0.0.1:9/unused")
+    kinds = {"hourly": digesting.kind, "live": plain.kind}
+    match = RouteMatch("errors", ("hourly", "live"), StormPolicy(calls=3, within_s=600))
+    desk = IncidentDesk(IncidentStore(redis), lambda _: [match], kinds.__getitem__,
+                        clock=lambda: clock.now.timestamp())
+    live = 0
+    for n in range(10):
+        for delivery in desk.deliveries(alert(n), alert(n).to_envelope()):
+            if delivery.sink == "live":
+                live += 1
+            elif "webhook_id" in delivery.message:
+                digesting.send_incident(_event(delivery.message))
+            else:
+                digesting.send(Alert.from_envelope(delivery.message))
+    assert live < 10  # the chat sink's calls were folded into the incident
+    digest = store.read("hourly", HOURLY, current_period(HOURLY, clock.now))
+    assert digest.alerts == 10 and digest.by_agent == {"alice": 10}
+    assert len(digest.incidents) == 1
+
+
+def _event(message: dict[str, Any]) -> Any:
+    from service.delivery.incidents.events import IncidentEvent
+    return IncidentEvent.from_message(message)
+
+
+def test_a_digest_is_skipped_for_a_sink_that_heard_of_nothing(
+        redis: redis_lib.Redis, slack_receiver: SlackStandIn) -> None:
+    """Calls analysed and another sink's alerts do not make a digest: a sink that no alert
+    and no incident reached in the period gets nothing; the one that was reached gets its."""
+    clock = Clock(T10 + timedelta(minutes=5))
+    store = DigestStore(redis)
+    pipe = redis.pipeline()
+    DigestStore.count_analysed(pipe, clock.now.timestamp())
+    pipe.execute()
+    with SlackStandIn() as quiet_receiver:
+        busy, quiet = SlackSink(slack_receiver.url), SlackSink(quiet_receiver.url)
+        digesting = DigestingSink(busy, HOURLY, store, clock)
+        digesting.name = "busy"
+        digesting.send(alert(1))
+        clock.now = T10 + timedelta(hours=1, seconds=3)
+        sinks = [DigestSink("busy", HOURLY, busy.send_digest),
+                 DigestSink("quiet", HOURLY, quiet.send_digest)]
+        ticked = DigestClock(redis, sinks, clock=clock).tick()
+        assert ("busy", "sent") in ticked and ("quiet", "empty") in ticked
+        assert quiet_receiver.messages == [] and len(slack_receiver.accepted()) == 1
+
+
+def test_counted_alert_ids_are_kept_apart_from_the_counters(redis: redis_lib.Redis) -> None:
+    """A retried alert counts once, and the counters' hash holds no alert ids (a read
+    does not pull every id of the period)."""
+    from service import keys
+
+    clock = Clock(T10 + timedelta(minutes=5))
+    store = DigestStore(redis)
+    period = current_period(HOURLY, clock.now)
+    assert store.record_alert("s", period, alert(1)) is True
+    assert store.record_alert("s", period, alert(1)) is False
+    assert store.record_alert("s", period, alert(2)) is True
+    counters = redis.hgetall(keys.digest("s", period.key))
+    assert not any(k.startswith(b"seen:") for k in counters) and counters[b"alerts"] == b"2"
+    assert store.read("s", HOURLY, period).alerts == 2

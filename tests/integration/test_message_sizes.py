@@ -74,9 +74,11 @@ def _deliver(redis: redis_lib.Redis, name: str, sink: AlertSink, alert: Alert) -
 
 def test_twilio_texts_are_cut_at_1000_characters_when_the_alert_is_built() -> None:
     """SDK messages, descriptions, the city and the caller's identity keep 1,000 characters,
-    the last one an ellipsis; the summary too; short texts are untouched."""
+    the last one an ellipsis; the summary stays within them and keeps the CallSid (the
+    identity is shortened in it); short texts are untouched."""
     alert = _huge(LONG)
-    texts = [alert.call.from_, alert.client.city if alert.client else None, alert.summary]
+    assert len(alert.summary) <= MAX_TWILIO_TEXT and alert.call.call_sid in alert.summary
+    texts = [alert.call.from_, alert.client.city if alert.client else None]
     texts += [issue.sdk_message for issue in alert.issues] + [i.description for i in alert.issues]
     assert all(t is not None and len(t) == MAX_TWILIO_TEXT and t.endswith("…") for t in texts)
     assert alert.issues[0].sdk_message == LONG[: MAX_TWILIO_TEXT - 1] + "…"

@@ -4,13 +4,17 @@ the real delivery path (signed, paced), the receiver's answer reported, failures
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import redis as redis_lib
 import requests
 
+from devtools.pagerduty_standin import PagerDutyStandIn
 from devtools.sample_alerts import WEBHOOK_SECRET
+from devtools.smtp_standin import SmtpStandIn
 from devtools.standins import SlackStandIn, WebhookReceiver
+from devtools.teams_standin import TeamsStandIn
 from devtools.web_client import make_settings
 from service.delivery.notify_test import notify_test
 from service.delivery.pace import Pace
@@ -18,8 +22,10 @@ from service.delivery.sinks.base import SinkEnv, SinkSpec
 from service.delivery.sinks.registry import Sinks
 
 
-def sinks_for(redis_url: str, session: requests.Session, **specs: dict[str, str]) -> Sinks:
-    settings = make_settings(redis_url)
+def sinks_for(redis_url: str, session: requests.Session, **specs: Any) -> Sinks:
+    """The sinks ``specs`` (name -> options with ``type``); upper-case names are settings."""
+    settings = make_settings(redis_url, **{k: v for k, v in specs.items() if k.isupper()})
+    specs = {k: v for k, v in specs.items() if not k.isupper()}
     return Sinks([SinkSpec(name, options.pop("type"), options) for name, options in specs.items()],
                  SinkEnv(settings, session, lambda: datetime.now(UTC)))
 
@@ -108,3 +114,43 @@ def test_cli_prints_the_answer_or_one_line_and_exit_1(
     assert out == "" and err.count("\n") == 1 and "channel_is_archived" in err
     assert main(["notify", "test", "nope"]) == 1
     assert "'nope'" in capsys.readouterr().err
+
+
+def test_a_pagerduty_test_is_triggered_then_resolved(
+        redis_server, redis: redis_lib.Redis, pagerduty: PagerDutyStandIn) -> None:
+    """PagerDuty gets the marked trigger, then a resolve for the same key (no page stays
+    open), and the result says so."""
+    session = requests.Session()
+    sinks = sinks_for(redis_server.url, session, oncall={"type": "pagerduty",
+                                                          "routing_key": "R" * 32},
+                      PAGERDUTY_EVENTS_URL=pagerduty.url)
+    result = notify_test("oncall", sink=sinks.get("oncall"), redis=redis, session=session)
+    trigger, resolve = pagerduty.accepted()
+    assert (trigger.action, resolve.action) == ("trigger", "resolve")
+    assert trigger.dedup_key == resolve.dedup_key and trigger.dedup_key is not None
+    assert "TEST" in trigger.body["payload"]["summary"]
+    assert result.ok and "then resolved" in result.answer and trigger.dedup_key in result.answer
+
+
+def test_a_teams_test_is_one_marked_card(redis_server, redis: redis_lib.Redis,
+                                         teams: TeamsStandIn) -> None:
+    """Teams takes one card saying TEST and that nothing went wrong; the answer is reported."""
+    session = requests.Session()
+    sinks = sinks_for(redis_server.url, session, chat={"type": "teams", "url": teams.url})
+    result = notify_test("chat", sink=sinks.get("chat"), redis=redis, session=session)
+    assert result.ok and "answered HTTP 202" in result.answer
+    [post] = teams.accepted()
+    assert "TEST" in post.text() and "no call went wrong" in post.text()
+
+
+def test_an_email_test_is_one_marked_message(redis_server, redis: redis_lib.Redis,
+                                             smtp: SmtpStandIn) -> None:
+    """The SMTP server takes one message to the sink's recipients whose subject says TEST."""
+    session = requests.Session()
+    sinks = sinks_for(redis_server.url, session,
+                      mail={"type": "email", "to": ["ops@example.com"]},
+                      SMTP_URL=smtp.url, ALERT_EMAIL_FROM="callwatch@example.com")
+    result = notify_test("mail", sink=sinks.get("mail"), redis=redis, session=session)
+    assert result.ok, result.answer
+    [mail] = smtp.accepted()
+    assert mail.rcpt_tos == ("ops@example.com",) and "TEST" in str(mail.message["Subject"])

@@ -63,8 +63,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def sink(pagerduty: PagerDutyStandIn, session: requests.Session) -> PagerDutySink:
-    return PagerDutySink(ROUTING_KEY, name="oncall", url=pagerduty.url, session=session)
+def sink(pagerduty: PagerDutyStandIn, session: requests.Session, redis: redis_lib.Redis,
+         clock: FakeClock) -> PagerDutySink:
+    return PagerDutySink(ROUTING_KEY, name="oncall", url=pagerduty.url, session=session,
+                         clock=lambda: datetime.fromtimestamp(clock.now, UTC),
+                         groups=PagerGroups(redis))
 
 
 def _call_alert(n: int, issue: str = "sdk_edge/connection/error/31005") -> Alert:
@@ -210,7 +213,55 @@ def test_an_alert_during_the_resolve_keeps_the_group(redis: redis_lib.Redis) -> 
     groups = PagerGroups(redis)
     group = PagerGroup("grp_" + "a" * 32, "errors", QUIET_S)
     groups.touch("oncall", group, T0)
-    [(sink, key, claimed)] = groups.claim_due(T0 + QUIET_S + 1)
+    [(sink, key, claimed, due)] = groups.claim_due(T0 + QUIET_S + 1)
+    assert due == T0 + QUIET_S
     groups.touch("oncall", group, T0 + QUIET_S + 2)
     assert groups.settle(sink, key, claimed) is False
     assert groups.open() == {("oncall", group.dedup_key): T0 + 2 * QUIET_S + 2}
+
+
+def test_a_trigger_delivered_after_the_quiet_time_is_followed_by_a_resolve(
+        pagerduty: PagerDutyStandIn, redis: redis_lib.Redis, sink: PagerDutySink,
+        clock: FakeClock) -> None:
+    """A grouped trigger held up past its group's quiet time (retries, pacing) restarts
+    the quiet time when PagerDuty gets it: the last event PagerDuty sees is a resolve."""
+    alert = _call_alert(1)
+    match = RouteMatch("errors", ("oncall",), STORM)
+    desk = IncidentDesk(IncidentStore(redis), lambda _: [match], lambda _: "pager", clock=clock)
+    [delivery] = desk.deliveries(alert, alert.to_envelope())  # the group is touched here
+    groups, sinks = PagerGroups(redis), {"oncall": sink}.get
+    clock.now = T0 + QUIET_S + 1
+    assert resolve_quiet(groups, sinks, clock.now) == 1  # resolved before the trigger went
+    clock.now += 5
+    decision = deliver_step(DeliveryRequest(delivery.sink, delivery.message), sink=sink,
+                            ledger=DeliveryLedger(redis), pace=None, retry_s=(1,))
+    assert isinstance(decision, Done)
+    key = pager_dedup_key("errors", {"issue": "sdk_edge/connection/error/31005"})
+    assert _actions(pagerduty) == [("resolve", key), ("trigger", key)]
+    assert resolve_quiet(groups, sinks, clock.now + QUIET_S - 1) == 0
+    assert resolve_quiet(groups, sinks, clock.now + QUIET_S + 1) == 1
+    assert _actions(pagerduty)[-1] == ("resolve", key)
+    assert groups.open() == {}
+
+
+def test_a_group_of_an_unknown_sink_waits_for_a_worker_that_knows_it(
+        pagerduty: PagerDutyStandIn, redis: redis_lib.Redis, sink: PagerDutySink,
+        clock: FakeClock) -> None:
+    """A worker that does not know the pager sink leaves its quiet group to one that does
+    (which resolves it), and drops it only after an hour past its quiet time."""
+    _page(redis, sink, clock, _call_alert(1))
+    _page(redis, sink, clock, _call_alert(2, "sdk_edge/connection/error/31009"))
+    groups = PagerGroups(redis)
+    first = pager_dedup_key("errors", {"issue": "sdk_edge/connection/error/31005"})
+    second = pager_dedup_key("errors", {"issue": "sdk_edge/connection/error/31009"})
+    unknown: dict[str, PagerDutySink] = {}
+    assert resolve_quiet(groups, unknown.get, T0 + QUIET_S + 1) == 0
+    assert set(groups.open()) == {("oncall", first), ("oncall", second)}
+    assert resolve_quiet(groups, {"oncall": sink}.get, T0 + QUIET_S + 2) == 2  # at once
+    assert sorted(a for a in _actions(pagerduty) if a[0] == "resolve") == sorted(
+        [("resolve", first), ("resolve", second)])
+    _page(redis, sink, clock, _call_alert(3))
+    assert resolve_quiet(groups, unknown.get, T0 + QUIET_S + 3600) == 0
+    assert ("oncall", first) in groups.open()
+    assert resolve_quiet(groups, unknown.get, T0 + QUIET_S + 3602) == 0
+    assert groups.open() == {}

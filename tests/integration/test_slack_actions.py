@@ -14,7 +14,7 @@ import pytest
 import redis as redis_lib
 import requests
 
-from devtools.hostile_peers import HostilePeer, drip, fixed, huge
+from devtools.hostile_peers import HostilePeer, drip, drip_head, fixed, huge
 from devtools.sample_alerts import sample_alert
 from devtools.standins import SlackStandIn
 from devtools.web_client import LiveServer, make_settings
@@ -244,3 +244,74 @@ def test_a_click_on_a_long_message_is_taken(slack: SlackStandIn, actions_url: st
     assert slack.click(actions_url, "silence_issue", ISSUE, message=message).status == 200
     assert len(Silences(redis).active()) == 1
     assert len(slack.responses[0].payload["blocks"]) == 49
+
+
+def _limited(redis_server: Any, redis: redis_lib.Redis, name: str, *patterns: str) -> redis_lib.Redis:
+    """A connection whose Redis user may touch only ``patterns`` (ACL key patterns)."""
+    redis.execute_command("ACL", "SETUSER", name, "reset", "on", ">pw", "+@all", *patterns)
+    return redis_lib.Redis.from_url(redis_server.url, username=name, password="pw")
+
+
+def test_a_click_interrupted_by_a_redis_fault_acts_once_on_its_retry(
+        redis_server, slack: SlackStandIn, redis: redis_lib.Redis) -> None:
+    """Redis failing while a click is handled loses nothing and duplicates nothing: a failed
+    silence leaves the click unrecorded (the retry silences), and a click whose record
+    failed after the silence was made is retried into that same one silence."""
+    from datetime import UTC, datetime
+    from urllib.parse import parse_qs
+
+    from service.delivery.slack_actions import perform, read_action
+
+    def click(user: str) -> Any:
+        body, _ = slack.interaction("silence_issue", ISSUE, user=user, message=posted_message())
+        return read_action(parse_qs(body.decode())["payload"][0])
+
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    first = click("bob")
+    no_silences = _limited(redis_server, redis, "no-silences", "~callwatch:slack-action:*")
+    with pytest.raises(redis_lib.ResponseError):
+        perform(first, redis=no_silences, clock=now)
+    assert Silences(redis).active() == []
+    assert "bob silenced issue" in perform(first, redis=redis, clock=now).text
+    assert len(Silences(redis).active()) == 1
+
+    second = click("carol")
+    no_record = _limited(redis_server, redis, "no-record", "~callwatch:silences",
+                         "%R~callwatch:slack-action:*")
+    with pytest.raises(redis_lib.ResponseError):
+        perform(second, redis=no_record, clock=now)
+    assert "carol silenced issue" in perform(second, redis=redis, clock=now).text
+    assert sorted(s.author for s in Silences(redis).active()) == ["bob", "carol"]
+    assert perform(second, redis=redis, clock=now).text.endswith("already acted on")
+    redis.execute_command("ACL", "DELUSER", "no-silences", "no-record")
+
+
+def test_a_response_url_dripping_its_headers_is_given_up_at_the_deadline() -> None:
+    """Headers that never end, a byte at a time within the per-read timeout: the update is
+    given up on while the peer is still dripping (the whole exchange has one deadline)."""
+    every_s, for_s = 0.2, 20.0
+    with HostilePeer(drip_head(every_s, for_s=for_s)) as peer:
+        with pytest.raises(ResponseFailed):
+            post_answer(requests.Session(), peer.url + "/actions/1", {"text": "done"})
+        assert 0 < peer.sent < for_s / every_s / 2
+
+
+def test_every_sink_post_has_one_deadline_over_headers_too() -> None:
+    """The sinks' shared POST path gives up on dripping headers at its deadline as well."""
+    from service.delivery.sinks.json_post import post
+    from service.errors import DeliveryRetryable
+
+    with HostilePeer(drip_head(0.2, for_s=20.0)) as peer:
+        with pytest.raises(DeliveryRetryable, match="still answering"):
+            post(requests.Session(), peer.url, b"{}", {}, who="peer", timeout=(1.0, 1.0),
+                 deadline_s=1.0)
+        assert 0 < peer.sent < 50
+
+
+def test_a_slack_user_name_cannot_mention_the_channel_in_the_update(
+        slack: SlackStandIn, actions_url: str, redis: redis_lib.Redis) -> None:
+    """A user name holding ``<!channel>`` reaches the update's text escaped (no mention),
+    with or without the original message to update."""
+    assert slack.click(actions_url, "silence_agent", "alice", user="<!channel>").status == 200
+    [update] = slack.responses
+    assert "<!channel>" not in update.payload["text"] and "&lt;!channel&gt;" in update.payload["text"]

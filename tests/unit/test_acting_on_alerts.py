@@ -130,3 +130,26 @@ def test_a_wrong_digest_names_its_key(text: str, path: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, MAIL_ENV)
     assert caught.value.message.startswith(path + ":")
+
+
+@pytest.mark.parametrize(("identity", "drawn"), [
+    ("alice", True), ("a" * 121, True), ("a" * 122, False), ("al ice", False),
+    ("al<ice>", False), ("ålice", False)])
+def test_a_button_is_drawn_only_when_its_click_would_be_taken(identity: str, drawn: bool) -> None:
+    """"Silence agent" appears only for an identity the click handler accepts; an alert
+    whose issue key and identity both fail gets no (empty) actions block at all."""
+    from service.delivery.slack_actions import read_action
+
+    alert = sample_alert()
+    alert = replace(alert, call=replace(alert.call, from_="client:" + identity))
+    message = slack_message(alert, actions=True)
+    [block] = [b for b in message["blocks"] if b["type"] == "actions"]
+    agent = [e for e in block["elements"] if e["action_id"] == "silence_agent"]
+    assert bool(agent) is drawn
+    for element in block["elements"]:  # every drawn button's click is read without error
+        payload = {"type": "block_actions", "user": {"id": "U1"},
+                   "actions": [{"action_id": element["action_id"], "value": element["value"]}]}
+        assert read_action(json.dumps(payload)).value == element["value"]
+    bad_key = replace(alert.issues[0], key="sdk edge/with space")
+    nothing = replace(alert, issues=(bad_key,), call=replace(alert.call, from_="client:a b"))
+    assert not [b for b in slack_message(nothing, actions=True)["blocks"] if b["type"] == "actions"]

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from devtools.sample_alerts import sample_alert
 from service.analysis.alert import SCHEMA_VERSION, Alert
-from service.analysis.headline import headline, identity, who
+from service.analysis.headline import MAX_PARTY, headline, identity, who
 from service.calls import Call, mask_number
 
 
@@ -59,3 +59,19 @@ def test_a_call_with_no_parties_opens_with_the_problem() -> None:
     bare = Alert(alert_id=alert.alert_id, created_at=alert.created_at,
                  call=replace(alert.call, from_=None, to=None), issues=alert.issues)
     assert bare.summary.startswith("Boom (31005); 1 error on ")
+
+
+def test_a_long_identity_leaves_the_problem_counts_and_callsid_in_the_summary() -> None:
+    """An identity as long as a callback allows is shortened in the headline: ``summary``
+    still names the problem, the counts and the CallSid, and Slack's notification line
+    names the severity and the CallSid."""
+    from service.delivery.sinks.slack_blocks import slack_message
+
+    base = sample_alert(description="The Twilio gateway hung up with an error.")
+    alert = replace(base, call=replace(base.call, from_="client:" + "a" * 990), summary="")
+    sid = alert.call.call_sid
+    assert sid in alert.summary and "1 error, 1 warning" in alert.summary
+    assert "The Twilio gateway hung up with an error (31005)" in alert.summary
+    assert len(alert.summary.split(" → ")[0]) <= MAX_PARTY
+    text = slack_message(alert)["text"]
+    assert sid in text and alert.severity in text

@@ -121,9 +121,10 @@ def test_braced_names_are_replaced_in_string_values_only() -> None:
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("$SECRET", "routes[1].sinks[0]: $SECRET needs braces: write ${SECRET} (or $$ for a literal $)"),
-    ("x${SECRET", "routes[1].sinks[0]: ${SECRET is not closed with }"),
-    ("${1BAD}", "routes[1].sinks[0]: ${1BAD} is not an environment variable's name"),
+    ("$SECRET", "routes[1].sinks[0]: a $ before a name needs braces: write ${NAME} "
+                "(or $$ for a literal $)"),
+    ("x${SECRET", "routes[1].sinks[0]: a ${ is not closed with }"),
+    ("${1BAD}", "routes[1].sinks[0]: ${…} does not hold an environment variable's name"),
     ("${UNSET}", "routes[1].sinks[0]: ${UNSET} is not set in the environment"),
 ])
 def test_mistaken_references_name_the_key(value: str, message: str) -> None:
@@ -140,5 +141,15 @@ def test_a_key_with_a_line_break_keeps_the_error_on_one_line() -> None:
     raw = load_yaml('sinks:\n  "a\\nb": {url: "$HOOK"}\n')
     with pytest.raises(ConfigError) as refused:
         substitute(raw, {})
-    assert str(refused.value) == ("CALLWATCH_CONFIG: sinks.a\\nb.url: $HOOK needs braces: "
-                                  "write ${HOOK} (or $$ for a literal $)")
+    assert str(refused.value) == ("CALLWATCH_CONFIG: sinks.a\\nb.url: a $ before a name needs "
+                                  "braces: write ${NAME} (or $$ for a literal $)")
+
+
+@pytest.mark.parametrize("secret", ["s3cr$tPassw0rd", "s3cr${tPassw0rd", "s3cr${t-Passw0rd}"])
+def test_a_mistaken_dollar_in_an_inline_secret_is_not_echoed(secret: str) -> None:
+    """A ``$`` inside a secret written inline is refused naming the key only: no part of
+    the secret after the ``$`` is in the error."""
+    raw = load_yaml(f'sinks:\n  crm: {{url: "https://crm.example.com", secret: "{secret}"}}\n')
+    with pytest.raises(ConfigError) as refused:
+        substitute(raw, {})
+    assert "sinks.crm.secret" in str(refused.value) and "Passw0rd" not in str(refused.value)

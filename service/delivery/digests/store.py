@@ -1,10 +1,12 @@
 """A digest's counters in Redis, per sink and period, and the ``Digest`` read back from them.
 
-Per sink and period: one hash (alerts; by issue, agent and country; the alert ids
-already counted, so a retried delivery counts once), the worst calls (a sorted set
-cut to ``WORST_KEPT``) and one line per incident; all expire a week after the
-period ends. Calls analysed are counted for the whole deployment in 15-minute buckets
-(``keys.DIGEST_ANALYSED``) on the incidents' own round trip, and summed per period.
+Per sink and period: one hash of counters (alerts; by issue, agent and country), a set
+of the alert ids already counted (so a retried delivery counts once; kept apart so
+reading the counters does not pull every id), the worst calls (a sorted set cut to
+``WORST_KEPT``) and one line per incident; all expire a week after the period ends.
+Calls analysed are counted for the whole deployment in 15-minute buckets
+(``keys.DIGEST_ANALYSED``) on the incidents' own round trip, and summed per period; they
+are shown, but a digest goes only to a sink that an alert or an incident reached.
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ COUNTERS_KEEP_S = 7 * 86400
 WORST_KEPT = 5
 TOP = 10
 
+# KEYS: counters, worst, seen ids. The ``seen:`` hash field is how ids were kept before
+# they had their own set: still honoured for a period counted across that change.
 _RECORD_ALERT = """
-if redis.call('HSETNX', KEYS[1], 'seen:' .. ARGV[1], 1) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'seen:' .. ARGV[1]) == 1 then return 0 end
+if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[3], ARGV[7])
 redis.call('HINCRBY', KEYS[1], 'alerts', 1)
 redis.call('HINCRBY', KEYS[1], 'issue:' .. ARGV[2], 1)
 redis.call('HINCRBY', KEYS[1], 'agent:' .. ARGV[3], 1)
@@ -71,8 +77,9 @@ class Digest:
 
     @property
     def is_empty(self) -> bool:
-        """Nothing happened: no call analysed, no alert, no incident."""
-        return not (self.calls_analysed or self.alerts or self.incidents)
+        """Nothing happened for this sink: no alert and no incident reached it (calls
+        analysed elsewhere in the deployment do not count)."""
+        return not (self.alerts or self.incidents)
 
     @property
     def message_id(self) -> str:
@@ -110,7 +117,7 @@ class DigestStore:
                             "severity": alert.severity}, separators=(",", ":"), sort_keys=True)
         ttl = self._ttl(period)
         counts, worst_key = keys.digest(sink, period.key), keys.digest(sink, period.key) + ":worst"
-        return bool(self._record(keys=[counts, worst_key], args=[
+        return bool(self._record(keys=[counts, worst_key, counts + ":seen"], args=[
             alert.alert_id, issue.key if issue else "none", identity(alert.call) or "none",
             country or "none", repr(_score(alert)), worst, ttl, WORST_KEPT]))
 

@@ -35,8 +35,9 @@ from service.delivery.incidents.timer import next_check
 
 log = structlog.get_logger(__name__)
 
-#: Kinds of sink that get every per-call alert, even one folded into an incident.
-UNFOLDED_KINDS = frozenset({"webhook"})
+#: Kinds of sink that get every per-call alert, even one folded into an incident (a
+#: digest sink only counts them, so its digest counts a storm's calls too).
+UNFOLDED_KINDS = frozenset({"webhook", "digest"})
 #: A timer this late (s) is taken as lost and scheduled again by the next folded alert.
 TIMER_GRACE_S = 60.0
 
@@ -64,7 +65,8 @@ class IncidentDesk:
 
     store: IncidentStore
     route: Callable[[Alert], Sequence[RouteLike]]
-    #: The ``kind`` of a sink by name (``chat``, ``pager``, ``email``, ``webhook``, ``log``).
+    #: The ``kind`` of a sink by name (``chat``, ``pager``, ``email``, ``webhook``, ``log``,
+    #: ``digest``).
     kind_of: Callable[[str], str]
     metrics: Counter | None = None
     clock: Callable[[], float] = time.time

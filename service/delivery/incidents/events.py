@@ -1,7 +1,7 @@
 """Incident events: ``incident.opened``, ``incident.updated``, ``incident.resolved``.
 
 The envelope every webhook receiver gets is ``{"type", "timestamp", "data"}`` with the
-``data`` of the contract (DESIGN.md, "Storms become incidents"); its ``webhook-id`` is
+``data`` of the contract (the README's "Storms become incidents"); its ``webhook-id`` is
 ``<incident_id>:<sequence>``. Between the steps an event travels as that envelope
 plus a ``webhook_id`` member, which ``to_envelope`` leaves out of what is sent.
 """
@@ -18,6 +18,10 @@ from service.delivery.incidents.store import Snapshot
 
 SCHEMA_VERSION = 1
 EVENT_TYPES = ("incident.opened", "incident.updated", "incident.resolved")
+#: The breakdowns that grow with the calls; a body over its limit keeps the largest counts.
+BREAKDOWNS = ("by_issue", "by_error_code", "by_sdk", "by_country")
+#: Entries kept per breakdown when a body must be cut (halved until the body fits).
+FIRST_TOP = 100
 
 
 def is_incident_message(message: dict[str, Any]) -> bool:
@@ -67,9 +71,18 @@ class IncidentEvent:
         """What a delivery job carries: the envelope and its ``webhook-id``."""
         return {**self.to_envelope(), "webhook_id": self.webhook_id}
 
-    def body(self) -> bytes:
-        """The envelope serialised once, compact and ASCII (what a signature covers)."""
-        return json.dumps(self.to_envelope(), separators=(",", ":"), ensure_ascii=True).encode()
+    def body(self, limit: int | None = None) -> bytes:
+        """The envelope serialised once, compact and ASCII (what a signature covers). Over
+        ``limit`` bytes, each ``by_*`` breakdown keeps only its largest counts (100, then
+        50, … down to 1) until the body fits."""
+        body = _dump(self.to_envelope())
+        top = FIRST_TOP
+        while limit is not None and len(body) > limit and top >= 1:
+            data = {**self.data, **{name: _largest(self.data.get(name) or {}, top)
+                                    for name in BREAKDOWNS}}
+            body = _dump({**self.to_envelope(), "data": data})
+            top //= 2
+        return body
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> IncidentEvent:
@@ -111,6 +124,15 @@ def build_event(event: str, sequence: int, snapshot: Snapshot, now: datetime) ->
     }
     return IncidentEvent(f"incident.{event}", iso(now) or "", f"{snapshot.incident_id}:{sequence}",
                          data)
+
+
+def _dump(envelope: dict[str, Any]) -> bytes:
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _largest(counts: dict[str, int], top: int) -> dict[str, int]:
+    """The ``top`` largest counts (ties by key), largest first."""
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top])
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -104,6 +104,12 @@ def group_words(group: dict[str, str], by_issue: dict[str, int] | None = None,
     return f"{count} of the route" if count else "every alert of the route"
 
 
+#: The longest SDK (type and version) and country an incident counts: a client's texts
+#: may be 1,000 characters, and every distinct value is a key in the incident's events.
+MAX_SDK = 100
+MAX_COUNTRY = 8
+
+
 @dataclass(frozen=True)
 class Facets:
     """What an incident counts of each call folded into it."""
@@ -119,8 +125,8 @@ class Facets:
         client = alert.client
         sdk = " ".join(p for p in ((client.sdk_type, client.sdk_version) if client else ()) if p)
         return cls(call_sid=alert.call.call_sid, issue=group_value(alert, "issue"),
-                   error_code=group_value(alert, "error_code"), sdk=sdk or NONE,
-                   country=group_value(alert, "country_code"))
+                   error_code=group_value(alert, "error_code"), sdk=(sdk or NONE)[:MAX_SDK],
+                   country=group_value(alert, "country_code")[:MAX_COUNTRY])
 
 
 def _category(issue: Issue) -> str:

@@ -36,6 +36,9 @@ log = structlog.get_logger(__name__)
 CLAIM_LEASE_S = 60.0
 #: Groups resolved in one tick at most (the rest wait for the next tick).
 MAX_PER_TICK = 200
+#: How long a group of a sink this worker does not know waits for a worker that knows it
+#: (a rollout, a worker started without the routing file) before it is dropped.
+UNKNOWN_SINK_WAIT_S = 3600.0
 #: The field a per-call delivery to a pager sink carries its group in.
 MESSAGE_FIELD = "pager_group"
 
@@ -45,13 +48,23 @@ _TOUCH = """
 return redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 """
 # KEYS[1] the set; ARGV: now, lease end, limit. Claims the due members: their score
-# becomes the lease end (a claim), and they come back with the claimed score.
+# becomes the lease end (a claim); they come back with the score they had (member, due, ...).
 _CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, member in ipairs(due) do
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], member)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0,
+                       tonumber(ARGV[3]))
+for i = 1, #due, 2 do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], due[i])
 end
 return due
+"""
+# KEYS[1] the set; ARGV: member, claimed score, due. Give a claim back: the group is due
+# again at once (for a worker that knows its sink), unless it was touched since.
+_UNCLAIM = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  return redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+end
+return 0
 """
 # KEYS[1] the set; ARGV: member, claimed score. Forget the group unless it was touched since.
 _SETTLE = """
@@ -105,6 +118,7 @@ class PagerGroups:
         self._touch = redis.register_script(_TOUCH)
         self._claim = redis.register_script(_CLAIM)
         self._settle = redis.register_script(_SETTLE)
+        self._unclaim = redis.register_script(_UNCLAIM)
 
     def touch(self, sink: str, group: PagerGroup, now: float) -> None:
         """A new alert of ``group`` for ``sink``: its quiet period starts again at ``now``."""
@@ -118,11 +132,17 @@ class PagerGroups:
         return {_parse(member): float(score) for member, score in found}
 
     def claim_due(self, now: float, *, lease_s: float = CLAIM_LEASE_S,
-                  limit: int = MAX_PER_TICK) -> list[tuple[str, str, float]]:
-        """Claim the groups quiet since before ``now``: (sink, dedup key, claimed score)."""
+                  limit: int = MAX_PER_TICK) -> list[tuple[str, str, float, float]]:
+        """Claim the groups quiet since before ``now``: (sink, dedup key, claimed score,
+        when its quiet time ended)."""
         claimed = now + lease_s
-        members = self._claim(keys=[keys.PAGER_GROUPS], args=[repr(now), repr(claimed), limit])
-        return [(*_parse(member), claimed) for member in members]
+        found = self._claim(keys=[keys.PAGER_GROUPS], args=[repr(now), repr(claimed), limit])
+        return [(*_parse(found[i]), claimed, float(found[i + 1])) for i in range(0, len(found), 2)]
+
+    def unclaim(self, sink: str, dedup_key: str, claimed: float, due: float) -> bool:
+        """Give a claimed group back as it was (due at ``due``), unless touched since."""
+        return bool(self._unclaim(keys=[keys.PAGER_GROUPS],
+                                  args=[_member(sink, dedup_key), repr(claimed), repr(due)]))
 
     def settle(self, sink: str, dedup_key: str, claimed: float) -> bool:
         """Forget a resolved group, unless a new alert touched it since the claim."""
@@ -142,14 +162,19 @@ def pager_sinks(sinks: Any) -> dict[str, Resolver]:
 
 def resolve_quiet(groups: PagerGroups, sinks: Callable[[str], Resolver | None], now: float) -> int:
     """Send ``resolve`` for every group quiet for its ``resolve_after_s``; returns how many
-    were resolved. ``sinks`` gives a pager sink by name (None: gone from the configuration,
-    the group is forgotten). Safe from any number of workers at once."""
+    were resolved. ``sinks`` gives a pager sink by name; None (a sink this worker does not
+    know: a rollout, or a worker without the routing file) gives the group back for a
+    worker that knows it, and drops it only once its quiet time ended more than
+    ``UNKNOWN_SINK_WAIT_S`` ago. Safe from any number of workers at once."""
     resolved = 0
-    for sink_name, dedup_key, claimed in groups.claim_due(now):
+    for sink_name, dedup_key, claimed, due in groups.claim_due(now):
         sink = sinks(sink_name)
         if sink is None:
+            if now - due <= UNKNOWN_SINK_WAIT_S:
+                groups.unclaim(sink_name, dedup_key, claimed, due)
+                continue
             log.warning("pager_group_dropped", sink=sink_name, dedup_key=dedup_key,
-                        reason="unknown_sink")
+                        reason="unknown_sink", waited_s=round(now - due))
             groups.settle(sink_name, dedup_key, claimed)
             continue
         try:

@@ -28,6 +28,8 @@ from service.errors import ConfigError
 from service.http import require_secure_url
 
 if TYPE_CHECKING:
+    from redis import Redis
+
     from service.delivery.incidents.events import IncidentEvent
     from service.settings import Settings
 
@@ -41,8 +43,9 @@ class AlertSink(Protocol):
     name: str
     #: Seconds between two messages to this sink across every worker (None: unpaced).
     pace_s: float | None
-    #: ``chat``, ``pager``, ``email``, ``webhook`` or ``log``. During an incident, per-call
-    #: alerts are folded into it for every kind but ``webhook`` (which gets every alert).
+    #: ``chat``, ``pager``, ``email``, ``webhook``, ``log`` or ``digest`` (a sink with
+    #: ``digest:``). During an incident, per-call alerts are folded into it for every kind
+    #: but ``webhook`` and ``digest`` (which get every alert).
     kind: str
 
     def send(self, alert: Alert) -> None:
@@ -66,11 +69,13 @@ class SinkSpec:
 
 @dataclass(frozen=True)
 class SinkEnv:
-    """What every sink may use: the settings, one shared HTTP session, the clock."""
+    """What every sink may use: the settings, one shared HTTP session, the clock, and
+    Redis when the process has one (a pager sink keeps its groups' quiet times there)."""
 
     settings: Settings
     session: requests.Session
     clock: Callable[[], datetime]
+    redis: Redis | None = None
 
 
 class SinkOptionError(Exception):

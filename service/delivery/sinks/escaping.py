@@ -12,14 +12,12 @@ mention, a heading or an e-mail header in what a receiver shows.
   markers are backslash-escaped (``[x](http://…)`` shows as text), and what Teams would
   turn into a live link by itself (``https://``, ``example.com``, a phone number) gets
   an invisible word joiner (U+2060) inside it, so it reads the same and links nowhere.
-- ``html_text``: ``html.escape``, quotes included.
 - ``header_text``: one line for an e-mail header: CR, LF and every other control or
   line-separator character become a space, so no text can start a header of its own.
 """
 
 from __future__ import annotations
 
-import html
 import re
 
 #: Invisible, and breaks the patterns link detectors look for.
@@ -78,11 +76,6 @@ def _join_digits(run: str) -> str:
         if char.isdigit() and index < len(run) - 1:
             out.append(WORD_JOINER)
     return "".join(out)
-
-
-def html_text(text: str) -> str:
-    """``text`` for HTML: ``&``, ``<``, ``>`` and quotes escaped."""
-    return html.escape(text, quote=True)
 
 
 def header_text(text: str) -> str:

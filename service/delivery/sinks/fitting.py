@@ -30,6 +30,20 @@ def json_bytes(body: Any, *, ascii_only: bool = False) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=ascii_only).encode()
 
 
+def fit_texts(build: Callable[[int], Any], limit: int, *, longest: int = 4000,
+              shortest: int = 40) -> Any:
+    """``build(n)`` for the largest text length ``n`` (halving from ``longest``) whose JSON
+    bytes, as sent (escaping included), are at most ``limit``: for messages whose size
+    comes from a few long texts rather than from the issues (Teams' incident and digest
+    cards)."""
+    length = longest
+    while True:
+        body = build(length)
+        if length <= shortest or len(json_bytes(body)) <= limit:
+            return body
+        length //= 2
+
+
 def keep_issues(alert: Alert, count: int) -> Alert:
     """``alert`` with its first ``count`` issues; the others join ``truncated_issues``."""
     if count >= len(alert.issues):

@@ -3,7 +3,10 @@
 are worth another try (``raise_if_retryable``: 408, 429 and 5xx).
 
 No redirect is followed, the answer's body is read up to ``MAX_ANSWER_BYTES`` only,
-and every wait is bounded by the (connect, read) timeout and the send's deadline. The
+and the whole exchange (connect, the answer's headers, its body) ends by the send's
+deadline: a peer that drips its headers a byte at a time, each within the per-read
+timeout, is given up on at the deadline too (the request runs in a helper thread that
+is left to its own timeouts; its connection is closed when it returns). The
 URL can be a credential (a Slack or Teams Workflows URL is one), so errors name the
 receiver or its host only.
 """
@@ -11,6 +14,7 @@ receiver or its host only.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,8 +58,9 @@ def post(session: requests.Session, url: str, data: bytes, headers: Mapping[str,
     has an empty ``text``: the status is the answer, the body only adds a reason."""
     deadline = monotonic() + deadline_s
     try:
-        response = session.post(url, data=data, headers={"User-Agent": user_agent(), **headers},
-                                timeout=timeout, allow_redirects=False, stream=True)
+        response = _headers_by(deadline_s, lambda: session.post(
+            url, data=data, headers={"User-Agent": user_agent(), **headers}, timeout=timeout,
+            allow_redirects=False, stream=True))
         with response:
             raw = b""
             if read_body:
@@ -73,6 +78,34 @@ def post(session: requests.Session, url: str, data: bytes, headers: Mapping[str,
     except (requests.RequestException, OSError) as err:
         # ``from None``: requests' message holds the full URL, which may carry a secret.
         raise DeliveryRetryable(f"{who} could not be reached ({type(err).__name__})") from None
+
+
+def _headers_by(deadline_s: float, send: Callable[[], requests.Response]) -> requests.Response:
+    """``send()`` (up to the answer's headers) if it returns within ``deadline_s``, else
+    ``AnswerTooSlow``; a late answer is closed when it comes."""
+    done = threading.Event()
+    lock = threading.Lock()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["response"] = send()
+        except BaseException as error:  # handed to the waiting caller
+            box["error"] = error
+        with lock:
+            if box.get("abandoned") and "response" in box:
+                box["response"].close()
+            done.set()
+
+    threading.Thread(target=run, daemon=True, name="post-headers").start()
+    if not done.wait(deadline_s):
+        with lock:
+            if not done.is_set():
+                box["abandoned"] = True
+                raise AnswerTooSlow("no answer's headers before the deadline")
+    if "error" in box:
+        raise box["error"]
+    return box["response"]
 
 
 def post_json(session: requests.Session, url: str, body: Mapping[str, Any], *, who: str,

@@ -22,7 +22,7 @@ from service.analysis.alert import Alert, client_json, iso
 from service.analysis.headline import party
 from service.delivery.incidents.content import facts, headline, sample_sids
 from service.delivery.incidents.grouping import describe_group
-from service.delivery.incidents.pager_groups import PagerGroup
+from service.delivery.incidents.pager_groups import PagerGroup, PagerGroups
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_text
 from service.delivery.sinks.fitting import PAGERDUTY_MAX_BYTES, fit_issues, json_bytes
 from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json, raise_if_retryable
@@ -97,8 +97,11 @@ class PagerDutySink:
     def __init__(self, routing_key: str, *, name: str, url: str,
                  session: requests.Session | None = None,
                  timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-                 clock: Callable[[], datetime] = _utc_now) -> None:
+                 clock: Callable[[], datetime] = _utc_now,
+                 groups: PagerGroups | None = None) -> None:
         self.name = name
+        #: Where a delivered grouped trigger restarts its group's quiet time (None: nowhere).
+        self._groups = groups
         self._routing_key = routing_key
         self._url = require_secure_url(url, "PAGERDUTY_EVENTS_URL")
         self._session = session or requests.Session()
@@ -114,8 +117,14 @@ class PagerDutySink:
 
     def send_grouped(self, alert: Alert, group: PagerGroup) -> None:
         """One ``trigger`` on the alert's pager group (``grp_…``): repeats of one problem
-        add to one PagerDuty incident (``service.delivery.incidents.pager_groups``)."""
+        add to one PagerDuty incident (``service.delivery.incidents.pager_groups``).
+
+        Once PagerDuty took it, the group's quiet time starts again from now: a trigger
+        that arrives late (retries, pacing) is still followed by a resolve, even when the
+        group was resolved and forgotten while it waited."""
         self.send_event(pagerduty_event(alert, self._routing_key, dedup_key=group.dedup_key))
+        if self._groups is not None:
+            self._groups.touch(self.name, group, self._clock().timestamp())
 
     def resolve(self, dedup_key: str) -> None:
         """``resolve`` a pager group's PagerDuty incident, once it has been quiet."""
@@ -152,15 +161,12 @@ class PagerDutySink:
 def _build(spec: SinkSpec, env: SinkEnv) -> PagerDutySink:
     return PagerDutySink(spec.options["routing_key"], name=spec.name,
                          url=env.settings.pagerduty_events_url, session=env.session,
-                         clock=env.clock)
+                         clock=env.clock,
+                         groups=PagerGroups(env.redis) if env.redis is not None else None)
 
 
 SINK_TYPE = SinkType("pagerduty", _build, required=("routing_key",), secrets=frozenset({"routing_key"}),
                      check=lambda options, environ: check_text(options, "routing_key"))
-
-
-#: PagerDuty's limit on ``payload.summary``.
-PAGERDUTY_SUMMARY_MAX = 1024
 
 
 def pagerduty_incident_event(event: IncidentEvent, routing_key: str) -> dict[str, Any]:
@@ -170,7 +176,7 @@ def pagerduty_incident_event(event: IncidentEvent, routing_key: str) -> dict[str
                             "dedup_key": event.incident_id}
     if action == "trigger":
         body["payload"] = {
-            "summary": shorten(f"callwatch: {headline(event)}", PAGERDUTY_SUMMARY_MAX),
+            "summary": shorten(f"callwatch: {headline(event)}", MAX_SUMMARY),
             "source": "callwatch",
             "severity": "error",
             "timestamp": event.timestamp,

@@ -79,7 +79,7 @@ class Sinks:
         describe; the log sink when there are none. With ``redis``, a sink with ``digest:``
         counts its alerts for the period's digest instead of posting them."""
         specs = specs_from_settings(settings, file_sinks)
-        return cls(specs, SinkEnv(settings, session or requests.Session(), clock), redis=redis)
+        return cls(specs, SinkEnv(settings, session or requests.Session(), clock, redis), redis=redis)
 
     @property
     def names(self) -> list[str]:

@@ -28,6 +28,7 @@ from service.analysis.headline import first_issue, headline, identity, party
 from service.delivery.digests.content import parts as digest_parts
 from service.delivery.digests.content import title as digest_title
 from service.delivery.digests.store import Digest
+from service.delivery.incidents.acknowledge import is_incident_id
 from service.delivery.incidents.content import SEE_THE_REST, facts, sample_sids
 from service.delivery.incidents.content import headline as incident_headline
 from service.delivery.incidents.events import IncidentEvent
@@ -71,22 +72,40 @@ def shorten(text: str, limit: int) -> str:
     return head + "…"
 
 
+_IDENTITY = re.compile(r"^[A-Za-z0-9_.@+\-]{1,121}\Z")
+_ISSUE_KEY = re.compile(r"^[\x21-\x7e]{1,256}\Z")
+
+
+def button_value_ok(action_id: str, value: str) -> bool:
+    """Whether a click on button ``action_id`` with ``value`` is taken: the one rule for the
+    buttons drawn here and the clicks ``service.delivery.slack_actions`` reads."""
+    if action_id == ACKNOWLEDGE:
+        return is_incident_id(value)
+    if action_id == SILENCE_AGENT:
+        return _IDENTITY.match(value) is not None
+    return action_id == SILENCE_ISSUE and _ISSUE_KEY.match(value) is not None
+
+
 def buttons(*, issue_key: str | None, identity: str | None,
             incident_id: str | None = None) -> dict[str, Any]:
     """The ``actions`` block: silence the issue, silence the agent, acknowledge (for what
-    is known); Slack posts the clicked one to ``POST /slack/actions``."""
+    is known and a click would be taken: ``button_value_ok``); Slack posts the clicked one
+    to ``POST /slack/actions``."""
     wanted = [(SILENCE_ISSUE, issue_key), (SILENCE_AGENT, identity), (ACKNOWLEDGE, incident_id)]
     elements = [{"type": "button", "action_id": action_id, "value": value[:MAX_BUTTON_VALUE],
                  "text": {"type": "plain_text", "text": _LABELS[action_id]},
                  **({"style": "primary"} if action_id == ACKNOWLEDGE else {})}
-                for action_id, value in wanted if value]
+                for action_id, value in wanted if value and button_value_ok(action_id, value)]
     return {"type": "actions", "block_id": "callwatch_actions", "elements": elements}
 
 
 def fallback_text(alert: Alert) -> str:
-    """The notification line: who and what, then the counts, severity and CallSid (the summary)."""
+    """The notification line: the severity, who and what, then the counts and the CallSid
+    (the summary; the CallSid added when a summary from elsewhere lacks it)."""
     emoji = _EMOJI.get(alert.severity, ":warning:")
-    return escape(f"{emoji} {alert.summary}")
+    sid = alert.call.call_sid
+    tail = "" if sid in alert.summary else f" ({sid})"
+    return escape(f"{emoji} {alert.severity}: {alert.summary}{tail}")
 
 
 def slack_message(alert: Alert, *, actions: bool = False) -> dict[str, Any]:
@@ -109,8 +128,9 @@ def slack_message(alert: Alert, *, actions: bool = False) -> dict[str, Any]:
     rendered = [block.to_dict() for block in blocks]
     if actions:
         first = first_issue(alert.issues)
-        rendered.append(buttons(issue_key=first.key if first else None,
-                                identity=identity(alert.call)))
+        block = buttons(issue_key=first.key if first else None, identity=identity(alert.call))
+        if block["elements"]:  # Slack refuses an actions block without buttons
+            rendered.append(block)
     return {"text": fallback_text(alert), "blocks": rendered}
 
 
@@ -217,8 +237,9 @@ def slack_incident_message(event: IncidentEvent, *, actions: bool = False) -> di
         ack = None if data.get("acknowledged_by") else event.incident_id
         if issue_key in (None, "none"):
             issue_key = None
-        if issue_key or agent or ack:
-            rendered.append(buttons(issue_key=issue_key, identity=agent, incident_id=ack))
+        block = buttons(issue_key=issue_key, identity=agent, incident_id=ack)
+        if block["elements"]:  # Slack refuses an actions block without buttons
+            rendered.append(block)
     return {"text": shorten(text, 3000), "blocks": rendered}
 
 

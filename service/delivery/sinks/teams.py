@@ -28,7 +28,13 @@ from service.delivery.digests.store import Digest
 from service.delivery.incidents.content import SEE_THE_REST, facts, headline, sample_sids
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_digest, check_url
 from service.delivery.sinks.escaping import teams as md
-from service.delivery.sinks.fitting import TEAMS_MAX_BYTES, fit_issues, json_bytes, keep_issues
+from service.delivery.sinks.fitting import (
+    TEAMS_MAX_BYTES,
+    fit_issues,
+    fit_texts,
+    json_bytes,
+    keep_issues,
+)
 from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json, raise_if_retryable
 from service.errors import DeliveryRejected
 from service.http import host_of, require_secure_url
@@ -184,12 +190,17 @@ SINK_TYPE = SinkType("teams", _build, required=("url",), optional=("digest",),
 
 
 def teams_incident_card(event: IncidentEvent) -> dict[str, Any]:
-    """A Teams Workflows ``message`` with one Adaptive Card (version 1.4)."""
+    """A Teams Workflows ``message`` with one Adaptive Card (version 1.4), within
+    ``MAX_CARD_BYTES`` as sent: long texts (the group's values) are shortened to fit."""
+    return fit_texts(lambda length: _incident_card(event, length), MAX_CARD_BYTES)
+
+
+def _incident_card(event: IncidentEvent, length: int) -> dict[str, Any]:
     sids = sample_sids(event)
     body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": md(headline(event)), "weight": "Bolder", "size": "Medium",
-         "wrap": True},
-        {"type": "FactSet", "facts": [{"title": label, "value": md(value)}
+        {"type": "TextBlock", "text": md(_shorten(headline(event), length)), "weight": "Bolder",
+         "size": "Medium", "wrap": True},
+        {"type": "FactSet", "facts": [{"title": label, "value": md(_shorten(value, length))}
                                       for label, value in facts(event)]},
         {"type": "TextBlock", "text": f"Sample calls ({len(sids)} of {event.data.get('calls')})",
          "weight": "Bolder", "wrap": True},
@@ -200,18 +211,21 @@ def teams_incident_card(event: IncidentEvent) -> dict[str, Any]:
     ]
     card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
             "version": "1.4", "body": body}
-    return {"type": "message", "attachments": [
-        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+    return _message(card)
 
 
 def teams_digest_card(digest: Digest) -> dict[str, Any]:
-    """A digest as one Adaptive Card (1.4): a few KB, far under Teams' 28 KB."""
-    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": digest_title(digest),
+    """A digest as one Adaptive Card (1.4) within ``MAX_CARD_BYTES`` as sent: each part is
+    shortened (after escaping is counted) until the card fits."""
+    return fit_texts(lambda length: _digest_card(digest, length), MAX_CARD_BYTES)
+
+
+def _digest_card(digest: Digest, length: int) -> dict[str, Any]:
+    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": _shorten(digest_title(digest), length),
                                    "weight": "Bolder", "size": "Medium", "wrap": True}]
     for label, value in digest_parts(digest):
         body += [{"type": "TextBlock", "text": label, "weight": "Bolder", "wrap": True},
-                 {"type": "TextBlock", "text": md(_shorten(value, 4000)), "wrap": True}]
+                 {"type": "TextBlock", "text": md(_shorten(value, length)), "wrap": True}]
     card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
             "version": "1.4", "body": body}
-    return {"type": "message", "attachments": [
-        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+    return _message(card)

@@ -110,7 +110,7 @@ def signed_request(key: bytes, alert: Alert, now: datetime) -> tuple[bytes, dict
 
 def signed_event_request(key: bytes, event: IncidentEvent, now: datetime) -> tuple[bytes, dict[str, str]]:
     """The exact body and headers of one delivery attempt of an incident event."""
-    body = event.body()
+    body = event.body(WEBHOOK_MAX_BYTES)
     timestamp = int(now.timestamp())
     headers = {
         "Content-Type": "application/json",
