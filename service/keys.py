@@ -37,14 +37,38 @@ def pace_book(sink: str) -> str:
     return f"callwatch:pace-book:{sink}"
 
 
+def pace_missed(sink: str) -> str:
+    """Sends to ``sink`` that missed their turn, in the order they missed (a sorted set)."""
+    return f"callwatch:pace-missed:{sink}"
+
+
+def pace_missed_member_prefix(sink: str) -> str:
+    """Prefix of the keys that say a member of ``pace_missed(sink)`` is still coming back."""
+    return f"callwatch:pace-missed-back:{sink}:"
+
+
 def worker_alive(worker_name: str) -> str:
     """A worker's liveness beat (``workers.liveness``)."""
     return f"callwatch:worker-alive:{worker_name}"
 
 
 def sink_slots(sink: str) -> str:
-    """Deliveries to ``sink`` running now, scored by deadline (``workers.sink_slots``)."""
+    """Deliveries to a slow ``sink`` running now, scored by deadline (``workers.sink_lines``)."""
     return f"callwatch:sink-slots:{sink}"
+
+
+def sink_line(sink: str) -> str:
+    """Deliveries to a slow ``sink`` waiting, in order, for a slot (``workers.sink_lines``)."""
+    return f"callwatch:sink-line:{sink}"
+
+
+#: The sinks that have a line of waiting deliveries (a set of names).
+SINK_LINES = "callwatch:sink-lines"
+
+
+def sink_slow(sink: str) -> str:
+    """Present while ``sink`` is slow: its recent sends timed out or took over 5 s."""
+    return f"callwatch:sink-slow:{sink}"
 
 
 #: Active silences (``service.delivery.silences``): a sorted set of silences scored by
@@ -98,3 +122,9 @@ def ratio_alerts(route: str, group_id: str) -> str:
 def settled(sink: str, message_id: str) -> str:
     """``sink`` gave up on this incident event for good: later events need not wait for it."""
     return f"callwatch:settled:{sink}:{message_id}"
+
+
+#: Worker processes by the time of their last beat (``service.roster``).
+WORKERS_ALIVE = "callwatch:workers"
+#: Process name -> "<config fingerprint> <time of its last beat>" (``service.roster``).
+CONFIG_FINGERPRINTS = "callwatch:config-fingerprints"

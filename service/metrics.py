@@ -17,13 +17,17 @@ the first failure to see it, so a series born at 1 would never fire such a rule.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
+import os
+import socket
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import redis as redis_lib
 from prometheus_client.core import (
@@ -203,9 +207,11 @@ class RedisCollector(Collector):
     """
 
     def __init__(self, redis: redis_lib.Redis, queue_depths: QueueDepths | None = None,
-                 sinks: Iterable[str] = ()) -> None:
+                 sinks: Iterable[str] = (), *, fingerprint: str | None = None) -> None:
         self._redis = redis
         self._queue_depths = queue_depths
+        self._sinks = tuple(sinks)
+        self._fingerprint = fingerprint
         self._zeros = {name: [json.dumps(list(labels)) for labels in label_sets]
                        for name, label_sets in known_label_sets(sinks).items()}
 
@@ -228,6 +234,9 @@ class RedisCollector(Collector):
             fields = dict.fromkeys(self._zeros.get(spec.name, ()), 0.0)
             fields.update((k.decode(), float(v)) for k, v in raw.items())
             yield _family(spec, fields)
+        with contextlib.suppress(redis_lib.RedisError):
+            yield from deployment_gauges(self._redis, self._sinks, self._fingerprint,
+                                         self._queue_depths)
         if self._queue_depths is None:
             return
         gauge = GaugeMetricFamily("callwatch_queue_jobs",
@@ -256,3 +265,71 @@ def _family(spec: MetricSpec, fields: dict[str, float]) -> Metric:
             buckets.append((bound, cumulative))
         histogram.add_metric(json.loads(key), buckets, values.get("sum", 0.0))
     return histogram
+
+
+# --- Deployment health: slow sinks, live workers, overdue analyses, configuration drift.
+# (Gauges read from Redis at scrape time; written by the workers, see service.roster and
+# service.delivery.sink_health.)
+
+#: This process's name in the roster of configuration fingerprints.
+_PROCESS = f"web-{os.getpid()}-{socket.gethostname()}"
+
+
+def deployment_gauges(redis: redis_lib.Redis, sinks: Iterable[str], fingerprint: str | None,
+                      queue_depths: QueueDepths | None, *,
+                      now: float | None = None) -> Iterator[Metric]:
+    """``callwatch_sink_slow{sink}``, ``callwatch_workers``,
+    ``callwatch_analysis_overdue_seconds`` and ``callwatch_config_info{fingerprint}``."""
+    from service.delivery.sink_health import SinkHealth
+    from service.roster import Roster
+
+    moment = time.time() if now is None else now
+    slow = GaugeMetricFamily("callwatch_sink_slow",
+                             "1 while a sink is slow (recent sends timed out or took over "
+                             "5 s) and held to a small share of the workers.", labels=["sink"])
+    for sink, is_slow in SinkHealth(redis).slow(sinks).items():
+        slow.add_metric([sink], 1 if is_slow else 0)
+    yield slow
+    roster = Roster(redis)
+    workers = GaugeMetricFamily("callwatch_workers",
+                                "Worker processes with a live heartbeat (whole deployment).")
+    workers.add_metric([], roster.workers(now=moment))
+    yield workers
+    overdue = GaugeMetricFamily(
+        "callwatch_analysis_overdue_seconds",
+        "Age of the oldest call whose analysis is due and not started (0 when none).")
+    overdue.add_metric([], analysis_overdue_s(redis, queue_depths, now=moment))
+    yield overdue
+    if fingerprint is not None:
+        roster.beat(_PROCESS, fingerprint, worker=False, now=moment)
+    info = GaugeMetricFamily("callwatch_config_info",
+                             "Processes running each configuration (sinks and routing), by "
+                             "fingerprint: two series mean processes disagree.",
+                             labels=["fingerprint"])
+    for value, processes in sorted(roster.fingerprints(now=moment).items()):
+        info.add_metric([value], processes)
+    yield info
+
+
+@runtime_checkable
+class WaitingAnalyses(Protocol):
+    """When the oldest analysis waiting in the job queue was queued (``workers.queue_depths``)."""
+
+    def oldest_queued_at(self, redis: redis_lib.Redis) -> float | None:
+        """Unix time, or None when none waits; raises ``redis.RedisError``."""
+        ...
+
+
+def analysis_overdue_s(redis: redis_lib.Redis, queue_depths: object, *, now: float) -> float:
+    """Seconds since the oldest due, not started analysis fell due: a call still in the
+    intake past its due time, or an analysis job waiting in the queue."""
+    from service.intake import INTAKE_KEY
+
+    oldest: list[tuple[bytes, float]] = redis.zrangebyscore(  # type: ignore[assignment]
+        INTAKE_KEY, "-inf", repr(now), start=0, num=1, withscores=True)
+    due = [score for _, score in oldest]
+    if isinstance(queue_depths, WaitingAnalyses):
+        queued = queue_depths.oldest_queued_at(redis)
+        if queued is not None:
+            due.append(queued)
+    return max(0.0, now - min(due)) if due else 0.0

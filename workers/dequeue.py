@@ -13,8 +13,8 @@ What this changes in RQ, and why:
   later ones; a Redis failure in between lost the job (in no queue and no registry).
   Here the job is held in hand (``job_in_hand``) from the moment it leaves its queue,
   so ``workers.restart`` can put it back (``workers.job_in_hand``).
-* Before a popped job runs, ``admit`` may turn it away (``workers.sink_slots``: a sink
-  already using its share of the deployment's worker processes).
+* Before a popped job runs, ``admit`` may turn it away (``workers.sink_lines``: a slow
+  sink already using its share of the deployment's worker processes).
 
 Burst mode and RQ's own idle limit (``max_idle_time``) keep RQ's method.
 """

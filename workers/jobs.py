@@ -30,6 +30,7 @@ from service.delivery.incidents.triage import IncidentDesk
 from service.delivery.ledger import DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.silences import screen
+from service.delivery.sink_health import SinkHealth
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import PermanentError
 from service.insights.client import InsightsClient
@@ -101,7 +102,7 @@ def deliver_alert(sink: str, envelope: dict[str, Any], attempt: int = 0, hop: in
     pace = Pace(context.redis, interval_s=target.pace_s) if target.pace_s else None
     decision = deliver_step(request, sink=target, ledger=DeliveryLedger(context.redis), pace=pace,
                             retry_s=context.settings.delivery_retry_seconds,
-                            order=EventOrder(context.redis))
+                            order=EventOrder(context.redis), health=SinkHealth(context.redis))
     if not (isinstance(decision, Again) and decision.outcome == DeliveryOutcome.PACED):
         # The time spent sending, not waiting for a turn.
         metrics.observe("callwatch_delivery_duration_seconds", time.monotonic() - started, **labels)

@@ -13,8 +13,9 @@ The adaptations of RQ live one per module, each saying what it changes and why:
 slices, hold the popped job), ``redis_loss`` (leave RQ's loop on a Redis error),
 ``restart`` (wait for Redis, backed off, and start again), ``job_in_hand`` (put back
 the job Redis lost), ``liveness`` (recover jobs of dead workers in seconds),
-``scheduler_locks`` (free a dead scheduler's lock), ``sink_slots`` (a slow sink holds
-at most its share of the workers), ``job_logs`` (one line for an expected failure),
+``scheduler_locks`` (free a dead scheduler's lock), ``sink_lines`` (a slow sink holds
+at most its share of the workers, its other deliveries parked in a line of their own),
+``job_logs`` (one line for an expected failure),
 ``pubsub_reads`` (read RQ's command channel in short slices, so teardown is prompt).
 """
 
@@ -33,7 +34,9 @@ from rq.worker import BaseWorker, HerokuWorker, SimpleWorker, Worker
 # Imported here, once, so every worker process (and forked work horse) inherits the
 # job code and its dependencies instead of importing them per job.
 import workers.jobs  # noqa: F401
+from service.errors import ConfigError
 from service.logs import configure_logging
+from service.roster import config_fingerprint
 from service.settings import Settings, settings_or_exit
 from workers import context
 from workers.intake_mover import IntakeMover
@@ -47,7 +50,7 @@ from workers.redis_loss import LeavesOnRedisError
 from workers.restart import run
 from workers.scheduler_locks import release_stale_scheduler_locks
 from workers.shutdown import StopSignal
-from workers.sink_slots import SinkSlots
+from workers.sink_lines import SinkLines
 
 #: How often a worker runs RQ's maintenance (RQ's default is 10 minutes): the liveness
 #: recovery and the scheduler lock take-over run with it.
@@ -70,7 +73,7 @@ class _RecoversFromDeadWorkers(BaseWorker):
 
     def register_birth(self) -> None:
         super().register_birth()
-        self._heartbeat = Heartbeat(self.connection, self.name).start()
+        self._heartbeat = Heartbeat(self.connection, self.name, _fingerprint()).start()
         self._intake = IntakeMover(self.connection).start()
 
     def register_death(self) -> None:
@@ -114,7 +117,7 @@ class _RecoversFromDeadWorkers(BaseWorker):
 
 
 class _CallwatchWorker(QuietExpectedFailures, LeavesOnRedisError, _RecoversFromDeadWorkers,
-                       SinkSlots, ReleasesJobInHand, ShortPubSubReads):
+                       SinkLines, ReleasesJobInHand, ShortPubSubReads):
     """Every adaptation of RQ, in the order they wrap RQ's methods."""
 
 
@@ -128,6 +131,14 @@ class CallwatchHerokuWorker(_CallwatchWorker, HerokuWorker):
 
 class CallwatchSimpleWorker(_CallwatchWorker, SimpleWorker):
     """Jobs in the worker's own process: the default (``--fork`` for the others)."""
+
+
+def _fingerprint() -> str:
+    """This process's configuration fingerprint ("" when it has no configuration yet)."""
+    try:
+        return config_fingerprint(context.current().settings)
+    except ConfigError:
+        return ""
 
 
 def build_worker(redis: redis_lib.Redis, *, simple: bool = True, name: str | None = None,

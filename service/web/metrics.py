@@ -16,6 +16,7 @@ from prometheus_client import (
 
 from service.delivery.sinks.registry import specs_from_settings
 from service.metrics import RedisCollector
+from service.roster import config_fingerprint
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -27,7 +28,8 @@ def metrics() -> Response:
         registry = CollectorRegistry(auto_describe=False)
         context = current_app.extensions["callwatch"]
         sinks = [spec.name for spec in specs_from_settings(context.settings)]
-        registry.register(RedisCollector(context.redis, context.queue_depths, sinks=sinks))
+        registry.register(RedisCollector(context.redis, context.queue_depths, sinks=sinks,
+                                         fingerprint=config_fingerprint(context.settings)))
         for local in (ProcessCollector, PlatformCollector, GCCollector):
             local(registry=registry)
         current_app.extensions["callwatch_registry"] = registry
