@@ -21,7 +21,7 @@ from rq import get_current_job
 
 from service.analysis.step import AnalysisPolicy, AnalysisRequest, analyze_step
 from service.calls import Call
-from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
+from service.decisions import Again, Decision, DeliveryOutcome, Done
 from service.delivery.incidents.events import is_incident_message
 from service.delivery.incidents.order import EventOrder
 from service.delivery.incidents.store import IncidentStore
@@ -31,7 +31,7 @@ from service.delivery.ledger import DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.silences import screen
 from service.delivery.sink_health import SinkHealth
-from service.delivery.step import DeliveryRequest, deliver_step
+from service.delivery.step import DeliveryRequest, deliver_step, unknown_sink_step
 from service.errors import PermanentError
 from service.insights.client import InsightsClient
 from service.metrics import Metrics
@@ -82,7 +82,7 @@ def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0) 
 
 
 def deliver_alert(sink: str, envelope: dict[str, Any], attempt: int = 0, hop: int = 0,
-                  booked: bool = False) -> str:
+                  booked: bool = False, waiting_since: float | None = None) -> str:
     """Run the delivery step for one message and one sink."""
     context = current()
     metrics = Metrics(context.redis)
@@ -95,10 +95,12 @@ def deliver_alert(sink: str, envelope: dict[str, Any], attempt: int = 0, hop: in
     started = time.monotonic()
     try:
         target = context.sinks.get(sink)
-    except PermanentError as error:  # the sink was removed from the configuration since
-        log.error("alert_delivery_rejected", reason=error.reason, message=str(error))
-        return _act(Failed(DeliveryOutcome.REJECTED, error.reason, str(error)), metrics,
-                    "callwatch_deliveries", labels, again=lambda d: None)
+    except PermanentError:  # not in this process's configuration: another may know it
+        decision = unknown_sink_step(request, waiting_since=waiting_since,
+                                     now=context.clock().timestamp(), known=context.sinks.names)
+        return _act(decision, metrics, "callwatch_deliveries", labels,
+                    again=lambda d: schedule_delivery(context.redis, sink, envelope,
+                                                      delay_s=d.after_s, hop=hop + 1, **d.state))
     pace = Pace(context.redis, interval_s=target.pace_s) if target.pace_s else None
     decision = deliver_step(request, sink=target, ledger=DeliveryLedger(context.redis), pace=pace,
                             retry_s=context.settings.delivery_retry_seconds,

@@ -102,13 +102,14 @@ def schedule_analysis(redis: Redis, call_json: dict[str, Any], *, delay_s: float
 
 def schedule_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any], *,
                       delay_s: float = 0, attempt: int = 0, hop: int = 0,
-                      booked: bool = False) -> bool:
+                      booked: bool = False, waiting_since: float | None = None) -> bool:
     """Schedule one message's delivery (an alert, an incident event) through one sink; False
     when already scheduled or done."""
     # Job ids take [A-Za-z0-9_-]: an incident event's ``inc_…:3`` becomes ``inc_…-3``.
     job_key = message_id(envelope).replace(":", "-")
     return schedule_unique(
-        redis, DELIVERY_QUEUE, DELIVER_FUNC, (sink_id, envelope, attempt, hop, booked),
+        redis, DELIVERY_QUEUE, DELIVER_FUNC,
+        (sink_id, envelope, attempt, hop, booked) + ((waiting_since,) if waiting_since else ()),
         job_id=delivery_job_id(sink_id, job_key, hop),
         delay_s=delay_s, timeout_s=DELIVERY_JOB_TIMEOUT_S,
     )

@@ -45,6 +45,10 @@ log = structlog.get_logger(__name__)
 #: The longest a delivery waits in the worker for its paced turn (less than one tick of
 #: the scheduler); longer waits are rescheduled.
 INLINE_WAIT_S = 0.5
+#: How long a delivery for a sink this process does not know waits for a process that does.
+UNKNOWN_SINK_WAIT_S = 3600.0
+#: The longest wait between two looks for a process that knows the sink.
+UNKNOWN_SINK_MAX_STEP_S = 60.0
 #: The next send of a sink's line of missed sends waits in place for at most this many
 #: turns (a second each for Slack): coming back through the scheduler would lose ticks.
 NEXT_IN_LINE_WAITS = 2
@@ -182,6 +186,26 @@ def _turn(pace: Pace, name: str, message_id: str, *, booked: bool) -> float:
         # Next in line: the turn is ours once it is free (or its holder comes back).
         pace.sleep(min(max(wait, 0.05), pace.interval_s))
     return pace.interval_s
+
+
+def unknown_sink_step(request: DeliveryRequest, *, waiting_since: float | None,
+                      now: float, known: list[str]) -> Decision:
+    """A delivery for a sink this process does not know (a rollout's old and new workers
+    overlap, or a worker started without the routing file): leave it for a process that
+    knows the sink, coming back after a wait that grows with how long it has waited, for up
+    to ``UNKNOWN_SINK_WAIT_S``; then fail it with ``unknown_sink``."""
+    since = now if waiting_since is None else waiting_since
+    waited = now - since
+    fields = {"sink": request.sink, "message_id": request.message_id}
+    if waited >= UNKNOWN_SINK_WAIT_S:
+        message = (f"no worker knew sink {request.sink!r} for {waited / 60:.0f} min "
+                   f"(this one knows {', '.join(known) or 'none'})")
+        log.error("alert_delivery_rejected", reason="unknown_sink", message=message, **fields)
+        return Failed(DeliveryOutcome.REJECTED, "unknown_sink", message)
+    wait = min(UNKNOWN_SINK_MAX_STEP_S, max(1.0, waited / 4))
+    log.warning("delivery_left_for_another_worker", reason="unknown_sink",
+                waited_s=round(waited, 1), retry_after=round(wait, 1), **fields)
+    return Again(DeliveryOutcome.PACED, wait, {**_state(request), "waiting_since": since})
 
 
 def _timed(sink: str, health: SinkHealth | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,7 @@ from structlog.testing import capture_logs
 
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
+from service.delivery.step import UNKNOWN_SINK_WAIT_S
 from tests.pipeline_helpers import Pipeline, pipeline_settings
 from tests.receiver_helpers import WEBHOOK_SECRET, sample_alert
 from workers.queues import schedule_delivery
@@ -85,11 +87,26 @@ def test_delivery_gives_up_after_the_retry_list(pipe: Pipeline,
     assert [line["event"] for line in logs].count("alert_delivery_failed") == 1
 
 
-def test_a_sink_removed_from_the_settings_fails_once_with_its_reason(pipe: Pipeline) -> None:
-    """A queued delivery for a sink no longer configured (its URL removed or edited since)
-    fails once, says why, and is not handed to the crash retries."""
+def test_a_sink_this_worker_does_not_know_is_left_for_another(pipe: Pipeline) -> None:
+    """A queued delivery for a sink this worker does not know (a rollout, a worker without the
+    routing file) is neither sent nor failed: it goes back for a worker that knows the sink,
+    no attempt spent."""
     envelope = sample_alert().to_envelope()
     assert schedule_delivery(pipe.redis, "webhook-0badc0de", envelope)
+    with capture_logs() as logs:
+        pipe.drain(until=lambda: pipe.redis.zcard("rq:scheduled:delivery") == 1)
+    [left] = [line for line in logs if line["event"] == "delivery_left_for_another_worker"]
+    assert left["reason"] == "unknown_sink"
+    assert pipe.redis.zcard("rq:failed:delivery") == 0
+    assert pipe.redis.zcard("rq:scheduled:delivery") == 1
+
+
+def test_a_sink_no_worker_knew_for_an_hour_fails_once_with_its_reason(pipe: Pipeline) -> None:
+    """After an hour with no worker that knows its sink, the delivery fails once with
+    ``unknown_sink``, says why, and is not handed to the crash retries."""
+    envelope = sample_alert().to_envelope()
+    assert schedule_delivery(pipe.redis, "webhook-0badc0de", envelope,
+                             waiting_since=time.time() - UNKNOWN_SINK_WAIT_S - 1)
     with capture_logs() as logs:
         pipe.drain()
     [rejected] = [line for line in logs if line["event"] == "alert_delivery_rejected"]
