@@ -11,6 +11,7 @@ disagree after a rollout show as two ``callwatch_config_info`` series.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 
 import redis as redis_lib
@@ -24,8 +25,10 @@ BEAT_TTL_S = 15.0
 
 
 def config_fingerprint(settings: Settings) -> str:
-    """12 hex digits that change with the sinks or the routing (never the secrets' text)."""
-    text = repr(specs_from_settings(settings)) + repr(settings.callwatch_config)
+    """12 hex digits that change with the sinks (names, types, options) or the routing; a
+    truncated hash, so no secret can be read back from it."""
+    sinks = [(spec.name, spec.type, dict(spec.options)) for spec in specs_from_settings(settings)]
+    text = json.dumps(sinks, sort_keys=True, default=str) + repr(settings.callwatch_config)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
