@@ -128,3 +128,5 @@ def settled(sink: str, message_id: str) -> str:
 WORKERS_ALIVE = "callwatch:workers"
 #: Process name -> "<config fingerprint> <time of its last beat>" (``service.roster``).
 CONFIG_FINGERPRINTS = "callwatch:config-fingerprints"
+#: Taken (``SET NX``, a minute) by the process that pings ``HEARTBEAT_URL`` this minute.
+HEARTBEAT_PING = "callwatch:heartbeat-ping"

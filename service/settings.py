@@ -68,6 +68,8 @@ class Settings:
     pagerduty_events_url: str = PAGERDUTY_EVENTS_URL
     smtp_url: str | None = field(default=None, repr=False)
     alert_email_from: str | None = None
+    #: ``HEARTBEAT_URL``: an outside dead man's switch pinged every minute (it holds a token).
+    heartbeat_url: str | None = field(default=None, repr=False)
 
     @property
     def insights_auth(self) -> tuple[str, str]:
@@ -156,6 +158,7 @@ class Settings:
                                          env.optional("PAGERDUTY_EVENTS_URL") or PAGERDUTY_EVENTS_URL),
             smtp_url=_smtp_url(env.optional("SMTP_URL")),
             alert_email_from=_email_from(env.optional("ALERT_EMAIL_FROM")),
+            heartbeat_url=_heartbeat_url(env.optional("HEARTBEAT_URL")),
         )
 
 
@@ -320,3 +323,8 @@ def settings_or_exit(environ: Mapping[str, str]) -> Settings:
     except ConfigError as error:
         print(f"callwatch: configuration error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _heartbeat_url(value: str | None) -> str | None:
+    """``HEARTBEAT_URL``: https (plain http only on loopback), or unset."""
+    return require_secure_url(value, "HEARTBEAT_URL") if value else None

@@ -4,12 +4,14 @@ What this changes in RQ, and why: RQ runs whichever job is first in the delivery
 so a receiver that hangs for its whole timeout takes every worker process in turn (each
 attempt holds one for up to the sink's timeout) and alerts to every other sink, and the
 analyses behind them, wait. A guard that holds every sink to a share at all times makes
-healthy sinks late under load (issue 19: p99 58 s at 5 calls/s), so it engages only for
-a sink marked slow (``service.delivery.sink_health``: its recent sends timed out or took
-over 5 s). Then, before a delivery to it runs, the worker takes one of its
-``SLOTS_PER_SINK`` slots (``callwatch:sink-slots:<sink>``, job ids scored by deadline);
-with none free the job id is parked, in order, at the end of the sink's own line
-(``callwatch:sink-line:<sink>``, a Redis list) and the worker takes the next job. A
+healthy sinks late under load (issue 19: p99 58 s at 5 calls/s), so a healthy sink may
+use every live worker process but one (the last is kept for the others while a sink that
+has just begun to hang is not yet known to be slow), and only a sink marked slow
+(``service.delivery.sink_health``: its recent sends timed out or took over 5 s) is held
+to ``SLOTS_PER_SINK``. Before a delivery runs, the worker takes one of its sink's slots
+(``callwatch:sink-slots:<sink>``, job ids scored by deadline); with none free the job id
+is parked, in order, at the end of the sink's own line (``callwatch:sink-line:<sink>``,
+a Redis list) and the worker takes the next job. A
 parked delivery costs nothing while it waits: no scheduler round, no re-queue. When a
 delivery holding a slot ends, the head of the line gets the slot and goes to the front of
 RQ's delivery queue; once the sink answers promptly again the whole line goes back, in
@@ -28,6 +30,7 @@ from rq.job import Job
 from rq.queue import Queue
 
 from service import keys
+from service.roster import BEAT_TTL_S
 from workers.dequeue import PromptDequeue
 from workers.queues import DELIVERY_JOB_TIMEOUT_S, DELIVERY_QUEUE, delivery_sink, queue
 
@@ -38,48 +41,61 @@ RELEASE_BATCH = 500
 
 log = structlog.get_logger(__name__)
 
-# KEYS: slow flag, slots, line, lines index. ARGV: now, deadline, job id, slots, sink.
-# 1: run (sink healthy); 2: run in a slot; 0: parked at the end of the sink's line.
-_ADMIT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
+# How many deliveries to one sink may run at once: ``SLOTS_PER_SINK`` while it is slow,
+# else every live worker process but one (so even a sink that has just begun to hang
+# cannot take the last process from the others before it is known to be slow).
+# KEYS[1] slow flag, KEYS[2] slots, KEYS[5] live workers; ARGV[1] now, ARGV[4] slots when
+# slow, ARGV[7] how long a worker's beat counts.
+_CAP = """
+local function cap()
+  if redis.call('EXISTS', KEYS[1]) == 1 then return tonumber(ARGV[4]) end
+  local live = redis.call('ZCOUNT', KEYS[5], tonumber(ARGV[1]) - tonumber(ARGV[7]), '+inf')
+  return math.max(tonumber(ARGV[4]), live - 1)
+end
+"""
+
+# KEYS: slow flag, slots, line, lines index, live workers. ARGV: now, deadline, job id,
+# slots when slow, sink, (unused), beat TTL. 1: run in a slot; 0: parked at the end of
+# the sink's line.
+_ADMIT = _CAP + """
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 if redis.call('ZSCORE', KEYS[2], ARGV[3]) then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-  return 2
+  return 1
 end
-if redis.call('ZCARD', KEYS[2]) < tonumber(ARGV[4]) and redis.call('LLEN', KEYS[3]) == 0 then
+if redis.call('ZCARD', KEYS[2]) < cap() and redis.call('LLEN', KEYS[3]) == 0 then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
   redis.call('PEXPIRE', KEYS[2], math.ceil((tonumber(ARGV[2]) - tonumber(ARGV[1])) * 1000))
-  return 2
+  return 1
 end
 redis.call('RPUSH', KEYS[3], ARGV[3])
 redis.call('SADD', KEYS[4], ARGV[5])
 return 0
 """
 
-# KEYS: slow flag, slots, line, lines index, RQ queue. ARGV: now, deadline, job id or '',
-# slots, sink, batch. Frees the job's slot, then moves the head of the line to the front
-# of the queue: one per free slot while the sink is slow, else all (in batches).
-_RELEASE = """
+# KEYS: slow flag, slots, line, lines index, live workers, RQ queue. ARGV: now, deadline,
+# job id or '', slots when slow, sink, batch, beat TTL. Frees the job's slot, then gives
+# free slots to the head of the line and puts those at the front of the queue, in order.
+_RELEASE = _CAP + """
 if ARGV[3] ~= '' then redis.call('ZREM', KEYS[2], ARGV[3]) end
+if redis.call('LLEN', KEYS[3]) == 0 then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-local slow = redis.call('EXISTS', KEYS[1]) == 1
+local limit = cap()
 local moved = {}
-while #moved < tonumber(ARGV[6]) do
-  if slow and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then break end
+while #moved < tonumber(ARGV[6]) and redis.call('ZCARD', KEYS[2]) < limit do
   local id = redis.call('LPOP', KEYS[3])
   if not id then break end
-  if slow then redis.call('ZADD', KEYS[2], ARGV[2], id) end
+  redis.call('ZADD', KEYS[2], ARGV[2], id)
   moved[#moved + 1] = id
 end
-for i = #moved, 1, -1 do redis.call('LPUSH', KEYS[5], moved[i]) end
+for i = #moved, 1, -1 do redis.call('LPUSH', KEYS[6], moved[i]) end
 if redis.call('LLEN', KEYS[3]) == 0 then redis.call('SREM', KEYS[4], ARGV[5]) end
 return #moved
 """
 
 
 class SinkLines(PromptDequeue):
-    """Runs a delivery to a slow sink only in one of its slots; parks it in line otherwise."""
+    """Runs a delivery in one of its sink's slots; parks it in the sink's line otherwise."""
 
     slots_per_sink = SLOTS_PER_SINK
     #: The sink whose slot the job in hand holds (None: no slot).
@@ -91,15 +107,14 @@ class SinkLines(PromptDequeue):
         if sink is None:
             return super().admit(job, queue)
         moment = time.time()
-        verdict = int(self.connection.eval(  # type: ignore[arg-type]
-            _ADMIT, 4, keys.sink_slow(sink), keys.sink_slots(sink), keys.sink_line(sink),
-            keys.SINK_LINES, repr(moment), repr(_deadline(moment)), job.id,
-            self.slots_per_sink, sink))
-        if verdict == 0:
+        admitted = int(self.connection.eval(  # type: ignore[arg-type]
+            _ADMIT, 5, keys.sink_slow(sink), keys.sink_slots(sink), keys.sink_line(sink),
+            keys.SINK_LINES, keys.WORKERS_ALIVE, repr(moment), repr(_deadline(moment)), job.id,
+            self.slots_per_sink, sink, "", BEAT_TTL_S))
+        if not admitted:
             log.info("delivery_parked", sink=sink, job_id=job.id)
             return False
-        if verdict == 2:
-            self._slot_sink = sink
+        self._slot_sink = sink
         return super().admit(job, queue)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -123,9 +138,9 @@ def release_line(redis: Redis, sink: str, job_id: str = "", *,
     moved = 0
     while True:
         batch = int(redis.eval(  # type: ignore[arg-type]
-            _RELEASE, 5, keys.sink_slow(sink), keys.sink_slots(sink), keys.sink_line(sink),
-            keys.SINK_LINES, queue(DELIVERY_QUEUE, redis).key, repr(moment),
-            repr(_deadline(moment)), job_id, slots, sink, RELEASE_BATCH))
+            _RELEASE, 6, keys.sink_slow(sink), keys.sink_slots(sink), keys.sink_line(sink),
+            keys.SINK_LINES, keys.WORKERS_ALIVE, queue(DELIVERY_QUEUE, redis).key, repr(moment),
+            repr(_deadline(moment)), job_id, slots, sink, RELEASE_BATCH, BEAT_TTL_S))
         moved += batch
         job_id = ""
         if batch < RELEASE_BATCH:

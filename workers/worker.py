@@ -39,6 +39,7 @@ from service.logs import configure_logging
 from service.roster import config_fingerprint
 from service.settings import Settings, settings_or_exit
 from workers import context
+from workers.heartbeat_pinger import HeartbeatPinger
 from workers.intake_mover import IntakeMover
 from workers.job_in_hand import ReleasesJobInHand
 from workers.job_logs import QuietExpectedFailures, rq_logging_level
@@ -69,12 +70,17 @@ class _RecoversFromDeadWorkers(BaseWorker):
 
     _heartbeat: Heartbeat | None = None
     _intake: IntakeMover | None = None
+    _pinger: HeartbeatPinger | None = None
     _abandoned = False
 
     def register_birth(self) -> None:
         super().register_birth()
         self._heartbeat = Heartbeat(self.connection, self.name, _fingerprint()).start()
         self._intake = IntakeMover(self.connection).start()
+        settings = _settings()
+        if settings is not None and settings.heartbeat_url:
+            self._pinger = HeartbeatPinger(self.connection, settings.heartbeat_url,
+                                           context.current().session).start()
 
     def register_death(self) -> None:
         self._stop_helpers()
@@ -114,6 +120,8 @@ class _RecoversFromDeadWorkers(BaseWorker):
             self._heartbeat.stop()
         if self._intake is not None:
             self._intake.stop()
+        if self._pinger is not None:
+            self._pinger.stop()
 
 
 class _CallwatchWorker(QuietExpectedFailures, LeavesOnRedisError, _RecoversFromDeadWorkers,
@@ -133,12 +141,18 @@ class CallwatchSimpleWorker(_CallwatchWorker, SimpleWorker):
     """Jobs in the worker's own process: the default (``--fork`` for the others)."""
 
 
+def _settings() -> Settings | None:
+    """This process's settings (None when it has no configuration, as in some tests)."""
+    try:
+        return context.current().settings
+    except ConfigError:
+        return None
+
+
 def _fingerprint() -> str:
     """This process's configuration fingerprint ("" when it has no configuration yet)."""
-    try:
-        return config_fingerprint(context.current().settings)
-    except ConfigError:
-        return ""
+    settings = _settings()
+    return config_fingerprint(settings) if settings is not None else ""
 
 
 def build_worker(redis: redis_lib.Redis, *, simple: bool = True, name: str | None = None,

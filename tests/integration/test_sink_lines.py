@@ -14,6 +14,7 @@ from service.delivery.ledger import DeliveryLedger
 from service.delivery.sink_health import SLOW_AFTER_S, SinkHealth
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import DeliveryRetryable
+from service.roster import Roster
 from tests.integration.test_delivery import FakeClock, RecordingSink
 from tests.receiver_helpers import sample_alert
 from workers.queues import DELIVERY_QUEUE, queue, schedule_delivery
@@ -39,13 +40,21 @@ def _pop_and_admit(worker: SinkLines, redis: redis_lib.Redis) -> tuple[str, bool
     return job_id, worker.admit(job, q)
 
 
+def _live_workers(redis: redis_lib.Redis, count: int) -> None:
+    """``count`` worker processes beating, as running workers do."""
+    for n in range(count):
+        Roster(redis).beat(f"worker-{n}", "0123456789ab")
+
+
 def test_a_healthy_sink_gets_every_worker_its_deliveries_need(redis: redis_lib.Redis) -> None:
-    """With the sink healthy, every popped delivery runs at once: no share, no slot taken."""
+    """With the sink healthy and eight worker processes, seven deliveries to it run at once:
+    every process but one, which stays free for the other sinks and the analyses."""
+    _live_workers(redis, 8)
     worker = build_worker(redis)
-    ids = _queue_deliveries(redis, 6)
-    admitted = [_pop_and_admit(worker, redis) for _ in ids]
-    assert all(ok for _, ok in admitted)
-    assert redis.zcard(keys.sink_slots(SINK)) == 0 and redis.llen(keys.sink_line(SINK)) == 0
+    ids = _queue_deliveries(redis, 8)
+    admitted = [ok for _, ok in (_pop_and_admit(worker, redis) for _ in ids)]
+    assert admitted == [True] * 7 + [False]
+    assert release_line(redis, SINK, ids[0]) == 1  # one ends: the waiting one runs
 
 
 def test_a_slow_sink_runs_in_two_slots_and_the_rest_wait_in_order(redis: redis_lib.Redis) -> None:
@@ -72,6 +81,7 @@ def test_when_the_sink_answers_promptly_its_whole_line_goes_back_in_order(
         redis: redis_lib.Redis) -> None:
     """Once a send answers promptly the sink is no longer slow, and the next release puts
     every waiting delivery back at the front of the queue, in the order they waited."""
+    _live_workers(redis, 8)
     health = SinkHealth(redis)
     health.record(SINK, SLOW_AFTER_S + 5, answered=True)
     worker = build_worker(redis)
