@@ -21,7 +21,7 @@ from rq import get_current_job
 
 from service.analysis.step import AnalysisPolicy, AnalysisRequest, analyze_step
 from service.calls import Call
-from service.decisions import Again, Decision, DeliveryOutcome, Done
+from service.decisions import Again, Decision, Delivery, DeliveryOutcome, Done
 from service.delivery.incidents.events import is_incident_message
 from service.delivery.incidents.order import EventOrder
 from service.delivery.incidents.store import IncidentStore
@@ -34,9 +34,16 @@ from service.delivery.sink_health import SinkHealth
 from service.delivery.step import DeliveryRequest, deliver_step, unknown_sink_step
 from service.errors import PermanentError
 from service.insights.client import InsightsClient
-from service.metrics import Metrics
-from workers.context import current
-from workers.queues import schedule_analysis, schedule_delivery, schedule_incident_check
+from service.metrics import JobMetrics, Metrics
+from workers.context import WorkerContext, current
+from workers.queues import (
+    delivery_job_key,
+    record_failed_delivery,
+    schedule_analysis,
+    schedule_delivery,
+    schedule_incident_check,
+)
+from workers.sink_lines import release_line, take_slot
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +59,15 @@ class StepFailed(Exception):
 def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0) -> str:
     """Run the analysis step for one call."""
     context = current()
-    metrics = Metrics(context.redis)
+    metrics = JobMetrics(context.redis)
+    try:
+        return _analyze_call(context, metrics, call_json, recheck, attempt)
+    finally:
+        metrics.flush()
+
+
+def _analyze_call(context: WorkerContext, metrics: Metrics, call_json: dict[str, Any],
+                  recheck: int, attempt: int) -> str:
     request = AnalysisRequest(Call.from_json(call_json), recheck, attempt)
     _bind(call_sid=request.call.call_sid)
     log.info("analysis_started", recheck=recheck, attempt=attempt, **request.call.log_fields())
@@ -85,7 +100,16 @@ def deliver_alert(sink: str, envelope: dict[str, Any], attempt: int = 0, hop: in
                   booked: bool = False, waiting_since: float | None = None) -> str:
     """Run the delivery step for one message and one sink."""
     context = current()
-    metrics = Metrics(context.redis)
+    metrics = JobMetrics(context.redis)
+    try:
+        return _deliver_alert(context, metrics, sink, envelope, attempt, hop, booked,
+                              waiting_since)
+    finally:
+        metrics.flush()
+
+
+def _deliver_alert(context: WorkerContext, metrics: Metrics, sink: str, envelope: dict[str, Any],
+                   attempt: int, hop: int, booked: bool, waiting_since: float | None) -> str:
     request = DeliveryRequest(sink, envelope, attempt=attempt, booked=booked)
     if is_incident_message(envelope):
         _bind(incident_id=envelope["data"]["incident_id"], webhook_id=request.message_id, sink=sink)
@@ -131,15 +155,37 @@ def _act(decision: Decision, metrics: Metrics, counter: str, labels: dict[str, s
     """Turn a step's decision into one RQ call, count it, and return its outcome."""
     metrics.inc(counter, 1.0, **{"outcome": str(decision.outcome), **labels})
     if isinstance(decision, Done):
-        redis = current().redis
         for delivery in decision.deliveries:
-            schedule_delivery(redis, delivery.sink, delivery.message)
+            _send_or_queue(delivery, metrics)
     elif isinstance(decision, Again):
         again(decision)
     else:
         _no_crash_retry()
         raise StepFailed(decision.reason, decision.message)
     return str(decision.outcome)
+
+
+def _send_or_queue(delivery: Delivery, metrics: Metrics) -> None:
+    """Send now, within this job, to an unpaced sink with a free slot (not slow, not holding
+    every worker process but one); else queue a delivery job. Sending inline saves a whole
+    RQ job per alert and sink (enqueue, dequeue, bookkeeping: ``bench/e2e.py``, worker CPU
+    per alerting call); the step, the ledger and the slots are the same either way."""
+    context = current()
+    sink, message = delivery.sink, delivery.message
+    try:
+        paced = context.sinks.get(sink).pace_s is not None
+    except PermanentError:
+        paced = True  # unknown here: its job waits for a worker that knows it
+    slot = delivery_job_key(sink, message)
+    if paced or not take_slot(context.redis, sink, slot):
+        schedule_delivery(context.redis, sink, message)
+        return
+    try:
+        _deliver_alert(context, metrics, sink, message, 0, 0, False, None)
+    except StepFailed as failed:  # logged by the step; kept for ``rq requeue`` as its job would be
+        record_failed_delivery(context.redis, sink, message, failed.reason)
+    finally:
+        release_line(context.redis, sink, slot)
 
 
 def _insights_request(metrics: Metrics, status: int | None, seconds: float) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from service.delivery.incidents.events import message_id
@@ -136,3 +136,25 @@ def delivery_sink(job: Job) -> str | None:
     if job.func_name != DELIVER_FUNC or not job.args:
         return None
     return str(job.args[0])
+
+
+def delivery_job_key(sink_id: str, envelope: dict[str, Any], hop: int = 0) -> str:
+    """The delivery job id a message gets for a sink (also its slot's name when sent inline)."""
+    return delivery_job_id(sink_id, message_id(envelope).replace(":", "-"), hop)
+
+
+def record_failed_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any],
+                           reason: str) -> None:
+    """A delivery sent inline (no job of its own) that failed for good: put it in RQ's failed
+    registry as its job would have been, so ``rq requeue`` can send it again."""
+    q = queue(DELIVERY_QUEUE, redis)
+    job_id = delivery_job_key(sink_id, envelope)
+    job = q.create_job(DELIVER_FUNC, args=(sink_id, envelope, 0, 0, False), job_id=job_id,
+                       description=job_id, timeout=DELIVERY_JOB_TIMEOUT_S,
+                       result_ttl=RESULT_TTL_S, failure_ttl=FAILURE_TTL_S,
+                       status=JobStatus.FAILED)
+    with redis.pipeline() as pipe:
+        job.save(pipeline=pipe)
+        q.failed_job_registry.add(job, ttl=FAILURE_TTL_S, exc_string=f"StepFailed: {reason}",
+                                  pipeline=pipe)
+        pipe.execute()

@@ -55,9 +55,11 @@ end
 """
 
 # KEYS: slow flag, slots, line, lines index, live workers. ARGV: now, deadline, job id,
-# slots when slow, sink, (unused), beat TTL. 1: run in a slot; 0: parked at the end of
-# the sink's line.
+# slots when slow, sink, 'try' (a send outside a job: never for a slow sink, never parked)
+# or '', beat TTL. 1: run in a slot; 0: parked at the end of the sink's line (or, with
+# 'try', nothing taken).
 _ADMIT = _CAP + """
+if ARGV[6] == 'try' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 if redis.call('ZSCORE', KEYS[2], ARGV[3]) then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
@@ -68,6 +70,7 @@ if redis.call('ZCARD', KEYS[2]) < cap() and redis.call('LLEN', KEYS[3]) == 0 the
   redis.call('PEXPIRE', KEYS[2], math.ceil((tonumber(ARGV[2]) - tonumber(ARGV[1])) * 1000))
   return 1
 end
+if ARGV[6] == 'try' then return 0 end
 redis.call('RPUSH', KEYS[3], ARGV[3])
 redis.call('SADD', KEYS[4], ARGV[5])
 return 0
@@ -128,6 +131,18 @@ class SinkLines(PromptDequeue):
     def run_maintenance_tasks(self) -> None:
         release_lines(self.connection, slots=self.slots_per_sink)
         super().run_maintenance_tasks()
+
+
+def take_slot(redis: Redis, sink: str, slot_id: str, *,
+              slots: int = SLOTS_PER_SINK) -> bool:
+    """Take a slot of ``sink`` for a send made outside a delivery job (``workers.jobs``
+    sends to a healthy sink inline); False, with nothing taken or parked, when the sink is
+    slow or no slot is free. Give it back with ``release_line(redis, sink, slot_id)``."""
+    moment = time.time()
+    return bool(redis.eval(  # type: ignore[arg-type]
+        _ADMIT, 5, keys.sink_slow(sink), keys.sink_slots(sink), keys.sink_line(sink),
+        keys.SINK_LINES, keys.WORKERS_ALIVE, repr(moment), repr(_deadline(moment)), slot_id,
+        slots, sink, "try", BEAT_TTL_S))
 
 
 def release_line(redis: Redis, sink: str, job_id: str = "", *,

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 import redis as redis_lib
+from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
+from service.delivery.sink_health import SinkHealth
 from service.delivery.step import UNKNOWN_SINK_WAIT_S
 from tests.pipeline_helpers import Pipeline, pipeline_settings
 from tests.receiver_helpers import WEBHOOK_SECRET, sample_alert
@@ -113,3 +115,24 @@ def test_a_sink_no_worker_knew_for_an_hour_fails_once_with_its_reason(pipe: Pipe
     assert rejected["reason"] == "unknown_sink"
     assert pipe.redis.zcard("rq:failed:delivery") == 1
     assert pipe.redis.zcard("rq:scheduled:delivery") == 0
+
+
+def test_a_healthy_webhook_is_sent_within_the_analysis_and_slack_gets_its_own_job(
+        pipe: Pipeline, webhook_receiver: WebhookReceiver) -> None:
+    """An alert to a healthy, unpaced sink is sent by the analysis job itself (no delivery
+    job to queue and run); a paced sink's (Slack's) waits for its turn in a job of its own;
+    a slow sink's goes to a job too, to wait in its line."""
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        pipe.play("sdk-error")
+        pipe.drain()
+    sent = {line["sink"]: line["job_id"] for line in logs if line["event"] == "alert_delivered"}
+    assert sent["slack"].startswith("deliver-slack-")
+    [webhook] = [sink for sink in sent if sink != "slack"]
+    assert sent[webhook].startswith("analyze-")
+    SinkHealth(pipe.redis).record(webhook, 12.0, answered=False)
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        pipe.play("sdk-error")
+        pipe.drain()
+    sent = {line["sink"]: line["job_id"] for line in logs if line["event"] == "alert_delivered"}
+    assert sent[webhook].startswith(f"deliver-{webhook}-")
+    assert len(webhook_receiver.accepted()) == 2
