@@ -9,7 +9,8 @@ It expires by itself after ``REMEMBER_S`` (a sink nobody sends to is not held fo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 import redis as redis_lib
 
@@ -21,13 +22,20 @@ SLOW_AFTER_S = 5.0
 TIMED_OUT_AFTER_S = 3.0
 #: How long a slow mark lasts without a send to renew or clear it.
 REMEMBER_S = 600
+#: A process clears a healthy sink's mark at most this often.
+CLEAR_EVERY_S = 1.0
+
+#: Per process: when this process last cleared each sink's mark.
+_cleared: dict[str, float] = {}
 
 
 class SinkHealth:
     """Marks sinks slow or healthy from how their sends went, across every process."""
 
-    def __init__(self, redis: redis_lib.Redis) -> None:
+    def __init__(self, redis: redis_lib.Redis,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._redis = redis
+        self._clock = clock
 
     def record(self, sink: str, seconds: float, *, answered: bool) -> bool:
         """Note one send that took ``seconds`` (``answered``: the receiver said something);
@@ -35,8 +43,12 @@ class SinkHealth:
         slow = seconds > SLOW_AFTER_S or (not answered and seconds >= TIMED_OUT_AFTER_S)
         if slow:
             self._redis.set(keys.sink_slow(sink), f"{seconds:.1f}", ex=REMEMBER_S)
-        else:
+            _cleared.pop(sink, None)
+        elif self._clock() - _cleared.get(sink, float("-inf")) >= CLEAR_EVERY_S:
+            # A healthy sink's sends clear the mark at most once a second per process: one
+            # round trip saved per send, and a recovered sink is released within a second.
             self._redis.delete(keys.sink_slow(sink))
+            _cleared[sink] = self._clock()
         return slow
 
     def slow(self, sinks: Iterable[str]) -> dict[str, bool]:

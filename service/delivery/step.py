@@ -34,7 +34,7 @@ from service.analysis.alert import Alert
 from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
 from service.delivery.incidents.events import IncidentEvent, is_incident_message, message_id
 from service.delivery.incidents.order import EventOrder
-from service.delivery.ledger import DEFAULT_LEASE_S, DeliveryLedger
+from service.delivery.ledger import ALREADY_DELIVERED, DEFAULT_LEASE_S, DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.sink_health import SinkHealth
 from service.delivery.sinks.base import AlertSink
@@ -121,18 +121,15 @@ def _deliver(request: DeliveryRequest, send: Callable[[], None], fields: dict[st
              lease_s: float, jitter: Callable[[], float]) -> Decision:
     """Claim, pace, send once and record: the same for an alert and an incident event."""
     name, message_id = request.sink, request.message_id
-    if ledger.is_delivered(name, message_id):
+    held = ledger.take(name, message_id, lease_s=lease_s)  # one round trip, atomic
+    if held == ALREADY_DELIVERED:
         log.info(f"{what}_delivery_duplicate", **fields)
         return Done(DeliveryOutcome.DUPLICATE)
-    if not ledger.claim(name, message_id, lease_s=lease_s):
-        wait = ledger.lease_remaining(name, message_id) or 1.0
-        log.info(f"{what}_delivery_retry", reason="in_flight", retry_after=wait, **fields)
-        return Again(DeliveryOutcome.PACED, wait + jitter(), _state(request))
+    if held > 0:
+        log.info(f"{what}_delivery_retry", reason="in_flight", retry_after=held, **fields)
+        return Again(DeliveryOutcome.PACED, held + jitter(), _state(request))
+    finished = False
     try:
-        # Re-check under the lease: another worker may have finished between the two.
-        if ledger.is_delivered(name, message_id):
-            log.info(f"{what}_delivery_duplicate", **fields)
-            return Done(DeliveryOutcome.DUPLICATE)
         if pace is not None:
             wait = _turn(pace, name, message_id, booked=request.booked)
             if wait > 0:
@@ -151,9 +148,11 @@ def _deliver(request: DeliveryRequest, send: Callable[[], None], fields: dict[st
             log.error(f"{what}_delivery_rejected", reason=err.reason, status=err.status,
                       error=str(err), **fields)
             return Failed(DeliveryOutcome.REJECTED, err.reason, str(err))
-        ledger.mark_delivered(name, message_id)
+        ledger.finish(name, message_id)  # recorded and the lease let go, in one round trip
+        finished = True
     finally:
-        ledger.release(name, message_id)
+        if not finished:
+            ledger.release(name, message_id)
     log.info(f"{what}_delivered", **fields)
     return Done(DeliveryOutcome.DELIVERED)
 
