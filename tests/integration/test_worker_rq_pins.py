@@ -192,3 +192,26 @@ def test_redis_py_stop_waits_for_the_reader_unless_given_a_timeout(redis: redis_
     time.sleep(0.1)
     reader.stop()
     assert not reader.is_alive()
+
+
+ALARM_SEEN: list[float] = []
+
+
+def record_alarm() -> None:
+    """A job that notes how long RQ's alarm has left while it runs."""
+    ALARM_SEEN.append(signal.getitimer(signal.ITIMER_REAL)[0])
+
+
+def test_rq_arms_its_job_alarm_only_while_the_job_runs(redis: redis_lib.Redis) -> None:
+    """workers.shutdown: an in-process worker arms ``SIGALRM`` for the job's timeout only
+    around the job's code (a stop shortens that alarm), and disarms it afterwards."""
+    q = queue("pins", redis)
+    q.enqueue(f"{__name__}.record_alarm", job_id="alarmed", job_timeout=120)
+    worker = SimpleWorker([q], connection=redis, serializer=JSONSerializer)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        worker.work(burst=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(ALARM_SEEN) == 1 and 110 < ALARM_SEEN[0] <= 120
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
