@@ -8,10 +8,13 @@ and reschedules; nothing sleeps.
 A send that comes back at its booked slot and finds the turn taken (the scheduler ran
 jobs late and they bunched, or a receiver's pause moved the line) has *missed* its turn.
 It joins the sink's line of missed sends (``take_turn``), in the order they missed, and
-that line goes ahead of everything else: a free turn goes to its head, whoever else asks.
+the next of that line waits for the next turn in place, where nobody else can take it.
 So no send loses its turn again and again to later bookings (issue 19: one alert was
-re-paced seven times over 18 s). A member of the line that stops coming back (its worker
-died) drops out after ``MISSED_GRACE_S`` past when it was told to come back.
+re-paced seven times over 18 s). A free turn while the next of the line is not waiting
+for it (it is coming back through the scheduler) goes to whoever asks, so that no turn
+is wasted; the next of the line keeps its place and waits for the following turn. A
+member of the line that stops coming back (its worker died) drops out after
+``MISSED_GRACE_S`` past when it was told to come back.
 """
 
 from __future__ import annotations
@@ -68,7 +71,11 @@ while true do
   redis.call('ZREM', KEYS[2], head)
 end
 local place = redis.call('ZRANK', KEYS[2], member)
-if next_free <= now and (place == 0 or redis.call('ZCARD', KEYS[2]) == 0) then
+local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+-- A free turn goes to the head of the line if it is here (waiting in place for it), else
+-- to whoever asks: a turn nobody takes is a message Slack never gets.
+local head_here = head ~= nil and head ~= member and redis.call('GET', prefix .. head) == 'here'
+if next_free <= now and not head_here then
   redis.call('SET', KEYS[1], tostring(now + interval), 'PX', math.ceil(interval * 1000) + 1000)
   if place then
     redis.call('ZREM', KEYS[2], member)
@@ -80,10 +87,12 @@ if not place then
   redis.call('ZADD', KEYS[2], now, member)
   place = redis.call('ZCARD', KEYS[2]) - 1
 end
-local wait = math.max(next_free - now, place * interval)
-redis.call('SET', prefix .. member, '1', 'PX', math.ceil((wait + tonumber(ARGV[5])) * 1000))
+local until_free = math.max(next_free - now, 0)
+local wait = math.max(until_free, place * interval)
+local here = (place == 0 and until_free <= tonumber(ARGV[6])) and 'here' or 'back'
+redis.call('SET', prefix .. member, here, 'PX', math.ceil((wait + tonumber(ARGV[5])) * 1000))
 redis.call('PEXPIRE', KEYS[2], math.ceil((wait + tonumber(ARGV[5])) * 1000) + 60000)
-return {tostring(math.max(next_free - now, 0)), place}
+return {tostring(until_free), place}
 """
 
 # Push a key's next free time to at least ARGV[1] (the receiver said "not before").
@@ -135,14 +144,16 @@ class Pace:
         """0.0 if the caller may send now (the turn is now taken), else seconds to wait."""
         return float(self._reserve(keys=[keys.pace(key)], args=self._args()))
 
-    def take_turn(self, key: str, member: str) -> tuple[float, int]:
-        """Take the send turn now if it is free and no missed send is ahead of ``member``:
-        ``(0.0, 0)``. Otherwise ``member`` keeps (or joins, at the end) the line of missed
-        sends: ``(seconds until the next free turn, its place in the line; 0 = next)``."""
+    def take_turn(self, key: str, member: str, *, waits_up_to: float = 0.0) -> tuple[float, int]:
+        """Take the send turn now if it is free and the head of the line of missed sends is
+        not waiting for it: ``(0.0, 0)``. Otherwise ``member`` keeps (or joins, at the end)
+        that line: ``(seconds until the next free turn, its place; 0 = next)``. A head whose
+        turn is at most ``waits_up_to`` away is taken to wait for it in place, and the turn
+        is kept for it."""
         wait, place = self._take_turn(
             keys=[keys.pace(key), keys.pace_missed(key)],
             args=[*self._args(), member, keys.pace_missed_member_prefix(key),
-                  repr(MISSED_GRACE_S)])
+                  repr(MISSED_GRACE_S), repr(float(waits_up_to))])
         return float(wait), int(place)
 
     def pause(self, key: str, seconds: float) -> None:

@@ -175,7 +175,8 @@ def _turn(pace: Pace, name: str, message_id: str, *, booked: bool) -> float:
             return wait
         pace.sleep(wait)
     for _ in range(NEXT_IN_LINE_WAITS + 2):
-        wait, place = pace.take_turn(name, message_id)
+        wait, place = pace.take_turn(name, message_id,
+                                     waits_up_to=pace.interval_s * NEXT_IN_LINE_WAITS)
         if wait <= 0 and place == 0:
             return 0.0
         if place > 0:

@@ -16,25 +16,41 @@ from tests.receiver_helpers import sample_alert
 
 def test_missed_sends_take_the_next_turns_in_the_order_they_missed(
         redis: redis_lib.Redis) -> None:
-    """Once a send missed its turn, each free turn goes to the line of missed sends, first
-    missed first, and a later booking that asks at a free turn waits behind them."""
+    """Sends that missed their turn line up in the order they missed; the next of the line,
+    waiting in place, gets the next free turn whoever else asks, and later ones queue
+    behind it."""
     clock = FakeClock()
     pace = Pace(redis, interval_s=1.0, clock=clock)
     start = clock.now
     assert pace.take_turn("slack", "a") == (0.0, 0)
     clock.now = start + 0.2
-    assert pace.take_turn("slack", "b")[1] == 0  # missed: first in line
+    assert pace.take_turn("slack", "b", waits_up_to=2.0)[1] == 0  # missed: next, waits here
     clock.now = start + 0.3
-    assert pace.take_turn("slack", "c")[1] == 1
-    clock.now = start + 1.0  # the turn is free: it belongs to b
-    assert pace.take_turn("slack", "later")[1] == 2
-    assert pace.take_turn("slack", "c")[0:2] != (0.0, 0)
-    assert pace.take_turn("slack", "b") == (0.0, 0)
+    assert pace.take_turn("slack", "c", waits_up_to=2.0)[1] == 1
+    clock.now = start + 1.0  # the turn is free: it belongs to b, who waits for it
+    assert pace.take_turn("slack", "later", waits_up_to=2.0)[1] == 2
+    assert pace.take_turn("slack", "c", waits_up_to=2.0) != (0.0, 0)
+    assert pace.take_turn("slack", "b", waits_up_to=2.0) == (0.0, 0)
+    clock.now = start + 1.5
+    assert pace.take_turn("slack", "c", waits_up_to=2.0)[1] == 0  # now next, waits here
     clock.now = start + 2.0
-    assert pace.take_turn("slack", "later") != (0.0, 0)
-    assert pace.take_turn("slack", "c") == (0.0, 0)
+    assert pace.take_turn("slack", "later", waits_up_to=2.0) != (0.0, 0)
+    assert pace.take_turn("slack", "c", waits_up_to=2.0) == (0.0, 0)
     clock.now = start + 3.0
-    assert pace.take_turn("slack", "later") == (0.0, 0)
+    assert pace.take_turn("slack", "later", waits_up_to=2.0) == (0.0, 0)
+
+
+def test_a_turn_the_next_in_line_is_not_waiting_for_is_not_wasted(
+        redis: redis_lib.Redis) -> None:
+    """When the next of the line is coming back through the scheduler rather than waiting,
+    a free turn goes to whoever asks; the next of the line keeps its place."""
+    clock = FakeClock()
+    pace = Pace(redis, interval_s=1.0, clock=clock)
+    assert pace.take_turn("slack", "a") == (0.0, 0)
+    assert pace.take_turn("slack", "b")[1] == 0  # told to come back, not waiting here
+    clock.now += 1.0
+    assert pace.take_turn("slack", "fresh") == (0.0, 0)
+    assert pace.take_turn("slack", "b", waits_up_to=2.0) == (1.0, 0)  # still next
 
 
 def test_a_missed_send_that_never_comes_back_leaves_the_line(redis: redis_lib.Redis) -> None:
