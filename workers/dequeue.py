@@ -62,6 +62,7 @@ class PromptDequeue(StopsCleanly, BaseWorker):
             self._beat()
             if self.should_run_maintenance_tasks:
                 self.run_maintenance_tasks()
+            self.watch_scheduler_locks()
             try:
                 queue_key, job_id = Queue.lpop(self.listen_keys(), STOP_CHECK_S,
                                                connection=self.connection)
@@ -91,6 +92,9 @@ class PromptDequeue(StopsCleanly, BaseWorker):
         if moment - self._last_beat >= BEAT_EVERY_S:
             self.heartbeat()
             self._last_beat = moment
+
+    def watch_scheduler_locks(self) -> None:
+        """A look at RQ's scheduler locks between pops (``workers.scheduler_locks``)."""
 
     def listen_keys(self) -> list[str]:
         """The queues to pop from, in priority order."""

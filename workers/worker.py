@@ -49,7 +49,7 @@ from workers.pubsub_reads import ShortPubSubReads
 from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE, queue
 from workers.redis_loss import LeavesOnRedisError
 from workers.restart import run
-from workers.scheduler_locks import release_stale_scheduler_locks
+from workers.scheduler_locks import WatchesSchedulerLocks, release_stale_scheduler_locks
 from workers.shutdown import StopSignal
 from workers.sink_lines import SinkLines
 
@@ -125,7 +125,7 @@ class _RecoversFromDeadWorkers(BaseWorker):
 
 
 class _CallwatchWorker(QuietExpectedFailures, LeavesOnRedisError, _RecoversFromDeadWorkers,
-                       SinkLines, ReleasesJobInHand, ShortPubSubReads):
+                       WatchesSchedulerLocks, SinkLines, ReleasesJobInHand, ShortPubSubReads):
     """Every adaptation of RQ, in the order they wrap RQ's methods."""
 
 
