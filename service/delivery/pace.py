@@ -89,8 +89,11 @@ if not place then
 end
 local until_free = math.max(next_free - now, 0)
 local wait = math.max(until_free, place * interval)
-local here = (place == 0 and until_free <= tonumber(ARGV[6])) and 'here' or 'back'
-redis.call('SET', prefix .. member, here, 'PX', math.ceil((wait + tonumber(ARGV[5])) * 1000))
+-- The next of the line waiting here keeps the turn only while it waits: a second past its
+-- turn, a dead waiter (its worker killed in its sleep) drops out and frees the line.
+local here = (place == 0 and until_free <= tonumber(ARGV[6]))
+local alive_s = here and (until_free + 1) or (wait + tonumber(ARGV[5]))
+redis.call('SET', prefix .. member, here and 'here' or 'back', 'PX', math.ceil(alive_s * 1000))
 redis.call('PEXPIRE', KEYS[2], math.ceil((wait + tonumber(ARGV[5])) * 1000) + 60000)
 return {tostring(until_free), place}
 """

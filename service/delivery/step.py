@@ -121,6 +121,17 @@ def _deliver(request: DeliveryRequest, send: Callable[[], None], fields: dict[st
              lease_s: float, jitter: Callable[[], float]) -> Decision:
     """Claim, pace, send once and record: the same for an alert and an incident event."""
     name, message_id = request.sink, request.message_id
+    if pace is not None:
+        # The turn first, the lease after: a worker killed while it waits for its turn
+        # must not leave a lease that holds the message's recovery for its whole length.
+        if ledger.is_delivered(name, message_id):
+            log.info(f"{what}_delivery_duplicate", **fields)
+            return Done(DeliveryOutcome.DUPLICATE)
+        wait = _turn(pace, name, message_id, booked=request.booked)
+        if wait > 0:
+            log.info(f"{what}_delivery_retry", reason="paced", retry_after=round(wait, 3),
+                     **fields)
+            return Again(DeliveryOutcome.PACED, wait, _state(request, booked=True))
     held = ledger.take(name, message_id, lease_s=lease_s)  # one round trip, atomic
     if held == ALREADY_DELIVERED:
         log.info(f"{what}_delivery_duplicate", **fields)
@@ -130,12 +141,6 @@ def _deliver(request: DeliveryRequest, send: Callable[[], None], fields: dict[st
         return Again(DeliveryOutcome.PACED, held + jitter(), _state(request))
     finished = False
     try:
-        if pace is not None:
-            wait = _turn(pace, name, message_id, booked=request.booked)
-            if wait > 0:
-                log.info(f"{what}_delivery_retry", reason="paced", retry_after=round(wait, 3),
-                         **fields)
-                return Again(DeliveryOutcome.PACED, wait, _state(request, booked=True))
         try:
             send()
         except DeliveryRetryable as err:

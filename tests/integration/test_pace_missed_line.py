@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import redis as redis_lib
@@ -94,3 +95,17 @@ def test_a_stalled_scheduler_does_not_starve_a_booked_send(redis: redis_lib.Redi
                 pending.append((back, alert, bool(decision.state["booked"])))
     assert sorted(sink.sent) == sorted(a.alert_id for a in arrivals.values())
     assert max(repaced.values()) <= 3, repaced
+
+
+def test_a_waiter_killed_in_its_sleep_frees_the_line_a_second_after_its_turn(
+        redis: redis_lib.Redis) -> None:
+    """The next of the line, waiting in place, holds the turn only while it waits: if its
+    worker dies in that sleep, the turn goes to others a second after it, not a whole
+    grace period later (the storm drill's 11 s without a Slack message after a kill).
+    Real time: the marks expire in Redis."""
+    pace = Pace(redis, interval_s=1.0)
+    assert pace.take_turn("slack", "a") == (0.0, 0)
+    wait, place = pace.take_turn("slack", "killed", waits_up_to=2.0)  # waits here, then dies
+    assert place == 0 and 0 < wait <= 1.0
+    time.sleep(wait + 1.2)
+    assert pace.take_turn("slack", "other", waits_up_to=2.0) == (0.0, 0)
