@@ -49,6 +49,8 @@ INLINE_WAIT_S = 0.5
 UNKNOWN_SINK_WAIT_S = 3600.0
 #: The longest wait between two looks for a process that knows the sink.
 UNKNOWN_SINK_MAX_STEP_S = 60.0
+#: RQ's scheduler releases jobs on whole seconds.
+SCHEDULER_TICK_S = 1.0
 #: The next send of a sink's line of missed sends waits in place for at most this many
 #: turns (a second each for Slack): coming back through the scheduler would lose ticks.
 NEXT_IN_LINE_WAITS = 2
@@ -177,7 +179,7 @@ def _turn(pace: Pace, name: str, message_id: str, *, booked: bool) -> float:
     if not booked:
         wait = pace.book(name)
         if wait > INLINE_WAIT_S:
-            return wait
+            return _early(wait)
         pace.sleep(wait)
     for _ in range(NEXT_IN_LINE_WAITS + 2):
         wait, place = pace.take_turn(name, message_id,
@@ -185,12 +187,20 @@ def _turn(pace: Pace, name: str, message_id: str, *, booked: bool) -> float:
         if wait <= 0 and place == 0:
             return 0.0
         if place > 0:
-            return max(wait, place * pace.interval_s)
+            return _early(max(wait, place * pace.interval_s))
         if wait > pace.interval_s * NEXT_IN_LINE_WAITS:
-            return wait  # a receiver's pause: come back when it ends, first in line
+            return _early(wait)  # a receiver's pause: come back as it ends, first in line
         # Next in line: the turn is ours once it is free (or its holder comes back).
         pace.sleep(min(max(wait, 0.05), pace.interval_s))
     return pace.interval_s
+
+
+def _early(wait: float) -> float:
+    """Come back within the second before the turn rather than after it: the scheduler
+    releases jobs on whole seconds (rounding up), so a send due at 12.1 s would arrive at
+    13 s and leave the turn unused for 0.9 s; arriving at 12 s it waits the last fraction
+    for its turn in place (``take_turn``'s next in line)."""
+    return max(wait - SCHEDULER_TICK_S, 0.05)
 
 
 def unknown_sink_step(request: DeliveryRequest, *, waiting_since: float | None,
