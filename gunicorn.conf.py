@@ -16,81 +16,42 @@ through structlog in the same JSON shape as the rest of callwatch. The graceful
 timeout stays under Heroku's 30 s between SIGTERM and SIGKILL.
 """
 
-import ipaddress
 import os
 import sys
-from collections.abc import Mapping
 from typing import Any
-
-from service.errors import ConfigError
 
 WORKER_CLASSES = {"gevent": "service.web.gunicorn_workers.GeventWorker",
                   "gthread": "service.web.gunicorn_workers.ThreadWorker"}
 
-
-def _count(environ: Mapping[str, str], name: str, default: int, maximum: int) -> int:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(name, f"must be a whole number, not {raw!r}") from None
-    if not 1 <= value <= maximum:
-        raise ConfigError(name, f"must be from 1 to {maximum}, not {value}")
-    return value
-
-
-def _host(environ: Mapping[str, str]) -> str:
-    """``HOST`` as gunicorn binds it: an IP address (IPv6 in brackets) or a host name."""
-    raw = environ.get("HOST", "").strip() or "0.0.0.0"  # noqa: S104 - containers need it
-    try:
-        address = ipaddress.ip_address(raw.strip("[]"))
-    except ValueError:
-        if not raw.replace("-", "").replace(".", "").isalnum():
-            raise ConfigError("HOST", f"must be an IP address or a host name, not {raw!r}") from None
-        return raw
-    return f"[{address}]" if address.version == 6 else str(address)
-
-
-def _web(environ: Mapping[str, str]) -> dict[str, Any]:
-    kind = environ.get("WEB_WORKER_CLASS", "").strip().lower() or "gevent"
-    if kind not in WORKER_CLASSES:
-        raise ConfigError("WEB_WORKER_CLASS", f"must be one of {', '.join(WORKER_CLASSES)}, "
-                                              f"not {kind!r}")
-    return {"host": _host(environ), "worker_class": WORKER_CLASSES[kind],
-            "workers": _count(environ, "WEB_CONCURRENCY", 2, 64),
-            "threads": _count(environ, "WEB_THREADS", 4, 256),
-            "worker_connections": _count(environ, "WEB_CONNECTIONS", 1000, 100_000)}
-
-
-# Checked here, in the master: a worker that exits on a bad variable is only restarted,
-# forever, while the port stays bound and callbacks hang.
-try:
-    _WEB = _web(os.environ)
-except ConfigError as _error:
-    print(f"callwatch: configuration error: {_error}", file=sys.stderr)
-    raise SystemExit(2) from None
-
-if _WEB["worker_class"] == WORKER_CLASSES["gevent"]:
+# Only gthread goes unpatched; Settings' parser checks the value itself below (a bad one
+# stops the master, so patching for it costs nothing).
+if os.environ.get("WEB_WORKER_CLASS", "").strip().lower() != "gthread":
     # Patched before anything imports ssl, socket or threading (redis and requests do,
     # below): modules that took a name from them first would keep the blocking one.
     from gevent import monkey
 
     monkey.patch_all()
 
-from gunicorn.glogging import Logger  # noqa: E402
-
+from service.errors import ConfigError  # noqa: E402
 from service.logs import configure_logging  # noqa: E402
-from service.settings import settings_or_exit  # noqa: E402
+from service.routing_file.load import configuration_or_exit  # noqa: E402
+from service.settings import WebServer  # noqa: E402
+from service.web.access_log import FieldsLogger as Logger  # noqa: E402 - access line as fields
 
-_settings = settings_or_exit(os.environ)
+# Checked here, in the master: a worker that exits on a bad variable is only restarted,
+# forever, while the port stays bound and callbacks hang.
+try:
+    _WEB = WebServer.from_env(os.environ)
+except ConfigError as _error:
+    print(f"callwatch: configuration error: {_error}", file=sys.stderr)
+    raise SystemExit(2) from None
+_settings = configuration_or_exit(os.environ).settings
 
-bind = f"{_WEB['host']}:{_settings.port}"
-workers = _WEB["workers"]
-threads = _WEB["threads"]
-worker_class = _WEB["worker_class"]
-worker_connections = _WEB["worker_connections"]
+bind = f"{_WEB.host}:{_settings.port}"
+workers = _WEB.workers
+threads = _WEB.threads
+worker_class = WORKER_CLASSES[_WEB.worker_class]
+worker_connections = _WEB.worker_connections
 # With gevent, also the deadline of each request, its body included (a body that drips in
 # is cut off): see service.web.gunicorn_workers.
 timeout = 30

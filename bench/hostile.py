@@ -31,10 +31,10 @@ import requests  # noqa: E402
 from bench.ingest import gunicorn, signed_callbacks  # noqa: E402
 from devtools.hostile_peers import HostilePeer, drip, huge  # noqa: E402
 from devtools.redis_server import RedisServer  # noqa: E402
+from devtools.sample_alerts import sample_alert  # noqa: E402
 from devtools.slow_clients import SlowClients  # noqa: E402
 from service.errors import CallwatchError  # noqa: E402
 from service.insights.client import InsightsClient  # noqa: E402
-from tests.receiver_helpers import sample_alert  # noqa: E402
 
 CALL = "CA" + "ab" * 16
 TIMEOUT_S = 10.0

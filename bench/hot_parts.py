@@ -5,7 +5,7 @@ Run from the project root::
     .venv/bin/python bench/hot_parts.py [--count 3000] [--rounds 5]
 
 * **Admission**: client CPU (this process's user + system time) per ``Intake.admit`` of a
-  new call through the web process's batched intake (``service.batched_script``), against
+  new call through the web process's intake (its client's pool), against
   the same Lua script called through redis-py's client on a connection of its own
   (``Redis(single_connection_client=True).register_script``: what the route did before,
   one such client per thread), one thread, a private Redis.
@@ -61,23 +61,23 @@ def admissions(count: int, rounds: int) -> tuple[float, float]:
     with RedisServer() as server:
         client = redis.Redis.from_url(server.url, socket_timeout=2, socket_connect_timeout=2,
                                       health_check_interval=30)
-        batched = Intake(client, batched=True)
+        intake = Intake(client)
         kept = redis.Redis(connection_pool=client.connection_pool, single_connection_client=True)
         script = kept.register_script(_ADMIT)
         numbers = iter(range(1, 10**9))
 
-        def through_batched() -> None:
+        def through_intake() -> None:
             call = {**CALL, "call_sid": f"CA{next(numbers):032x}"}
-            batched.admit(call, due_at=time.time() + 90)
+            intake.admit(call, due_at=time.time() + 90)
 
         def through_client() -> None:
             sid = f"CA{next(numbers):032x}"
             script(keys=[call_key(sid), INTAKE_KEY],
                    args=[_compact_json({**CALL, "call_sid": sid}), repr(time.time() + 90), CALL_TTL_S, sid])
 
-        for run in (through_batched, through_client):  # warm: connections, script loaded
+        for run in (through_intake, through_client):  # warm: connections, script loaded
             best_us(run, 200, 1)
-        ours = best_us(through_batched, count, rounds)
+        ours = best_us(through_intake, count, rounds)
         baseline = best_us(through_client, count, rounds)
         kept.close()
         client.close()
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    rows = [("admission (batched intake / redis-py client, kept connection)",
+    rows = [("admission (intake through the pool / redis-py client, kept connection)",
              *admissions(args.count, args.rounds)),
             ("log line (structlog alone / stdlib record, same formatter)",
              *log_lines(args.count, args.rounds))]

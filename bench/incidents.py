@@ -46,9 +46,9 @@ import structlog  # noqa: E402
 from devtools.redis_server import RedisServer  # noqa: E402
 from service.analysis.step import AnalysisPolicy, AnalysisRequest, analyze_step  # noqa: E402
 from service.calls import Call  # noqa: E402
+from service.delivery.incidents.desk import IncidentDesk  # noqa: E402
 from service.delivery.incidents.policy import RatioPolicy, StormPolicy  # noqa: E402
 from service.delivery.incidents.store import IncidentStore  # noqa: E402
-from service.delivery.incidents.triage import IncidentDesk  # noqa: E402
 from service.delivery.routing import RouteMatch  # noqa: E402
 from service.insights.events import Event, parse_events  # noqa: E402
 
@@ -97,8 +97,8 @@ def slack_rate(alerts: int = 12) -> None:
     import os
     import subprocess
 
+    from devtools.sample_alerts import sample_alert
     from devtools.standins import SlackStandIn
-    from tests.receiver_helpers import sample_alert
     from workers.queues import schedule_delivery
 
     with RedisServer() as server, SlackStandIn(min_interval_s=1.0) as slack:

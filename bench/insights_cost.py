@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis as redis_lib  # noqa: E402
 
+from devtools.pipeline import drain  # noqa: E402
 from devtools.redis_server import RedisServer  # noqa: E402
 from devtools.simulator.sender import callback_params, sign  # noqa: E402
 from devtools.simulator.server import SimulatorServer  # noqa: E402
@@ -45,7 +46,6 @@ from service.calls import CALLBACK_PATH  # noqa: E402
 from service.logs import configure_logging  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.web import create_app  # noqa: E402
-from tests.pipeline_helpers import drain  # noqa: E402
 from workers import context  # noqa: E402
 
 PUBLIC = "https://callwatch.bench"

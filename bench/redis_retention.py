@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis as redis_lib
 
 import workers.queues
+from devtools.pipeline import Pipeline, pipeline_settings
 from devtools.redis_server import RedisServer
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import WebhookReceiver
 from service.logs import configure_logging
-from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_helpers import WEBHOOK_SECRET
 
 _FAMILY = [
     (re.compile(r"^rq:job:"), "rq:job:<id> (job hash)"),

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devtools.processes import settings_env, worker
 from devtools.redis_server import RedisServer
-from tests.processes import settings_env, worker
 
 
 def status_mb(pid: int, path: str, field: str) -> int:

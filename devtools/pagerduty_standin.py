@@ -25,6 +25,8 @@ from devtools.standins import _json, _StandIn
 PATH = "/v2/enqueue"
 SEVERITIES = ("critical", "error", "warning", "info")
 ACTIONS = ("trigger", "acknowledge", "resolve")
+#: PagerDuty refuses an event over 512 KB with a 400 (the page is lost).
+MAX_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class PagerDutyEvent:
     body: Any
     status: int
     received_at: float
+    #: Bytes of the request body.
+    size: int = 0
 
     @property
     def accepted(self) -> bool:
@@ -59,6 +63,8 @@ def event_problems(body: Any) -> list[str]:
         problems.append("'event_action' is invalid (must be one of trigger, acknowledge, resolve)")
     if body.get("event_action") in ("acknowledge", "resolve") and not body.get("dedup_key"):
         problems.append("'dedup_key' is missing or blank")
+    if len(str(body.get("dedup_key") or "")) > 255:
+        problems.append("'dedup_key' is longer than 255 characters")
     if body.get("event_action") == "trigger":
         payload = body.get("payload")
         if not isinstance(payload, dict):
@@ -103,10 +109,14 @@ class PagerDutyStandIn(_StandIn):
             return 405, "", {}
         if request.path != PATH:
             return 404, json.dumps({"status": "not found"}), {}
-        body = _json(request.get_data())
-        answer = self._next_scripted() or self._answer(body)
+        raw = request.get_data()
+        body = _json(raw)
+        answer = self._next_scripted() or (
+            (400, json.dumps({"status": "invalid event", "message": "Event object is too large",
+                              "errors": [f"event is {len(raw)} bytes, over {MAX_BYTES}"]}), {})
+            if len(raw) > MAX_BYTES else self._answer(body))
         with self._lock:
-            self.events.append(PagerDutyEvent(body, answer[0], time.time()))
+            self.events.append(PagerDutyEvent(body, answer[0], time.time(), len(raw)))
         if self.echo:
             _print_event(body, answer[0])
         return answer

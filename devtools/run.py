@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN_DIR = ROOT / ".run"
 VENV_BIN = Path(sys.executable).parent
 WEBHOOK_SECRET = "whsec_Y2FsbHdhdGNoLWRldi1zZWNyZXQtMzJieXRlcyE="
+#: The Slack app's signing secret of the demo: messages carry buttons, clicks are signed with it.
+SLACK_SIGNING_SECRET = "callwatch-dev-slack-signing-secret"
 #: Longest wait for web, worker (and honcho) to stop after SIGTERM before SIGKILL.
 STOP_TIMEOUT_S = 15.0
 SAMPLE_CALLS = (
@@ -50,14 +52,16 @@ SAMPLE_CALLS = (
     ("clean", "failed", "a call that failed to connect (SIP 404)"),
 )
 #: The demo's routing file: errors also page on-call (the PagerDuty stand-in); every alert
-#: goes to Slack and the webhook receiver. ``{webhook}`` is the receiver's sink name.
+#: goes to Slack, the webhook receiver and an hourly digest (posted to the Slack stand-in at
+#: the top of the hour). ``{webhook}`` is the receiver's sink name, ``{slack}`` Slack's URL.
 DEMO_ROUTES = """
 sinks:
   oncall: {{type: pagerduty, routing_key: dev-routing-key}}
+  hourly: {{type: slack, url: "{slack}", digest: {{every: hour}}}}
 routes:
   - match: {{severity: error}}
-    sinks: [oncall, slack, {webhook}]
-default: [slack, {webhook}]
+    sinks: [oncall, slack, {webhook}, hourly]
+default: [slack, {webhook}, hourly]
 """
 #: Sample calls whose alert is an error (sdk-error, mic-denied, the failed call).
 DEMO_ERRORS = 3
@@ -155,14 +159,17 @@ def start_process(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def start_honcho(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    """``honcho start``: the whole Procfile, its output on this terminal.
+    """``honcho start web worker``: the Procfile's long-running processes, their output on
+    this terminal. (``release`` is Heroku's one-off check before a deploy: honcho would
+    stop everything once it exits.)
 
     ``.env`` is not read (``--env`` names an empty file): the environment given
     here, the simulator's included, is the whole configuration.
     """
     honcho = VENV_BIN / "honcho"
     command = [str(honcho)] if honcho.exists() else [sys.executable, "-m", "honcho"]
-    return subprocess.Popen([*command, "start", "--port", str(port), "--env", os.devnull],
+    return subprocess.Popen([*command, "start", "--port", str(port), "--env", os.devnull,
+                             "web", "worker"],
                             cwd=ROOT, env=venv_env(env), start_new_session=True)
 
 
@@ -199,7 +206,7 @@ class World:
 
         self.account_sid, self.auth_token = DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
         self.simulator = SimulatorServer(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN)
-        self.slack = SlackStandIn(echo=True)
+        self.slack = SlackStandIn(echo=True, signing_secret=SLACK_SIGNING_SECRET)
         self.webhook = WebhookReceiver(WEBHOOK_SECRET, echo=True)
         self.pagerduty = PagerDutyStandIn(echo=True)
         self.servers: list[Any] = [self.simulator, self.slack, self.webhook, self.pagerduty]
@@ -229,6 +236,7 @@ class World:
             "SLACK_WEBHOOK_URL": self.slack.url,
             "ALERT_WEBHOOK_URLS": self.webhook.url,
             "ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
             **self.routing_env,
         }
 
@@ -238,7 +246,8 @@ class World:
         from service.delivery.sinks.webhook import webhook_sink_names
 
         webhook = webhook_sink_names([self.webhook.url])[0]
-        config = DEMO_ROUTES.format(webhook=webhook) + "storm: " + json.dumps(STORM_DEMO) + "\n"
+        config = (DEMO_ROUTES.format(webhook=webhook, slack=self.slack.url)
+                  + "storm: " + json.dumps(STORM_DEMO) + "\n")
         return {"CALLWATCH_CONFIG": config,
                 "PAGERDUTY_EVENTS_URL": self.pagerduty.url}
 
@@ -286,9 +295,49 @@ def show_pages(world: World, base: str, timeout: float = 30) -> bool:
     return got == DEMO_ERRORS
 
 
+def show_acting(world: World, base: str) -> bool:
+    """The hourly digest so far, as it will be posted, and a ``curl`` line that clicks the
+    sdk-error alert's "Silence issue 1 h" button, signed as Slack signs it."""
+    from datetime import UTC, datetime
+
+    import redis as redis_lib
+
+    from service.delivery.digests.content import text
+    from service.delivery.digests.periods import DigestPolicy, current_period
+    from service.delivery.digests.store import DigestStore
+
+    ok = True
+    if world.redis_url:
+        policy = DigestPolicy(every="hour", minute=0)
+        client = redis_lib.Redis.from_url(world.redis_url)
+        try:
+            digest = DigestStore(client).read("hourly", policy, current_period(policy, datetime.now(UTC)))
+        finally:
+            client.close()
+        ok = digest.alerts > 0
+        print("\nthe sink `hourly` takes a digest instead of each alert; this hour's so far "
+              "(posted to Slack at the top of the hour):\n" + text(digest).rstrip())
+    with_buttons = [message.payload for message in world.slack.accepted()
+                    if isinstance(message.payload, dict)
+                    and any(b.get("type") == "actions" for b in message.payload.get("blocks") or [])]
+    if with_buttons:
+        shown = with_buttons[0]
+        blocks = shown["blocks"]
+        [issue] = [e["value"] for b in blocks if b.get("type") == "actions"
+                   for e in b["elements"] if e["action_id"] == "silence_issue"]
+        # The message Slack sends back with a click, cut to its header and buttons here so
+        # the line stays short: callwatch answers by replacing it, buttons off, who did what on.
+        message = {"text": shown["text"], "blocks": [blocks[0], blocks[-1]]}
+        print('\nclick "Silence issue 1 h" on the first alert, as Slack would (valid 5 minutes; '
+              "the Slack stand-in prints the message's update):\n"
+              + world.slack.curl_click(f"{base}/slack/actions", "silence_issue", issue,
+                                       user="you", message=message))
+    return ok and bool(with_buttons)
+
+
 #: What ``make run`` plays once web and worker are up, in order. Each takes the world
 #: and callwatch's base URL and returns True when every alert it expects arrived.
-DEMOS: tuple[Callable[[World, str], bool], ...] = (play_samples, show_pages)
+DEMOS: tuple[Callable[[World, str], bool], ...] = (play_samples, show_pages, show_acting)
 
 
 def play_storm(world: World, base: str, timeout: float = 180) -> bool:

@@ -33,6 +33,8 @@ class ReceivedMail:
     reply: str
     received_at: float
     message: EmailMessage = field(repr=False)
+    #: Bytes of the message as received.
+    size: int = 0
 
     @property
     def accepted(self) -> bool:
@@ -56,8 +58,10 @@ class SmtpStandIn:
     """``start()`` serves SMTP on ``host:port`` (0: a free port) until ``stop()``."""
 
     def __init__(self, port: int = 0, *, host: str = "127.0.0.1", hold_s: float = 0.0,
-                 echo: bool = False) -> None:
+                 echo: bool = False, max_bytes: int = 1_000_000) -> None:
         self.host = host
+        #: A message over this is refused with 552, as a mail server with a 1 MB limit does.
+        self.max_bytes = max_bytes
         self.port = port or _free_port(host)
         self.hold_s = hold_s
         self.echo = echo
@@ -105,8 +109,10 @@ class SmtpStandIn:
             time.sleep(self.hold_s)
         with self._lock:
             reply = self._script.popleft() if self._script else "250 Message accepted for delivery"
+        if len(raw) > self.max_bytes:
+            reply = "552 5.3.4 Message size exceeds fixed maximum message size"
         mail = ReceivedMail(str(envelope.mail_from), tuple(envelope.rcpt_tos), reply, time.time(),
-                            message)
+                            message, len(raw))
         with self._lock:
             self.mails.append(mail)
         if self.echo:

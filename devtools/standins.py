@@ -8,6 +8,13 @@ over 150 characters, a section over 3000); 429 ``rate_limited`` with
 ``WebhookReceiver`` checks each request's signature with the ``standardwebhooks``
 reference library (not callwatch's own code) and answers 400 when it fails.
 
+With a ``signing_secret`` the Slack stand-in also plays Slack's interactivity:
+``click(actions_url, action_id, value)`` posts a signed ``block_actions`` payload (as
+Slack does when a person clicks a button) to callwatch's ``POST /slack/actions`` and
+returns callwatch's answer; the payload's ``response_url`` points back here, and the
+updates callwatch sends there are kept in ``responses``. ``curl_click`` prints the
+same click as a ``curl`` line.
+
 Both record every request they get, can be scripted (``.script([(503, "busy", {}),
 ...])`` answers the next requests in turn, then back to normal), can hold each
 answer for ``hold_s`` seconds (so a crash test can kill the sender mid-request),
@@ -22,15 +29,19 @@ import argparse
 import html
 import json
 import os
+import shlex
 import signal
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Self
 
+import requests
+from slack_sdk.signature import SignatureVerifier
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug.wrappers import Request, Response
 
@@ -40,6 +51,7 @@ MAX_BLOCKS = 50
 MAX_HEADER = 150
 MAX_SECTION = 3000
 SLACK_PATH = "/services/T000/B000/XXXX"
+RESPONSE_PATH = "/actions/response/"
 
 #: One programmed answer: status, body and (optionally) headers.
 Scripted = tuple[int, str] | tuple[int, str, Mapping[str, str]]
@@ -134,15 +146,78 @@ class _StandIn:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class ClickAnswer:
+    """callwatch's answer to one click the stand-in posted."""
+
+    status: int
+    body: Any
+
+
 class SlackStandIn(_StandIn):
-    """Speaks like a Slack incoming webhook at ``.url``."""
+    """Speaks like a Slack incoming webhook at ``.url`` (and, with a signing secret, like
+    Slack's interactivity: see ``click``)."""
 
     def __init__(self, port: int = 0, *, min_interval_s: float = 1.0, hold_s: float = 0.0,
-                 echo: bool = False, host: str = "127.0.0.1") -> None:
+                 echo: bool = False, host: str = "127.0.0.1",
+                 signing_secret: str | None = None) -> None:
         super().__init__(port, host=host, hold_s=hold_s, echo=echo)
         self.min_interval_s = min_interval_s
+        self.signing_secret = signing_secret
         self.messages: list[SlackMessage] = []
+        #: What callwatch posted to the clicks' ``response_url``s, in order.
+        self.responses: list[SlackMessage] = []
         self._last_accepted: float | None = None
+        self._clicks = 0
+
+    def interaction(self, action_id: str, value: str, *, user: str = "bob",
+                    message: Mapping[str, Any] | None = None,
+                    timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+        """The body and headers Slack posts when ``user`` clicks the button ``action_id``
+        (with ``value``) on ``message`` (default: the last message accepted)."""
+        if not self.signing_secret:
+            raise RuntimeError("the Slack stand-in needs a signing_secret to sign clicks")
+        with self._lock:
+            self._clicks += 1
+            n = self._clicks
+            accepted = [m for m in self.messages if m.accepted]
+        if message is None and accepted and isinstance(accepted[-1].payload, dict):
+            message = accepted[-1].payload
+        payload = {
+            "type": "block_actions", "api_app_id": "A000", "trigger_id": f"1.2.{n}",
+            "user": {"id": f"U{abs(hash(user)) % 10**8:08d}", "username": user, "name": user},
+            "team": {"id": "T000", "domain": "example"}, "container": {"type": "message"},
+            "response_url": f"{self.base_url}{RESPONSE_PATH}{n}",
+            "message": dict(message or {}),
+            "actions": [{"type": "button", "action_id": action_id, "block_id": "callwatch_actions",
+                         "value": value, "action_ts": f"{time.time():.6f}.{n}"}],
+        }
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        signature = SignatureVerifier(self.signing_secret).generate_signature(
+            timestamp=stamp, body=body) or ""
+        return body, {"Content-Type": "application/x-www-form-urlencoded",
+                      "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
+
+    def click(self, actions_url: str, action_id: str, value: str, *, user: str = "bob",
+              message: Mapping[str, Any] | None = None, timestamp: int | None = None,
+              timeout_s: float = 10.0) -> ClickAnswer:
+        """Post a signed click to callwatch's ``actions_url`` and return its answer."""
+        body, headers = self.interaction(action_id, value, user=user, message=message,
+                                         timestamp=timestamp)
+        answer = requests.post(actions_url, data=body, headers=headers, timeout=timeout_s,
+                               allow_redirects=False)
+        return ClickAnswer(answer.status_code, _json(answer.content[:65536]))
+
+    def curl_click(self, actions_url: str, action_id: str, value: str, *,
+                   user: str = "bob", message: Mapping[str, Any] | None = None) -> str:
+        """The same click as a ``curl`` line a person can paste (valid for 5 minutes)."""
+        body, headers = self.interaction(action_id, value, user=user, message=message)
+        parts = ["curl", "-sS", "-X", "POST", actions_url]
+        for name, header in headers.items():
+            parts += ["-H", f"{name}: {header}"]
+        parts += ["--data-binary", body.decode()]
+        return " ".join(shlex.quote(part) for part in parts)
 
     @property
     def url(self) -> str:
@@ -156,6 +231,13 @@ class SlackStandIn(_StandIn):
     def _handle(self, request: Request) -> tuple[int, str, dict[str, str]]:
         if request.method != "POST":
             return 405, "invalid_method", {}
+        if request.path.startswith(RESPONSE_PATH):
+            update = _json(request.get_data())
+            with self._lock:
+                self.responses.append(SlackMessage(request.path, update, 200, time.time()))
+            if self.echo:
+                _print_slack(update, 200, "Slack message update")
+            return 200, "ok", {}
         if not request.path.startswith("/services/"):
             return 404, "no_service", {}
         payload = _json(request.get_data())
@@ -260,11 +342,15 @@ def _json(raw: bytes) -> Any:
         return None
 
 
-def _print_slack(payload: Any, status: int) -> None:
-    lines = [f"── Slack message ({status}) " + "─" * 40]
+def _print_slack(payload: Any, status: int, what: str = "Slack message") -> None:
+    lines = [f"── {what} ({status}) " + "─" * 40]
     if isinstance(payload, dict):
         lines.append(html.unescape(str(payload.get("text", ""))))
         for block in payload.get("blocks") or []:
+            if block.get("type") == "actions":
+                lines.append("  " + "  ".join(f"[{(e.get('text') or {}).get('text', '?')}]"
+                                              for e in block.get("elements") or []))
+                continue
             texts: Sequence[Any] = [block.get("text")] if block.get("text") else \
                 block.get("elements") or []
             for text in texts:
@@ -291,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--slack-interval", type=float, default=1.0,
                         help="Slack's rate limit: minimum seconds between messages (0: off)")
     parser.add_argument("--hold", type=float, default=0.0, help="seconds to hold each answer")
+    parser.add_argument("--signing-secret", default=os.environ.get("SLACK_SIGNING_SECRET"),
+                        help="sign button clicks with this (default $SLACK_SIGNING_SECRET)")
     args = parser.parse_args(argv)
     if args.slack_port is None and args.webhook_port is None:
         parser.error("give --slack-port, --webhook-port or both")
@@ -299,7 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     running: list[_StandIn] = []
     if args.slack_port is not None:
         slack = SlackStandIn(args.slack_port, min_interval_s=args.slack_interval,
-                             hold_s=args.hold, echo=True).start()
+                             hold_s=args.hold, echo=True,
+                             signing_secret=args.signing_secret).start()
         running.append(slack)
         print(f"Slack stand-in: SLACK_WEBHOOK_URL={slack.url}", flush=True)
     if args.webhook_port is not None:

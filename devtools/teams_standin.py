@@ -10,6 +10,7 @@ holds each answer for ``hold_s`` and prints what it gets when ``echo=True``.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,7 +44,12 @@ class TeamsPost:
         return dict(self.body["attachments"][0]["content"])
 
     def text(self) -> str:
-        """Every ``text`` and fact of the card, one per line: what a person would read."""
+        """Every ``text`` and fact of the card, one per line: what a person would read
+        (markdown's backslash escapes and invisible word joiners taken out: ``shown``)."""
+        return shown(self.raw_text())
+
+    def raw_text(self) -> str:
+        """Every ``text`` and fact of the card, one per line, as sent (markdown source)."""
         lines: list[str] = []
         for element in self.card.get("body", []):
             if element.get("type") == "TextBlock":
@@ -51,6 +57,11 @@ class TeamsPost:
             elif element.get("type") == "FactSet":
                 lines += [f"{f.get('title')}: {f.get('value')}" for f in element.get("facts", [])]
         return "\n".join(lines)
+
+
+def shown(markdown: str) -> str:
+    """What Teams shows for escaped markdown text: ``\\*`` reads ``*``, U+2060 is invisible."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
 
 
 def message_problem(body: Any, size: int) -> str | None:

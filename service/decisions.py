@@ -74,3 +74,12 @@ class Failed:
 
 
 Decision = Done | Again | Failed
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Why a made alert goes nowhere: ``silenced`` (with ``silence_id``) or ``unrouted``
+    (decided by ``service.delivery.silences``, acted on by the analysis step)."""
+
+    reason: str
+    fields: dict[str, str] = field(default_factory=dict)

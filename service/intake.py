@@ -12,13 +12,11 @@ cost half of each request.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
 
 from service import keys
-from service.batched_script import BatchedScript
 
 INTAKE_KEY = keys.INTAKE
 #: How long a call is remembered, so a repeated callback does not analyse it again.
@@ -45,15 +43,11 @@ _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 class Intake:
     """Admit calls (web) and list the ones whose analysis is due (workers)."""
 
-    def __init__(self, redis: Redis, *, batched: bool = False,
-                 gather: Callable[[], object] | None = None) -> None:
-        """``batched`` (the web process): admissions from concurrent requests share one
-        connection and go out together (``service.batched_script``), which bounds the web
-        process's Redis connections and costs less CPU per admission than a client call;
-        ``gather`` lets the requests under way join a round trip (``BatchedScript``)."""
+    def __init__(self, redis: Redis) -> None:
+        """``redis``: in the web process, a client whose ``BlockingConnectionPool`` bounds
+        its connections (``service.web.REDIS_CONNECTIONS``)."""
         self._redis = redis
         self._admit = redis.register_script(_ADMIT)
-        self._batched = BatchedScript(self._admit, gather=gather) if batched else None
         self._due = redis.register_script(_DUE)
 
     def admit(self, call_json: dict[str, Any], *, due_at: float) -> bool:
@@ -64,8 +58,6 @@ class Intake:
         sid = call_json["call_sid"]
         keys_ = (call_key(sid), INTAKE_KEY)
         args = (_compact_json(call_json), repr(due_at), CALL_TTL_S, sid)
-        if self._batched is not None:
-            return bool(self._batched(keys_, args))
         return bool(self._admit(keys=keys_, args=args))
 
     def due(self, now: float, limit: int = 100) -> list[tuple[str, dict[str, Any] | None]]:

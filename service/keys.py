@@ -130,3 +130,25 @@ WORKERS_ALIVE = "callwatch:workers"
 CONFIG_FINGERPRINTS = "callwatch:config-fingerprints"
 #: Taken (``SET NX``, a minute) by the process that pings ``HEARTBEAT_URL`` this minute.
 HEARTBEAT_PING = "callwatch:heartbeat-ping"
+
+def slack_action(action_key: str) -> str:
+    """One Slack button click already acted on (``service.delivery.slack_actions``): a
+    click Slack or a person sends twice creates one silence."""
+    return f"callwatch:slack-action:{action_key}"
+
+
+#: Calls analysed per 15-minute bucket (a hash, kept 8 days): a digest's "calls analysed"
+#: for any period and time zone (every zone's offset is a multiple of 15 minutes).
+DIGEST_ANALYSED = "callwatch:digest:analysed"
+
+
+def digest(sink: str, period_start: int) -> str:
+    """One digest sink's counters for the period starting at ``period_start`` (epoch s)."""
+    return f"callwatch:digest:{sink}:{period_start}"
+
+
+#: Open PagerDuty groups (``service.delivery.incidents.pager_groups``): a sorted set of
+#: ``"<sink> <grp_…>"`` scored with the epoch second their quiet time ends.
+PAGER_GROUPS = "callwatch:pager_groups"
+#: Sinks whose own queue (``delivery-for-<sink>``) holds deliveries for workers that know them.
+SINK_QUEUES = "callwatch:sink-queues"

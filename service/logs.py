@@ -100,6 +100,34 @@ def _escape_controls(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, A
     return event_dict
 
 
+#: Where RQ starts the traceback it writes into a message's text (a failed job, the
+#: scheduler's crash) instead of passing ``exc_info``.
+_TRACEBACK = "\nTraceback (most recent call last):"
+
+
+def _split_library_tracebacks(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """A standard-library line whose text holds a traceback (RQ formats them into the
+    message) keeps its first line as ``event`` and the traceback as ``exception``, as our own
+    ``log.exception`` lines have it; any other line break goes to ``detail``. So each such
+    line is still one JSON object a log search can filter on by its event."""
+    event = event_dict.get("event")
+    if not isinstance(event, str) or "\n" not in event or "exception" in event_dict:
+        return event_dict
+    head, found, trace = event.partition(_TRACEBACK)
+    if found:
+        event_dict["exception"] = found.lstrip("\n") + trace
+    first, _, rest = head.partition("\n")
+    event_dict["event"] = first.rstrip()
+    if rest.strip():
+        event_dict["detail"] = rest.strip()
+    return event_dict
+
+
+def library_processors() -> list[Any]:
+    """Processors for standard-library records only (gunicorn's, RQ's), after their extras."""
+    return [_split_library_tracebacks]
+
+
 def _drop_job_arguments(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     for key in _DROPPED_EXTRAS:
         event_dict.pop(key, None)
@@ -190,7 +218,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = T
         cache_logger_on_first_use=cache,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared_processors(), structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*shared_processors(), structlog.stdlib.ExtraAdder(),
+                           *library_processors()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info, *guards(), *last, renderer],
     )
@@ -202,7 +231,11 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = T
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("gunicorn.error", "gunicorn.access", "rq.worker", "rq.scheduler", "werkzeug"):
+    # RQ's own handlers (``rq.logutils.setup_loghandlers``, plain text, propagation off) go:
+    # every ``rq.*`` logger RQ has made so far, and the parent of those it makes later.
+    rq_loggers = [name for name in logging.root.manager.loggerDict if name.startswith("rq.")]
+    for name in ("gunicorn.error", "gunicorn.access", "rq", "rq.worker", "rq.scheduler",
+                 "werkzeug", *rq_loggers):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True

@@ -24,10 +24,12 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import redis as redis_lib
 from prometheus_client.core import (
@@ -42,7 +44,12 @@ from service import keys
 from service.decisions import AnalysisOutcome, DeliveryOutcome
 
 PREFIX = keys.METRICS_PREFIX
+#: The route of an alert no route took (``service.delivery.routing.DEFAULT_ROUTE``).
+DEFAULT_ROUTE = "default"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: Call end -> delivered includes ANALYSIS_DELAY_SECONDS (90 s by default) and any re-check.
+ALERT_LATENCY_BUCKETS = (30.0, 60.0, 90.0, 100.0, 120.0, 150.0, 180.0, 240.0, 300.0, 600.0,
+                         1200.0, 3600.0)
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class MetricSpec:
     help: str
     labels: tuple[str, ...]
     kind: str = "counter"  # or "histogram"
+    buckets: tuple[float, ...] = LATENCY_BUCKETS
 
 
 SPECS = {spec.name: spec for spec in (
@@ -62,7 +70,8 @@ SPECS = {spec.name: spec for spec in (
                ("status",)),
     MetricSpec("callwatch_insights_request_duration_seconds",
                "Latency of Insights API requests.", (), "histogram"),
-    MetricSpec("callwatch_alerts", "Alerts produced, by severity.", ("severity",)),
+    MetricSpec("callwatch_alerts", "Alerts produced, by severity, first issue's category and "
+               "first route that took it.", ("severity", "category", "route")),
     MetricSpec("callwatch_alerts_unrouted", "Alerts that no route and no default took.", ()),
     MetricSpec("callwatch_alerts_silenced", "Alerts not sent because a silence matched them.", ()),
     MetricSpec("callwatch_deliveries", "Delivery attempts, by sink and outcome.",
@@ -74,6 +83,11 @@ SPECS = {spec.name: spec for spec in (
     MetricSpec("callwatch_alerts_folded", "Alerts folded into an open incident, by route.",
                ("route",)),
     MetricSpec("callwatch_calls_analysed", "Calls analysed (with an alert or not).", ()),
+    MetricSpec("callwatch_alerts_dropped",
+               "Alerts taken only by routes with no sinks (dropped on purpose).", ()),
+    MetricSpec("callwatch_alert_latency_seconds",
+               "From the call's end (its terminal callback) to an alert's delivery, by sink type.",
+               ("sink_type",), "histogram", ALERT_LATENCY_BUCKETS),
 )}
 
 
@@ -85,16 +99,21 @@ CALLBACK_LABELS = (("accepted", ""), ("duplicate", ""), ("ignored", ""),
 SEVERITIES = ("error", "warning")
 
 
-def known_label_sets(sinks: Iterable[str]) -> dict[str, list[tuple[str, ...]]]:
+def known_label_sets(sinks: Iterable[str], routes: Iterable[str] = (DEFAULT_ROUTE,),
+                     categories: Iterable[str] = ("other",),
+                     ) -> dict[str, list[tuple[str, ...]]]:
     """The label sets each counter shows at 0 until its first increment, for the
-    configured ``sinks``. (Insights' HTTP statuses are open-ended and not listed.)"""
+    configured ``sinks`` and ``routes`` and the catalogue's issue ``categories``.
+    (Insights' HTTP statuses are open-ended and not listed.)"""
+    routes, categories = list(routes), list(categories)
     unlabelled: dict[str, list[tuple[str, ...]]] = {spec.name: [()] for spec in SPECS.values()
                                                    if spec.kind == "counter" and not spec.labels}
     return {
         **unlabelled,
         "callwatch_callbacks": list(CALLBACK_LABELS),
         "callwatch_analyses": [(outcome.value,) for outcome in AnalysisOutcome],
-        "callwatch_alerts": [(severity,) for severity in SEVERITIES],
+        "callwatch_alerts": [(severity, category, route) for severity in SEVERITIES
+                             for category in categories for route in routes],
         "callwatch_deliveries": [(sink, outcome.value)
                                  for sink in sinks for outcome in DeliveryOutcome],
     }
@@ -112,7 +131,7 @@ class Metrics:
     def observe(self, name: str, seconds: float, **labels: str) -> None:
         """One histogram observation: its bucket, the count and the sum."""
         key = _label_key(name, labels)
-        bucket = next((str(b) for b in LATENCY_BUCKETS if seconds <= b), "+Inf")
+        bucket = next((str(b) for b in SPECS[name].buckets if seconds <= b), "+Inf")
         self._write(name, [(f"{key}|b|{bucket}", 1), (f"{key}|count", 1), (f"{key}|sum", seconds)])
 
     def _write(self, name: str, fields: list[tuple[str, float]]) -> None:
@@ -235,13 +254,16 @@ class RedisCollector(Collector):
     """
 
     def __init__(self, redis: redis_lib.Redis, queue_depths: QueueDepths | None = None,
-                 sinks: Iterable[str] = (), *, fingerprint: str | None = None) -> None:
+                 sinks: Iterable[str] = (), routes: Iterable[str] = (DEFAULT_ROUTE,),
+                 categories: Iterable[str] = ("other",), *, fingerprint: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._redis = redis
         self._queue_depths = queue_depths
+        self._clock = clock
         self._sinks = tuple(sinks)
         self._fingerprint = fingerprint
         self._zeros = {name: [json.dumps(list(labels)) for labels in label_sets]
-                       for name, label_sets in known_label_sets(sinks).items()}
+                       for name, label_sets in known_label_sets(self._sinks, routes, categories).items()}
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("callwatch_metrics_redis_up",
@@ -250,7 +272,8 @@ class RedisCollector(Collector):
             pipe = self._redis.pipeline(transaction=False)
             for name in SPECS:
                 pipe.hgetall(PREFIX + name)
-            results = pipe.execute()
+            read_state_gauges(pipe, self._clock())
+            *results, open_incidents, active_silences = pipe.execute()
             depths = self._queue_depths.read(self._redis) if self._queue_depths else {}
         except redis_lib.RedisError:
             up.add_metric([], 0)
@@ -262,6 +285,7 @@ class RedisCollector(Collector):
             fields = dict.fromkeys(self._zeros.get(spec.name, ()), 0.0)
             fields.update((k.decode(), float(v)) for k, v in raw.items())
             yield _family(spec, fields)
+        yield from state_gauges(open_incidents, active_silences)
         with contextlib.suppress(redis_lib.RedisError):
             yield from deployment_gauges(self._redis, self._sinks, self._fingerprint,
                                          self._queue_depths)
@@ -279,7 +303,9 @@ def _family(spec: MetricSpec, fields: dict[str, float]) -> Metric:
     if spec.kind == "counter":
         counter = CounterMetricFamily(spec.name, spec.help, labels=list(spec.labels))
         for key, value in sorted(fields.items()):
-            counter.add_metric(json.loads(key), value)
+            labels = json.loads(key)
+            if len(labels) == len(spec.labels):  # else counted before the metric gained labels
+                counter.add_metric(labels, value)
         return counter
     histogram = HistogramMetricFamily(spec.name, spec.help, labels=list(spec.labels))
     series: dict[str, dict[str, float]] = {}
@@ -288,11 +314,103 @@ def _family(spec: MetricSpec, fields: dict[str, float]) -> Metric:
         series.setdefault(key, {})[rest] = value
     for key, values in sorted(series.items()):
         cumulative, buckets = 0.0, []
-        for bound in [*(str(b) for b in LATENCY_BUCKETS), "+Inf"]:
+        for bound in [*(str(b) for b in spec.buckets), "+Inf"]:
             cumulative += values.get(f"b|{bound}", 0.0)
             buckets.append((bound, cumulative))
         histogram.add_metric(json.loads(key), buckets, values.get("sum", 0.0))
     return histogram
+
+
+# --- Operator views: alerts by category and route, call end -> delivered, open state ---
+#
+# Label sets stay bounded: ``category`` is one the classifier gives (the catalogue's list;
+# none: ``other``), ``route`` one of the routing file's route names, ``default`` or ``UNROUTED``,
+# ``sink_type`` one of the registry's sink types (never a sink's name). The two gauges
+# are read at scrape time from what Redis already holds, in the scrape's one pipeline:
+# active silences are one ZCOUNT, open incidents one script over the incident index.
+
+#: ``route`` of an alert that no route and no default took (no route name has brackets).
+UNROUTED = "(unrouted)"
+#: Incidents looked at per scrape, newest first: far more than are ever open at once.
+MAX_INCIDENTS_SCANNED = 5000
+
+_COUNT_OPEN_INCIDENTS = """
+local open = 0
+for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)) do
+  local status = redis.call('HGET', ARGV[1] .. id, 'status')
+  if status and status ~= 'resolved' then open = open + 1 end
+end
+return open
+"""
+
+
+class _AlertShape(Protocol):
+    """What ``alert_labels`` reads of an alert (``service.analysis.alert.Alert``)."""
+
+    @property
+    def severity(self) -> str: ...
+
+    @property
+    def issues(self) -> tuple[Any, ...]: ...
+
+
+def alert_labels(alert: _AlertShape, routes: Iterable[str]) -> dict[str, str]:
+    """``callwatch_alerts``' labels: the severity, the first issue's category (errors come
+    first) and the first of ``routes`` (the names of the routes that took the alert, in
+    order), so each alert is counted once whichever routes ``continue``."""
+    category = next((str(getattr(issue, "category", None) or "other")
+                     for issue in alert.issues), "other")
+    return {"severity": alert.severity, "category": category,
+            "route": next(iter(routes), UNROUTED)}
+
+
+def call_end_latency(call: Mapping[str, Any], now: float) -> float | None:
+    """Seconds from the call's end (the ``Timestamp`` of its terminal callback, RFC 2822)
+    to ``now``; None when the callback carried no usable timestamp. Never negative (clocks
+    differ a little between Twilio and us)."""
+    raw = call.get("timestamp")
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        ended = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if ended.tzinfo is None:  # "-0000": UTC, in RFC 2822's words "no information"
+        ended = ended.replace(tzinfo=UTC)
+    return max(0.0, now - ended.timestamp())
+
+
+def route_names(routing: Any) -> tuple[str, ...]:
+    """The ``route`` label's known values: the routing file's route names, then
+    ``default`` (``routing``: a ``RoutingConfig`` or None)."""
+    names = [route.name for route in routing.routes] if routing is not None else []
+    return (*names, DEFAULT_ROUTE)
+
+
+def alert_delivered(metrics: Metrics, call: Mapping[str, Any], sink_type: str, now: float) -> None:
+    """Observe ``callwatch_alert_latency_seconds`` for a per-call alert a sink just took
+    (the ledger lets each sink take an alert once, so this is its first delivery)."""
+    latency = call_end_latency(call, now)
+    if latency is not None:
+        metrics.observe("callwatch_alert_latency_seconds", latency, sink_type=sink_type)
+
+
+def read_state_gauges(pipe: Any, now: float) -> None:
+    """Queue the two reads ``state_gauges`` renders: open incidents, active silences."""
+    pipe.eval(_COUNT_OPEN_INCIDENTS, 1, keys.INCIDENTS, keys.INCIDENT_PREFIX,
+              MAX_INCIDENTS_SCANNED)
+    pipe.zcount(keys.SILENCES, f"({now}", "+inf")
+
+
+def state_gauges(open_incidents: int, active_silences: int) -> Iterator[Metric]:
+    incidents = GaugeMetricFamily("callwatch_incidents_open",
+                                  "Incidents open now (not resolved), whole deployment.")
+    incidents.add_metric([], int(open_incidents))
+    silences = GaugeMetricFamily("callwatch_silences_active",
+                                 "Silences in force now, whole deployment.")
+    silences.add_metric([], int(active_silences))
+    yield incidents
+    yield silences
 
 
 # --- Deployment health: slow sinks, live workers, overdue analyses, configuration drift.
@@ -308,15 +426,18 @@ def deployment_gauges(redis: redis_lib.Redis, sinks: Iterable[str], fingerprint:
                       now: float | None = None) -> Iterator[Metric]:
     """``callwatch_sink_slow{sink}``, ``callwatch_workers``,
     ``callwatch_analysis_overdue_seconds`` and ``callwatch_config_info{fingerprint}``."""
-    from service.delivery.sink_health import SinkHealth
     from service.roster import Roster
 
     moment = time.time() if now is None else now
     slow = GaugeMetricFamily("callwatch_sink_slow",
                              "1 while a sink is slow (recent sends timed out or took over "
                              "5 s) and held to a small share of the workers.", labels=["sink"])
-    for sink, is_slow in SinkHealth(redis).slow(sinks).items():
-        slow.add_metric([sink], 1 if is_slow else 0)
+    names = list(sinks)
+    pipe = redis.pipeline(transaction=False)
+    for name in names:
+        pipe.exists(keys.sink_slow(name))  # written by service.delivery.sink_health
+    for name, found in zip(names, pipe.execute(), strict=True):
+        slow.add_metric([name], 1 if found else 0)
     yield slow
     roster = Roster(redis)
     workers = GaugeMetricFamily("callwatch_workers",

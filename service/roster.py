@@ -13,22 +13,43 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import redis as redis_lib
 
 from service import keys
-from service.delivery.sinks.registry import specs_from_settings
-from service.settings import Settings
 
 #: A process whose last beat is older than this is not counted.
 BEAT_TTL_S = 15.0
 
 
-def config_fingerprint(settings: Settings) -> str:
+class _Sink(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+
+
+class Configured(Protocol):
+    """What a process runs with (``service.routing_file.load.Configuration``)."""
+
+    @property
+    def sinks(self) -> Sequence[_Sink]: ...
+
+    @property
+    def routing(self) -> object: ...
+
+
+def config_fingerprint(configuration: Configured) -> str:
     """12 hex digits that change with the sinks (names, types, options) or the routing; a
     truncated hash, so no secret can be read back from it."""
-    sinks = [(spec.name, spec.type, dict(spec.options)) for spec in specs_from_settings(settings)]
-    text = json.dumps(sinks, sort_keys=True, default=str) + repr(settings.callwatch_config)
+    sinks = [(spec.name, spec.type, dict(spec.options)) for spec in configuration.sinks]
+    text = json.dumps(sinks, sort_keys=True, default=str) + repr(configuration.routing)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

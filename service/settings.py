@@ -1,18 +1,18 @@
 """Settings: every environment variable callwatch reads, parsed once at start-up.
 
 ``Settings.from_env(os.environ)`` is called at the edges (WSGI module, worker
-start-up, CLI) and nowhere else. A missing or malformed variable raises
+start-up, CLI) and nowhere else, through ``service.routing_file.load``, which adds the
+routing file: ``Settings`` holds environment values only. A missing or malformed variable raises
 ``ConfigError`` naming it; the process prints that and exits. Secrets are kept in
 fields whose ``repr`` is hidden, so logging a ``Settings`` cannot leak them.
 """
 
 from __future__ import annotations
 
-import base64
-import sys
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import redis as redis_lib
@@ -20,9 +20,6 @@ import redis as redis_lib
 from service.calls import ACCOUNT_SID_RE, CALLBACK_PATH
 from service.errors import ConfigError
 from service.http import require_secure_url
-
-if TYPE_CHECKING:
-    from service.config import RoutingConfig
 
 LEVELS = ("WARNING", "ERROR")
 LOG_FORMATS = ("json", "console")
@@ -32,6 +29,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_ANALYSIS_DELAY_S = 3600
 KNOWN_EDGES = ("sdk_edge", "client_edge", "sip_edge", "carrier_edge", "unknown_edge")
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+#: How long a thread waits for a free connection of a bounded pool before a Redis error.
+POOL_WAIT_S = 10
 
 
 @dataclass(frozen=True)
@@ -62,12 +61,16 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"
     port: int = 8000
-    #: The routing file, parsed, from ``CALLWATCH_CONFIG`` or ``CALLWATCH_CONFIG_FILE`` (None: neither).
-    callwatch_config: RoutingConfig | None = field(default=None, repr=False)
+    #: The routing file's text as ``CALLWATCH_CONFIG`` gives it (``service.routing_file`` parses it).
+    callwatch_config: str | None = field(default=None, repr=False)
     callwatch_config_file: str | None = None
     pagerduty_events_url: str = PAGERDUTY_EVENTS_URL
     smtp_url: str | None = field(default=None, repr=False)
     alert_email_from: str | None = None
+    #: ``SLACK_SIGNING_SECRET``: Slack messages carry buttons answered at ``POST /slack/actions``.
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    #: ``METRICS_TOKEN``: when set, ``/metrics`` wants ``Authorization: Bearer <token>``.
+    metrics_token: str | None = field(default=None, repr=False)
     #: ``HEARTBEAT_URL``: an outside dead man's switch pinged every minute (it holds a token).
     heartbeat_url: str | None = field(default=None, repr=False)
 
@@ -85,12 +88,20 @@ class Settings:
             return (self.twilio_auth_token, self.twilio_auth_token_secondary)
         return (self.twilio_auth_token,)
 
-    def redis(self, **options: Any) -> redis_lib.Redis:
+    def redis(self, *, bounded: int | None = None, **options: Any) -> redis_lib.Redis:
         """A Redis client for ``REDIS_URL``; with ``REDIS_TLS_VERIFY=false`` a ``rediss://``
-        server's certificate is not checked (Heroku Redis presents a self-signed one)."""
+        server's certificate is not checked (Heroku Redis presents a self-signed one).
+        ``bounded``: at most that many connections, a caller waiting (up to its
+        ``socket_timeout``, else ``POOL_WAIT_S``) for a free one (redis-py's
+        ``BlockingConnectionPool``): a process's share of the plan's connection limit."""
         if not self.redis_tls_verify and self.redis_url.startswith("rediss://"):
             options.setdefault("ssl_cert_reqs", "none")
-        return redis_lib.Redis.from_url(self.redis_url, **options)
+        if bounded is None:
+            return redis_lib.Redis.from_url(self.redis_url, **options)
+        pool = redis_lib.BlockingConnectionPool.from_url(
+            self.redis_url, max_connections=bounded,
+            timeout=options.get("socket_timeout") or POOL_WAIT_S, **options)
+        return redis_lib.Redis(connection_pool=pool)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -105,11 +116,10 @@ class Settings:
             missing = "TWILIO_API_KEY_SECRET" if key_sid else "TWILIO_API_KEY_SID"
             raise ConfigError(missing, "TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET go together")
         webhook_urls = tuple(env.url("ALERT_WEBHOOK_URLS", u) for u in env.csv("ALERT_WEBHOOK_URLS"))
-        secret = env.optional("ALERT_WEBHOOK_SECRET")
-        if webhook_urls and not secret:
-            raise ConfigError("ALERT_WEBHOOK_SECRET", "required when ALERT_WEBHOOK_URLS is set")
-        if secret:
-            _check_webhook_secret(secret)
+        inline, path = env.optional("CALLWATCH_CONFIG"), env.optional("CALLWATCH_CONFIG_FILE")
+        if inline and path:
+            raise ConfigError("CALLWATCH_CONFIG_FILE",
+                              "set CALLWATCH_CONFIG or CALLWATCH_CONFIG_FILE, not both")
         slack = env.optional("SLACK_WEBHOOK_URL")
         public = env.optional("PUBLIC_BASE_URL")
         edges = tuple(env.csv("INSIGHTS_EDGES", "sdk_edge"))
@@ -147,19 +157,58 @@ class Settings:
             alert_outcomes=env.boolean("ALERT_OUTCOMES", False),
             slack_webhook_url=env.url("SLACK_WEBHOOK_URL", slack) if slack else None,
             alert_webhook_urls=webhook_urls,
-            alert_webhook_secret=secret,
+            alert_webhook_secret=env.optional("ALERT_WEBHOOK_SECRET"),
             delivery_retry_seconds=env.seconds_list("DELIVERY_RETRY_SECONDS", "5,30,120,600,1800"),
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             log_format=env.choice("LOG_FORMAT", "json", LOG_FORMATS),
             port=env.integer("PORT", 8000, minimum=1, maximum=65535),
-            callwatch_config=_routing(environ, slack, webhook_urls),
-            callwatch_config_file=env.optional("CALLWATCH_CONFIG_FILE"),
+            callwatch_config=inline,
+            callwatch_config_file=path,
             pagerduty_events_url=env.url("PAGERDUTY_EVENTS_URL",
                                          env.optional("PAGERDUTY_EVENTS_URL") or PAGERDUTY_EVENTS_URL),
             smtp_url=_smtp_url(env.optional("SMTP_URL")),
             alert_email_from=_email_from(env.optional("ALERT_EMAIL_FROM")),
+            slack_signing_secret=env.optional("SLACK_SIGNING_SECRET"),
+            metrics_token=env.optional("METRICS_TOKEN"),
             heartbeat_url=_heartbeat_url(env.optional("HEARTBEAT_URL")),
         )
+
+
+#: ``WEB_WORKER_CLASS``: gevent (the default) or gthread (behind a proxy that buffers requests).
+WEB_WORKER_CLASSES = ("gevent", "gthread")
+
+
+@dataclass(frozen=True)
+class WebServer:
+    """How gunicorn serves the web process (``gunicorn.conf.py`` reads these, in the master)."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - containers need it
+    worker_class: str = "gevent"
+    workers: int = 2
+    threads: int = 4
+    worker_connections: int = 1000
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> WebServer:
+        """``HOST``, ``WEB_WORKER_CLASS``, ``WEB_CONCURRENCY``, ``WEB_THREADS``, ``WEB_CONNECTIONS``."""
+        env = _Env(environ)
+        return cls(host=_host(env.optional("HOST") or cls.host),
+                   worker_class=env.choice("WEB_WORKER_CLASS", cls.worker_class, WEB_WORKER_CLASSES),
+                   workers=env.integer("WEB_CONCURRENCY", cls.workers, minimum=1, maximum=64),
+                   threads=env.integer("WEB_THREADS", cls.threads, minimum=1, maximum=256),
+                   worker_connections=env.integer("WEB_CONNECTIONS", cls.worker_connections,
+                                                  minimum=1, maximum=100_000))
+
+
+def _host(raw: str) -> str:
+    """``HOST`` as gunicorn binds it: an IP address (IPv6 in brackets) or a host name."""
+    try:
+        address = ipaddress.ip_address(raw.strip("[]"))
+    except ValueError:
+        if not raw.replace("-", "").replace(".", "").isalnum():
+            raise ConfigError("HOST", f"must be an IP address or a host name, not {raw!r}") from None
+        return raw
+    return f"[{address}]" if address.version == 6 else str(address)
 
 
 class _Env:
@@ -274,28 +323,6 @@ def _redis_url(value: str) -> str:
     return value
 
 
-def _check_webhook_secret(secret: str) -> None:
-    if not secret.startswith("whsec_"):
-        raise ConfigError("ALERT_WEBHOOK_SECRET", "must look like whsec_<base64>")
-    try:
-        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    except ValueError:
-        raise ConfigError("ALERT_WEBHOOK_SECRET", "the part after whsec_ is not base64") from None
-    if len(key) < 16:
-        raise ConfigError("ALERT_WEBHOOK_SECRET", "the key must be at least 16 bytes")
-
-
-def _routing(environ: Mapping[str, str], slack: str | None,
-             webhook_urls: tuple[str, ...]) -> RoutingConfig | None:
-    """The routing file, checked against the names the plain variables already use."""
-    # Imported here: the routing file names sinks, and the sinks' modules read Settings.
-    from service.config import load_config
-    from service.delivery.sinks.webhook import webhook_sink_names
-
-    plain = (["slack"] if slack else []) + webhook_sink_names(list(dict.fromkeys(webhook_urls)))
-    return load_config(environ, plain_sinks=plain)
-
-
 def _smtp_url(value: str | None) -> str | None:
     if value is None:
         return None
@@ -313,16 +340,6 @@ def _email_from(value: str | None) -> str | None:
     if value is not None and ("@" not in value or any(c in value for c in "\r\n")):
         raise ConfigError("ALERT_EMAIL_FROM", "must be an email address, e.g. callwatch@example.com")
     return value
-
-
-def settings_or_exit(environ: Mapping[str, str]) -> Settings:
-    """Settings for a process that starts: a bad value prints one line naming its variable
-    and exits with code 2 (the web and worker entry points, and gunicorn's master)."""
-    try:
-        return Settings.from_env(environ)
-    except ConfigError as error:
-        print(f"callwatch: configuration error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def _heartbeat_url(value: str | None) -> str | None:

@@ -15,6 +15,7 @@ import structlog
 
 from devtools.pagerduty_standin import PagerDutyStandIn
 from devtools.redis_server import RedisServer
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.defaults import (
     DEV_ACCOUNT_SID,
     DEV_API_KEY_SECRET,
@@ -25,7 +26,6 @@ from devtools.simulator.server import SimulatorServer
 from devtools.smtp_standin import SmtpStandIn
 from devtools.standins import SlackStandIn, WebhookReceiver
 from devtools.teams_standin import TeamsStandIn
-from tests.receiver_helpers import WEBHOOK_SECRET
 
 
 @pytest.fixture(scope="session")

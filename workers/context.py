@@ -18,6 +18,8 @@ from service.delivery.routing import Router
 from service.delivery.silences import Silences
 from service.delivery.sinks import Sinks
 from service.insights.credentials import InsightsCredentials
+from service.routing_file.load import Configuration
+from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
 
 
@@ -31,6 +33,8 @@ class WorkerContext:
 
     settings: Settings
     redis: redis_lib.Redis
+    #: The routing file, parsed at start-up (``service.routing_file.load``); None: none.
+    routing: RoutingConfig | None = None
     session: requests.Session = field(default_factory=lambda: http_session(os.environ))
     clock: Callable[[], datetime] = utc_now
     #: The configured sinks, built once per process.
@@ -42,8 +46,10 @@ class WorkerContext:
 
     def __post_init__(self) -> None:
         self.insights_credentials = InsightsCredentials.from_settings(self.settings)
-        self.sinks = Sinks.from_settings(self.settings, session=self.session, clock=self.clock)
-        self.router = Router.from_config(self.settings.callwatch_config, self.sinks.names)
+        file_sinks = self.routing.sinks if self.routing else ()
+        self.sinks = Sinks.from_settings(self.settings, file_sinks, session=self.session, clock=self.clock,
+                                         redis=self.redis)
+        self.router = Router.from_config(self.routing, self.sinks.names)
         self.silences = Silences(self.redis, clock=self.clock)
 
 
@@ -67,11 +73,11 @@ def http_session(environ: Mapping[str, str]) -> requests.Session:
 _context: WorkerContext | None = None
 
 
-def configure(settings: Settings, redis: redis_lib.Redis, *,
+def configure(settings: Settings, redis: redis_lib.Redis, *, routing: RoutingConfig | None = None,
               clock: Callable[[], datetime] = utc_now) -> WorkerContext:
     """Set the context jobs of this process use (worker start-up, tests)."""
     global _context
-    _context = WorkerContext(settings=settings, redis=redis, clock=clock)
+    _context = WorkerContext(settings=settings, redis=redis, routing=routing, clock=clock)
     return _context
 
 
@@ -79,7 +85,7 @@ def current() -> WorkerContext:
     """The context set by ``configure``, or one built from the environment."""
     global _context
     if _context is None:
-        settings = Settings.from_env(os.environ)
-        _context = WorkerContext(settings=settings,
-                                 redis=settings.redis())
+        configuration = Configuration.from_env(os.environ)
+        _context = WorkerContext(settings=configuration.settings, redis=configuration.settings.redis(),
+                                 routing=configuration.routing)
     return _context

@@ -22,11 +22,11 @@ from rq import get_current_job
 from service.analysis.step import AnalysisPolicy, AnalysisRequest, analyze_step
 from service.calls import Call
 from service.decisions import Again, Decision, Delivery, DeliveryOutcome, Done
+from service.delivery.incidents.desk import IncidentDesk
+from service.delivery.incidents.event_order import EventOrder
 from service.delivery.incidents.events import is_incident_message
-from service.delivery.incidents.order import EventOrder
 from service.delivery.incidents.store import IncidentStore
 from service.delivery.incidents.timer import check_step
-from service.delivery.incidents.triage import IncidentDesk
 from service.delivery.ledger import DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.silences import screen
@@ -34,7 +34,7 @@ from service.delivery.sink_health import SinkHealth
 from service.delivery.step import DeliveryRequest, deliver_step, unknown_sink_step
 from service.errors import PermanentError
 from service.insights.client import InsightsClient
-from service.metrics import JobMetrics, Metrics
+from service.metrics import JobMetrics, Metrics, alert_delivered, alert_labels
 from workers.context import WorkerContext, current
 from workers.queues import (
     delivery_job_key,
@@ -88,7 +88,8 @@ def _analyze_call(context: WorkerContext, metrics: Metrics, call_json: dict[str,
     if result.events:
         metrics.inc("callwatch_insights_events_fetched", result.events)
     if result.alert is not None:
-        metrics.inc("callwatch_alerts", severity=result.alert.severity)
+        routes = [match.route for match in context.router.route(result.alert)]
+        metrics.inc("callwatch_alerts", 1.0, **alert_labels(result.alert, routes))
     if result.dropped:
         metrics.inc(f"callwatch_alerts_{result.dropped}")
     return _act(result.decision, metrics, "callwatch_analyses", {},
@@ -132,6 +133,9 @@ def _deliver_alert(context: WorkerContext, metrics: Metrics, sink: str, envelope
     if not (isinstance(decision, Again) and decision.outcome == DeliveryOutcome.PACED):
         # The time spent sending, not waiting for a turn.
         metrics.observe("callwatch_delivery_duration_seconds", time.monotonic() - started, **labels)
+    if decision.outcome == DeliveryOutcome.DELIVERED and not is_incident_message(envelope):
+        alert_delivered(metrics, envelope["data"]["call"], context.sinks.spec(sink).type,
+                        context.clock().timestamp())
     return _act(decision, metrics, "callwatch_deliveries", labels,
                 again=lambda d: schedule_delivery(context.redis, sink, envelope, delay_s=d.after_s,
                                                   hop=hop + 1, **d.state))
@@ -142,7 +146,9 @@ def check_incident(incident_id: str, due: float) -> str:
     context = current()
     _bind(incident_id=incident_id)
     outcome = check_step(incident_id, store=IncidentStore(context.redis),
-                         now=context.clock().timestamp(), metrics=Metrics(context.redis))
+                         now=context.clock().timestamp(), metrics=Metrics(context.redis),
+                         kind_of=lambda name: context.sinks.get(name).kind,
+                         order=EventOrder(context.redis))
     if outcome.next_due is not None:
         schedule_incident_check(context.redis, incident_id, outcome.next_due)
     for delivery in outcome.deliveries:

@@ -16,7 +16,8 @@ the job Redis lost), ``liveness`` (recover jobs of dead workers in seconds),
 ``scheduler_locks`` (free a dead scheduler's lock), ``sink_lines`` (a slow sink holds
 at most its share of the workers, its other deliveries parked in a line of their own),
 ``job_logs`` (one line for an expected failure),
-``pubsub_reads`` (read RQ's command channel in short slices, so teardown is prompt).
+``pubsub_reads`` (read RQ's command channel in short slices, so teardown is prompt),
+``scheduler_process`` (a scheduler crash is one JSON line; no idle scheduler connection).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import time
 from typing import Any
 
 import redis as redis_lib
@@ -34,11 +36,15 @@ from rq.worker import BaseWorker, HerokuWorker, SimpleWorker, Worker
 # Imported here, once, so every worker process (and forked work horse) inherits the
 # job code and its dependencies instead of importing them per job.
 import workers.jobs  # noqa: F401
+from service.delivery.step import UNKNOWN_SINK_WAIT_S
 from service.errors import ConfigError
 from service.logs import configure_logging
 from service.roster import config_fingerprint
-from service.settings import Settings, settings_or_exit
-from workers import context
+from service.routing_file.load import Configuration, configuration_or_exit
+from service.routing_file.parse import RoutingConfig
+from service.settings import Settings
+from workers import context, scheduler_process
+from workers.digest_clock import DigestClock, start_digest_clock
 from workers.heartbeat_pinger import HeartbeatPinger
 from workers.intake_mover import IntakeMover
 from workers.job_in_hand import ReleasesJobInHand
@@ -46,7 +52,13 @@ from workers.job_logs import QuietExpectedFailures, rq_logging_level
 from workers.liveness import Heartbeat, recover_orphaned_jobs
 from workers.pool import DEFAULT_CONCURRENCY, run_pool
 from workers.pubsub_reads import ShortPubSubReads
-from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE, queue
+from workers.queues import (
+    ANALYSIS_QUEUE,
+    DELIVERY_QUEUE,
+    queue,
+    release_unknown_sink_waits,
+    sink_queue_name,
+)
 from workers.redis_loss import LeavesOnRedisError
 from workers.restart import run
 from workers.scheduler_locks import WatchesSchedulerLocks, release_stale_scheduler_locks
@@ -58,6 +70,12 @@ from workers.sink_lines import SinkLines
 MAINTENANCE_INTERVAL_S = 5
 #: RQ's registration TTL for a worker; also the BLPOP timeout RQ would use (ours is 1 s).
 WORKER_TTL_S = 35
+#: Redis connections one worker process may hold: jobs and dequeueing, RQ's command
+#: channel, and the beat and intake threads sharing one (the README's Heroku budget).
+WORKER_REDIS_CONNECTIONS = 3
+#: Worker processes per dyno on Heroku unless --concurrency says otherwise: with 2, the
+#: default formation and a second worker dyno fit Heroku Key-Value Store mini's 20 connections.
+HEROKU_CONCURRENCY = 2
 #: How long an abandoned worker waits for its pub/sub thread to end.
 PUBSUB_JOIN_S = 2.0
 
@@ -71,12 +89,14 @@ class _RecoversFromDeadWorkers(BaseWorker):
     _heartbeat: Heartbeat | None = None
     _intake: IntakeMover | None = None
     _pinger: HeartbeatPinger | None = None
+    _digests: DigestClock | None = None
     _abandoned = False
 
     def register_birth(self) -> None:
         super().register_birth()
         self._heartbeat = Heartbeat(self.connection, self.name, _fingerprint()).start()
         self._intake = IntakeMover(self.connection).start()
+        self._digests = start_digest_clock(self.connection)
         settings = _settings()
         if settings is not None and settings.heartbeat_url:
             self._pinger = HeartbeatPinger(self.connection, settings.heartbeat_url,
@@ -87,6 +107,8 @@ class _RecoversFromDeadWorkers(BaseWorker):
         super().register_death()
 
     def run_maintenance_tasks(self) -> None:
+        release_unknown_sink_waits(self.connection, set(_known_sinks()), now=time.time(),
+                                   longest_s=UNKNOWN_SINK_WAIT_S)
         release_stale_scheduler_locks(self.connection, self.queue_names())
         recover_orphaned_jobs(self.connection, self.queues)
         super().run_maintenance_tasks()
@@ -122,10 +144,13 @@ class _RecoversFromDeadWorkers(BaseWorker):
             self._intake.stop()
         if self._pinger is not None:
             self._pinger.stop()
+        if self._digests is not None:
+            self._digests.stop()
 
 
 class _CallwatchWorker(QuietExpectedFailures, LeavesOnRedisError, _RecoversFromDeadWorkers,
-                       WatchesSchedulerLocks, SinkLines, ReleasesJobInHand, ShortPubSubReads):
+                       WatchesSchedulerLocks, SinkLines, ReleasesJobInHand, ShortPubSubReads,
+                       scheduler_process.ClosesIdleSchedulerConnection):
     """Every adaptation of RQ, in the order they wrap RQ's methods."""
 
 
@@ -149,10 +174,21 @@ def _settings() -> Settings | None:
         return None
 
 
+def _known_sinks() -> list[str]:
+    """The sinks this process's configuration names (none without a configuration)."""
+    try:
+        return list(context.current().sinks.names)
+    except ConfigError:
+        return []
+
+
 def _fingerprint() -> str:
     """This process's configuration fingerprint ("" when it has no configuration yet)."""
-    settings = _settings()
-    return config_fingerprint(settings) if settings is not None else ""
+    try:
+        current = context.current()
+    except ConfigError:
+        return ""
+    return config_fingerprint(Configuration(current.settings, current.routing))
 
 
 def build_worker(redis: redis_lib.Redis, *, simple: bool = True, name: str | None = None,
@@ -165,8 +201,11 @@ def build_worker(redis: redis_lib.Redis, *, simple: bool = True, name: str | Non
         cls = CallwatchHerokuWorker
     else:
         cls = CallwatchWorker
+    # Deliveries first; then those other workers left for one that knows their sink; then
+    # analyses.
+    names = (DELIVERY_QUEUE, *(sink_queue_name(sink) for sink in _known_sinks()), ANALYSIS_QUEUE)
     worker = cls(
-        [queue(name_, redis) for name_ in (DELIVERY_QUEUE, ANALYSIS_QUEUE)],
+        [queue(name_, redis) for name_ in names],
         connection=redis,
         serializer=JSONSerializer,
         name=name,
@@ -177,11 +216,11 @@ def build_worker(redis: redis_lib.Redis, *, simple: bool = True, name: str | Non
     return worker
 
 
-def work(settings: Settings, *, burst: bool = False, simple: bool = True,
-         name: str | None = None, stop: StopSignal | None = None) -> int:
+def work(settings: Settings, *, routing: RoutingConfig | None = None, burst: bool = False,
+         simple: bool = True, name: str | None = None, stop: StopSignal | None = None) -> int:
     """One worker process: its own Redis client and job context, then the restart loop."""
-    redis = settings.redis()
-    context.configure(settings, redis)
+    redis = settings.redis(bounded=WORKER_REDIS_CONNECTIONS)
+    context.configure(settings, redis, routing=routing)
     return run(redis, lambda worker_name, stop_: build_worker(redis, simple=simple,
                                                               name=worker_name, stop=stop_),
                burst=burst, name=name, rq_logging_level=rq_logging_level(settings.log_level),
@@ -197,17 +236,22 @@ def main(argv: list[str] | None = None) -> int:
                       help="run each job in this process (the default)")
     mode.add_argument("--fork", action="store_true",
                       help="fork a work horse per job (RQ's Worker; HerokuWorker on Heroku)")
-    parser.add_argument("--concurrency", type=_positive, default=DEFAULT_CONCURRENCY,
+    parser.add_argument("--concurrency", type=_positive, default=None,
                         metavar="N", help="worker processes, each running one job at a time "
-                        f"(default {DEFAULT_CONCURRENCY}; 1 runs in this process)")
+                        f"(default {DEFAULT_CONCURRENCY}, {HEROKU_CONCURRENCY} on Heroku; "
+                        "1 runs in this process)")
     parser.add_argument("--name", help="worker name (default: RQ's); N > 1 adds -1, -2 ...")
     args = parser.parse_args(argv)
-    settings = settings_or_exit(os.environ)
+    configuration = configuration_or_exit(os.environ)
+    settings = configuration.settings
     configure_logging(settings.log_level, settings.log_format)
-    options = {"burst": args.burst, "simple": not args.fork}
-    if args.concurrency == 1 or args.burst:
+    scheduler_process.install()
+    options = {"burst": args.burst, "simple": not args.fork, "routing": configuration.routing}
+    concurrency = args.concurrency or (HEROKU_CONCURRENCY if os.environ.get("DYNO")
+                                       else DEFAULT_CONCURRENCY)
+    if concurrency == 1 or args.burst:
         return work(settings, name=args.name, **options)
-    return run_pool(args.concurrency,
+    return run_pool(concurrency,
                     lambda name, stop: work(settings, name=name, stop=stop, **options),
                     name=args.name)
 

@@ -14,14 +14,15 @@ import gc
 import os
 
 from service.logs import configure_logging
-from service.settings import settings_or_exit
+from service.routing_file.load import configuration_or_exit
 from service.web import create_app
 from workers.queue_depths import RQQueueDepths
 
-settings = settings_or_exit(os.environ)
+configuration = configuration_or_exit(os.environ)
+settings = configuration.settings
 
 configure_logging(settings.log_level, settings.log_format)
-app = create_app(settings, queue_depths=RQQueueDepths())
+app = create_app(settings, routing=configuration.routing, queue_depths=RQQueueDepths())
 # What start-up built (modules, the app, its clients) lives as long as the process: out
 # of the collector's reach, a full collection no longer walks it (each took about 45 ms
 # of CPU and of every request waiting meanwhile; see bench/README.md).

@@ -10,16 +10,37 @@ the analysis job to each delivery job.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from service.analysis.headline import headline
 from service.calls import Call
 from service.insights.events import ClientInfo
 
 SCHEMA_VERSION = 1
+_T = TypeVar("_T")
+#: The longest text taken from Twilio (an SDK message, client metadata, an identity) that
+#: an alert keeps; longer ones are cut to this many characters, the last one ``…``.
+MAX_TWILIO_TEXT = 1000
+
+
+def cap_text(text: str | None, limit: int = MAX_TWILIO_TEXT) -> str | None:
+    """``text`` if it has at most ``limit`` characters, else its start and ``…`` (``limit`` in all)."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def _capped(value: _T) -> _T:
+    """``value`` (an ``Issue``, a ``Call`` or a ``ClientInfo``) with every text field capped;
+    the same object when nothing is too long (the common case costs one pass over the fields)."""
+    long = {name: cap_text(text) for name, text in vars(value).items()
+            if isinstance(text, str) and len(text) > MAX_TWILIO_TEXT}
+    return dataclasses.replace(value, **long) if long else value  # type: ignore[type-var]
 
 
 @dataclass(frozen=True)
@@ -76,10 +97,17 @@ class Alert:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "created_at", utc_seconds(self.created_at))
+        # Twilio's texts are cut here, once, so no receiver gets a 2 MB city or SDK message.
+        object.__setattr__(self, "call", _capped(self.call))
+        object.__setattr__(self, "issues", tuple(_capped(issue) for issue in self.issues))
+        if self.client is not None:
+            object.__setattr__(self, "client", _capped(self.client))
+        if len(self.summary) > MAX_TWILIO_TEXT:
+            object.__setattr__(self, "summary", cap_text(self.summary))
         severity = "error" if any(i.severity == "error" for i in self.issues) else "warning"
         object.__setattr__(self, "severity", severity)
         if not self.summary:
-            object.__setattr__(self, "summary", summarize(self.call, self.issues))
+            object.__setattr__(self, "summary", cap_text(summarize(self.call, self.issues)))
 
     def to_payload(self) -> dict[str, Any]:
         """The alert's ``data`` object, as the README documents it for receivers."""
@@ -132,8 +160,15 @@ def make_alert_id(call_sid: str, issue_keys: Iterable[str]) -> str:
 
 
 def summarize(call: Call, issues: Iterable[Issue]) -> str:
-    """One line: ``1 error, 2 warnings on CA… (completed, 42 s)``; pass every issue,
-    including any the alert leaves out."""
+    """One line, who and what first (``service.analysis.headline``), then the counts:
+    ``alice → +1*******23: …hung up with an error (31005); 1 error, 2 warnings on CA…
+    (completed, 42 s)``; pass every issue, including any the alert leaves out."""
+    issues = list(issues)
+    return f"{headline(call, issues)}; {count_line(call, issues)}"
+
+
+def count_line(call: Call, issues: Iterable[Issue]) -> str:
+    """``1 error, 2 warnings on CA… (completed, 42 s)``."""
     issues = list(issues)
     errors = sum(1 for i in issues if i.severity == "error")
     warnings = len(issues) - errors

@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -26,19 +26,24 @@ from service.analysis.alert import Alert
 from service.analysis.classifier import AlertPolicy, build_alert
 from service.analysis.no_events import NOTICE
 from service.calls import Call, has_sdk_party
-from service.decisions import Again, AnalysisOutcome, Decision, Delivery, Done, Failed
-from service.delivery.routing import Drop
+from service.decisions import Again, AnalysisOutcome, Decision, Delivery, Done, Drop, Failed
 from service.errors import CallwatchError, EventsNotReady, InsightsUnavailable, PermanentError
 from service.insights.events import Event
 from service.settings import Settings
-
-if TYPE_CHECKING:
-    from service.delivery.incidents.triage import IncidentDesk
 
 #: Waits (s) when Insights keeps answering 429/5xx beyond the client's own retries.
 INSIGHTS_RETRY_S = (15, 60, 180, 600)
 
 log = structlog.get_logger(__name__)
+
+
+class IncidentDesk(Protocol):
+    """What the step asks of the incident desk (``service.delivery.incidents.desk``),
+    which the edge passes in: the analysis floor imports nothing of delivery."""
+
+    def analysed(self) -> None: ...
+
+    def deliveries(self, alert: Alert, envelope: dict[str, Any]) -> tuple[Delivery, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ class AnalysisResult:
     decision: Decision
     alert: Alert | None = None
     events: int = 0
-    #: ``silenced`` or ``unrouted``: the alert was made but goes nowhere (counted by the caller).
+    #: ``silenced``, ``unrouted`` or ``dropped``: the alert was made but goes nowhere (counted by the caller).
     dropped: str | None = None
 
 

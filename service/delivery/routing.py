@@ -2,7 +2,7 @@
 
 With only the plain environment variables there are no routes: every alert goes to
 every configured sink, under one implicit route named ``default`` with the default
-storm settings. A routing file (``service.config``) adds ordered routes: the first
+storm settings. A routing file (``service.routing_file``) adds ordered routes: the first
 route whose matcher holds takes the alert, and routes with ``continue: true`` let
 the next ones look too; ``default`` takes what no route took; a route with no
 sinks drops what it takes. An alert that nothing takes is *unrouted*
@@ -17,8 +17,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from service.analysis.alert import Alert
-from service.config import Matcher, Route, RoutingConfig, glob_matches
+from service.analysis.headline import identity
 from service.delivery.incidents.policy import RatioPolicy, StormPolicy
+from service.routing_file.matchers import Matcher, glob_matches
+from service.routing_file.parse import Route, RoutingConfig
 
 DEFAULT_ROUTE = "default"
 DEFAULT_STORM = StormPolicy()
@@ -32,14 +34,6 @@ class RouteMatch:
     sinks: tuple[str, ...]
     storm: StormPolicy | None = field(default_factory=StormPolicy)
     ratio: RatioPolicy | None = None
-
-
-@dataclass(frozen=True)
-class Drop:
-    """Why a made alert goes nowhere: ``silenced`` (with ``silence_id``) or ``unrouted``."""
-
-    reason: str
-    fields: dict[str, str] = field(default_factory=dict)
 
 
 class Router:
@@ -120,6 +114,9 @@ def _holds(key: str, values: tuple[str | int, ...], alert: Alert) -> bool:
         return client is not None and client.sdk_type in values
     if key == "country_code":
         return client is not None and (client.country_code or "").upper() in values
+    if key == "identity":
+        agent = identity(call)
+        return any(glob_matches(str(pattern), agent) for pattern in values)
     return False
 
 

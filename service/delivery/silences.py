@@ -23,9 +23,10 @@ import redis as redis_lib
 
 from service import keys
 from service.analysis.alert import Alert
-from service.config import Matcher, parse_matcher
-from service.delivery.routing import Drop, Router, matches
+from service.decisions import Drop
+from service.delivery.routing import Router, matches
 from service.errors import ConfigError, InvalidInput
+from service.routing_file.matchers import Matcher, parse_matcher
 
 #: The longest a silence may last: a forgotten silence must not hide alerts for ever.
 MAX_DURATION = timedelta(days=30)
@@ -141,10 +142,14 @@ class Silences:
 
 def screen(alert: Alert, *, router: Router, silences: Silences | None) -> Drop | None:
     """Why ``alert`` must not be sent, if so: an active silence matches it (checked first:
-    the operator asked for quiet), or no route and no ``default`` takes it."""
+    the operator asked for quiet), no route and no ``default`` takes it, or the routes that
+    take it have no sinks (``dropped``, naming the first such route)."""
     silence = silences.matching(alert) if silences is not None else None
     if silence is not None:
         return Drop("silenced", {"silence_id": silence.id})
-    if not router.route(alert):
+    taken = router.route(alert)
+    if not taken:
         return Drop("unrouted")
+    if not any(match.sinks for match in taken):
+        return Drop("dropped", {"route": taken[0].route})
     return None

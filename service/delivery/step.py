@@ -32,8 +32,9 @@ from redis.exceptions import RedisError
 
 from service.analysis.alert import Alert
 from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
+from service.delivery.incidents.event_order import EventOrder
 from service.delivery.incidents.events import IncidentEvent, is_incident_message, message_id
-from service.delivery.incidents.order import EventOrder
+from service.delivery.incidents.pager_groups import PagerGroup
 from service.delivery.ledger import ALREADY_DELIVERED, DEFAULT_LEASE_S, DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.sink_health import SinkHealth
@@ -47,8 +48,6 @@ log = structlog.get_logger(__name__)
 INLINE_WAIT_S = 0.5
 #: How long a delivery for a sink this process does not know waits for a process that does.
 UNKNOWN_SINK_WAIT_S = 3600.0
-#: The longest wait between two looks for a process that knows the sink.
-UNKNOWN_SINK_MAX_STEP_S = 60.0
 #: RQ's scheduler releases jobs on whole seconds.
 SCHEDULER_TICK_S = 1.0
 #: The next send of a sink's line of missed sends waits in place for at most this many
@@ -88,8 +87,13 @@ def deliver_step(request: DeliveryRequest, *, sink: AlertSink, ledger: DeliveryL
                               jitter=jitter, order=order, timed=timed)
     alert = Alert.from_envelope(request.message)
     fields = {"sink": name, "alert_id": message_id, "call_sid": alert.call.call_sid}
-    return _deliver(request, timed(lambda: sink.send(alert)), fields, "alert", ledger=ledger,
-                    pace=pace, retry_s=retry_s, lease_s=lease_s, jitter=jitter)
+    send: Callable[[], None] = lambda: sink.send(alert)  # noqa: E731
+    # sizes: a per-call page to PagerDuty goes out on its group's key (incidents.pager_groups).
+    group, send_grouped = PagerGroup.from_message(request.message), getattr(sink, "send_grouped", None)
+    if group is not None and send_grouped is not None:
+        send = lambda: send_grouped(alert, group)  # noqa: E731
+    return _deliver(request, timed(send), fields, "alert", ledger=ledger, pace=pace,
+                    retry_s=retry_s, lease_s=lease_s, jitter=jitter)
 
 
 def _deliver_event(request: DeliveryRequest, event: IncidentEvent, *, sink: AlertSink,
@@ -207,8 +211,9 @@ def unknown_sink_step(request: DeliveryRequest, *, waiting_since: float | None,
                       now: float, known: list[str]) -> Decision:
     """A delivery for a sink this process does not know (a rollout's old and new workers
     overlap, or a worker started without the routing file): leave it for a process that
-    knows the sink, coming back after a wait that grows with how long it has waited, for up
-    to ``UNKNOWN_SINK_WAIT_S``; then fail it with ``unknown_sink``."""
+    knows the sink (``Again`` at once, with when it started waiting: the edge puts it where
+    only such processes look), for up to ``UNKNOWN_SINK_WAIT_S``; then fail it with
+    ``unknown_sink``."""
     since = now if waiting_since is None else waiting_since
     waited = now - since
     fields = {"sink": request.sink, "message_id": request.message_id}
@@ -217,10 +222,9 @@ def unknown_sink_step(request: DeliveryRequest, *, waiting_since: float | None,
                    f"(this one knows {', '.join(known) or 'none'})")
         log.error("alert_delivery_rejected", reason="unknown_sink", message=message, **fields)
         return Failed(DeliveryOutcome.REJECTED, "unknown_sink", message)
-    wait = min(UNKNOWN_SINK_MAX_STEP_S, max(1.0, waited / 4))
     log.warning("delivery_left_for_another_worker", reason="unknown_sink",
-                waited_s=round(waited, 1), retry_after=round(wait, 1), **fields)
-    return Again(DeliveryOutcome.PACED, wait, {**_state(request), "waiting_since": since})
+                waited_s=round(waited, 1), **fields)
+    return Again(DeliveryOutcome.PACED, 0.0, {**_state(request), "waiting_since": since})
 
 
 def _timed(sink: str, health: SinkHealth | None,

@@ -41,7 +41,9 @@ from service.errors import (
     InvalidInput,
 )
 from service.http import AnswerTooLarge, AnswerTooSlow, parse_retry_after, read_capped
-from service.insights.answers import (
+from service.insights.credentials import Credential, InsightsCredentials
+from service.insights.events import Event, parse_events
+from service.insights.response_bodies import (
     ADVANCED_FEATURES_CODES,
     describe,
     error_body,
@@ -49,8 +51,6 @@ from service.insights.answers import (
     json_object,
     permanent_error,
 )
-from service.insights.credentials import Credential, InsightsCredentials
-from service.insights.events import Event, parse_events
 
 log = structlog.get_logger(__name__)
 

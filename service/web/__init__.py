@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import redis as redis_lib
 import structlog
@@ -14,49 +12,41 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.intake import Intake
-from service.metrics import BufferedMetrics, Metrics, QueueDepths
+from service.metrics import BufferedMetrics, QueueDepths, route_names
+from service.roster import config_fingerprint
+from service.routing_file.load import Configuration
+from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
-from service.web.problems import RequestRefused
+from service.web.context import MAX_BODY_BYTES, WebContext
+from service.web.error_answers import RequestRefused
 from service.web.signature import SignatureChecker
 
-MAX_BODY_BYTES = 64 * 1024
+__all__ = ["MAX_BODY_BYTES", "WebContext", "create_app"]
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class WebContext:
-    """What the routes need, kept in ``app.extensions["callwatch"]``."""
-
-    settings: Settings
-    redis: redis_lib.Redis
-    signatures: SignatureChecker | None
-    metrics: Metrics
-    intake: Intake
-    #: The job queue's depths for ``/metrics`` (the worker edge's); none: not shown.
-    queue_depths: QueueDepths | None = None
+#: The web process's Redis connections at most (``BlockingConnectionPool``): a burst of
+#: callbacks waits for one instead of opening one each, as a hosted Redis allows only tens
+#: of clients. 2 per process is the web's share of the README's Heroku connection budget
+#: (Heroku Key-Value Store mini: 20 for web, two worker dynos and a one-off). With a Redis
+#: 3 ms away, 8 answered a steady 300 callbacks a second a little sooner than one shared
+#: connection did (bench/README.md, "Group commit against a bounded pool"); 2 still admit
+#: several hundred a second per process, and a burst waits its turn a few ms longer.
+REDIS_CONNECTIONS = 2
 
 
-def _cooperative_yield() -> Callable[[], object] | None:
-    """A turn (``service.web.turns``) when this process is gevent-patched (the web
-    process's default worker), for admissions to gather the requests under way; else
-    None (threads)."""
-    from gevent import monkey
-
-    if not monkey.is_module_patched("socket"):
-        return None
-    from service.web.turns import take_turn
-
-    return take_turn
-
-
-def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | None = None,
+def create_app(settings: Settings | None = None, *, routing: RoutingConfig | None = None,
+               redis: redis_lib.Redis | None = None,
                queue_depths: QueueDepths | None = None) -> Flask:
-    """Build the app; ``settings`` default to the environment, ``redis`` to ``REDIS_URL``;
-    ``queue_depths`` (the worker edge's) adds the queues' depths to ``/metrics``."""
-    settings = settings or Settings.from_env(os.environ)
+    """Build the app; ``settings`` (and ``routing``) default to the environment's, ``redis``
+    to ``REDIS_URL``; ``queue_depths`` (the worker edge's) adds the queues' depths to ``/metrics``."""
+    if settings is None:
+        loaded = Configuration.from_env(os.environ)
+        settings, routing = loaded.settings, loaded.routing
+    configuration = Configuration(settings, routing)
     if redis is None:
-        redis = settings.redis(socket_connect_timeout=2,
+        redis = settings.redis(bounded=REDIS_CONNECTIONS, socket_connect_timeout=2,
                                socket_timeout=2, health_check_interval=30)
     app = Flask(__name__)
     # one byte over the limit, so a chunked body's read length tells "over" from "at" it
@@ -77,15 +67,18 @@ def create_app(settings: Settings | None = None, *, redis: redis_lib.Redis | Non
                     message="TWILIO_VALIDATE_SIGNATURES=false: anyone can post callbacks")
     app.extensions["callwatch"] = WebContext(settings=settings, redis=redis, signatures=checker,
                                              metrics=BufferedMetrics(redis),
-                                             intake=Intake(redis, batched=True,
-                                                           gather=_cooperative_yield()),
-                                             queue_depths=queue_depths)
+                                             intake=Intake(redis),
+                                             queue_depths=queue_depths,
+                                             sink_names=tuple(s.name for s in configuration.sinks),
+                                             route_names=route_names(routing),
+                                             config_fingerprint=config_fingerprint(configuration))
 
-    from service.web import callbacks, health, metrics
+    from service.web import callbacks, health, metrics, slack_actions
 
     app.register_blueprint(callbacks.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics.blueprint)
+    slack_actions.register(app, settings)  # POST /slack/actions, with SLACK_SIGNING_SECRET only
 
     @app.before_request
     def _bind_request() -> None:

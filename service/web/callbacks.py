@@ -9,7 +9,6 @@ nothing.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import redis as redis_lib
 import structlog
@@ -18,12 +17,9 @@ from werkzeug.exceptions import HTTPException
 
 from service.calls import CALLBACK_PATH, call_from_callback
 from service.errors import InvalidField
-from service.web import MAX_BODY_BYTES
+from service.web.context import MAX_BODY_BYTES, WebContext
+from service.web.error_answers import RequestRefused, invalid_field
 from service.web.form import FormFields
-from service.web.problems import RequestRefused, invalid_field
-
-if TYPE_CHECKING:
-    from service.web import WebContext
 
 blueprint = Blueprint("callbacks", __name__)
 log = structlog.get_logger(__name__)
@@ -64,7 +60,7 @@ def status_callback() -> Response:
                              "This callback is for another Twilio account.")
     structlog.contextvars.bind_contextvars(call_sid=call.call_sid)
     if not call.is_terminal:
-        log.info("callback_ignored", status=call.status)
+        log.debug("callback_ignored", status=call.status)  # every call sends several
         context.metrics.inc("callwatch_callbacks", outcome="ignored", reason="")
         return Response(status=204)
     try:

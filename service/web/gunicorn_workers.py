@@ -30,7 +30,7 @@ from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.ggevent import GeventWorker as _GeventWorker
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 
-from service.web.turns import take_turn
+from service.web.gevent_turn import take_turn
 
 #: gunicorn's refusals that are the server's own fault: left to gunicorn (500).
 _NOT_THE_CLIENTS = (errors.ConfigurationProblem, errors.InvalidResponseHeader,
@@ -116,7 +116,7 @@ class GeventWorker(_JsonErrors, _GeventWorker):
     A turn: gunicorn reads a keep-alive connection's next request without yielding when it
     is already buffered, so a client that sends back to back (or pipelines) kept the worker
     to itself while every other connection's requests waited, seconds under load (see
-    bench/README.md). Each request now starts with a turn (``service.web.turns``): the
+    bench/README.md). Each request now starts with a turn (``service.web.gevent_turn``): the
     loop first serves whatever is ready, so connections with a request waiting take turns.
 
     The deadline: a request whose body drips in, or that is otherwise still running (its

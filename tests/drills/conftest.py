@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from devtools.redis_server import RedisServer, free_port
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.drills.harness import Stack, Tally, stack_env
-from tests.receiver_helpers import WEBHOOK_SECRET
 
 _TALLIES = pytest.StashKey[list[Tally]]()
 

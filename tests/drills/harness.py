@@ -21,12 +21,12 @@ from typing import Any
 
 import requests
 
+from devtools.processes import Process, worker
 from devtools.redis_server import RedisServer
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.sender import callback_params, send_status_callback
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
-from tests.processes import Process, worker
-from tests.receiver_helpers import WEBHOOK_SECRET
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 WEB_ARGS = [GUNICORN, "--config", "gunicorn.conf.py", "workers.wsgi:app"]  # as the Procfile

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from devtools.processes import worker
 from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.drills.harness import (
     CALL_SID,
@@ -20,7 +21,6 @@ from tests.drills.harness import (
     wait_until,
     webhook_counts,
 )
-from tests.processes import worker
 
 #: The Events API holds each answer this long for the calls killed during analysis.
 SLOW_S = 6

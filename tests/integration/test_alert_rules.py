@@ -14,9 +14,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.redis_server import RedisServer
+from devtools.web_client import make_settings
 from service.decisions import AnalysisOutcome, DeliveryOutcome
 from service.web import create_app
-from tests.web_helpers import make_settings
 from workers.queue_depths import RQQueueDepths
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,7 +108,9 @@ def test_counters_show_every_known_label_set_at_zero(redis: redis_lib.Redis) -> 
         for delivery in DeliveryOutcome:
             key = ("callwatch_deliveries_total", (("outcome", delivery.value), ("sink", sink)))
             assert samples[key] == 0
-    assert samples[("callwatch_alerts_total", (("severity", "error"),))] == 0
+    key = ("callwatch_alerts_total", (("category", "network"), ("route", "default"),
+                                      ("severity", "error")))
+    assert samples[key] == 0
     assert samples[("callwatch_insights_events_fetched_total", ())] == 0
 
 

@@ -43,7 +43,8 @@ def test_sdk_error_call_is_alerted(env: SimulatorServer,
     code = main(["analyze", sid, "--duration", "30"])
     out, _ = capsys.readouterr()
     assert code == 0
-    assert out.startswith(f"ERROR: 1 error on {sid} (completed, 30 s)")
+    assert out.startswith("ERROR: A connection error occurred during the call") and \
+        f"; 1 error on {sid} (completed, 30 s)" in out.splitlines()[0]
     assert "[error] sdk_edge/connection/error/31005 x1" in out
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 import redis as redis_lib
 
+from devtools.sample_alerts import sample_alert
 from service.cli import main
-from tests.receiver_helpers import sample_alert
 
 CONFIG = """
 sinks:
@@ -126,7 +126,7 @@ def test_readme_routing_example_is_valid() -> None:
     """The README's complete routing example parses, with its variables set."""
     from pathlib import Path
 
-    from service.config import parse_config
+    from service.routing_file.parse import parse_config
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Routing, PagerDuty, Teams, email and silences", 1)[1]

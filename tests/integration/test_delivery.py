@@ -12,6 +12,7 @@ import requests
 from structlog.testing import capture_logs
 
 from devtools.redis_server import RedisServer
+from devtools.sample_alerts import WEBHOOK_SECRET, sample_alert
 from devtools.standins import WebhookReceiver
 from service.analysis.alert import Alert
 from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
@@ -20,7 +21,6 @@ from service.delivery.pace import Pace
 from service.delivery.sinks import AlertSink, WebhookSink
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import DeliveryRejected, DeliveryRetryable
-from tests.receiver_helpers import WEBHOOK_SECRET, sample_alert
 
 
 class RecordingSink:

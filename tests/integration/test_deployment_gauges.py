@@ -7,12 +7,12 @@ import time
 
 import redis as redis_lib
 
+from devtools.processes import settings_env, worker
 from devtools.redis_server import RedisServer
 from service.delivery.sink_health import SinkHealth
 from service.intake import Intake
 from service.roster import Roster
 from tests.integration.test_alert_rules import scrape
-from tests.processes import settings_env, worker
 
 
 def _gauges(redis: redis_lib.Redis, **settings: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

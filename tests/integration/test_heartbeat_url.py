@@ -13,10 +13,10 @@ import redis as redis_lib
 import requests
 
 from devtools.background_server import BackgroundServer
+from devtools.processes import settings_env, worker
 from devtools.redis_server import RedisServer
 from service.heartbeat_ping import ping_if_due
 from service.intake import Intake
-from tests.processes import settings_env, worker
 from workers.heartbeat_pinger import HeartbeatPinger
 
 

@@ -35,10 +35,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from devtools.redis_server import RedisServer
-from service.calls import CALL_STATUSES, TERMINAL_STATUSES
-from service.intake import INTAKE_KEY, call_key
-from service.web import MAX_BODY_BYTES, create_app
-from tests.web_helpers import (
+from devtools.web_client import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     CALLBACK_PATH,
@@ -50,6 +47,9 @@ from tests.web_helpers import (
     make_settings,
     sign,
 )
+from service.calls import CALL_STATUSES, TERMINAL_STATUSES
+from service.intake import INTAKE_KEY, call_key
+from service.web import MAX_BODY_BYTES, create_app
 
 FORM = "application/x-www-form-urlencoded"
 METRICS_PREFIX = b"callwatch:metrics:"

@@ -9,14 +9,14 @@ from collections.abc import Iterator
 import pytest
 import redis as redis_lib
 
+from devtools.pipeline import Pipeline, pipeline_settings
 from devtools.redis_server import RedisServer
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
 from service import cli
 from service.delivery.incidents.policy import StormPolicy
 from service.delivery.routing import Router
-from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_helpers import WEBHOOK_SECRET
 from workers import context
 
 STORM = StormPolicy(calls=3, within_s=60, update_every_s=1, resolve_after_s=2)

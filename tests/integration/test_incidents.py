@@ -12,19 +12,19 @@ import pytest
 import redis as redis_lib
 
 from devtools.redis_server import RedisServer
+from devtools.sample_alerts import sample_alert
 from service.analysis.alert import Alert
 from service.decisions import Again, Delivery, DeliveryOutcome, Done, Failed
+from service.delivery.incidents.desk import IncidentDesk
+from service.delivery.incidents.event_order import EventOrder
 from service.delivery.incidents.events import IncidentEvent, is_incident_message
-from service.delivery.incidents.order import EventOrder
 from service.delivery.incidents.policy import RatioPolicy, StormPolicy
 from service.delivery.incidents.store import IncidentStore
 from service.delivery.incidents.timer import check_step
-from service.delivery.incidents.triage import IncidentDesk
 from service.delivery.ledger import DeliveryLedger
 from service.delivery.routing import RouteMatch
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import DeliveryRejected
-from tests.receiver_helpers import sample_alert
 
 KINDS = {"slack": "chat", "pager": "pager", "crm": "webhook"}
 STORM = StormPolicy(calls=3, within_s=60, group_by=("issue",), update_every_s=30, resolve_after_s=100)
@@ -190,7 +190,7 @@ def test_incident_payload_keeps_the_contract(redis: redis_lib.Redis) -> None:
     assert set(event.data) == {
         "schema_version", "incident_id", "route", "group", "trigger", "status", "opened_at",
         "updated_at", "resolved_at", "calls", "calls_since_last", "by_issue", "by_error_code",
-        "by_sdk", "by_country", "sample_call_sids", "ratio"}
+        "by_sdk", "by_country", "sample_call_sids", "ratio", "acknowledged_by"}
     assert event.data["group"] == {"issue": "sdk_edge/connection/error/31000"}
     assert event.data["by_sdk"] == {"twilio-voice-js 2.18.4": 1}
     assert event.data["by_country"] == {"US": 1} and event.data["trigger"] == "storm"

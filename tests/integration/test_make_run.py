@@ -46,6 +46,10 @@ def test_make_run_plays_sample_calls_and_shows_their_alerts() -> None:
     assert out.count("── Slack message (200)") == 4
     assert out.count("(verified, 200)") == 4
     assert "+14155550123" not in (ROOT / ".run" / "worker.log").read_text()
+    # who and what first; this hour's digest; a button click to paste
+    assert ":rotating_light: alice → +1********23: A connection error occurred" in out
+    assert "callwatch digest, " in out and "By agent: alice (4)" in out
+    assert "curl -sS -X POST http://127.0.0.1:" in out and "/slack/actions" in out
 
 
 # --- stopping -------------------------------------------------------------------------

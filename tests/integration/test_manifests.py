@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import itertools
 import json
+import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -265,6 +268,147 @@ def test_kubectl_kustomize_builds_the_same_objects(tmp_path: Path) -> None:
         assert sorted(unhashed, key=key) == sorted(assemble(components=components), key=key)
 
 
+#: Every optional component, the routing file's included (its patches are kustomize's own
+#: work, so only kubectl builds it).
+ALL_COMPONENTS = (*COMPONENTS, "routing")
+WORKER_COMMAND = ["python", "-m", "workers.worker"]
+
+
+def component_orders() -> list[tuple[str, ...]]:
+    """Every combination of the components, each in every order: 16 builds."""
+    return [order for size in range(len(ALL_COMPONENTS) + 1)
+            for combination in itertools.combinations(ALL_COMPONENTS, size)
+            for order in itertools.permutations(combination)]
+
+
+#: An operator's overlay, as k8s/README.md describes it: the base as a resource, the
+#: components by path, and the namespace and labels set again (a Kustomization's
+#: transformers reach only what it lists, so the base's do not reach components' objects).
+OVERLAY = """apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: callwatch
+labels:
+  - pairs: {"app.kubernetes.io/name": callwatch, "app.kubernetes.io/part-of": callwatch}
+    includeSelectors: false
+    includeTemplates: true
+resources:
+  - ../callwatch/k8s
+"""
+
+
+def kubectl_build(kubectl: str, folder: Path, how: str, components: tuple[str, ...]) -> list[Doc]:
+    """``kubectl kustomize`` of ``components`` enabled ``how``: "base" lists them in a copy of
+    the base's kustomization.yaml, "overlay" in an overlay of the base, both in ``folder``."""
+    base = folder / "callwatch" / "k8s"
+    shutil.copytree(K8S, base)
+    if how == "base":
+        built, prefix, text = base, "", (K8S / "kustomization.yaml").read_text(encoding="utf-8")
+    else:
+        built, prefix, text = folder / "overlay", "../callwatch/k8s/", OVERLAY
+        built.mkdir()
+    if components:
+        text += "\ncomponents:\n" + "".join(f"  - {prefix}{name}\n" for name in components)
+    (built / "kustomization.yaml").write_text(text, encoding="utf-8")
+    out = subprocess.run([kubectl, "kustomize", str(built)], check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+Build = tuple[str, tuple[str, ...]]
+
+
+@pytest.fixture(scope="module")
+def every_build(tmp_path_factory: pytest.TempPathFactory) -> dict[Build, list[Doc]]:
+    """kubectl's build of each combination of components, in each order, enabled in the base
+    and from an overlay: ``{(how, components): objects}``."""
+    kubectl = kubectl_or_skip()
+    root = tmp_path_factory.mktemp("k8s-builds")
+    return {(how, order): kubectl_build(kubectl, root / f"{how}-{'-'.join(order)}", how, order)
+            for how in ("base", "overlay") for order in component_orders()}
+
+
+def test_every_component_combination_builds_and_validates(
+        every_build: dict[Build, list[Doc]]) -> None:
+    """Each combination of keda, prometheus and routing, in any order, in the base or from an
+    overlay, builds with kubectl and every built-in object is valid (strict) for Kubernetes
+    1.30 and 1.37, in the namespace, labelled, and referring only to ConfigMaps the build
+    holds."""
+    assert len(every_build) == 2 * 16
+    seen: set[str] = set()
+    for (how, order), docs in every_build.items():
+        config_maps = set(by_kind(docs, "ConfigMap"))
+        assert len(config_maps) == 1 + ("routing" in order), (how, order)
+        for doc in docs:
+            where = (how, order, doc["kind"], doc["metadata"]["name"])
+            assert doc["metadata"]["namespace"] == "callwatch", where
+            assert doc["metadata"]["labels"][APP_LABEL[0]] == APP_LABEL[1], where
+            pod = pod_spec(doc)
+            referenced = [v["configMap"]["name"] for v in pod.get("volumes", []) if "configMap" in v]
+            referenced += [e["configMapRef"]["name"] for c in pod.get("containers", [])
+                           for e in c.get("envFrom", []) if "configMapRef" in e]
+            assert set(referenced) <= config_maps, where
+            key = json.dumps(doc, sort_keys=True)
+            if doc["apiVersion"].startswith(CRD_GROUPS) or key in seen:
+                continue
+            seen.add(key)
+            for version in K8S_VERSIONS:
+                kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_component_order_does_not_matter(every_build: dict[Build, list[Doc]]) -> None:
+    """The same components listed in any order build the same objects."""
+    key = lambda doc: (doc["kind"], doc["metadata"]["name"])  # noqa: E731
+    for (how, order), docs in every_build.items():
+        first = every_build[(how, tuple(name for name in ALL_COMPONENTS if name in order))]
+        assert sorted(docs, key=key) == sorted(first, key=key), (how, order)
+
+
+def test_every_pod_reads_the_routing_file_when_it_is_enabled(
+        every_build: dict[Build, list[Doc]]) -> None:
+    """With the routing component every Deployment (web, worker and KEDA's worker-extra)
+    mounts the routing ConfigMap and names the file in CALLWATCH_CONFIG_FILE; without it
+    none does. A worker without the file would refuse its sinks' deliveries."""
+    for (how, order), docs in every_build.items():
+        deployments = by_kind(docs, "Deployment")
+        assert set(deployments) == {WEB, WORKER} | ({WORKER_EXTRA} if "keda" in order else set())
+        for name, deployment in deployments.items():
+            env = {e["name"]: e.get("value") for e in container(deployment).get("env", [])}
+            if "routing" not in order:
+                assert "CALLWATCH_CONFIG_FILE" not in env, (how, order, name)
+                continue
+            path = Path(env["CALLWATCH_CONFIG_FILE"])
+            mounts = {m["name"]: m for m in container(deployment)["volumeMounts"]}
+            volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+            (mount,) = [m for m in mounts.values() if m["mountPath"] == str(path.parent)]
+            assert mount.get("readOnly") is True, (how, order, name)
+            routing = by_kind(docs, "ConfigMap")[volumes[mount["name"]]["configMap"]["name"]]
+            assert routing["data"][path.name] == \
+                (K8S / "routing" / "callwatch.yaml").read_text(encoding="utf-8")
+        if "keda" in order:
+            assert pod_spec(deployments[WORKER_EXTRA]) == pod_spec(deployments[WORKER]), \
+                (how, order)
+
+
+def test_replicas_spread_over_nodes_and_zones(deployments: dict[str, Doc]) -> None:
+    """web, worker and worker-extra never put two of their pods on one node while another
+    node can take one (so two replicas survive a node loss), prefer distinct zones, ignore
+    tainted (cordoned or lost) nodes, and count only their own Deployment's pods."""
+    for name, deployment in deployments.items():
+        spread = {c["topologyKey"]: c for c in pod_spec(deployment)["topologySpreadConstraints"]}
+        assert set(spread) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}, name
+        assert spread["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
+        assert spread["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        for constraint in spread.values():
+            assert constraint["maxSkew"] == 1 and constraint["nodeTaintsPolicy"] == "Honor"
+            # The selector and the keys taken from the pod's own labels select exactly
+            # this Deployment's pods.
+            selector = dict(constraint["labelSelector"]["matchLabels"])
+            selector.update({k: labels[k] for k in constraint["matchLabelKeys"] if k in labels})
+            assert selector == deployment["spec"]["selector"]["matchLabels"], name
+            assert "pod-template-hash" in constraint["matchLabelKeys"]
+
+
 # --- the pods -----------------------------------------------------------------------
 
 def test_web_probes_use_health_and_readiness_routes(deployments: dict[str, Doc]) -> None:
@@ -393,12 +537,14 @@ def test_ingress_exposes_only_the_callback_route_on_the_public_host(docs: list[D
 
 
 def test_network_policies_allow_only_what_callwatch_needs() -> None:
-    """web takes port 8000 from the ingress controller; pods reach DNS, Redis and HTTPS."""
+    """web takes port 8000 from the ingress controller; pods reach DNS, Redis, HTTPS and SMTP
+    (587 STARTTLS, 465 SMTPS: email sinks)."""
     policies = by_kind(assemble(), "NetworkPolicy")
     default = policies["callwatch-default"]["spec"]
     assert default["policyTypes"] == ["Ingress", "Egress"] and default["ingress"] == []
     egress_ports = {(p["protocol"], p["port"]) for rule in default["egress"] for p in rule["ports"]}
-    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 6379), ("TCP", 443)}
+    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 6379), ("TCP", 443),
+                            ("TCP", 587), ("TCP", 465)}
     web = policies["callwatch-web-ingress"]["spec"]
     assert web["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "web"
     assert [p["port"] for rule in web["ingress"] for p in rule["ports"]] == [8000]
@@ -409,7 +555,7 @@ EGRESS_PORTS_PATH = "/spec/egress/1/ports"
 
 
 def test_outbound_ports_are_configured_in_one_place() -> None:
-    """Every outbound TCP port (Redis, HTTPS) is in one egress rule, at /spec/egress/1/ports,
+    """Every outbound TCP port (Redis, HTTPS, SMTP) is in one egress rule, at /spec/egress/1/ports,
     which k8s/README.md names with the managed Redis and webhook ports it may need."""
     (default,) = [doc for doc in load_docs(K8S / "networkpolicy.yaml")
                   if doc["metadata"]["name"] == "callwatch-default"]
@@ -418,7 +564,7 @@ def test_outbound_ports_are_configured_in_one_place() -> None:
     (outbound,) = others
     assert outbound is default["spec"]["egress"][int(EGRESS_PORTS_PATH.split("/")[3])]
     assert "to" not in outbound  # any address: in-cluster or managed Redis, any webhook
-    assert {p["port"] for p in outbound["ports"]} == {6379, 443}
+    assert {p["port"] for p in outbound["ports"]} == {6379, 443, 587, 465}
     readme = (K8S / "README.md").read_text(encoding="utf-8")
     for text in ("6380", "25061", "8443", EGRESS_PORTS_PATH):
         assert text in readme, text
@@ -436,7 +582,7 @@ def test_readme_overlay_patch_adds_an_outbound_port(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60).stdout
     policies = by_kind([doc for doc in yaml.safe_load_all(out) if doc], "NetworkPolicy")
     ports = {p["port"] for p in policies["callwatch-default"]["spec"]["egress"][1]["ports"]}
-    assert ports == {6379, 443, 6380}
+    assert ports == {6379, 443, 587, 465, 6380}
 
 
 # --- Prometheus scrape wiring -------------------------------------------------------
@@ -527,23 +673,28 @@ def test_heroku_builds_the_package_from_pyproject() -> None:
 
 
 def test_app_json_provisions_redis_and_both_process_types() -> None:
-    """Heroku gets the Python buildpack, Heroku Redis and one web and one worker dyno."""
+    """Heroku gets the Python buildpack, Heroku Key-Value Store's smallest plan (mini) and
+    one web and one worker dyno."""
     app = app_json()
-    assert app["addons"] == [{"plan": "heroku-redis"}]
+    assert app["addons"] == [{"plan": "heroku-redis:mini"}]
     assert [b["url"] for b in app["buildpacks"]] == ["heroku/python"]
-    assert set(app["formation"]) == set(procfile())
+    assert set(app["formation"]) == set(procfile()) - {"release"}  # release is no dyno
     assert all(f["quantity"] >= 1 for f in app["formation"].values())
 
 
 # --- Procfile, Dockerfile and their agreement ---------------------------------------
 
 def test_procfile_runs_web_and_worker() -> None:
-    """Exactly web (gunicorn on the WSGI module) and worker (python -m workers.worker)."""
+    """Exactly web (gunicorn on the WSGI module), worker (python -m workers.worker), and a
+    release phase that checks the configuration before Heroku restarts any dyno."""
     processes = procfile()
     assert processes == {
         "web": "gunicorn --config gunicorn.conf.py workers.wsgi:app",
         "worker": "python -m workers.worker",
+        "release": "callwatch config check",
     }
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "callwatch" in scripts["project"]["scripts"]
     for module in ("gunicorn.conf.py", "workers/wsgi.py", "workers/worker.py"):
         assert (ROOT / module).is_file(), module
 
@@ -558,10 +709,14 @@ def test_one_command_per_process_everywhere() -> None:
 
 
 def test_dockerfile_builds_a_slim_non_root_image() -> None:
-    """Two python:3.11-slim stages; the final one unbuffered, non-root 10001, port 8000."""
+    """Two python:3.11-slim stages, both pinned to one digest; the final one unbuffered,
+    non-root 10001, port 8000."""
     steps = dockerfile()
-    stages = [args for op, args in steps if op == "FROM"]
-    assert [s.split()[0] for s in stages] == ["python:3.11-slim", "python:3.11-slim"]
+    stages = [args.split()[0] for op, args in steps if op == "FROM"]
+    assert len(stages) == 2 and stages[0] == stages[1]
+    name, _, digest = stages[0].partition("@")
+    assert name == "python:3.11-slim"
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), digest
     final = steps[[i for i, (op, _) in enumerate(steps) if op == "FROM"][-1]:]
     env = " ".join(args for op, args in final if op == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env and "PYTHONUNBUFFERED=1" in env
@@ -590,6 +745,18 @@ def test_dockerignore_keeps_what_the_image_copies() -> None:
         assert not ignored(source), source
     for path in (".venv", ".git", "tests", ".pytest_cache"):
         assert ignored(path), path
+
+
+def test_image_installs_exactly_the_locked_dependencies() -> None:
+    """The builder installs requirements.lock with --require-hashes (every pin hashed), then
+    callwatch itself with --no-deps and no build isolation: nothing unpinned is fetched."""
+    runs = [args for op, args in dockerfile() if op == "RUN"]
+    (lock_install,) = [args for args in runs if "requirements.lock" in args]
+    assert "--require-hashes" in lock_install.split()
+    (package_install,) = [args for args in runs if re.search(r"pip install .*\s\.(\s|$)", args)]
+    assert {"--no-deps", "--no-build-isolation"} <= set(package_install.split())
+    copies = [args for op, args in dockerfile() if op == "COPY"]
+    assert any(args.split()[0] == "requirements.lock" for args in copies)
 
 
 def test_python_version_is_311_everywhere() -> None:

@@ -35,8 +35,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from werkzeug.wrappers import Request
 
+from devtools.web_client import ACCOUNT_SID, CALLBACK_PATH, PUBLIC_BASE, make_settings, sign
 from service.web import MAX_BODY_BYTES, create_app
-from tests.web_helpers import ACCOUNT_SID, CALLBACK_PATH, PUBLIC_BASE, make_settings, sign
 
 CONFIG = {
     "seed": 20261127,

@@ -8,11 +8,11 @@ from collections import Counter
 
 import redis as redis_lib
 
+from devtools.sample_alerts import sample_alert
 from service.decisions import Again
 from service.delivery.ledger import DeliveryLedger
 from service.delivery.pace import MISSED_GRACE_S, Pace
 from tests.integration.test_delivery import FakeClock, RecordingSink, deliver
-from tests.receiver_helpers import sample_alert
 
 
 def test_missed_sends_take_the_next_turns_in_the_order_they_missed(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import redis as redis_lib
 
+from devtools.pipeline import Pipeline, pipeline_settings
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
-from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_helpers import WEBHOOK_SECRET
 
 
 def test_a_paced_slack_alert_does_not_delay_a_webhook_alert(

@@ -8,10 +8,10 @@ import pytest
 import redis as redis_lib
 from structlog.testing import capture_logs
 
+from devtools.pipeline import Pipeline, pipeline_settings
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
-from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_helpers import WEBHOOK_SECRET
 from workers.jobs import analyze_call
 from workers.queues import analysis_job_id
 

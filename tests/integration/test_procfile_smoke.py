@@ -3,6 +3,9 @@ and one /metrics scrape shows the call's whole journey, worker included."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,12 +14,12 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.processes import Process
 from devtools.redis_server import RedisServer, free_port
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.sender import play_call
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import WebhookReceiver
-from tests.processes import Process
-from tests.receiver_helpers import WEBHOOK_SECRET
 
 
 def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -34,7 +37,8 @@ def value(samples: dict, name: str, **labels: str) -> float:
 
 @pytest.mark.slow
 def test_procfile_processes_deliver_and_count(simulator: SimulatorServer) -> None:
-    """honcho starts web and worker from the Procfile; the alert arrives; /metrics counts it."""
+    """The Procfile's release check passes; honcho starts web and worker from the Procfile;
+    the alert arrives; /metrics counts it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     # A Redis of its own: other tests' apps flush their counters into the shared one.
@@ -45,10 +49,16 @@ def test_procfile_processes_deliver_and_count(simulator: SimulatorServer) -> Non
             "TWILIO_INSIGHTS_BASE_URL": simulator.url, "PUBLIC_BASE_URL": base,
             "ANALYSIS_DELAY_SECONDS": "1", "ALERT_WEBHOOK_URLS": receiver.url,
             "ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET, "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}",
-            "PATH": f"{Path(sys.executable).parent}:{__import__('os').environ['PATH']}",
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         }
+        # release (Heroku's check before a deploy) exits at once; honcho would then stop all.
+        # Run as Heroku does before a deploy: callwatch config check, from the venv on PATH.
+        release = subprocess.run(shlex.split(procfile_release()), env={**os.environ, **env},
+                                 capture_output=True, text=True, timeout=30, check=False)
+        assert release.returncode == 0, release.stdout + release.stderr
+        assert "configuration is valid" in release.stdout
         honcho = Process([sys.executable, "-m", "honcho", "start", "--port", str(port),
-                          "--no-colour"], env).start()
+                          "--no-colour", "web", "worker"], env).start()
         try:
             honcho.wait_for(lambda: _ready(base), timeout=30)
             sid = play_call(simulator.url, base, simulator.account_sid, simulator.auth_token,
@@ -70,7 +80,10 @@ def test_procfile_processes_deliver_and_count(simulator: SimulatorServer) -> Non
     assert value(samples, "callwatch_callbacks_total", outcome="accepted", reason="") == 1
     assert value(samples, "callwatch_callbacks_total", outcome="ignored", reason="") == 3
     assert value(samples, "callwatch_analyses_total", outcome="alert") == 1
-    assert value(samples, "callwatch_alerts_total", severity="error") == 1
+    alerts = [(dict(labels), n) for (name, labels), n in samples.items()
+              if name == "callwatch_alerts_total" and n]
+    assert [(labels["severity"], labels["route"], n) for labels, n in alerts] == [
+        ("error", "default", 1)]
     assert value(samples, "callwatch_insights_requests_total", status="200") >= 1
     assert value(samples, "callwatch_insights_events_fetched_total") > 0
     # Every sink x outcome is exported (at 0 until counted): one delivery, delivered.
@@ -81,6 +94,11 @@ def test_procfile_processes_deliver_and_count(simulator: SimulatorServer) -> Non
     assert value(samples, "callwatch_delivery_duration_seconds_count", sink=sink) == 1
     assert value(samples, "callwatch_queue_jobs", queue="analysis", state="queued") == 0
     assert value(samples, "callwatch_metrics_redis_up") == 1
+
+
+def procfile_release() -> str:
+    lines = (Path(__file__).resolve().parents[2] / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip())["release"]
 
 
 def _ready(base: str) -> bool:

@@ -8,10 +8,10 @@ import time
 
 import redis as redis_lib
 
+from devtools.processes import settings_env, worker
 from devtools.redis_server import RedisServer
+from devtools.sample_alerts import WEBHOOK_SECRET, sample_alert
 from devtools.standins import WebhookReceiver
-from tests.processes import settings_env, worker
-from tests.receiver_helpers import WEBHOOK_SECRET, sample_alert
 from workers.queues import schedule_delivery
 
 PER_SINK = 8

@@ -10,13 +10,14 @@ import redis as redis_lib
 from structlog.testing import capture_logs
 
 from devtools.pagerduty_standin import PagerDutyStandIn
+from devtools.pipeline import Pipeline, pipeline_settings
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.server import SimulatorServer
 from devtools.smtp_standin import SmtpStandIn
 from devtools.standins import SlackStandIn, WebhookReceiver
 from devtools.teams_standin import TeamsStandIn
 from service import keys
-from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_helpers import WEBHOOK_SECRET
+from service.routing_file.load import load
 
 JS, ANDROID = {"seed": 1}, {"seed": 0}
 CONTRACT_ROUTES = """
@@ -73,8 +74,9 @@ def receivers(slack_receiver: SlackStandIn, pagerduty: PagerDutyStandIn, teams: 
 def make_pipe(redis: redis_lib.Redis, redis_server, simulator: SimulatorServer,
               receivers: Receivers) -> Iterator:
     def make(routes: str) -> Pipeline:
-        return Pipeline(pipeline_settings(redis_server.url, simulator, **receivers.env(routes)),
-                        redis, simulator)
+        env = receivers.env(routes)
+        settings = pipeline_settings(redis_server.url, simulator, **env)
+        return Pipeline(settings, redis, simulator, routing=load(settings, env))
     yield make
 
 
@@ -107,14 +109,15 @@ routes:
 
 
 def test_drop_route_sends_nothing_and_is_not_unrouted(make_pipe, receivers: Receivers) -> None:
-    """A route with no sinks takes the alert and sends it nowhere, without alert_unrouted."""
+    """A route with no sinks takes the alert and sends it nowhere, without alert_unrouted;
+    the log line names the route that dropped it."""
     pipe = make_pipe("routes:\n  - {match: {error_code: 31401}, sinks: []}\ndefault: [crm]\n")
     with capture_logs() as logs:
         pipe.play("mic-denied", **JS)
         pipe.drain()
     assert receivers.received() == {}
-    assert [e["sinks"] for e in logs if e["event"] == "alert_created"] == [[]]
-    assert not [e for e in logs if e["event"] == "alert_unrouted"]
+    assert [e["route"] for e in logs if e["event"] == "alert_dropped"] == ["routes[0]"]
+    assert not [e for e in logs if e["event"] in ("alert_unrouted", "alert_created")]
 
 
 def test_unrouted_alert_is_logged_and_counted(make_pipe, receivers: Receivers,

@@ -8,10 +8,10 @@ import pytest
 import redis as redis_lib
 from structlog.testing import capture_logs
 
+from devtools.pipeline import Pipeline, pipeline_settings
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import WebhookReceiver
-from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_helpers import WEBHOOK_SECRET
 
 PHONE = {"From": "+14155550100", "To": "+16505550123"}
 

@@ -10,13 +10,13 @@ import pytest
 import redis as redis_lib
 from structlog.testing import capture_logs
 
+from devtools.pipeline import Pipeline, pipeline_settings
+from devtools.sample_alerts import sample_alert
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn
 from service import keys
 from service.delivery.silences import Silences, parse_duration, parse_pairs
 from service.errors import InvalidInput
-from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.receiver_helpers import sample_alert
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import time
 import redis as redis_lib
 from rq.job import Job
 
+from devtools.sample_alerts import sample_alert
 from service import keys
 from service.decisions import Again, Done
 from service.delivery.ledger import DeliveryLedger
@@ -16,7 +17,6 @@ from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import DeliveryRetryable
 from service.roster import Roster
 from tests.integration.test_delivery import FakeClock, RecordingSink
-from tests.receiver_helpers import sample_alert
 from workers.queues import DELIVERY_QUEUE, queue, schedule_delivery
 from workers.sink_lines import SLOTS_PER_SINK, SinkLines, release_line, release_lines
 from workers.worker import build_worker

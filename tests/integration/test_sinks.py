@@ -12,12 +12,12 @@ import requests
 from structlog.testing import capture_logs
 
 from devtools.hostile_peers import HostilePeer, drip, fixed, huge
+from devtools.sample_alerts import WEBHOOK_SECRET, sample_alert
 from devtools.standins import SlackStandIn, WebhookReceiver
 from service.delivery.sinks import LogSink, Sinks, SlackSink, UnknownSink, WebhookSink
 from service.delivery.sinks.webhook import legacy_webhook_sink_id
 from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
 from service.settings import Settings
-from tests.receiver_helpers import WEBHOOK_SECRET, sample_alert
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import redis as redis_lib
 import requests
 
 from devtools.pagerduty_standin import PagerDutyStandIn
+from devtools.sample_alerts import sample_alert
 from devtools.smtp_standin import SmtpStandIn
 from devtools.teams_standin import TeamsStandIn
 from service.analysis.alert import Issue
@@ -21,7 +22,6 @@ from service.delivery.sinks.pagerduty import PagerDutySink
 from service.delivery.sinks.teams import TeamsSink
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import DeliveryRejected, DeliveryRetryable
-from tests.receiver_helpers import sample_alert
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"
 

@@ -17,11 +17,11 @@ import pytest
 import redis as redis_lib
 import requests
 
+from devtools.processes import Process, settings_env
 from devtools.redis_server import RedisServer, free_port
 from devtools.slow_clients import SlowClients
+from devtools.web_client import call_sid, callback_params, sign
 from service.calls import CALLBACK_PATH
-from tests.processes import Process, settings_env
-from tests.web_helpers import call_sid, callback_params, sign
 
 GUNICORN = ["-m", "gunicorn", "-c", "gunicorn.conf.py", "workers.wsgi:app"]
 #: Far above a normal answer (milliseconds), far below what a starved server takes

@@ -13,9 +13,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service.intake import INTAKE_KEY, call_key
-from service.web import create_app
-from tests.web_helpers import (
+from devtools.web_client import (
     CALLBACK_PATH,
     PUBLIC_BASE,
     SECONDARY_TOKEN,
@@ -26,6 +24,8 @@ from tests.web_helpers import (
     make_settings,
     sign,
 )
+from service.intake import INTAKE_KEY, call_key
+from service.web import create_app
 
 
 def redis_snapshot(redis: redis_lib.Redis) -> dict[bytes, object]:

@@ -11,11 +11,11 @@ import redis as redis_lib
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from devtools.processes import Process, settings_env, worker
 from devtools.redis_server import RedisServer
 from devtools.simulator.server import SimulatorServer
+from devtools.web_client import Callbacks, callback_params, make_settings
 from service.web import create_app
-from tests.processes import Process, settings_env, worker
-from tests.web_helpers import Callbacks, callback_params, make_settings
 from workers.job_in_hand import requeue_job_in_hand
 from workers.queues import ANALYSIS_QUEUE, analysis_job_id, queue
 

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 import redis as redis_lib
 
+from devtools.pipeline import Pipeline, pipeline_settings
+from devtools.processes import Process, worker
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
-from tests.pipeline_helpers import Pipeline, pipeline_settings
-from tests.processes import Process, worker
-from tests.receiver_helpers import WEBHOOK_SECRET
 
 
 def worker_env(pipe: Pipeline) -> dict[str, str]:

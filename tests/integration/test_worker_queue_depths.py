@@ -7,9 +7,9 @@ from datetime import timedelta
 import redis as redis_lib
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.web_client import make_settings
 from service.intake import Intake
 from service.web import create_app
-from tests.web_helpers import make_settings
 from workers.queue_depths import RQQueueDepths
 from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE, queue
 

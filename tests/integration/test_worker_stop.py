@@ -11,8 +11,8 @@ import time
 import redis as redis_lib
 from rq.job import Job
 
+from devtools.processes import settings_env, worker
 from devtools.redis_server import RedisServer
-from tests.processes import settings_env, worker
 from workers.queues import ANALYSIS_JOB_TIMEOUT_S, ANALYSIS_QUEUE, CRASH_RETRY, queue
 
 #: The platform's patience we must stay inside (Heroku's is 30 s).

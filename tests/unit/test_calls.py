@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from devtools.sample_alerts import sample_alert
 from service.analysis.alert import Alert
 from service.calls import Call
-from tests.receiver_helpers import sample_alert
 
 CALL = Call(call_sid="CA" + "ab" * 16, account_sid="AC" + "1" * 32, status="failed",
             direction="outbound-api", from_="client:alice", to="+14155550123", duration_s=0,

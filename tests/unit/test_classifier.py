@@ -237,7 +237,8 @@ def test_alert_summary_and_severity() -> None:
               ev(2, NQ_RAISED, "high-jitter")]
     alert = build_alert(call(duration_s=42), events, AlertPolicy(), now=NOW)
     assert alert is not None
-    assert alert.summary == f"1 error, 2 warnings on {CALL_SID} (completed, 42 s)"
+    assert alert.summary == ("A connection error occurred during the call (the Twilio gateway hung up "
+                             f"with an error) (31005); 1 error, 2 warnings on {CALL_SID} (completed, 42 s)")
     assert alert.severity == "error"
     warn_only = build_alert(call(), events[1:], AlertPolicy(), now=NOW)
     assert warn_only is not None and warn_only.severity == "warning"
@@ -273,7 +274,7 @@ def test_truncation_keeps_the_first_and_counts_the_rest() -> None:
     assert alert is not None
     assert [i.name for i in alert.issues] == [f"thing-{i:02d}" for i in range(5)]
     assert alert.truncated_issues == 2
-    assert alert.summary.startswith("7 warnings on ")
+    assert "; 7 warnings on " in alert.summary
     full = build_alert(call(), events, AlertPolicy(), now=NOW)
     assert full is not None and full.truncated_issues == 0
 
@@ -288,7 +289,7 @@ def test_summary_counts_cut_errors_as_errors() -> None:
     alert = build_alert(call(), [*events, ev(9, NQ_RAISED, "high-rtt")],
                         AlertPolicy(max_issues=3), now=NOW)
     assert alert is not None and alert.truncated_issues == 3
-    assert alert.summary.startswith("5 errors, 1 warning on ")
+    assert "; 5 errors, 1 warning on " in alert.summary
     assert Alert.from_envelope(alert.to_envelope()).summary == alert.summary
 
 

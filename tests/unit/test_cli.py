@@ -28,7 +28,8 @@ def test_error_call_prints_summary_then_issues(capsys: pytest.CaptureFixture[str
     code, out, err = run(capsys, "classify", ERROR_CALL, "--duration", "12")
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0] == "ERROR: 3 errors on CA03a02b156c6faa96c86906f7e9ad0f38 (completed, 12 s)"
+    assert lines[0] == ("ERROR: The media connection failed and was not restored (53405); "
+                        "3 errors on CA03a02b156c6faa96c86906f7e9ad0f38 (completed, 12 s)")
     assert lines[1].startswith("  alert_id alr_")
     assert lines[2].startswith("  - [error] sdk_edge/connection/error/53405 x1 ")
     assert lines[2].endswith("(SDK: Media connection failed.)")
@@ -93,7 +94,7 @@ def test_reads_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mon
     """FILE - reads the response from standard input."""
     monkeypatch.setattr("sys.stdin", io.StringIO(Path(ERROR_CALL).read_text()))
     code, out, _ = run(capsys, "classify", "-")
-    assert (code, out.startswith("ERROR: 3 errors")) == (0, True)
+    assert (code, out.startswith("ERROR: ") and "; 3 errors on " in out) == (0, True)
 
 
 def test_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -183,7 +184,7 @@ def test_unread_next_page_is_warned(capsys: pytest.CaptureFixture[str], tmp_path
                     "edge": "sdk_edge", "sdk_edge": {"error": {"code": 31005}}}]}))
     code, out, err = run(capsys, "classify", str(first), str(second))
     assert (code, err) == (0, "")
-    assert out.startswith("ERROR: 1 error on ")
+    assert out.startswith("ERROR: ") and "; 1 error on " in out.splitlines()[0]
 
 
 def test_outcome_codes_need_the_outcomes_flag(capsys: pytest.CaptureFixture[str],
@@ -196,7 +197,7 @@ def test_outcome_codes_need_the_outcomes_flag(capsys: pytest.CaptureFixture[str]
     _, out, _ = run(capsys, "classify", str(page))
     assert out.startswith("no alert")
     _, out, _ = run(capsys, "classify", str(page), "--outcomes")
-    assert out.startswith("WARNING: 1 warning on ")
+    assert out.startswith("WARNING: The callee is busy (SIP 486) (31486); 1 warning on ")
 
 
 def test_pages_of_different_calls_are_warned(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from service.config import load_config, parse_config
 from service.delivery.incidents.policy import RatioPolicy, StormPolicy
 from service.errors import ConfigError
+from service.routing_file.load import Configuration
+from service.routing_file.parse import parse_config
 from service.settings import Settings
 
 ENV = {"PD_KEY": "0123456789abcdef0123456789abcdef", "SLACK_OPS": "https://hooks.slack.com/services/T/B/x",
@@ -31,7 +32,7 @@ default: [crm]
 """
 
 
-def error_of(text: str, env: dict[str, str] | None = None, plain: tuple[str, ...] = ()) -> str:
+def error_of(text: str, env: dict[str, str] | None = None, plain: dict[str, str] | None = None) -> str:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, {**ENV, **(env or {})}, plain_sinks=plain)
     return caught.value.message
@@ -95,14 +96,14 @@ def test_email_sink_needs_smtp_settings() -> None:
 
 def test_name_taken_by_a_plain_variable() -> None:
     """A file sink named like a variable's sink (slack) is refused."""
-    message = error_of("sinks:\n  slack: {type: log}\n", plain=("slack",))
+    message = error_of("sinks:\n  slack: {type: log}\n", plain={"slack": "SLACK_WEBHOOK_URL"})
     assert message.startswith("sinks.slack:") and "SLACK_WEBHOOK_URL" in message
 
 
 def test_routes_may_name_plain_variable_sinks() -> None:
     """Routes may send to slack and webhook-<host> sinks from the plain variables."""
     config = parse_config("routes:\n  - {match: {severity: error}, sinks: [slack]}\n", {},
-                          plain_sinks=("slack",))
+                          plain_sinks={"slack": "SLACK_WEBHOOK_URL"})
     assert config.routes[0].sinks == ("slack",)
 
 
@@ -139,21 +140,22 @@ def test_one_of_the_two_variables_at_most(tmp_path) -> None:
     """CALLWATCH_CONFIG and CALLWATCH_CONFIG_FILE together are refused."""
     path = tmp_path / "callwatch.yaml"
     path.write_text("routes: []\n")
+    base = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "token"}
     with pytest.raises(ConfigError) as caught:
-        load_config({"CALLWATCH_CONFIG": "routes: []", "CALLWATCH_CONFIG_FILE": str(path)})
+        Configuration.from_env({**base, "CALLWATCH_CONFIG": "routes: []", "CALLWATCH_CONFIG_FILE": str(path)})
     assert caught.value.variable == "CALLWATCH_CONFIG_FILE"
-    assert load_config({"CALLWATCH_CONFIG_FILE": str(path)}) is not None
+    assert Configuration.from_env({**base, "CALLWATCH_CONFIG_FILE": str(path)}).routing is not None
     with pytest.raises(ConfigError, match="cannot read"):
-        load_config({"CALLWATCH_CONFIG_FILE": str(tmp_path / "missing.yaml")})
+        Configuration.from_env({**base, "CALLWATCH_CONFIG_FILE": str(tmp_path / "missing.yaml")})
 
 
 def test_settings_stop_on_a_bad_file() -> None:
-    """Settings.from_env (every process's start-up) refuses a bad routing file."""
+    """Configuration.from_env (every process's start-up) refuses a bad routing file."""
     env = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "token",
            "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/x",
            "CALLWATCH_CONFIG": "sinks:\n  slack: {type: log}\n"}
     with pytest.raises(ConfigError) as caught:
-        Settings.from_env(env)
+        Configuration.from_env(env)
     assert caught.value.variable == "CALLWATCH_CONFIG"
     assert caught.value.message.startswith("sinks.slack:")
 

@@ -6,18 +6,16 @@ import json
 
 from standardwebhooks.webhooks import Webhook
 
+from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.standins import slack_payload_problem
-from service.delivery.incidents.cli import age, format_table
+from service.cli.incidents import age, format_table
 from service.delivery.incidents.events import IncidentEvent, build_event, message_id
-from service.delivery.incidents.messages import (
-    email_incident,
-    pagerduty_incident_event,
-    slack_incident_message,
-    teams_incident_card,
-)
 from service.delivery.incidents.store import Snapshot
+from service.delivery.sinks.email import email_incident
+from service.delivery.sinks.pagerduty import pagerduty_incident_event
+from service.delivery.sinks.slack_blocks import slack_incident_message
+from service.delivery.sinks.teams import teams_incident_card
 from service.delivery.sinks.webhook import signed_event_request, signing_key
-from tests.receiver_helpers import WEBHOOK_SECRET
 
 T0 = 1_800_000_000.0
 SIDS = [f"CA{n:032x}" for n in range(20)]
@@ -54,7 +52,8 @@ def test_slack_message_is_valid_and_shows_ten_sample_calls() -> None:
     assert "issue sdk_edge/connection/error/31005, country code US" in text
     assert sum(sid in text for sid in SIDS) == 10
     assert "callwatch incidents list" in text and "31000 (8)" in text and "and 3 more" in text
-    assert "CA" not in body["text"] and "Incident updated: 57 calls so far with issue" in body["text"]
+    assert "CA" not in body["text"]
+    assert "Incident updated: country US: 57 calls so far with 31005 (route voice-ops)" in body["text"]
 
 
 def test_pagerduty_triggers_then_resolves_on_the_incident_id() -> None:
@@ -75,7 +74,7 @@ def test_teams_card_and_email_carry_the_same_content() -> None:
     subject, text, html = email_incident(event("resolved"))
     for rendered in (content, text, html):
         assert SIDS[0] in rendered and SIDS[10] not in rendered and "31005" in rendered
-    assert subject.startswith("[callwatch] Incident resolved: 57 calls with issue")
+    assert subject.startswith("[callwatch] Incident resolved: country US: 57 calls with 31005")
 
 
 def test_webhook_event_is_signed_with_the_incident_webhook_id() -> None:

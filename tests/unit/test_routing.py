@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from service.config import parse_config
+from devtools.sample_alerts import sample_alert
 from service.delivery.routing import Router
-from tests.receiver_helpers import sample_alert
+from service.routing_file.parse import parse_config
 
 ALL = ("oncall", "voice-ops", "crm", "teams")
 SINKS = "sinks:\n" + "".join(f"  {name}: {{type: log}}\n" for name in ALL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.errors import ConfigError
+from service.routing_file.load import Configuration
 from service.settings import Settings
 
 BASE = {"TWILIO_ACCOUNT_SID": "AC" + "a" * 32, "TWILIO_AUTH_TOKEN": "tok"}
@@ -76,9 +77,9 @@ def test_lists_and_api_key_are_parsed() -> None:
     ({"ANALYSIS_DELAY_SECONDS": "99999999999999999999"}, "ANALYSIS_DELAY_SECONDS"),
 ])
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
-    """Each malformed or missing value raises ConfigError naming its variable."""
+    """Each malformed or missing value stops start-up with ConfigError naming its variable."""
     with pytest.raises(ConfigError) as caught:
-        Settings.from_env({**BASE, **env})
+        Configuration.from_env({**BASE, **env})
     assert caught.value.variable == variable
     assert variable in str(caught.value)
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
+from devtools.sample_alerts import sample_alert
 from devtools.standins import slack_payload_problem
 from service.delivery.sinks.slack_blocks import escape, shorten, slack_message
-from tests.receiver_helpers import sample_alert
 
 LONG = ("Audio packets were lost & the <remote> side could not hear the caller. " * 80)[:5000]
 
@@ -92,14 +92,16 @@ def test_mrkdwn_is_escaped() -> None:
     """``&``, ``<`` and ``>`` from events cannot become Slack links or mentions."""
     message = slack_message(sample_alert(issues=1, description="<!channel> & <http://x|y>"))
     issue = message["blocks"][2]["text"]["text"]
-    assert "&lt;!channel&gt; &amp; &lt;http://x|y&gt;" in issue
+    assert "&lt;!channel&gt; &amp; &lt;http:\u2060//x|y&gt;" in issue
     assert "<!channel>" not in str(message)
 
 
 def test_call_and_client_are_shown() -> None:
-    """The call's status, direction, numbers and duration, and the client's SDK and place."""
+    """The call's status, direction, parties (the number masked as in the logs) and duration,
+    and the client's SDK and place."""
     texts = "\n".join(_texts(slack_message(sample_alert())))
-    for expected in ("completed", "outbound-api", "client:alice", "+14155550123", "42 s",
+    assert "4155550123" not in texts
+    for expected in ("completed", "outbound-api", "*From* alice", "+1********23", "42 s",
                      "twilio-voice-js 2.18.4", "macOS 15.1", "Oakland, US", "Error 31005"):
         assert expected in texts
 

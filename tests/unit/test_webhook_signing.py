@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from devtools.sample_alerts import WEBHOOK_SECRET, sample_alert
 from service.delivery.sinks.webhook import signed_request, signing_key, webhook_sink_names
 from service.http import parse_retry_after
-from tests.receiver_helpers import WEBHOOK_SECRET, sample_alert
 
 
 def _now() -> datetime:

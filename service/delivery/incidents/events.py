@@ -106,6 +106,8 @@ def build_event(event: str, sequence: int, snapshot: Snapshot, now: datetime) ->
         "by_country": {k: v for k, v in snapshot.counts("country").items() if k != "none"},
         "sample_call_sids": list(snapshot.samples[:20]),
         "ratio": ratio,
+        #: Who acknowledged it (from Slack), else null: added in schema version 1.
+        "acknowledged_by": fields.get("acknowledged_by") or None,
     }
     return IncidentEvent(f"incident.{event}", iso(now) or "", f"{snapshot.incident_id}:{sequence}",
                          data)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from service.analysis.alert import Alert, Issue
 from service.analysis.catalogue import event_category
+from service.analysis.headline import identity
 
 #: The value a group key takes when the alert has none (no client metadata, no code).
 NONE = "none"
@@ -44,6 +45,8 @@ def group_value(alert: Alert, key: str) -> str:
         value = client.country_code if client else None
     elif key == "account_sid":
         value = alert.call.account_sid
+    elif key == "identity":
+        value = identity(alert.call)
     return NONE if value is None else str(value)
 
 
@@ -62,7 +65,43 @@ def describe_group(group: dict[str, str]) -> str:
     """The group in plain words: ``issue sdk_edge/error/31005, country US``; or every alert."""
     if not group:
         return "every alert of the route"
-    return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in group.items())
+    return ", ".join(f"{'agent' if key == 'identity' else key.replace('_', ' ')} {value}"
+                     for key, value in group.items())
+
+
+#: How each ``group_by`` key reads before its value in a message ("agent bob").
+_KEY_WORDS = {"identity": "agent", "country_code": "country", "sdk_type": "SDK", "edge": "edge",
+              "category": "category", "account_sid": "account", "error_code": "error"}
+
+
+def issue_words(issue_key: str) -> str:
+    """An issue key as a person says it: ``31009`` for an error code, ``high jitter`` for
+    ``…/high-jitter``, ``calls that failed to connect`` for ``call/failed``."""
+    if issue_key == "call/failed":
+        return "failed to connect"
+    last = issue_key.rstrip("/").rsplit("/", 1)[-1]
+    return last.replace("-", " ").replace("_", " ") or issue_key
+
+
+def group_words(group: dict[str, str], by_issue: dict[str, int] | None = None,
+                calls: int | None = None, so_far: bool = False) -> str:
+    """An incident's group in words, the agent (or country...) first, then what fails:
+    ``31009 on 56 calls``, ``agent bob: 3 calls with high jitter``."""
+    what = issue_words(group["issue"]) if "issue" in group and group["issue"] != NONE else None
+    if what is None and group.get("error_code", NONE) != NONE:
+        what = group["error_code"]
+    if what is None and by_issue and group:
+        what = issue_words(max(by_issue.items(), key=lambda item: (item[1], item[0]))[0])
+    who = ", ".join(f"{_KEY_WORDS.get(key, key.replace('_', ' '))} {value}"
+                    for key, value in group.items() if key not in ("issue", "error_code"))
+    count = "" if calls is None else f"{calls} call{'s' if calls != 1 else ''}"
+    count += " so far" if count and so_far else ""
+    if who:
+        detail = f"{count} with {what}" if what and count else (what or count or "")
+        return f"{who}: {detail}" if detail else who
+    if what:
+        return f"{what} on {count}" if count else what
+    return f"{count} of the route" if count else "every alert of the route"
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """A route's storm and ratio settings (the routing file's ``storm:`` and ``ratio:``,
-read by ``service.config``)."""
+read by ``service.routing_file.storms``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 #: Keys ``group_by`` may name.
-GROUP_KEYS = ("issue", "error_code", "category", "edge", "sdk_type", "country_code", "account_sid")
+GROUP_KEYS = ("issue", "error_code", "category", "edge", "sdk_type", "country_code", "account_sid",
+              "identity")
 #: The longest ratio window: the analysed-call buckets are kept this long.
 MAX_RATIO_WINDOW_S = 3600
 #: Ratio counts are kept in buckets of this many seconds.

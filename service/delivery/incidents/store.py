@@ -26,6 +26,7 @@ from typing import Any
 from redis import Redis
 
 from service import keys
+from service.delivery.digests.store import DigestStore
 from service.delivery.incidents.grouping import Facets
 from service.delivery.incidents.policy import MAX_RATIO_WINDOW_S, RATIO_BUCKET_S, RatioPolicy, StormPolicy
 
@@ -268,6 +269,11 @@ class IncidentStore:
         self._observe = redis.register_script(_FOLD_AND_OPEN)
         self._check = redis.register_script(_CHECK)
 
+    @property
+    def redis(self) -> Redis:
+        """The connection (the desk keeps its pager groups in the same Redis)."""
+        return self._redis
+
     def count_analysed(self, now: float) -> None:
         """One analysed call (alert or not) in the deployment-wide buckets: one round trip."""
         current = bucket(now)
@@ -276,6 +282,7 @@ class IncidentStore:
         # Drop the bucket that just left the longest window (gaps leave a few; sums skip them).
         pipe.hdel(keys.CALLS_ANALYSED, str(current - MAX_RATIO_WINDOW_S // RATIO_BUCKET_S - 1))
         pipe.expire(keys.CALLS_ANALYSED, MAX_RATIO_WINDOW_S + 60)
+        DigestStore.count_analysed(pipe, now)  # the digests' "calls analysed", same round trip
         pipe.execute()
 
     def observe(self, where: RouteGroup, alert_id: str, facets: Facets, now: float) -> Observation:

@@ -6,9 +6,11 @@ exception tree in ``service.errors``: ``DeliveryRetryable`` (try again, after
 receiver refused it for good; ``reason`` says why). Sinks keep no state between
 calls: de-duplication and pacing live in ``service.delivery``.
 
-A sink **type** is one module that exposes ``SINK_TYPE``: its type name, how a sink
-is built from its ``SinkSpec``, and which sinks the plain environment variables
-describe. ``service.delivery.sinks.registry`` lists the types, one line each.
+A sink **type** is one module that exposes ``SINK_TYPE``: its type name, the options
+a routing file gives it and their checks, how a sink is built from its ``SinkSpec``,
+and which sinks the plain environment variables describe.
+``service.delivery.sinks.registry`` lists the types, one line each; the routing file's
+parser knows them only through it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import requests
 
 from service.analysis.alert import Alert
+from service.delivery.digests.periods import parse_digest
+from service.errors import ConfigError
+from service.http import require_secure_url
 
 if TYPE_CHECKING:
     from service.delivery.incidents.events import IncidentEvent
@@ -46,7 +51,7 @@ class AlertSink(Protocol):
 
     def send_incident(self, event: IncidentEvent) -> None:
         """Deliver one incident event (``incident.opened|updated|resolved``) once; raises
-        like ``send``. ``service.delivery.incidents.messages`` renders it per kind of sink."""
+        like ``send``. Each sink type renders it from ``service.delivery.incidents.content``."""
         ...
 
 
@@ -68,6 +73,52 @@ class SinkEnv:
     clock: Callable[[], datetime]
 
 
+class SinkOptionError(Exception):
+    """A routing file's option for one sink is wrong: ``key`` (``""``: the sink itself) and why."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+def check_url(options: dict[str, Any], key: str = "url") -> dict[str, Any]:
+    """An option holding an http(s) URL: HTTPS, or plain HTTP to a loopback host only."""
+    value = options[key]
+    if not isinstance(value, str) or not value.strip():
+        raise SinkOptionError(key, "must be text")
+    try:
+        require_secure_url(value, key)
+    except ConfigError as error:
+        raise SinkOptionError(key, error.message) from None
+    return options
+
+
+def check_digest(options: dict[str, Any]) -> dict[str, Any]:
+    """The optional ``digest:`` of a slack, teams or email sink (``service.delivery.digests``)."""
+    if "digest" in options:
+        try:
+            parse_digest(options["digest"], "digest")
+        except ConfigError as error:
+            raise SinkOptionError(error.variable, error.message) from None
+    return options
+
+
+def check_text(options: dict[str, Any], key: str) -> dict[str, Any]:
+    """An option that must be non-empty text."""
+    if not isinstance(options[key], str) or not options[key].strip():
+        raise SinkOptionError(key, "must be text")
+    return options
+
+
+def _no_settings(settings: Settings) -> list[SinkSpec]:
+    return []
+
+
+def _no_check(options: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    return options
+
+
 @dataclass(frozen=True)
 class SinkType:
     """A kind of sink, as its module declares it."""
@@ -75,4 +126,14 @@ class SinkType:
     name: str
     build: Callable[[SinkSpec, SinkEnv], AlertSink]
     #: The sinks the plain environment variables configure (``SLACK_WEBHOOK_URL``...).
-    from_settings: Callable[[Settings], list[SinkSpec]] = lambda settings: []
+    from_settings: Callable[[Settings], list[SinkSpec]] = _no_settings
+    #: The routing file's options for a sink of this type: required, then optional.
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    #: Options that may hold a secret: masked whenever they are shown.
+    secrets: frozenset[str] = frozenset()
+    #: Checks (and normalises) the given options, with the environment for what they
+    #: need from it; raises ``SinkOptionError``.
+    check: Callable[[dict[str, Any], Mapping[str, str]], dict[str, Any]] = _no_check
+    #: The variable whose sinks (``from_settings``) take their names, for a clash message.
+    variable: str | None = None

@@ -6,7 +6,8 @@ it; without it a password is sent only to a loopback server) or
 derived from the alert id, so a mail system that sees the same alert twice can
 tell. SMTP's own answer decides what happens next: a 4xx reply (greylisting, a
 full queue) and connection errors are retried, a 5xx reply (unknown recipient,
-refused sender, bad credentials) is permanent. Every socket wait is bounded by
+refused sender, bad credentials) is permanent. A message stays under 1 MB, every
+value in the HTML part is escaped and every header is one line (``escaping``). Every socket wait is bounded by
 ``timeout`` and the whole conversation by ``deadline_s`` (a server that answers
 each command just in time is cut off). The password never reaches a log or an error.
 """
@@ -15,20 +16,30 @@ from __future__ import annotations
 
 import contextlib
 import html
+import re
 import smtplib
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from service.analysis.alert import Alert
-from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
+from service.analysis.headline import party
+from service.delivery.digests.content import parts as digest_parts
+from service.delivery.digests.content import text as digest_text
+from service.delivery.digests.content import title as digest_title
+from service.delivery.digests.store import Digest
+from service.delivery.incidents.content import SEE_THE_REST, facts, headline, sample_sids
+from service.delivery.sinks.base import SinkEnv, SinkOptionError, SinkSpec, SinkType, check_digest
+from service.delivery.sinks.escaping import header_text
+from service.delivery.sinks.fitting import EMAIL_MAX_BYTES, fit_issues
+from service.delivery.sinks.slack_blocks import shorten
 from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
 from service.http import is_loopback
 
@@ -41,6 +52,8 @@ DEFAULT_TIMEOUT = 10.0
 #: (``service.delivery.ledger.DEFAULT_LEASE_S``), so no second worker sends meanwhile.
 DEFAULT_DEADLINE_S = 25.0
 MAX_DESCRIPTION = 600
+#: An incident's or a digest's subject is shortened to this.
+MAX_SUBJECT = 200
 
 
 @dataclass(frozen=True)
@@ -98,7 +111,7 @@ def email_text(alert: Alert) -> str:
     call = alert.call
     lines = [f"callwatch {alert.severity}: {alert.summary}", "",
              f"Call:      {call.call_sid} ({call.status}, {call.direction or 'unknown direction'})",
-             f"From / to: {call.from_ or '?'} -> {call.to or '?'}",
+             f"From / to: {party(call.from_)} -> {party(call.to)}",
              f"Account:   {call.account_sid}", "", "Issues:"]
     for head, description in _issue_lines(alert):
         lines.append(f"  - {head}")
@@ -124,7 +137,7 @@ def email_html(alert: Alert) -> str:
         items += f"<li>… and {alert.truncated_issues} more issues</li>"
     client = _client_line(alert)
     rows = [("Call", call.call_sid), ("Status", call.status), ("Direction", call.direction or ""),
-            ("From", call.from_ or ""), ("To", call.to or ""), ("Account", call.account_sid)]
+            ("From", party(call.from_)), ("To", party(call.to)), ("Account", call.account_sid)]
     if client:
         rows.append(("Client", client))
     table = "".join(f"<tr><th align=\"left\">{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
@@ -134,9 +147,17 @@ def email_html(alert: Alert) -> str:
 
 
 def email_message(alert: Alert, sender: str, to: Sequence[str]) -> EmailMessage:
-    """The whole message for one alert (pure): headers, text part, HTML alternative."""
+    """The whole message for one alert (pure): headers, text part, HTML alternative, within
+    ``EMAIL_MAX_BYTES`` (issues that do not fit are counted in "... and N more issues")."""
+    fitted = fit_issues(alert, lambda a: len(_alert_message(a, sender, to).as_bytes()),
+                        EMAIL_MAX_BYTES)
+    return _alert_message(fitted, sender, to)
+
+
+def _alert_message(alert: Alert, sender: str, to: Sequence[str]) -> EmailMessage:
     message = EmailMessage()
-    message["Subject"] = f"[callwatch {alert.severity}] {alert.summary}"
+    # The summary holds the caller's identity: one line, so it can never start a header.
+    message["Subject"] = header_text(f"[callwatch {alert.severity}] {alert.summary}")
     message["From"] = sender
     message["To"] = ", ".join(to)
     message["Date"] = format_datetime(alert.created_at)
@@ -171,7 +192,6 @@ class EmailSink:
 
     def send_incident(self, event: IncidentEvent) -> None:
         """One message per incident event; its Message-ID comes from the event's webhook-id."""
-        from service.delivery.incidents.messages import email_incident
         subject, text, html_body = email_incident(event)
         message = EmailMessage()
         message["Subject"] = subject
@@ -183,6 +203,10 @@ class EmailSink:
         message.set_content(text)
         message.add_alternative(html_body, subtype="html")
         self.send_message(message)
+
+    def send_digest(self, digest: Digest) -> None:
+        """One message per sink and period; its Message-ID names both, so a resend is the same mail."""
+        self.send_message(email_digest(digest, self._sender, self._to))
 
     def send_message(self, message: EmailMessage) -> None:
         """Send one message (an alert's, or an incident's) to the sink's recipients."""
@@ -267,4 +291,59 @@ def _build(spec: SinkSpec, env: SinkEnv) -> EmailSink:
                      spec.options["to"], name=spec.name)
 
 
-SINK_TYPE = SinkType("email", _build)
+_EMAIL_RE = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+\Z")
+
+
+def _check(options: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``to``: one address or a list of them; the server and sender come from the environment."""
+    raw = options["to"]
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise SinkOptionError("to", "name at least one address")
+    for index, item in enumerate(items):
+        if not isinstance(item, str) or not _EMAIL_RE.match(item):
+            raise SinkOptionError(f"to[{index}]", f"{item!r} is not an email address")
+    for variable in ("SMTP_URL", "ALERT_EMAIL_FROM"):
+        if not environ.get(variable, "").strip():
+            raise SinkOptionError("", f"an email sink needs {variable} to be set")
+    return {**options, "to": list(items)}
+
+
+SINK_TYPE = SinkType("email", _build, required=("to",), optional=("digest",),
+                     check=lambda options, environ: check_digest(_check(options, environ)))
+
+
+def email_incident(event: IncidentEvent) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of one incident event's e-mail."""
+    subject = header_text(shorten(f"[callwatch] {headline(event)}", MAX_SUBJECT))
+    sids = sample_sids(event)
+    rest = SEE_THE_REST.replace("`", "")
+    text_lines = [headline(event), ""] + [f"{label}: {value}" for label, value in facts(event)]
+    text_lines += ["", f"Sample calls ({len(sids)} of {event.data.get('calls')}):"]
+    text_lines += [f"  {sid}" for sid in sids] or ["  none yet"]
+    text_lines += ["", f"Incident {event.incident_id}. {rest}."]
+    rows = "".join(f"<tr><th align=\"left\">{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
+                   for label, value in facts(event))
+    items = "".join(f"<li><code>{html.escape(sid)}</code></li>" for sid in sids) or "<li>none yet</li>"
+    body = (f"<h2>{html.escape(headline(event))}</h2><table>{rows}</table>"
+            f"<h3>Sample calls ({len(sids)} of {html.escape(str(event.data.get('calls')))})</h3>"
+            f"<ul>{items}</ul><p><small>Incident {html.escape(event.incident_id)}. "
+            f"{html.escape(rest)}.</small></p>")
+    return subject, "\n".join(text_lines) + "\n", body
+
+
+def email_digest(digest: Digest, sender: str, to: Sequence[str]) -> EmailMessage:
+    """A period's digest: plain text and HTML."""
+    message = EmailMessage()
+    message["Subject"] = header_text(shorten(f"[callwatch] {digest_title(digest)}", MAX_SUBJECT))
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    domain = sender.rpartition("@")[2].strip("> ") or "callwatch.invalid"
+    message["Message-ID"] = f"<digest.{digest.sink}.{digest.period.key}@{domain}>"
+    message.set_content(digest_text(digest))
+    rows = "".join(f"<tr><th align=\"left\" valign=\"top\">{html.escape(label)}</th>"
+                   f"<td>{html.escape(value).replace(chr(10), '<br>')}</td></tr>"
+                   for label, value in digest_parts(digest))
+    message.add_alternative(f"<h2>{html.escape(digest_title(digest))}</h2><table>{rows}</table>",
+                            subtype="html")
+    return message

@@ -1,16 +1,18 @@
-"""One JSON POST to a receiver that is not ours to trust (PagerDuty, Teams).
+"""One JSON POST to a receiver that is not ours to trust: the one path every HTTP sink
+(Slack, webhooks, PagerDuty, Teams) posts through, and the one rule of which answers
+are worth another try (``raise_if_retryable``: 408, 429 and 5xx).
 
 No redirect is followed, the answer's body is read up to ``MAX_ANSWER_BYTES`` only,
-and every wait is bounded by the (connect, read) timeout. The URL can be a
-credential (a Teams Workflows URL carries its signature in the query), so errors
-name the host only.
+and every wait is bounded by the (connect, read) timeout and the send's deadline. The
+URL can be a credential (a Slack or Teams Workflows URL is one), so errors name the
+receiver or its host only.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,30 +44,43 @@ class Answer:
         return data if isinstance(data, dict) else None
 
 
-def post_json(session: requests.Session, url: str, body: Mapping[str, Any], *, who: str,
-              timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> Answer:
-    """POST ``body`` as JSON; ``DeliveryRetryable`` when the receiver cannot be reached."""
-    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": user_agent()}
-    deadline = time.monotonic() + DEADLINE_S
+def post(session: requests.Session, url: str, data: bytes, headers: Mapping[str, str], *,
+         who: str, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+         deadline_s: float = DEADLINE_S, monotonic: Callable[[], float] = time.monotonic,
+         read_body: bool = True, slow_answer_retryable: bool = True) -> Answer:
+    """POST ``data`` exactly as given; ``DeliveryRetryable`` when the receiver cannot be
+    reached. ``who`` names the receiver in errors. Without ``read_body`` the answer's body
+    is never read; an answer too large (or, unless ``slow_answer_retryable``, too slow)
+    has an empty ``text``: the status is the answer, the body only adds a reason."""
+    deadline = monotonic() + deadline_s
     try:
-        response = session.post(url, data=data, headers=headers, timeout=timeout,
-                                allow_redirects=False, stream=True)
+        response = session.post(url, data=data, headers={"User-Agent": user_agent(), **headers},
+                                timeout=timeout, allow_redirects=False, stream=True)
         with response:
-            try:
-                raw = read_capped(response, MAX_ANSWER_BYTES, deadline=deadline)
-            except AnswerTooLarge:
-                raw = b""  # the status is the answer; the body only adds a reason
+            raw = b""
+            if read_body:
+                try:
+                    raw = read_capped(response, MAX_ANSWER_BYTES, deadline=deadline, monotonic=monotonic)
+                except AnswerTooLarge:
+                    pass
+                except AnswerTooSlow:
+                    if slow_answer_retryable:
+                        raise
             return Answer(response.status_code, dict(response.headers),
                           raw.decode("utf-8", errors="replace"))
     except AnswerTooSlow:
-        raise DeliveryRetryable(f"{who} at {host_of(url)} was still answering after "
-                                f"{DEADLINE_S:.0f} s") from None
+        raise DeliveryRetryable(f"{who} was still answering after {deadline_s:.0f} s") from None
     except (requests.RequestException, OSError) as err:
         # ``from None``: requests' message holds the full URL, which may carry a secret.
-        raise DeliveryRetryable(
-            f"{who} at {host_of(url)} could not be reached ({type(err).__name__})"
-        ) from None
+        raise DeliveryRetryable(f"{who} could not be reached ({type(err).__name__})") from None
+
+
+def post_json(session: requests.Session, url: str, body: Mapping[str, Any], *, who: str,
+              timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> Answer:
+    """POST ``body`` as JSON (UTF-8); errors name ``who`` and the URL's host."""
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return post(session, url, data, {"Content-Type": "application/json"},
+                who=f"{who} at {host_of(url)}", timeout=timeout)
 
 
 def raise_if_retryable(answer: Answer, who: str, now: datetime) -> None:

@@ -1,7 +1,9 @@
 """Alerts to PagerDuty through the Events API v2: one ``trigger`` per alert.
 
-``dedup_key`` is the alert id, so a retried or repeated alert re-triggers the same
-PagerDuty alert instead of paging twice. PagerDuty answers 202 when it took the
+``dedup_key`` is the alert's pager group (``grp_…``, ``pager_groups``) when routing gave
+it one, so repeats of one problem are one PagerDuty incident, resolved once the group
+is quiet; else the alert id. Either way a retried alert re-triggers the same PagerDuty
+alert instead of paging twice. The body stays under PagerDuty's 512 KB. PagerDuty answers 202 when it took the
 event, 400 when the event is invalid (permanent, with its own message), 429 when
 the integration is rate limited (retried, after ``Retry-After`` when given) and 5xx
 when it is in trouble (retried). The routing key is a credential: it is in the
@@ -17,8 +19,14 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from service.analysis.alert import Alert, client_json, iso
-from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
+from service.analysis.headline import party
+from service.delivery.incidents.content import facts, headline, sample_sids
+from service.delivery.incidents.grouping import describe_group
+from service.delivery.incidents.pager_groups import PagerGroup
+from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_text
+from service.delivery.sinks.fitting import PAGERDUTY_MAX_BYTES, fit_issues, json_bytes
 from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json, raise_if_retryable
+from service.delivery.sinks.slack_blocks import shorten
 from service.errors import DeliveryRejected
 from service.http import host_of, require_secure_url
 
@@ -31,8 +39,20 @@ MAX_SUMMARY = 1024
 MAX_DETAIL_ISSUES = 50
 
 
-def pagerduty_event(alert: Alert, routing_key: str) -> dict[str, Any]:
-    """The Events API v2 ``trigger`` for one alert (pure)."""
+#: PagerDuty's limit on ``dedup_key``.
+MAX_DEDUP_KEY = 255
+
+
+def pagerduty_event(alert: Alert, routing_key: str, *, dedup_key: str | None = None) -> dict[str, Any]:
+    """The Events API v2 ``trigger`` for one alert (pure), within PagerDuty's 512 KB: issues
+    that do not fit are left out and counted in ``more_issues``. ``dedup_key``: the alert's
+    pager group (``grp_…``), else the alert id."""
+    fitted = fit_issues(alert, lambda a: len(json_bytes(_trigger(a, routing_key, dedup_key))),
+                        PAGERDUTY_MAX_BYTES)
+    return _trigger(fitted, routing_key, dedup_key)
+
+
+def _trigger(alert: Alert, routing_key: str, dedup_key: str | None) -> dict[str, Any]:
     call = alert.call
     issues = [issue.to_json() for issue in alert.issues[:MAX_DETAIL_ISSUES]]
     more = len(alert.issues) - len(issues) + alert.truncated_issues
@@ -40,10 +60,10 @@ def pagerduty_event(alert: Alert, routing_key: str) -> dict[str, Any]:
     return {
         "routing_key": routing_key,
         "event_action": "trigger",
-        "dedup_key": alert.alert_id,
+        "dedup_key": (dedup_key or alert.alert_id)[:MAX_DEDUP_KEY],
         "client": "callwatch",
         "payload": {
-            "summary": summary[:MAX_SUMMARY],
+            "summary": shorten(summary, MAX_SUMMARY),
             "severity": "error" if alert.severity == "error" else "warning",
             "source": "callwatch",
             "component": call.call_sid,
@@ -53,7 +73,8 @@ def pagerduty_event(alert: Alert, routing_key: str) -> dict[str, Any]:
             "custom_details": {
                 "alert_id": alert.alert_id,
                 "call": {"call_sid": call.call_sid, "status": call.status,
-                         "direction": call.direction, "from": call.from_, "to": call.to,
+                         "direction": call.direction, "from": party(call.from_),
+                         "to": party(call.to),
                          "duration_s": call.duration_s},
                 "issues": issues,
                 "more_issues": more,
@@ -91,9 +112,18 @@ class PagerDutySink:
         """One ``trigger``; 2xx is delivered, anything else raises."""
         self.send_event(pagerduty_event(alert, self._routing_key))
 
+    def send_grouped(self, alert: Alert, group: PagerGroup) -> None:
+        """One ``trigger`` on the alert's pager group (``grp_…``): repeats of one problem
+        add to one PagerDuty incident (``service.delivery.incidents.pager_groups``)."""
+        self.send_event(pagerduty_event(alert, self._routing_key, dedup_key=group.dedup_key))
+
+    def resolve(self, dedup_key: str) -> None:
+        """``resolve`` a pager group's PagerDuty incident, once it has been quiet."""
+        self.send_event({"routing_key": self._routing_key, "event_action": "resolve",
+                         "dedup_key": dedup_key})
+
     def send_incident(self, event: IncidentEvent) -> None:
         """``trigger`` (opened, updated) or ``resolve`` with the incident id as ``dedup_key``."""
-        from service.delivery.incidents.messages import pagerduty_incident_event
         self.send_event(pagerduty_incident_event(event, self._routing_key))
 
     def send_event(self, event: dict[str, Any]) -> None:
@@ -125,4 +155,29 @@ def _build(spec: SinkSpec, env: SinkEnv) -> PagerDutySink:
                          clock=env.clock)
 
 
-SINK_TYPE = SinkType("pagerduty", _build)
+SINK_TYPE = SinkType("pagerduty", _build, required=("routing_key",), secrets=frozenset({"routing_key"}),
+                     check=lambda options, environ: check_text(options, "routing_key"))
+
+
+#: PagerDuty's limit on ``payload.summary``.
+PAGERDUTY_SUMMARY_MAX = 1024
+
+
+def pagerduty_incident_event(event: IncidentEvent, routing_key: str) -> dict[str, Any]:
+    """An Events API v2 event: ``trigger`` (opened, updated) or ``resolve`` on the incident id."""
+    action = "resolve" if event.event == "resolved" else "trigger"
+    body: dict[str, Any] = {"routing_key": routing_key, "event_action": action,
+                            "dedup_key": event.incident_id}
+    if action == "trigger":
+        body["payload"] = {
+            "summary": shorten(f"callwatch: {headline(event)}", PAGERDUTY_SUMMARY_MAX),
+            "source": "callwatch",
+            "severity": "error",
+            "timestamp": event.timestamp,
+            "component": str(event.data.get("route")),
+            "group": describe_group(event.data.get("group") or {})[:255],
+            "class": str(event.data.get("trigger")),
+            "custom_details": {label: value for label, value in facts(event)}
+            | {"sample_call_sids": sample_sids(event), "incident_id": event.incident_id},
+        }
+    return body

@@ -9,11 +9,15 @@ gets the sink back from its name with ``Sinks.get``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
+import redis as redis_lib
 import requests
 
+from service.delivery.digests.periods import parse_digest
+from service.delivery.digests.sending import DigestingSink
+from service.delivery.digests.store import DigestStore
 from service.delivery.sinks import email, log, pagerduty, slack, teams, webhook
 from service.delivery.sinks.base import AlertSink, SinkEnv, SinkSpec, SinkType
 from service.errors import PermanentError
@@ -27,6 +31,13 @@ SINK_TYPES: dict[str, SinkType] = {t.name: t for t in (
     teams.SINK_TYPE,
     email.SINK_TYPE,
 )}
+
+
+def register(sink_type: SinkType) -> None:
+    """Add a sink type (what each line above does; a plug-in or a test adds its own)."""
+    if sink_type.name in SINK_TYPES:
+        raise ValueError(f"a sink type is already named {sink_type.name!r}")
+    SINK_TYPES[sink_type.name] = sink_type
 
 
 class UnknownSink(PermanentError):
@@ -49,19 +60,26 @@ def _utc_now() -> datetime:
 class Sinks:
     """The configured sinks by name; builds each sink when it is first asked for."""
 
-    def __init__(self, specs: Iterable[SinkSpec], env: SinkEnv) -> None:
+    def __init__(self, specs: Iterable[SinkSpec], env: SinkEnv, *,
+                 redis: redis_lib.Redis | None = None) -> None:
         self._specs = {spec.name: spec for spec in specs}
+        #: Where sinks with ``digest:`` count what they take (None: they send as any sink).
+        self._redis = redis
         self._aliases = {str(spec.options["legacy_name"]): spec.name
                          for spec in self._specs.values() if spec.options.get("legacy_name")}
         self._env = env
         self._built: dict[str, AlertSink] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, session: requests.Session | None = None,
-                      clock: Callable[[], datetime] = _utc_now) -> Sinks:
-        """The sinks the environment variables describe; the log sink when there are none."""
-        specs = specs_from_settings(settings)
-        return cls(specs, SinkEnv(settings, session or requests.Session(), clock))
+    def from_settings(cls, settings: Settings, file_sinks: Sequence[SinkSpec] = (), *,
+                      session: requests.Session | None = None,
+                      clock: Callable[[], datetime] = _utc_now,
+                      redis: redis_lib.Redis | None = None) -> Sinks:
+        """The sinks the environment variables and the routing file (``file_sinks``)
+        describe; the log sink when there are none. With ``redis``, a sink with ``digest:``
+        counts its alerts for the period's digest instead of posting them."""
+        specs = specs_from_settings(settings, file_sinks)
+        return cls(specs, SinkEnv(settings, session or requests.Session(), clock), redis=redis)
 
     @property
     def names(self) -> list[str]:
@@ -78,14 +96,22 @@ class Sinks:
         """The sink named ``name``; ``UnknownSink`` if there is none now."""
         spec = self.spec(name)
         if spec.name not in self._built:
-            self._built[spec.name] = SINK_TYPES[spec.type].build(spec, self._env)
+            sink = SINK_TYPES[spec.type].build(spec, self._env)
+            digest = spec.options.get("digest")
+            if digest and self._redis is not None:
+                sink = DigestingSink(sink, parse_digest(digest, f"sinks.{spec.name}.digest"),
+                                     DigestStore(self._redis), self._env.clock)
+            self._built[spec.name] = sink
         return self._built[spec.name]
 
 
-def specs_from_settings(settings: Settings) -> list[SinkSpec]:
-    """``slack`` for ``SLACK_WEBHOOK_URL``, one ``webhook-<host>`` per ``ALERT_WEBHOOK_URLS``
-    entry, then the routing file's sinks; ``log`` when there are none (so nothing is lost)."""
-    specs = [spec for sink_type in SINK_TYPES.values() for spec in sink_type.from_settings(settings)]
-    if settings.callwatch_config is not None:
-        specs += settings.callwatch_config.sinks
-    return specs or [SinkSpec(log.LOG_SINK_ID, "log")]
+def plain_specs(settings: Settings) -> list[SinkSpec]:
+    """The sinks the plain variables describe: ``slack`` for ``SLACK_WEBHOOK_URL``, one
+    ``webhook-<host>`` per ``ALERT_WEBHOOK_URLS`` entry (``ConfigError`` for a bad one)."""
+    return [spec for sink_type in SINK_TYPES.values() for spec in sink_type.from_settings(settings)]
+
+
+def specs_from_settings(settings: Settings, file_sinks: Sequence[SinkSpec] = ()) -> list[SinkSpec]:
+    """The plain variables' sinks, then the routing file's; ``log`` when there are none
+    (so nothing is lost)."""
+    return plain_specs(settings) + list(file_sinks) or [SinkSpec(log.LOG_SINK_ID, "log")]

@@ -6,8 +6,9 @@ Every answer is checked here: 200 ``ok`` is delivered; 429 (with ``Retry-After``
 ``channel_is_archived``, ``invalid_payload``...). A 3xx is a permanent ``redirect``:
 it is never followed (following would send the alert, or a bodiless GET, to whatever
 host the ``Location`` names, and record it as delivered). Slack's answers are a few
-bytes: at most ``ANSWER_CAP`` is read, before ``deadline_s``, and only when the body
-matters (200 and 4xx). A worker never sleeps on a rate limit: it reschedules the job.
+bytes: at most ``json_post.MAX_ANSWER_BYTES`` is read, before ``deadline_s`` (the shared post path,
+``json_post``, which also decides what is retryable). A worker never sleeps on a rate
+limit: it reschedules the job.
 The webhook URL is itself a credential, so it never appears in a log or an error.
 The Block Kit message is built by ``slack_blocks`` with slack_sdk's models.
 """
@@ -24,16 +25,17 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from service.analysis.alert import Alert
-from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
-from service.delivery.sinks.slack_blocks import slack_message
-from service.errors import DeliveryRejected, DeliveryRetryable
+from service.delivery.digests.store import Digest
+from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_digest, check_url
+from service.delivery.sinks.json_post import Answer, post, raise_if_retryable
+from service.delivery.sinks.slack_blocks import (
+    slack_digest_message,
+    slack_incident_message,
+    slack_message,
+)
+from service.errors import DeliveryRejected
 from service.http import (
-    AnswerTooLarge,
-    AnswerTooSlow,
-    parse_retry_after,
-    read_capped,
     require_secure_url,
-    user_agent,
 )
 
 if TYPE_CHECKING:
@@ -43,8 +45,6 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = (3.05, 10.0)
 #: The longest one send may spend reading Slack's answer, from the request's start.
 DEFAULT_DEADLINE_S = 15.0
-#: Slack answers ``ok`` or a short reason; anything longer is not Slack speaking.
-ANSWER_CAP = 4096
 SLACK_SINK_ID = "slack"
 #: Slack takes about one message a second per webhook; the margin absorbs the few
 #: milliseconds between taking the turn and the request arriving.
@@ -67,8 +67,10 @@ class SlackSink:
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
                  deadline_s: float = DEFAULT_DEADLINE_S,
                  clock: Callable[[], datetime] = _utc_now,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, actions: bool = False) -> None:
         self._url = require_secure_url(url, "SLACK_WEBHOOK_URL")
+        #: Buttons on alert and incident messages (``SLACK_SIGNING_SECRET`` is set).
+        self.actions = actions
         self.name: str = name
         self._session = session or requests.Session()
         self._timeout = timeout
@@ -81,41 +83,33 @@ class SlackSink:
 
     def send(self, alert: Alert) -> None:
         """Post the alert's message; 200 ``ok`` is delivered, anything else raises."""
-        self._post(slack_message(alert))
+        self._post(slack_message(alert, actions=self.actions))
 
     def send_incident(self, event: IncidentEvent) -> None:
         """Post the incident event's message; answers are read as for an alert."""
-        # Imported here: the incidents package renders with this package's Block Kit helpers.
-        from service.delivery.incidents.messages import slack_incident_message
-        self._post(slack_incident_message(event))
+        self._post(slack_incident_message(event, actions=self.actions))
+
+    def send_digest(self, digest: Digest) -> None:
+        """Post a period's digest; answers are read as for an alert."""
+        self._post(slack_digest_message(digest))
 
     def _post(self, message: dict[str, Any]) -> None:
         body = json.dumps(message, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": user_agent()}
-        deadline = self._monotonic() + self._deadline_s
-        try:
-            response = self._session.post(self._url, data=body, headers=headers,
-                                          timeout=self._timeout, allow_redirects=False,
-                                          stream=True)
-        except requests.RequestException as err:
-            # ``from None``: requests' message holds the full URL, which is a secret.
-            raise DeliveryRetryable(
-                f"Slack could not be reached ({type(err).__name__})"
-            ) from None
-        with response:
-            self._check(response, deadline)
+        # A slow answer is not retried: Slack may have posted it, and again would duplicate it.
+        answer = post(self._session, self._url, body,
+                      {"Content-Type": "application/json; charset=utf-8"}, who="Slack",
+                      timeout=self._timeout, deadline_s=self._deadline_s,
+                      monotonic=self._monotonic, slow_answer_retryable=False)
+        self._check(answer)
 
-    def _check(self, response: requests.Response, deadline: float) -> None:
-        status = response.status_code
-        if status == 429 or status == 408 or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
-            raise DeliveryRetryable(f"Slack answered {status}", retry_after=retry_after,
-                                    status=status)
+    def _check(self, answer: Answer) -> None:
+        status = answer.status
+        raise_if_retryable(answer, "Slack", self._clock())
         if 300 <= status < 400:
             raise DeliveryRejected(
                 f"Slack answered {status} (a redirect, not followed): check SLACK_WEBHOOK_URL",
                 reason="redirect", status=status)
-        reason = self._reason(response, deadline)
+        reason = answer.text.strip()
         if status == 200 and reason == "ok":
             return
         if not _REASON.match(reason):
@@ -126,21 +120,10 @@ class SlackSink:
         raise DeliveryRejected(f"Slack refused the alert: {status} {reason}",
                                reason=reason, status=status)
 
-    def _reason(self, response: requests.Response, deadline: float) -> str:
-        """Slack's short answer (``ok``, ``no_service``...), or "" when it is not one."""
-        try:
-            raw = read_capped(response, ANSWER_CAP, deadline=deadline, monotonic=self._monotonic)
-        except (AnswerTooLarge, AnswerTooSlow):
-            return ""
-        except requests.RequestException as err:
-            raise DeliveryRetryable(
-                f"Slack's answer could not be read ({type(err).__name__})"
-            ) from None
-        return raw.decode("ascii", errors="replace").strip()
-
 
 def _build(spec: SinkSpec, env: SinkEnv) -> SlackSink:
-    return SlackSink(spec.options["url"], name=spec.name, session=env.session, clock=env.clock)
+    return SlackSink(spec.options["url"], name=spec.name, session=env.session, clock=env.clock,
+                     actions=bool(env.settings.slack_signing_secret))
 
 
 def _from_settings(settings: Settings) -> list[SinkSpec]:
@@ -149,4 +132,7 @@ def _from_settings(settings: Settings) -> list[SinkSpec]:
     return [SinkSpec(SLACK_SINK_ID, "slack", {"url": settings.slack_webhook_url})]
 
 
-SINK_TYPE = SinkType("slack", _build, _from_settings)
+SINK_TYPE = SinkType("slack", _build, _from_settings, required=("url",), optional=("digest",),
+                     secrets=frozenset({"url"}),
+                     check=lambda options, environ: check_digest(check_url(options)),
+                     variable="SLACK_WEBHOOK_URL")

@@ -4,23 +4,31 @@ The body is ``{"type": "message", "attachments": [<one Adaptive Card>]}``, as th
 "Post to a channel when a webhook request is received" workflow expects. Teams
 refuses messages over about 28 KB, so the card is kept under ``MAX_CARD_BYTES``:
 long descriptions are shortened and issues that do not fit are counted in an
-"and N more" line. The workflow answers 202 when it took the message; 429
-(retried, after ``Retry-After`` when given), 408 and 5xx are retried; any other
-answer is permanent. The URL carries the workflow's signature: only its host is
-ever logged.
+"and N more" line. Every text a caller or Twilio controls goes through
+``escaping.teams``: it never makes a link, a heading or emphasis. The workflow
+answers 202 when it took the message; 429 (retried, after ``Retry-After`` when
+given), 408 and 5xx are retried; any other answer is permanent. The URL carries
+the workflow's signature: only its host is ever logged.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import requests
 
-from service.analysis.alert import Alert, Issue, client_json
-from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
+from service.analysis.alert import Alert, Issue, client_json, count_line
+from service.analysis.headline import headline as alert_headline
+from service.analysis.headline import party
+from service.delivery.digests.content import parts as digest_parts
+from service.delivery.digests.content import title as digest_title
+from service.delivery.digests.store import Digest
+from service.delivery.incidents.content import SEE_THE_REST, facts, headline, sample_sids
+from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_digest, check_url
+from service.delivery.sinks.escaping import teams as md
+from service.delivery.sinks.fitting import TEAMS_MAX_BYTES, fit_issues, json_bytes, keep_issues
 from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json, raise_if_retryable
 from service.errors import DeliveryRejected
 from service.http import host_of, require_secure_url
@@ -28,8 +36,11 @@ from service.http import host_of, require_secure_url
 if TYPE_CHECKING:
     from service.delivery.incidents.events import IncidentEvent
 
-MAX_CARD_BYTES = 27_000
+MAX_CARD_BYTES = TEAMS_MAX_BYTES
 MAX_DESCRIPTION = 400
+#: A client fact's longest value (the texts are capped at 1,000 characters; nine of
+#: them in 4-byte characters would not fit a card).
+MAX_FACT = 300
 _COLOR = {"error": "Attention", "warning": "Warning"}
 
 
@@ -38,11 +49,11 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _issue_block(issue: Issue) -> dict[str, Any]:
-    text = f"**[{issue.severity}] {issue.key}** x{issue.count}"
+    text = f"**\\[{md(issue.severity)}\\] {md(issue.key)}** x{issue.count}"
     if issue.duration_s is not None:
         text += f", raised {issue.duration_s:g} s{' (cleared)' if issue.cleared else ''}"
     if issue.description:
-        text += f"  \n{_shorten(issue.description, MAX_DESCRIPTION)}"
+        text += f"  \n{md(_shorten(issue.description, MAX_DESCRIPTION))}"
     return {"type": "TextBlock", "text": text, "wrap": True, "spacing": "Small"}
 
 
@@ -57,23 +68,26 @@ def _client_facts(alert: Alert) -> list[dict[str, str]]:
         ("Device", " ".join(filter(None, (device["vendor"], device["model"])))),
         ("Location", " ".join(filter(None, (where["city"], where["country_code"])))),
     ]
-    return [{"title": title, "value": value} for title, value in facts if value]
+    return [{"title": title, "value": md(_shorten(value, MAX_FACT))} for title, value in facts if value]
 
 
 def teams_card(alert: Alert, issues: int | None = None) -> dict[str, Any]:
     """The Adaptive Card for ``alert`` with its first ``issues`` issues (all when None)."""
-    call = alert.call
-    shown = alert.issues if issues is None else alert.issues[:issues]
-    more = len(alert.issues) - len(shown) + alert.truncated_issues
+    call, every = alert.call, alert.issues
+    if issues is not None:
+        alert = keep_issues(alert, issues)
+    shown = alert.issues
+    more = alert.truncated_issues
     call_facts = [("Call", call.call_sid), ("Status", call.status), ("Direction", call.direction),
-                  ("From", call.from_), ("To", call.to),
+                  ("From", party(call.from_)), ("To", party(call.to)),
                   ("Duration", f"{call.duration_s} s" if call.duration_s is not None else None)]
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "size": "Large", "weight": "Bolder", "wrap": True,
          "color": _COLOR.get(alert.severity, "Warning"),
-         "text": f"callwatch {alert.severity} on {call.call_sid}"},
-        {"type": "TextBlock", "text": alert.summary, "wrap": True},
-        {"type": "FactSet", "facts": [{"title": t, "value": str(v)} for t, v in call_facts if v]},
+         "text": md(alert_headline(call, every))},
+        {"type": "TextBlock", "text": md(f"callwatch {alert.severity}: {count_line(call, every)}"),
+         "wrap": True},
+        {"type": "FactSet", "facts": [{"title": t, "value": md(str(v))} for t, v in call_facts if v]},
         {"type": "TextBlock", "text": "Issues", "weight": "Bolder", "spacing": "Medium"},
         *(_issue_block(issue) for issue in shown),
     ]
@@ -90,16 +104,18 @@ def teams_card(alert: Alert, issues: int | None = None) -> dict[str, Any]:
             "type": "AdaptiveCard", "version": "1.4", "msteams": {"width": "Full"}, "body": body}
 
 
+def _message(card: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "message", "attachments": [{
+        "contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
+        "content": card}]}
+
+
 def teams_message(alert: Alert) -> dict[str, Any]:
-    """The Workflows webhook body for ``alert`` (pure), within ``MAX_CARD_BYTES``."""
-    count = len(alert.issues)
-    while True:
-        message = {"type": "message", "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
-            "content": teams_card(alert, count)}]}
-        if count == 0 or len(json.dumps(message, ensure_ascii=False).encode()) <= MAX_CARD_BYTES:
-            return message
-        count = count // 2 if count > 8 else count - 1
+    """The Workflows webhook body for ``alert`` (pure), within ``MAX_CARD_BYTES``: issues
+    that do not fit are counted in an "…and N more issues" line."""
+    fitted = fit_issues(alert, lambda a: len(json_bytes(_message(teams_card(alert, len(a.issues))))),
+                        MAX_CARD_BYTES)
+    return _message(teams_card(alert, len(fitted.issues)))
 
 
 def _utc_now() -> datetime:
@@ -131,8 +147,11 @@ class TeamsSink:
 
     def send_incident(self, event: IncidentEvent) -> None:
         """Post the incident event's card."""
-        from service.delivery.incidents.messages import teams_incident_card
         self.post(teams_incident_card(event))
+
+    def send_digest(self, digest: Digest) -> None:
+        """Post a period's digest card."""
+        self.post(teams_digest_card(digest))
 
     def post(self, message: dict[str, Any]) -> None:
         """POST one Workflows message (an alert's card, or an incident's)."""
@@ -159,4 +178,40 @@ def _build(spec: SinkSpec, env: SinkEnv) -> TeamsSink:
     return TeamsSink(spec.options["url"], name=spec.name, session=env.session, clock=env.clock)
 
 
-SINK_TYPE = SinkType("teams", _build)
+SINK_TYPE = SinkType("teams", _build, required=("url",), optional=("digest",),
+                     secrets=frozenset({"url"}),
+                     check=lambda options, environ: check_digest(check_url(options)))
+
+
+def teams_incident_card(event: IncidentEvent) -> dict[str, Any]:
+    """A Teams Workflows ``message`` with one Adaptive Card (version 1.4)."""
+    sids = sample_sids(event)
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": md(headline(event)), "weight": "Bolder", "size": "Medium",
+         "wrap": True},
+        {"type": "FactSet", "facts": [{"title": label, "value": md(value)}
+                                      for label, value in facts(event)]},
+        {"type": "TextBlock", "text": f"Sample calls ({len(sids)} of {event.data.get('calls')})",
+         "weight": "Bolder", "wrap": True},
+        {"type": "TextBlock", "text": "\n".join(sids) or "none yet", "fontType": "Monospace",
+         "wrap": True},
+        {"type": "TextBlock", "text": f"Incident {event.incident_id} · {SEE_THE_REST.replace('`', '')}",
+         "isSubtle": True, "size": "Small", "wrap": True},
+    ]
+    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
+            "version": "1.4", "body": body}
+    return {"type": "message", "attachments": [
+        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+
+
+def teams_digest_card(digest: Digest) -> dict[str, Any]:
+    """A digest as one Adaptive Card (1.4): a few KB, far under Teams' 28 KB."""
+    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": digest_title(digest),
+                                   "weight": "Bolder", "size": "Medium", "wrap": True}]
+    for label, value in digest_parts(digest):
+        body += [{"type": "TextBlock", "text": label, "weight": "Bolder", "wrap": True},
+                 {"type": "TextBlock", "text": md(_shorten(value, 4000)), "wrap": True}]
+    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
+            "version": "1.4", "body": body}
+    return {"type": "message", "attachments": [
+        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}

@@ -11,27 +11,28 @@ reconfigured, and following could send the alert somewhere unexpected).
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
-import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from service.analysis.alert import Alert
 from service.delivery.incidents.events import IncidentEvent
-from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType
-from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
-from service.http import host_of, parse_retry_after, require_secure_url, user_agent
+from service.delivery.sinks.base import SinkEnv, SinkOptionError, SinkSpec, SinkType, check_url
+from service.delivery.sinks.fitting import WEBHOOK_MAX_BYTES, fit_issues, json_bytes
+from service.delivery.sinks.json_post import post, raise_if_retryable
+from service.errors import ConfigError, DeliveryRejected
+from service.http import host_of, require_secure_url, user_agent
 
 if TYPE_CHECKING:
     from service.settings import Settings
 
 DEFAULT_TIMEOUT = (3.05, 10.0)
-_RETRYABLE_STATUSES = frozenset({408, 429})
 
 
 def legacy_webhook_sink_id(url: str) -> str:
@@ -56,6 +57,20 @@ def webhook_sink_names(urls: Sequence[str]) -> list[str]:
     return names
 
 
+def secret_problem(secret: str) -> str | None:
+    """Why ``secret`` is not a usable ``whsec_<base64>`` signing secret, or ``None``
+    (for ``ALERT_WEBHOOK_SECRET`` and a routing file's ``secret`` alike)."""
+    if not secret.startswith("whsec_"):
+        return "must look like whsec_<base64>"
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (ValueError, binascii.Error):
+        return "the part after whsec_ is not base64"
+    if len(key) < 16:
+        return "the key must be at least 16 bytes"
+    return None
+
+
 def signing_key(secret: str) -> bytes:
     """The HMAC key: the base64-decoded part of a ``whsec_<base64>`` secret."""
     return base64.b64decode(secret.removeprefix("whsec_"))
@@ -68,9 +83,20 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
+def webhook_body(alert: Alert) -> bytes:
+    """The signed body: the alert's envelope (compact, ASCII) within ``WEBHOOK_MAX_BYTES``;
+    issues that do not fit are left out and counted in ``truncated_issues`` (schema 1)."""
+    body = json_bytes(alert.to_envelope(), ascii_only=True)
+    if len(body) <= WEBHOOK_MAX_BYTES:  # nearly always: serialised once
+        return body
+    fitted = fit_issues(alert, lambda a: len(json_bytes(a.to_envelope(), ascii_only=True)),
+                        WEBHOOK_MAX_BYTES)
+    return json_bytes(fitted.to_envelope(), ascii_only=True)
+
+
 def signed_request(key: bytes, alert: Alert, now: datetime) -> tuple[bytes, dict[str, str]]:
     """The exact body and headers of one delivery attempt of ``alert``."""
-    body = json.dumps(alert.to_envelope(), separators=(",", ":"), ensure_ascii=True).encode()
+    body = webhook_body(alert)
     timestamp = int(now.timestamp())
     headers = {
         "Content-Type": "application/json",
@@ -130,29 +156,13 @@ class WebhookSink:
         self._post(*signed_event_request(self._key, event, self._clock()))
 
     def _post(self, body: bytes, headers: dict[str, str]) -> None:
-        try:
-            # stream=True: the answer's body is never needed, so a huge one is never read.
-            response = self._session.post(self._url, data=body, headers=headers,
-                                          timeout=self._timeout, allow_redirects=False,
-                                          stream=True)
-        except requests.RequestException as err:
-            # ``from None``: requests' message holds the full URL, which may carry a secret.
-            raise DeliveryRetryable(
-                f"webhook {self.host} could not be reached ({type(err).__name__})"
-            ) from None
-        with response:
-            self._check(response)
-
-    def _check(self, response: requests.Response) -> None:
-        status = response.status_code
+        # The answer's body is never needed, so a huge one is never read.
+        answer = post(self._session, self._url, body, headers, who=f"webhook {self.host}",
+                      timeout=self._timeout, read_body=False)
+        status = answer.status
         if 200 <= status < 300:
             return
-        if status in _RETRYABLE_STATUSES or status >= 500:
-            raise DeliveryRetryable(
-                f"webhook {self.host} answered {status}",
-                retry_after=parse_retry_after(response.headers.get("Retry-After"), self._clock()),
-                status=status,
-            )
+        raise_if_retryable(answer, f"webhook {self.host}", self._clock())
         if 300 <= status < 400:
             raise DeliveryRejected(
                 f"webhook {self.host} answered {status} (a redirect, not followed): "
@@ -175,10 +185,14 @@ def _build(spec: SinkSpec, env: SinkEnv) -> WebhookSink:
 
 
 def _from_settings(settings: Settings) -> list[SinkSpec]:
-    if not settings.alert_webhook_urls:
-        return []
-    if not settings.alert_webhook_secret:
+    secret = settings.alert_webhook_secret
+    if settings.alert_webhook_urls and not secret:
         raise ConfigError("ALERT_WEBHOOK_SECRET", "required when ALERT_WEBHOOK_URLS is set")
+    problem = secret_problem(secret) if secret else None
+    if problem:
+        raise ConfigError("ALERT_WEBHOOK_SECRET", problem)
+    if not settings.alert_webhook_urls or not secret:
+        return []
     # The same URL twice would deliver every alert twice.
     urls = list(dict.fromkeys(settings.alert_webhook_urls))
     return [SinkSpec(name, "webhook", {"url": url, "secret": settings.alert_webhook_secret,
@@ -186,4 +200,16 @@ def _from_settings(settings: Settings) -> list[SinkSpec]:
             for name, url in zip(webhook_sink_names(urls), urls, strict=True)]
 
 
-SINK_TYPE = SinkType("webhook", _build, _from_settings)
+def _check(options: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    check_url(options)
+    secret = options["secret"]
+    if not isinstance(secret, str) or not secret.strip():
+        raise SinkOptionError("secret", "must be text")
+    problem = secret_problem(secret)
+    if problem:
+        raise SinkOptionError("secret", problem)
+    return options
+
+
+SINK_TYPE = SinkType("webhook", _build, _from_settings, required=("url", "secret"),
+                     secrets=frozenset({"url", "secret"}), check=_check, variable="ALERT_WEBHOOK_URLS")

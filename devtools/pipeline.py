@@ -19,10 +19,11 @@ from rq.serializers import JSONSerializer
 from devtools.simulator.sender import callback_params
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn
+from devtools.web_client import Callbacks
 from service.intake import Intake
+from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
 from service.web import create_app
-from tests.web_helpers import Callbacks
 from workers import context
 from workers.intake_mover import move_due_calls
 from workers.pubsub_reads import ShortPubSubReads
@@ -54,13 +55,14 @@ def pipeline_settings(redis_url: str, simulator: SimulatorServer, *,
 class Pipeline:
     """callwatch's app and jobs over one Redis, the simulator and the stand-ins."""
 
-    def __init__(self, settings: Settings, redis: redis_lib.Redis, simulator: SimulatorServer) -> None:
+    def __init__(self, settings: Settings, redis: redis_lib.Redis, simulator: SimulatorServer, *,
+                 routing: RoutingConfig | None = None) -> None:
         self.settings = settings
         self.redis = redis
         self.simulator = simulator
-        self.callbacks = Callbacks(create_app(settings, redis=redis).test_client(),
+        self.callbacks = Callbacks(create_app(settings, routing=routing, redis=redis).test_client(),
                                    base="https://callwatch.test")
-        context.configure(settings, redis)
+        context.configure(settings, redis, routing=routing)
 
     def callback(self, call_sid: str, status: str = "completed", **extra: str) -> int:
         """Post one signed status callback; returns the HTTP status."""

@@ -1,10 +1,8 @@
 """A turn: let gevent's event loop serve whatever is ready before going on, for a bounded time.
 
-Used by the web process under gevent, in two places: before each request
+Used by the web process under gevent before each request
 (``service.web.gunicorn_workers``), so connections with a request waiting take turns
-instead of one keep-alive client holding the worker; and by an admission about to go to
-Redis (``service.batched_script``'s ``gather``), so the requests already running add their
-calls to the same round trip. ``gevent.idle()`` returns once the loop has nothing else
+instead of one keep-alive client holding the worker. ``gevent.idle()`` returns once the loop has nothing else
 pending; a loop that never goes quiet (steady I/O faster than a pass through the loop)
 would hold it for ever, so a turn ends after :data:`TURN_MAX_S` whatever happens.
 ``gevent.sleep(0)`` is not a turn: it resumes the greenlet from gevent's callback queue,

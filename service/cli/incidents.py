@@ -17,10 +17,12 @@ from typing import Any
 import redis as redis_lib
 from redis import RedisError
 
+from service.delivery.incidents.acknowledge import acknowledged_by
 from service.delivery.incidents.events import build_event
 from service.delivery.incidents.grouping import describe_group
 from service.delivery.incidents.store import IncidentStore, Snapshot
 from service.errors import CallwatchError, ConfigError, InvalidInput
+from service.text import printable
 
 
 def add_commands(subparsers: Any) -> None:
@@ -69,17 +71,22 @@ def _redis(env: Mapping[str, str]) -> redis_lib.Redis:
 
 
 def format_table(found: list[Snapshot], now: float) -> str:
-    """One line per incident: id, status, trigger, route, calls, age, group."""
+    """One line per incident: id, status, trigger, route, calls, age, who acknowledged, group."""
     if not found:
         return "no incidents"
-    header = f"{'INCIDENT':<26} {'STATUS':<9} {'TRIGGER':<8} {'ROUTE':<16} {'CALLS':>6} {'AGE':>8}  GROUP"
+    header = (f"{'INCIDENT':<26} {'STATUS':<9} {'TRIGGER':<8} {'ROUTE':<16} {'CALLS':>6} {'AGE':>8}  "
+              f"{'ACKNOWLEDGED':<16} GROUP")
     lines = [header]
     for snap in found:
         fields = snap.fields
         group = describe_group(json.loads(fields.get("group") or "{}"))
-        lines.append(f"{snap.incident_id:<26} {fields.get('status', '?'):<9} "
-                     f"{fields.get('trigger', '?'):<8} {fields.get('route', '?')[:16]:<16} "
-                     f"{int(snap.number('calls')):>6} {age(now - snap.number('opened_at', now)):>8}  {group}")
+        acked = acknowledged_by(fields) or "-"
+        # The group's values (issue keys, identities, SDK names) come from Twilio and callers.
+        lines.append(printable(
+            f"{snap.incident_id:<26} {fields.get('status', '?'):<9} "
+            f"{fields.get('trigger', '?'):<8} {fields.get('route', '?')[:16]:<16} "
+            f"{int(snap.number('calls')):>6} {age(now - snap.number('opened_at', now)):>8}  "
+            f"{acked[:16]:<16} {group}"))
     return "\n".join(lines)
 
 

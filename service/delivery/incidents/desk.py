@@ -23,6 +23,12 @@ from service.analysis.alert import Alert
 from service.decisions import Delivery
 from service.delivery.incidents.events import build_event
 from service.delivery.incidents.grouping import Facets, group_id, group_of
+from service.delivery.incidents.pager_groups import (
+    MESSAGE_FIELD,
+    PagerGroup,
+    PagerGroups,
+    pager_dedup_key,
+)
 from service.delivery.incidents.policy import RatioPolicy, StormPolicy
 from service.delivery.incidents.store import IncidentStore, RouteGroup, Snapshot
 from service.delivery.incidents.timer import next_check
@@ -75,9 +81,11 @@ class IncidentDesk:
         now = self.clock()
         sinks: dict[str, None] = {}
         events: list[Delivery] = []
+        pagers: dict[str, PagerGroup] = {}
         for match in self.route(alert):
             if match.storm is None and match.ratio is None:
                 sinks.update(dict.fromkeys(match.sinks))
+                self._pager_groups(alert, match, pagers)
                 continue
             group_by = match.storm.group_by if match.storm else StormPolicy().group_by
             group = group_of(alert, group_by)
@@ -86,6 +94,7 @@ class IncidentDesk:
             seen = self.store.observe(where, alert.alert_id, Facets.of(alert), now)
             if seen.decision == "send" or seen.incident_id is None:
                 sinks.update(dict.fromkeys(match.sinks))
+                self._pager_groups(alert, match, pagers)
                 continue
             sinks.update(dict.fromkeys(s for s in match.sinks if self._kind(s) in UNFOLDED_KINDS))
             log.info("alert_folded", alert_id=alert.alert_id, incident_id=seen.incident_id,
@@ -97,7 +106,26 @@ class IncidentDesk:
                                        new=seen.decision == "opened")
             elif seen.check_due and now > seen.check_due + TIMER_GRACE_S:
                 self.checks.append((seen.incident_id, float(int(now) + 1)))
-        return tuple(Delivery(sink, envelope) for sink in sinks) + tuple(events)
+        own = tuple(Delivery(sink, envelope) if sink not in pagers else
+                    Delivery(sink, self._touch(sink, pagers[sink], envelope, now)) for sink in sinks)
+        return own + tuple(events)
+
+    # -- PagerDuty groups (``service.delivery.incidents.pager_groups``) --------------------
+
+    def _pager_groups(self, alert: Alert, match: RouteLike, pagers: dict[str, PagerGroup]) -> None:
+        """The alert's pager group on this route, for each of its pager sinks (first route wins)."""
+        policy = match.storm or match.ratio or StormPolicy()
+        group_by = match.storm.group_by if match.storm else StormPolicy().group_by
+        for sink in match.sinks:
+            if sink not in pagers and self._kind(sink) == "pager":
+                pagers[sink] = PagerGroup(pager_dedup_key(match.route, group_of(alert, group_by)),
+                                          match.route, float(policy.resolve_after_s))
+
+    def _touch(self, sink: str, group: PagerGroup, envelope: dict[str, Any],
+               now: float) -> dict[str, Any]:
+        """The group's quiet time starts again; the delivery carries the group's key."""
+        PagerGroups(self.store.redis).touch(sink, group, now)
+        return {**envelope, MESSAGE_FIELD: group.to_json()}
 
     def _opened(self, incident_id: str, snapshot: Snapshot | None, sinks: Sequence[str],
                 now: float, *, new: bool) -> list[Delivery]:

@@ -1,23 +1,14 @@
-"""The ``callwatch`` command: offline classification, one-off analysis, and more.
-
-Subcommands come from ``REGISTRARS``: each entry names a function that adds its
-subcommands to the parser and sets ``handler`` (``args -> exit code``) on each. They
-are imported when the command starts, so ``callwatch classify`` needs neither Flask
-nor RQ, and another module adds a subcommand with one line here.
-
-Exit codes: 0 done (with or without an alert), 1 Insights could not answer, 2 bad
-input or configuration. Errors are one line on stderr, never a traceback.
-"""
+"""``callwatch classify`` (saved Events API pages) and ``callwatch analyze`` (a live call):
+the analysis step, run once from the command line."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,52 +16,15 @@ from service.analysis.alert import Alert, Issue, client_json
 from service.analysis.classifier import AlertPolicy, build_alert
 from service.calls import ACCOUNT_SID_RE, CALL_SID_RE, TERMINAL_STATUSES, Call
 from service.decisions import Again, AnalysisOutcome, Failed
-from service.errors import CallwatchError, ConfigError, InvalidInput
+from service.errors import InvalidInput
 from service.insights.events import Event
-from service.saved_pages import read_pages
+from service.insights.saved_pages import read_pages
+from service.text import printable
 
 Subparsers = Any  # argparse's _SubParsersAction, which is private
-#: ``module:function`` registrars; each adds subcommands to the ``Subparsers`` it is given.
-REGISTRARS: tuple[str, ...] = ("service.cli:add_commands", "service.cli_routing:add_commands",
-                              "service.delivery.incidents.cli:add_commands")
 
 _PLACEHOLDER_CALL = "CA" + "0" * 32
 _PLACEHOLDER_ACCOUNT = "AC" + "0" * 32
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one subcommand; return its exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # --help, or a usage error already printed by argparse
-        return exit_.code if isinstance(exit_.code, int) else 2
-    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help(sys.stderr)
-        return 2
-    try:
-        return handler(args)
-    except ConfigError as error:
-        _fail(f"configuration error: {error.variable}: {error.message}")
-        return 2
-    except InvalidInput as error:
-        _fail(str(error))
-        return 2
-    except CallwatchError as error:
-        _fail(str(error))
-        return 1
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every registrar's subcommands."""
-    parser = argparse.ArgumentParser(
-        prog="callwatch", description="Alerts on Twilio Voice calls that went wrong.")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for target in REGISTRARS:
-        module, _, function = target.partition(":")
-        getattr(importlib.import_module(module), function)(subparsers)
-    return parser
-
 
 def add_commands(subparsers: Subparsers) -> None:
     """``classify`` (a saved Events API response) and ``analyze`` (a live call)."""
@@ -170,7 +124,8 @@ def format_alert(alert: Alert) -> str:
     client = _client_line(alert)
     if client:
         lines.append(f"  client: {client}")
-    return "\n".join(lines)
+    # Summaries, SDK messages and client metadata come from Twilio and the caller's device.
+    return "\n".join(printable(line) for line in lines)
 
 
 def _report(call: Call, events: Sequence[Event], policy: AlertPolicy, *, as_json: bool) -> int:
@@ -254,6 +209,3 @@ def _log_to_stderr(level: str, fmt: str) -> None:
 def _fail(message: str) -> None:
     print(f"callwatch: {message}", file=sys.stderr)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -107,7 +107,7 @@ def worker(env: Mapping[str, str], *extra: str) -> Process:
 
 
 def settings_env(redis_url: str, **overrides: str) -> dict[str, str]:
-    from tests.web_helpers import ACCOUNT_SID, AUTH_TOKEN
+    from devtools.web_client import ACCOUNT_SID, AUTH_TOKEN
 
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
            "REDIS_URL": redis_url, "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}

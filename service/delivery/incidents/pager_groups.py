@@ -1,0 +1,177 @@
+"""PagerDuty pages that group and resolve: one ``grp_…`` key per problem, resolved when quiet.
+
+A per-call alert to a ``pagerduty`` sink is triggered with ``dedup_key`` = ``grp_…``, a
+hash of the route and the alert's storm group values (the route's ``group_by``:
+``service.delivery.incidents.grouping``), so repeats of one problem add to one
+PagerDuty incident instead of paging again. Each open group is a member of one Redis
+sorted set (``keys.PAGER_GROUPS``), scored with the time its quiet period ends: every
+new alert of the group pushes that time to ``now + resolve_after_s`` (``touch``).
+
+``resolve_quiet`` runs on the workers' clock tick: it claims the groups whose quiet time
+has passed (one worker at a time: a claim is a lease, ``CLAIM_LEASE_S``), sends each a
+``resolve`` and then forgets the group, unless a new alert came in meanwhile (then the
+group stays open and resolves after its new quiet time). A resolve that fails is tried
+again when the lease ends; a worker that dies after sending only repeats a ``resolve``,
+which PagerDuty ignores for an already resolved key. The next alert after a resolve
+triggers the same key again, which opens a fresh PagerDuty incident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from redis import Redis
+
+from service import keys
+from service.errors import DeliveryRejected, DeliveryRetryable
+
+log = structlog.get_logger(__name__)
+
+#: Seconds a claimed group is left to the worker resolving it before another may try.
+CLAIM_LEASE_S = 60.0
+#: Groups resolved in one tick at most (the rest wait for the next tick).
+MAX_PER_TICK = 200
+#: The field a per-call delivery to a pager sink carries its group in.
+MESSAGE_FIELD = "pager_group"
+
+# KEYS[1] the set; ARGV: member, due. Plain ZADD (not GT): a touch during a claim must
+# change the claimed score, so the claim's settle keeps the group open.
+_TOUCH = """
+return redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+"""
+# KEYS[1] the set; ARGV: now, lease end, limit. Claims the due members: their score
+# becomes the lease end (a claim), and they come back with the claimed score.
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], member)
+end
+return due
+"""
+# KEYS[1] the set; ARGV: member, claimed score. Forget the group unless it was touched since.
+_SETTLE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+def pager_dedup_key(route: str, group: Mapping[str, str]) -> str:
+    """``grp_`` and 32 hex characters: the same for every alert of one route's group."""
+    material = json.dumps([route, sorted(group.items())], separators=(",", ":"))
+    return "grp_" + hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class PagerGroup:
+    """A per-call alert's pager group, as its delivery to a pager sink carries it."""
+
+    dedup_key: str
+    route: str
+    resolve_after_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dedup_key": self.dedup_key, "route": self.route,
+                "resolve_after_s": self.resolve_after_s}
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> PagerGroup | None:
+        """The group a delivery message carries (None: a plain alert, keyed by its id)."""
+        data = message.get(MESSAGE_FIELD)
+        if not isinstance(data, dict) or not str(data.get("dedup_key", "")).startswith("grp_"):
+            return None
+        return cls(str(data["dedup_key"]), str(data.get("route", "")),
+                   float(data.get("resolve_after_s") or 0))
+
+
+class Resolver(Protocol):
+    """What ``resolve_quiet`` needs of a pager sink: send ``resolve`` for one key."""
+
+    def resolve(self, dedup_key: str) -> None: ...
+
+
+class PagerGroups:
+    """The open pager groups in Redis, each with the time its quiet period ends."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._touch = redis.register_script(_TOUCH)
+        self._claim = redis.register_script(_CLAIM)
+        self._settle = redis.register_script(_SETTLE)
+
+    def touch(self, sink: str, group: PagerGroup, now: float) -> None:
+        """A new alert of ``group`` for ``sink``: its quiet period starts again at ``now``."""
+        self._touch(keys=[keys.PAGER_GROUPS],
+                    args=[_member(sink, group.dedup_key), repr(now + group.resolve_after_s)])
+
+    def open(self) -> dict[tuple[str, str], float]:
+        """Every open group, (sink, dedup key) -> when its quiet period ends (epoch s)."""
+        found: list[tuple[bytes, float]] = self._redis.zrange(  # type: ignore[assignment]
+            keys.PAGER_GROUPS, 0, -1, withscores=True)
+        return {_parse(member): float(score) for member, score in found}
+
+    def claim_due(self, now: float, *, lease_s: float = CLAIM_LEASE_S,
+                  limit: int = MAX_PER_TICK) -> list[tuple[str, str, float]]:
+        """Claim the groups quiet since before ``now``: (sink, dedup key, claimed score)."""
+        claimed = now + lease_s
+        members = self._claim(keys=[keys.PAGER_GROUPS], args=[repr(now), repr(claimed), limit])
+        return [(*_parse(member), claimed) for member in members]
+
+    def settle(self, sink: str, dedup_key: str, claimed: float) -> bool:
+        """Forget a resolved group, unless a new alert touched it since the claim."""
+        return bool(self._settle(keys=[keys.PAGER_GROUPS],
+                                 args=[_member(sink, dedup_key), repr(claimed)]))
+
+
+def pager_sinks(sinks: Any) -> dict[str, Resolver]:
+    """The configured sinks that resolve pager groups (``service.delivery.sinks.Sinks``)."""
+    found: dict[str, Resolver] = {}
+    for name in sinks.names:
+        sink = sinks.get(name)
+        if getattr(sink, "kind", None) == "pager" and callable(getattr(sink, "resolve", None)):
+            found[name] = sink
+    return found
+
+
+def resolve_quiet(groups: PagerGroups, sinks: Callable[[str], Resolver | None], now: float) -> int:
+    """Send ``resolve`` for every group quiet for its ``resolve_after_s``; returns how many
+    were resolved. ``sinks`` gives a pager sink by name (None: gone from the configuration,
+    the group is forgotten). Safe from any number of workers at once."""
+    resolved = 0
+    for sink_name, dedup_key, claimed in groups.claim_due(now):
+        sink = sinks(sink_name)
+        if sink is None:
+            log.warning("pager_group_dropped", sink=sink_name, dedup_key=dedup_key,
+                        reason="unknown_sink")
+            groups.settle(sink_name, dedup_key, claimed)
+            continue
+        try:
+            sink.resolve(dedup_key)
+        except DeliveryRetryable as error:  # the lease ends, and the next tick tries again
+            log.warning("pager_resolve_retry", sink=sink_name, dedup_key=dedup_key, error=str(error))
+            continue
+        except DeliveryRejected as error:
+            log.error("pager_resolve_rejected", sink=sink_name, dedup_key=dedup_key,
+                      reason=error.reason, error=str(error))
+        else:
+            resolved += 1
+            log.info("pager_group_resolved", sink=sink_name, dedup_key=dedup_key)
+        groups.settle(sink_name, dedup_key, claimed)
+    return resolved
+
+
+def _member(sink: str, dedup_key: str) -> str:
+    return f"{sink} {dedup_key}"
+
+
+def _parse(member: bytes | str) -> tuple[str, str]:
+    text = member.decode() if isinstance(member, bytes) else member
+    sink, _, dedup_key = text.partition(" ")
+    return sink, dedup_key
