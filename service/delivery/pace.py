@@ -11,10 +11,11 @@ It joins the sink's line of missed sends (``take_turn``), in the order they miss
 the next of that line waits for the next turn in place, where nobody else can take it.
 So no send loses its turn again and again to later bookings (issue 19: one alert was
 re-paced seven times over 18 s). A free turn while the next of the line is not waiting
-for it (it is coming back through the scheduler) goes to whoever asks, so that no turn
-is wasted; the next of the line keeps its place and waits for the following turn. A
-member of the line that stops coming back (its worker died) drops out after
-``MISSED_GRACE_S`` past when it was told to come back.
+for it (it is coming back through the scheduler) goes to another member of the line who
+asks, so that no turn is wasted, but never to a send outside the line; the next of the
+line keeps its place and waits for the following turn. A member of the line that stops
+coming back (its worker died) drops out after ``MISSED_GRACE_S`` past when it was told
+to come back.
 """
 
 from __future__ import annotations
@@ -72,10 +73,12 @@ while true do
 end
 local place = redis.call('ZRANK', KEYS[2], member)
 local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
--- A free turn goes to the head of the line if it is here (waiting in place for it), else
--- to whoever asks: a turn nobody takes is a message Slack never gets.
+-- A free turn goes to the head of the line; while the head is not here (it is coming back
+-- through the scheduler), to another member of the line who asks, so the turn is not
+-- wasted. A send not in the line joins it: later sends never go before missed ones.
 local head_here = head ~= nil and head ~= member and redis.call('GET', prefix .. head) == 'here'
-if next_free <= now and not head_here then
+local lined = redis.call('ZCARD', KEYS[2]) > 0
+if next_free <= now and (not lined or place == 0 or (place and not head_here)) then
   redis.call('SET', KEYS[1], tostring(now + interval), 'PX', math.ceil(interval * 1000) + 1000)
   if place then
     redis.call('ZREM', KEYS[2], member)

@@ -44,13 +44,16 @@ def test_missed_sends_take_the_next_turns_in_the_order_they_missed(
 def test_a_turn_the_next_in_line_is_not_waiting_for_is_not_wasted(
         redis: redis_lib.Redis) -> None:
     """When the next of the line is coming back through the scheduler rather than waiting,
-    a free turn goes to whoever asks; the next of the line keeps its place."""
+    a free turn goes to another member of the line who asks, never to a send outside the
+    line; the next of the line keeps its place."""
     clock = FakeClock()
     pace = Pace(redis, interval_s=1.0, clock=clock)
     assert pace.take_turn("slack", "a") == (0.0, 0)
     assert pace.take_turn("slack", "b")[1] == 0  # told to come back, not waiting here
+    assert pace.take_turn("slack", "c")[1] == 1
     clock.now += 1.0
-    assert pace.take_turn("slack", "fresh") == (0.0, 0)
+    assert pace.take_turn("slack", "fresh")[1] == 2  # a later send lines up behind
+    assert pace.take_turn("slack", "c") == (0.0, 0)
     assert pace.take_turn("slack", "b", waits_up_to=2.0) == (1.0, 0)  # still next
 
 
