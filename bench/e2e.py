@@ -8,9 +8,12 @@ The whole system as deployed, on loopback: gunicorn serving the web app (the
 Procfile's command, ``bench.ingest.gunicorn``), ``--workers`` processes of
 ``python -m workers.worker`` (forking RQ workers with the scheduler and the intake
 mover), a private Redis, the Twilio simulator (``sdk-error`` calls, so every call
-alerts) and a Standard Webhooks receiver that verifies every signature. Slack is
-left out on purpose: its pace is one message a second by design, so it cannot
-carry 50 alerts a second.
+alerts) and two sinks as an operator would configure them with no routing file:
+a Standard Webhooks receiver that verifies every signature (it gets every call's
+``call.alert`` plus the storm's ``incident.*`` events) and the Slack stand-in, paced
+by callwatch at one message a second (it gets the first alerts one by one, then the
+storm's incident messages: storms are on, as by default). Webhook and Slack latency
+are reported apart; worker CPU is divided by the alerting calls (every call alerts).
 
 Every callback is built and signed before the clock starts and every CallSid is
 registered in the simulator beforehand. ``bench.loadgen.open_loop`` sends them at
@@ -38,6 +41,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import secrets
 import shlex
@@ -78,6 +82,8 @@ START_TIMEOUT_S = 30.0
 #: Warm-up calls (unmeasured): fill the bytecode cache, open the connections.
 WARMUP_CALLS = 6
 SAMPLE_EVERY_S = 1.0
+CALL_SID = re.compile(r"CA[0-9a-f]{32}")
+INCIDENT_TEXT = re.compile(r"callwatch Incident (opened|updated|resolved)")
 #: Components read from the logs, in the order a call passes them.
 STAGES = ("analysis_scheduled", "analysis_enqueued", "analysis_started", "alert_created",
           "alert_delivered")
@@ -168,22 +174,57 @@ class Sampler:
                 group_cpu_s(self._web_pgid) or 0.0))
 
 
+def alert_sid(body: Any) -> str | None:
+    """The CallSid of a ``call.alert`` webhook body; None for an incident event or junk."""
+    if not isinstance(body, dict) or body.get("type") != "call.alert":
+        return None
+    return str(body["data"]["call"]["call_sid"])
+
+
 def first_deliveries(receiver: Any, sids: frozenset[str]) -> dict[str, float]:
-    """CallSid -> received_at of its first verified delivery, for the measured calls."""
+    """CallSid -> received_at of its first verified ``call.alert``, for the measured calls."""
     out: dict[str, float] = {}
     for d in receiver.accepted():
-        sid = d.body["data"]["call"]["call_sid"] if isinstance(d.body, dict) else None
+        sid = alert_sid(d.body)
         if sid in sids and sid not in out:
             out[sid] = d.received_at
     return out
 
 
 def duplicates(receiver: Any, sids: frozenset[str]) -> int:
-    """Accepted deliveries beyond the first for the measured calls (should be 0)."""
-    seen = [d.body["data"]["call"]["call_sid"] for d in receiver.accepted()
-            if isinstance(d.body, dict)]
-    measured = [s for s in seen if s in sids]
-    return len(measured) - len(set(measured))
+    """Accepted ``call.alert`` deliveries beyond the first for the measured calls (should be 0),
+    plus incident events accepted twice under one ``webhook-id``."""
+    measured = [s for s in (alert_sid(d.body) for d in receiver.accepted()) if s in sids]
+    events = [d.webhook_id for d in receiver.accepted() if alert_sid(d.body) is None]
+    return len(measured) - len(set(measured)) + len(events) - len(set(events))
+
+
+def incident_events(receiver: Any) -> int:
+    """Distinct incident events (``incident.*``) the webhook accepted."""
+    return len({d.webhook_id for d in receiver.accepted() if alert_sid(d.body) is None})
+
+
+@dataclass(frozen=True)
+class SlackFigures:
+    """What Slack showed: per-call alerts by CallSid, incident messages, refusals."""
+
+    alerts: dict[str, list[float]]
+    incidents: list[tuple[str, float]]
+    answered_429: int
+
+    @classmethod
+    def read(cls, slack: Any, sids: frozenset[str]) -> SlackFigures:
+        alerts: dict[str, list[float]] = {}
+        incidents: list[tuple[str, float]] = []
+        for message in slack.accepted():
+            text = str(message.payload.get("text", "")) if isinstance(message.payload, dict) else ""
+            incident = INCIDENT_TEXT.search(text)
+            found = CALL_SID.search(text)
+            if incident:
+                incidents.append((incident.group(1), message.received_at))
+            elif found and found.group() in sids:
+                alerts.setdefault(found.group(), []).append(message.received_at)
+        return cls(alerts, incidents, sum(1 for m in slack.messages if m.status == 429))
 
 
 def log_times(log_dir: Path, sids: frozenset[str]) -> dict[str, dict[str, float]]:
@@ -232,6 +273,8 @@ class Report:
     origin: float
     delivered: dict[str, float]
     dupes: int
+    events: int
+    slack: SlackFigures
     stages: dict[str, dict[str, float]]
     samples: list[Sample]
     worker_cpu_s: float
@@ -239,12 +282,26 @@ class Report:
     redis_cpu_s: float
     bench_cpu_s: float
 
+    def due(self, sid: str) -> float:
+        """When a call's analysis was due: its intended send time plus the delay."""
+        return self.origin + self._index()[sid] / self.args.rate + self.args.delay
+
+    def _index(self) -> dict[str, int]:
+        return {sid: i for i, sid in enumerate(self.sids)}
+
     def latencies(self) -> list[float]:
-        """Per delivered call: delivery - intended send - configured delay, seconds."""
-        rate, delay = self.args.rate, self.args.delay
-        index = {sid: i for i, sid in enumerate(self.sids)}
-        return [at - (self.origin + index[sid] / rate) - delay
-                for sid, at in self.delivered.items()]
+        """Per delivered call: webhook delivery - intended send - configured delay, seconds."""
+        return [at - self.due(sid) for sid, at in self.delivered.items()]
+
+    def slack_latencies(self) -> list[float]:
+        """Per call shown one by one in Slack: its first message - intended send - delay."""
+        return [min(at) - self.due(sid) for sid, at in self.slack.alerts.items()]
+
+    def slack_opened_s(self) -> float:
+        """The incident's ``opened`` in Slack, from when the first measured call was due
+        (NaN when none opened)."""
+        opened = [at for event, at in self.slack.incidents if event == "opened"]
+        return min(opened) - self.due(self.sids[0]) if opened else float("nan")
 
     def component(self, first: str, second: str) -> list[float]:
         a, b = self.stages[first], self.stages[second]
@@ -255,6 +312,10 @@ def summary(r: Report) -> list[str]:
     """The report, as markdown (headings and tables)."""
     a = r.args
     lat = percentiles(r.latencies())
+    slack = percentiles(r.slack_latencies())
+    slack_dupes = sum(len(v) - 1 for v in r.slack.alerts.values())
+    kinds = {e: sum(1 for k, _ in r.slack.incidents if k == e)
+             for e in ("opened", "updated", "resolved")}
     n, got = len(r.sids), len(r.delivered)
     times = sorted(r.delivered.values())
     window = times[-1] - times[0] if len(times) > 1 else 0.0
@@ -267,15 +328,23 @@ def summary(r: Report) -> list[str]:
         f"Load: {n:,} signed `completed` callbacks (simulator scenario `sdk-error`), open loop "
         f"at {a.rate:g}/s for {a.seconds:g} s; {a.workers} workers (`python -m workers.worker"
         f"{' --simple' if a.simple else ' --fork' if a.fork else ''}`), "
-        f"gunicorn as the Procfile runs it; `ANALYSIS_DELAY_SECONDS={a.delay}`; one webhook sink.",
+        f"gunicorn as the Procfile runs it; `ANALYSIS_DELAY_SECONDS={a.delay}`; a webhook sink and "
+        "a paced Slack sink, storms on (the defaults).",
         "",
         "| figure | value |", "|---|---:|",
         f"| callbacks accepted / sent | {len(r.sent.accepted_keys):,} / {n:,} |",
         f"| callback HTTP p50 / p99, ms | {r.sent.p50 * 1000:.1f} / {r.sent.p99 * 1000:.1f} |",
-        f"| alerts delivered / expected | {got:,} / {n:,} |",
-        f"| duplicate deliveries | {r.dupes} |",
-        f"| end-to-end beyond the delay, p50 / p90 / p99 / max, s | {lat['p50']:.2f} / "
+        f"| webhook: alerts delivered / expected | {got:,} / {n:,} |",
+        f"| webhook: duplicate deliveries | {r.dupes} |",
+        f"| webhook: incident events | {r.events} |",
+        f"| webhook beyond the delay, p50 / p90 / p99 / max, s | {lat['p50']:.2f} / "
         f"{lat['p90']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} |",
+        f"| Slack: alerts one by one / incident messages (opened, updated, resolved) | "
+        f"{len(r.slack.alerts)} / {kinds['opened']}, {kinds['updated']}, {kinds['resolved']} |",
+        f"| Slack: duplicates / 429 answers | {slack_dupes} / {r.slack.answered_429} |",
+        f"| Slack alerts beyond the delay, p50 / max, s | {slack['p50']:.2f} / "
+        f"{slack['max']:.2f} |",
+        f"| Slack `opened` after the first call was due, s | {r.slack_opened_s():.2f} |",
         f"| deliveries per second (first to last delivery) | "
         f"{(got - 1) / window if window else float('nan'):.1f} |",
         f"| backlog growth while sending (overdue + queued, per s) | {grow:+.2f} |",
@@ -283,8 +352,8 @@ def summary(r: Report) -> list[str]:
         + (f"{peak.overdue} / {peak.analysis} / {peak.delivery} at {peak.t:.0f} s |"
            if peak else "- |"),
         f"| kept up | {'yes' if kept else 'no'} |",
-        f"| CPU ms per call: workers / web / Redis / simulator+receiver | "
-        f"{_per(r.worker_cpu_s, got)} / {_per(r.web_cpu_s, n)} / {_per(r.redis_cpu_s, n)} / "
+        f"| CPU ms per alerting call: workers / web / Redis / simulator+receivers | "
+        f"{_per(r.worker_cpu_s, n)} / {_per(r.web_cpu_s, n)} / {_per(r.redis_cpu_s, n)} / "
         f"{_per(r.bench_cpu_s, n)} |",
         "", "| component (from the logs) | p50 s | p90 s | p99 s | max s |",
         "|---|---:|---:|---:|---:|",
@@ -319,19 +388,20 @@ def _per(cpu_s: float, count: int) -> str:
 def run(args: argparse.Namespace, log_dir: Path) -> Report:
     from devtools.redis_server import RedisServer
     from devtools.simulator.server import SimulatorServer
-    from devtools.standins import WebhookReceiver
+    from devtools.standins import SlackStandIn, WebhookReceiver
 
     secret = webhook_secret()
     # bench.ingest's gunicorn passes the shell's environment through: the delay goes there.
     os.environ["ANALYSIS_DELAY_SECONDS"] = str(args.delay)
     with RedisServer() as server, \
             SimulatorServer(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as sim, \
-            WebhookReceiver(secret) as receiver, \
+            WebhookReceiver(secret) as receiver, SlackStandIn() as slack, \
             gunicorn(APPS["callwatch"], server.url, log_dir) as web:
         client = redis.Redis.from_url(server.url)
         env = worker_env(server.url, str(log_dir / "pyc"), TWILIO_ACCOUNT_SID=ACCOUNT_SID,
                          TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_INSIGHTS_BASE_URL=sim.url,
                          ALERT_WEBHOOK_URLS=receiver.url, ALERT_WEBHOOK_SECRET=secret,
+                         SLACK_WEBHOOK_URL=slack.url,
                          ANALYSIS_DELAY_SECONDS=str(args.delay))
         base = f"http://{web.target.host}:{web.target.port}"
         count = int(args.rate * args.seconds)
@@ -345,6 +415,11 @@ def run(args: argparse.Namespace, log_dir: Path) -> Report:
             print(f"warming up with {WARMUP_CALLS} calls", flush=True)
             open_loop(web.target, warm, rate=5.0)
             _wait(receiver, frozenset(r.key for r in warm), args.delay + 60)
+            # Slack's one message a second must have sent the warm-up alerts too, or the
+            # first measured Slack alerts would wait behind them.
+            deadline = time.monotonic() + 30
+            while len(slack.accepted()) < WARMUP_CALLS and time.monotonic() < deadline:
+                time.sleep(0.2)
             print(f"sending {count:,} callbacks at {args.rate:g}/s", flush=True)
             sampler = Sampler(client, receiver, sids, pgids, web.pgid)
             before = _cpu(pgids, web.pgid, client)
@@ -362,7 +437,8 @@ def run(args: argparse.Namespace, log_dir: Path) -> Report:
         shift = sampler.origin - origin  # sampler times, re-based on the first intended send
         samples = [dataclasses.replace(s, t=s.t + shift) for s in sampler.samples]
         report = Report(args, tuple(r.key for r in calls), sent, origin,
-                        first_deliveries(receiver, sids), duplicates(receiver, sids), stages,
+                        first_deliveries(receiver, sids), duplicates(receiver, sids),
+                        incident_events(receiver), SlackFigures.read(slack, sids), stages,
                         samples, *(b - a for a, b in zip(before, after, strict=True)))
         client.close()
     return report

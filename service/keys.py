@@ -37,14 +37,38 @@ def pace_book(sink: str) -> str:
     return f"callwatch:pace-book:{sink}"
 
 
+def pace_missed(sink: str) -> str:
+    """Sends to ``sink`` that missed their turn, in the order they missed (a sorted set)."""
+    return f"callwatch:pace-missed:{sink}"
+
+
+def pace_missed_member_prefix(sink: str) -> str:
+    """Prefix of the keys that say a member of ``pace_missed(sink)`` is still coming back."""
+    return f"callwatch:pace-missed-back:{sink}:"
+
+
 def worker_alive(worker_name: str) -> str:
     """A worker's liveness beat (``workers.liveness``)."""
     return f"callwatch:worker-alive:{worker_name}"
 
 
 def sink_slots(sink: str) -> str:
-    """Deliveries to ``sink`` running now, scored by deadline (``workers.sink_slots``)."""
+    """Deliveries to a slow ``sink`` running now, scored by deadline (``workers.sink_lines``)."""
     return f"callwatch:sink-slots:{sink}"
+
+
+def sink_line(sink: str) -> str:
+    """Deliveries to a slow ``sink`` waiting, in order, for a slot (``workers.sink_lines``)."""
+    return f"callwatch:sink-line:{sink}"
+
+
+#: The sinks that have a line of waiting deliveries (a set of names).
+SINK_LINES = "callwatch:sink-lines"
+
+
+def sink_slow(sink: str) -> str:
+    """Present while ``sink`` is slow: its recent sends timed out or took over 5 s."""
+    return f"callwatch:sink-slow:{sink}"
 
 
 #: Active silences (``service.delivery.silences``): a sorted set of silences scored by
@@ -100,6 +124,13 @@ def settled(sink: str, message_id: str) -> str:
     return f"callwatch:settled:{sink}:{message_id}"
 
 
+#: Worker processes by the time of their last beat (``service.roster``).
+WORKERS_ALIVE = "callwatch:workers"
+#: Process name -> "<config fingerprint> <time of its last beat>" (``service.roster``).
+CONFIG_FINGERPRINTS = "callwatch:config-fingerprints"
+#: Taken (``SET NX``, a minute) by the process that pings ``HEARTBEAT_URL`` this minute.
+HEARTBEAT_PING = "callwatch:heartbeat-ping"
+
 def slack_action(action_key: str) -> str:
     """One Slack button click already acted on (``service.delivery.slack_actions``): a
     click Slack or a person sends twice creates one silence."""
@@ -119,3 +150,5 @@ def digest(sink: str, period_start: int) -> str:
 #: Open PagerDuty groups (``service.delivery.incidents.pager_groups``): a sorted set of
 #: ``"<sink> <grp_…>"`` scored with the epoch second their quiet time ends.
 PAGER_GROUPS = "callwatch:pager_groups"
+#: Sinks whose own queue (``delivery-for-<sink>``) holds deliveries for workers that know them.
+SINK_QUEUES = "callwatch:sink-queues"

@@ -17,7 +17,10 @@ the first failure to see it, so a series born at 1 would never fire such a rule.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
+import os
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import redis as redis_lib
 from prometheus_client.core import (
@@ -144,6 +147,34 @@ class Metrics:
             pass
 
 
+class JobMetrics(Metrics):
+    """Metrics that add up over one job and reach Redis in one pipeline at ``flush()``.
+
+    Used by worker jobs: an analysis counts five or six things, a delivery two or three;
+    one round trip instead of one each (``bench/e2e.py``: worker CPU per alerting call).
+    """
+
+    def __init__(self, redis: redis_lib.Redis) -> None:
+        super().__init__(redis)
+        self._pending: list[tuple[str, str, float]] = []
+
+    def _write(self, name: str, fields: list[tuple[str, float]]) -> None:
+        self._pending.extend((name, field, amount) for field, amount in fields)
+
+    def flush(self) -> None:
+        """Write what was counted; a Redis error loses it (a metric, never a job)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for name, field, amount in pending:
+                pipe.hincrbyfloat(PREFIX + name, field, amount)
+            pipe.execute()
+        except redis_lib.RedisError:
+            pass
+
+
 class BufferedMetrics(Metrics):
     """Metrics that add up in memory and reach Redis every ``flush_s`` seconds.
 
@@ -227,13 +258,15 @@ class RedisCollector(Collector):
 
     def __init__(self, redis: redis_lib.Redis, queue_depths: QueueDepths | None = None,
                  sinks: Iterable[str] = (), routes: Iterable[str] = (DEFAULT_ROUTE,),
-                 categories: Iterable[str] = ("other",), *,
+                 categories: Iterable[str] = ("other",), *, fingerprint: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._redis = redis
         self._queue_depths = queue_depths
         self._clock = clock
+        self._sinks = tuple(sinks)
+        self._fingerprint = fingerprint
         self._zeros = {name: [json.dumps(list(labels)) for labels in label_sets]
-                       for name, label_sets in known_label_sets(sinks, routes, categories).items()}
+                       for name, label_sets in known_label_sets(self._sinks, routes, categories).items()}
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("callwatch_metrics_redis_up",
@@ -256,6 +289,9 @@ class RedisCollector(Collector):
             fields.update((k.decode(), float(v)) for k, v in raw.items())
             yield _family(spec, fields)
         yield from state_gauges(open_incidents, active_silences)
+        with contextlib.suppress(redis_lib.RedisError):
+            yield from deployment_gauges(self._redis, self._sinks, self._fingerprint,
+                                         self._queue_depths)
         if self._queue_depths is None:
             return
         gauge = GaugeMetricFamily("callwatch_queue_jobs",
@@ -378,3 +414,74 @@ def state_gauges(open_incidents: int, active_silences: int) -> Iterator[Metric]:
     silences.add_metric([], int(active_silences))
     yield incidents
     yield silences
+
+
+# --- Deployment health: slow sinks, live workers, overdue analyses, configuration drift.
+# (Gauges read from Redis at scrape time; written by the workers, see service.roster and
+# service.delivery.sink_health.)
+
+#: This process's name in the roster of configuration fingerprints.
+_PROCESS = f"web-{os.getpid()}-{socket.gethostname()}"
+
+
+def deployment_gauges(redis: redis_lib.Redis, sinks: Iterable[str], fingerprint: str | None,
+                      queue_depths: QueueDepths | None, *,
+                      now: float | None = None) -> Iterator[Metric]:
+    """``callwatch_sink_slow{sink}``, ``callwatch_workers``,
+    ``callwatch_analysis_overdue_seconds`` and ``callwatch_config_info{fingerprint}``."""
+    from service.roster import Roster
+
+    moment = time.time() if now is None else now
+    slow = GaugeMetricFamily("callwatch_sink_slow",
+                             "1 while a sink is slow (recent sends timed out or took over "
+                             "5 s) and held to a small share of the workers.", labels=["sink"])
+    names = list(sinks)
+    pipe = redis.pipeline(transaction=False)
+    for name in names:
+        pipe.exists(keys.sink_slow(name))  # written by service.delivery.sink_health
+    for name, found in zip(names, pipe.execute(), strict=True):
+        slow.add_metric([name], 1 if found else 0)
+    yield slow
+    roster = Roster(redis)
+    workers = GaugeMetricFamily("callwatch_workers",
+                                "Worker processes with a live heartbeat (whole deployment).")
+    workers.add_metric([], roster.workers(now=moment))
+    yield workers
+    overdue = GaugeMetricFamily(
+        "callwatch_analysis_overdue_seconds",
+        "Age of the oldest call whose analysis is due and not started (0 when none).")
+    overdue.add_metric([], analysis_overdue_s(redis, queue_depths, now=moment))
+    yield overdue
+    if fingerprint is not None:
+        roster.beat(_PROCESS, fingerprint, worker=False, now=moment)
+    info = GaugeMetricFamily("callwatch_config_info",
+                             "Processes running each configuration (sinks and routing), by "
+                             "fingerprint: two series mean processes disagree.",
+                             labels=["fingerprint"])
+    for value, processes in sorted(roster.fingerprints(now=moment).items()):
+        info.add_metric([value], processes)
+    yield info
+
+
+@runtime_checkable
+class WaitingAnalyses(Protocol):
+    """When the oldest analysis waiting in the job queue was queued (``workers.queue_depths``)."""
+
+    def oldest_queued_at(self, redis: redis_lib.Redis) -> float | None:
+        """Unix time, or None when none waits; raises ``redis.RedisError``."""
+        ...
+
+
+def analysis_overdue_s(redis: redis_lib.Redis, queue_depths: object, *, now: float) -> float:
+    """Seconds since the oldest due, not started analysis fell due: a call still in the
+    intake past its due time, or an analysis job waiting in the queue."""
+    from service.intake import INTAKE_KEY
+
+    oldest: list[tuple[bytes, float]] = redis.zrangebyscore(  # type: ignore[assignment]
+        INTAKE_KEY, "-inf", repr(now), start=0, num=1, withscores=True)
+    due = [score for _, score in oldest]
+    if isinstance(queue_depths, WaitingAnalyses):
+        queued = queue_depths.oldest_queued_at(redis)
+        if queued is not None:
+            due.append(queued)
+    return max(0.0, now - min(due)) if due else 0.0

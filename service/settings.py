@@ -81,6 +81,8 @@ class Settings:
     slack_signing_secret: str | None = field(default=None, repr=False)
     #: ``METRICS_TOKEN``: when set, ``/metrics`` wants ``Authorization: Bearer <token>``.
     metrics_token: str | None = field(default=None, repr=False)
+    #: ``HEARTBEAT_URL``: an outside dead man's switch pinged every minute (it holds a token).
+    heartbeat_url: str | None = field(default=None, repr=False)
 
     @property
     def insights_auth(self) -> tuple[str, str]:
@@ -196,6 +198,7 @@ class Settings:
                                               maximum=MAX_ANALYSIS_DELAY_S * 6),
             slack_signing_secret=env.optional("SLACK_SIGNING_SECRET"),
             metrics_token=env.optional("METRICS_TOKEN"),
+            heartbeat_url=_heartbeat_url(env.optional("HEARTBEAT_URL")),
         )
 
 
@@ -390,3 +393,8 @@ def _email_from(value: str | None) -> str | None:
     if value is not None and ("@" not in value or any(c in value for c in "\r\n")):
         raise ConfigError("ALERT_EMAIL_FROM", "must be an email address, e.g. callwatch@example.com")
     return value
+
+
+def _heartbeat_url(value: str | None) -> str | None:
+    """``HEARTBEAT_URL``: https (plain http only on loopback), or unset."""
+    return require_secure_url(value, "HEARTBEAT_URL") if value else None

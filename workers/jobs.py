@@ -21,7 +21,7 @@ from rq import get_current_job
 
 from service.analysis.step import AnalysisPolicy, AnalysisRequest, analyze_step
 from service.calls import Call
-from service.decisions import Again, AnalysisOutcome, Decision, DeliveryOutcome, Done, Failed
+from service.decisions import Again, AnalysisOutcome, Decision, Delivery, DeliveryOutcome, Done, Failed
 from service.delivery.incidents.desk import IncidentDesk
 from service.delivery.incidents.event_order import EventOrder
 from service.delivery.incidents.events import is_incident_message
@@ -30,13 +30,21 @@ from service.delivery.incidents.timer import check_step
 from service.delivery.ledger import DeliveryLedger
 from service.delivery.pace import Pace
 from service.delivery.silences import screen
-from service.delivery.step import DeliveryRequest, deliver_step
+from service.delivery.sink_health import SinkHealth
+from service.delivery.step import DeliveryRequest, deliver_step, unknown_sink_step
 from service.errors import PermanentError
 from service.insights.readers import readers_for
 from service.intake import Intake
-from service.metrics import Metrics, alert_delivered, alert_labels
-from workers.context import current
-from workers.queues import schedule_analysis, schedule_delivery, schedule_incident_check
+from service.metrics import JobMetrics, Metrics, alert_delivered, alert_labels
+from workers.context import WorkerContext, current
+from workers.queues import (
+    delivery_job_key,
+    record_failed_delivery,
+    schedule_analysis,
+    schedule_delivery,
+    schedule_incident_check,
+)
+from workers.sink_lines import release_line, take_slot
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +61,15 @@ def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0,
                  stage: str = "") -> str:
     """Run the analysis step for one call."""
     context = current()
-    metrics = Metrics(context.redis)
+    metrics = JobMetrics(context.redis)
+    try:
+        return _analyze_call(context, metrics, call_json, recheck, attempt, stage)
+    finally:
+        metrics.flush()
+
+
+def _analyze_call(context: WorkerContext, metrics: Metrics, call_json: dict[str, Any],
+                  recheck: int, attempt: int, stage: str) -> str:
     request = AnalysisRequest(Call.from_json(call_json), recheck, attempt, stage)
     _bind(call_sid=request.call.call_sid)
     log.info("analysis_started", recheck=recheck, attempt=attempt, **request.call.log_fields())
@@ -97,10 +113,19 @@ def analyze_call(call_json: dict[str, Any], recheck: int = 0, attempt: int = 0,
 
 
 def deliver_alert(sink: str, envelope: dict[str, Any], attempt: int = 0, hop: int = 0,
-                  booked: bool = False) -> str:
+                  booked: bool = False, waiting_since: float | None = None) -> str:
     """Run the delivery step for one message and one sink."""
     context = current()
-    metrics = Metrics(context.redis)
+    metrics = JobMetrics(context.redis)
+    try:
+        return _deliver_alert(context, metrics, sink, envelope, attempt, hop, booked,
+                              waiting_since)
+    finally:
+        metrics.flush()
+
+
+def _deliver_alert(context: WorkerContext, metrics: Metrics, sink: str, envelope: dict[str, Any],
+                   attempt: int, hop: int, booked: bool, waiting_since: float | None) -> str:
     request = DeliveryRequest(sink, envelope, attempt=attempt, booked=booked)
     if is_incident_message(envelope):
         _bind(incident_id=envelope["data"]["incident_id"], webhook_id=request.message_id, sink=sink)
@@ -110,14 +135,16 @@ def deliver_alert(sink: str, envelope: dict[str, Any], attempt: int = 0, hop: in
     started = time.monotonic()
     try:
         target = context.sinks.get(sink)
-    except PermanentError as error:  # the sink was removed from the configuration since
-        log.error("alert_delivery_rejected", reason=error.reason, message=str(error))
-        return _act(Failed(DeliveryOutcome.REJECTED, error.reason, str(error)), metrics,
-                    "callwatch_deliveries", labels, again=lambda d: None)
+    except PermanentError:  # not in this process's configuration: another may know it
+        decision = unknown_sink_step(request, waiting_since=waiting_since,
+                                     now=context.clock().timestamp(), known=context.sinks.names)
+        return _act(decision, metrics, "callwatch_deliveries", labels,
+                    again=lambda d: schedule_delivery(context.redis, sink, envelope,
+                                                      delay_s=d.after_s, hop=hop + 1, **d.state))
     pace = Pace(context.redis, interval_s=target.pace_s) if target.pace_s else None
     decision = deliver_step(request, sink=target, ledger=DeliveryLedger(context.redis), pace=pace,
                             retry_s=context.settings.delivery_retry_seconds,
-                            order=EventOrder(context.redis))
+                            order=EventOrder(context.redis), health=SinkHealth(context.redis))
     if not (isinstance(decision, Again) and decision.outcome == DeliveryOutcome.PACED):
         # The time spent sending, not waiting for a turn.
         metrics.observe("callwatch_delivery_duration_seconds", time.monotonic() - started, **labels)
@@ -149,9 +176,8 @@ def _act(decision: Decision, metrics: Metrics, counter: str, labels: dict[str, s
     """Turn a step's decision into one RQ call, count it, and return its outcome."""
     metrics.inc(counter, 1.0, **{"outcome": str(decision.outcome), **labels})
     if isinstance(decision, Done):
-        redis = current().redis
         for delivery in decision.deliveries:
-            schedule_delivery(redis, delivery.sink, delivery.message)
+            _send_or_queue(delivery, metrics)
     elif isinstance(decision, Again):
         again(decision)
     else:
@@ -160,17 +186,32 @@ def _act(decision: Decision, metrics: Metrics, counter: str, labels: dict[str, s
     return str(decision.outcome)
 
 
+def _send_or_queue(delivery: Delivery, metrics: Metrics) -> None:
+    """Send now, within this job, to an unpaced sink with a free slot (not slow, not holding
+    every worker process but one); else queue a delivery job. Sending inline saves a whole
+    RQ job per alert and sink (enqueue, dequeue, bookkeeping: ``bench/e2e.py``, worker CPU
+    per alerting call); the step, the ledger and the slots are the same either way."""
+    context = current()
+    sink, message = delivery.sink, delivery.message
+    try:
+        paced = context.sinks.get(sink).pace_s is not None
+    except PermanentError:
+        paced = True  # unknown here: its job waits for a worker that knows it
+    slot = delivery_job_key(sink, message)
+    if paced or not take_slot(context.redis, sink, slot):
+        schedule_delivery(context.redis, sink, message)
+        return
+    try:
+        _deliver_alert(context, metrics, sink, message, 0, 0, False, None)
+    except StepFailed as failed:  # logged by the step; kept for ``rq requeue`` as its job would be
+        record_failed_delivery(context.redis, sink, message, failed.reason)
+    finally:
+        release_line(context.redis, sink, slot)
+
+
 def _insights_request(metrics: Metrics, status: int | None, seconds: float) -> None:
     metrics.inc("callwatch_insights_requests", status=str(status) if status else "error")
     metrics.observe("callwatch_insights_request_duration_seconds", seconds)
-
-
-def _twilio_request(metrics: Metrics, api: str, status: int | None, seconds: float) -> None:
-    """Insights requests as before; Calls API requests (child legs) counted apart."""
-    if api == "insights":
-        _insights_request(metrics, status, seconds)
-    else:
-        metrics.inc("callwatch_calls_api_requests", status=str(status) if status else "error")
 
 
 def _bind(**values: str) -> None:
@@ -185,3 +226,11 @@ def _no_crash_retry() -> None:
     job = get_current_job()
     if job is not None:
         job.retries_left = 0
+
+
+def _twilio_request(metrics: Metrics, api: str, status: int | None, seconds: float) -> None:
+    """Insights requests as before; Calls API requests (child legs) counted apart."""
+    if api == "insights":
+        _insights_request(metrics, status, seconds)
+    else:
+        metrics.inc("callwatch_calls_api_requests", status=str(status) if status else "error")

@@ -31,6 +31,7 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now
 
 from service import keys
+from service.roster import Roster
 
 ALIVE_TTL_S = 10
 BEAT_EVERY_S = 3
@@ -43,10 +44,15 @@ def alive_key(worker_name: str) -> str:
 
 
 class Heartbeat:
-    """A daemon thread that keeps this worker's alive key fresh until ``stop()``."""
+    """A daemon thread that keeps this worker's alive key fresh until ``stop()``; it also
+    beats into the deployment's roster (``callwatch_workers``, ``callwatch_config_info``)."""
 
-    def __init__(self, redis: redis_lib.Redis, worker_name: str) -> None:
+    def __init__(self, redis: redis_lib.Redis, worker_name: str,
+                 fingerprint: str = "") -> None:
         self._redis = redis
+        self._name = worker_name
+        self._fingerprint = fingerprint
+        self._roster = Roster(redis)
         self._key = alive_key(worker_name)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="callwatch-heartbeat", daemon=True)
@@ -60,6 +66,7 @@ class Heartbeat:
         self._stopped.set()
         with contextlib.suppress(redis_lib.RedisError):
             self._redis.delete(self._key)
+            self._roster.leave(self._name)
 
     def _run(self) -> None:
         while not self._stopped.wait(BEAT_EVERY_S):
@@ -69,6 +76,7 @@ class Heartbeat:
         # While Redis is down nothing can be recovered or lost; beat again later.
         with contextlib.suppress(redis_lib.RedisError):
             self._redis.set(self._key, "1", ex=ALIVE_TTL_S)
+            self._roster.beat(self._name, self._fingerprint)
 
 
 def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue]) -> list[str]:

@@ -8,7 +8,11 @@ analysis to fall due count as scheduled analyses.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from redis import Redis
+from rq.job import Job
+from rq.utils import utcparse
 
 from service.intake import INTAKE_KEY
 from workers.queues import ANALYSIS_QUEUE, QUEUES, queue
@@ -33,3 +37,16 @@ class RQQueueDepths:
                   for index, name in enumerate(QUEUES) for offset, state in enumerate(STATES)}
         depths[(ANALYSIS_QUEUE, "scheduled")] += int(counts[-1])
         return depths
+
+    def oldest_queued_at(self, redis: Redis) -> float | None:
+        """When the analysis at the head of its queue was queued (None: the queue is empty)."""
+        q = queue(ANALYSIS_QUEUE, redis)
+        head = redis.lindex(q.key, 0)
+        if head is None:
+            return None
+        job_id = head.decode() if isinstance(head, bytes) else str(head)
+        raw = redis.hget(f"{Job.redis_job_namespace_prefix}{job_id}", "enqueued_at")
+        if raw is None:
+            return None
+        queued = utcparse(raw.decode() if isinstance(raw, bytes) else str(raw))
+        return (queued if queued.tzinfo else queued.replace(tzinfo=UTC)).timestamp()

@@ -20,14 +20,24 @@ from typing import Any
 from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
+from service import keys
 from service.delivery.incidents.events import message_id
 
 ANALYSIS_QUEUE = "analysis"
 DELIVERY_QUEUE = "delivery"
 QUEUES = (ANALYSIS_QUEUE, DELIVERY_QUEUE)
+#: A delivery that a worker could not send because it does not know the sink waits in the
+#: sink's own queue, ``delivery-for-<sink>``, which only workers that know the sink listen
+#: on (a rollout's new workers, the workers with the routing file).
+SINK_QUEUE_PREFIX = "delivery-for-"
+
+
+def sink_queue_name(sink_id: str) -> str:
+    """The queue only workers that know ``sink_id`` listen on."""
+    return f"{SINK_QUEUE_PREFIX}{sink_id}"
 #: The delivery job's function (``workers.jobs``).
 DELIVER_FUNC = "workers.jobs.deliver_alert"
 
@@ -106,13 +116,18 @@ def schedule_analysis(redis: Redis, call_json: dict[str, Any], *, delay_s: float
 
 def schedule_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any], *,
                       delay_s: float = 0, attempt: int = 0, hop: int = 0,
-                      booked: bool = False) -> bool:
+                      booked: bool = False, waiting_since: float | None = None) -> bool:
     """Schedule one message's delivery (an alert, an incident event) through one sink; False
     when already scheduled or done."""
     # Job ids take [A-Za-z0-9_-]: an incident event's ``inc_…:3`` becomes ``inc_…-3``.
     job_key = message_id(envelope).replace(":", "-")
+    queue_name = DELIVERY_QUEUE
+    if waiting_since is not None:  # for a worker that knows the sink: in that sink's queue
+        queue_name = sink_queue_name(sink_id)
+        redis.sadd(keys.SINK_QUEUES, sink_id)
     return schedule_unique(
-        redis, DELIVERY_QUEUE, DELIVER_FUNC, (sink_id, envelope, attempt, hop, booked),
+        redis, queue_name, DELIVER_FUNC,
+        (sink_id, envelope, attempt, hop, booked) + ((waiting_since,) if waiting_since else ()),
         job_id=delivery_job_id(sink_id, job_key, hop),
         delay_s=delay_s, timeout_s=DELIVERY_JOB_TIMEOUT_S,
     )
@@ -139,3 +154,46 @@ def delivery_sink(job: Job) -> str | None:
     if job.func_name != DELIVER_FUNC or not job.args:
         return None
     return str(job.args[0])
+
+
+def delivery_job_key(sink_id: str, envelope: dict[str, Any], hop: int = 0) -> str:
+    """The delivery job id a message gets for a sink (also its slot's name when sent inline)."""
+    return delivery_job_id(sink_id, message_id(envelope).replace(":", "-"), hop)
+
+
+def record_failed_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any],
+                           reason: str) -> None:
+    """A delivery sent inline (no job of its own) that failed for good: put it in RQ's failed
+    registry as its job would have been, so ``rq requeue`` can send it again."""
+    q = queue(DELIVERY_QUEUE, redis)
+    job_id = delivery_job_key(sink_id, envelope)
+    job = q.create_job(DELIVER_FUNC, args=(sink_id, envelope, 0, 0, False), job_id=job_id,
+                       description=job_id, timeout=DELIVERY_JOB_TIMEOUT_S,
+                       result_ttl=RESULT_TTL_S, failure_ttl=FAILURE_TTL_S,
+                       status=JobStatus.FAILED)
+    with redis.pipeline() as pipe:
+        job.save(pipeline=pipe)
+        q.failed_job_registry.add(job, ttl=FAILURE_TTL_S, exc_string=f"StepFailed: {reason}",
+                                  pipeline=pipe)
+        pipe.execute()
+
+
+def release_unknown_sink_waits(redis: Redis, known: set[str], *, now: float,
+                               longest_s: float) -> list[str]:
+    """Deliveries that waited ``longest_s`` in the queue of a sink this worker does not know
+    go back to the delivery queue, where the step fails them (``unknown_sink``); return
+    their job ids. (Maintenance: any worker, so they fail even if none knows the sink.)"""
+    moved = []
+    raw: set[bytes] = redis.smembers(keys.SINK_QUEUES)  # type: ignore[assignment]
+    for sink in sorted(name.decode() for name in raw):
+        if sink in known:
+            continue
+        waiting = queue(sink_queue_name(sink), redis)
+        for job in waiting.get_jobs(0, 20):
+            since = job.args[5] if len(job.args) > 5 and job.args[5] else now
+            if now - float(since) < longest_s:
+                break
+            waiting.remove(job)
+            queue(DELIVERY_QUEUE, redis).enqueue_job(job, at_front=True)
+            moved.append(job.id)
+    return moved

@@ -13,8 +13,9 @@ The adaptations of RQ live one per module, each saying what it changes and why:
 slices, hold the popped job), ``redis_loss`` (leave RQ's loop on a Redis error),
 ``restart`` (wait for Redis, backed off, and start again), ``job_in_hand`` (put back
 the job Redis lost), ``liveness`` (recover jobs of dead workers in seconds),
-``scheduler_locks`` (free a dead scheduler's lock), ``sink_slots`` (a slow sink holds
-at most its share of the workers), ``job_logs`` (one line for an expected failure),
+``scheduler_locks`` (free a dead scheduler's lock), ``sink_lines`` (a slow sink holds
+at most its share of the workers, its other deliveries parked in a line of their own),
+``job_logs`` (one line for an expected failure),
 ``pubsub_reads`` (read RQ's command channel in short slices, so teardown is prompt),
 ``scheduler_process`` (a scheduler crash is one JSON line; no idle scheduler connection).
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import time
 from typing import Any
 
 import redis as redis_lib
@@ -34,24 +36,34 @@ from rq.worker import BaseWorker, HerokuWorker, SimpleWorker, Worker
 # Imported here, once, so every worker process (and forked work horse) inherits the
 # job code and its dependencies instead of importing them per job.
 import workers.jobs  # noqa: F401
+from service.delivery.step import UNKNOWN_SINK_WAIT_S
+from service.errors import ConfigError
 from service.logs import configure_logging
-from service.routing_file.load import configuration_or_exit
+from service.roster import config_fingerprint
+from service.routing_file.load import Configuration, configuration_or_exit
 from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
 from workers import context, scheduler_process
 from workers.digest_clock import DigestClock, start_digest_clock
+from workers.heartbeat_pinger import HeartbeatPinger
 from workers.intake_mover import IntakeMover
 from workers.job_in_hand import ReleasesJobInHand
 from workers.job_logs import QuietExpectedFailures, rq_logging_level
 from workers.liveness import Heartbeat, recover_orphaned_jobs
 from workers.pool import DEFAULT_CONCURRENCY, run_pool
 from workers.pubsub_reads import ShortPubSubReads
-from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE, queue
+from workers.queues import (
+    ANALYSIS_QUEUE,
+    DELIVERY_QUEUE,
+    queue,
+    release_unknown_sink_waits,
+    sink_queue_name,
+)
 from workers.redis_loss import LeavesOnRedisError
 from workers.restart import run
-from workers.scheduler_locks import release_stale_scheduler_locks
+from workers.scheduler_locks import WatchesSchedulerLocks, release_stale_scheduler_locks
 from workers.shutdown import StopSignal
-from workers.sink_slots import SinkSlots
+from workers.sink_lines import SinkLines
 
 #: How often a worker runs RQ's maintenance (RQ's default is 10 minutes): the liveness
 #: recovery and the scheduler lock take-over run with it.
@@ -76,20 +88,27 @@ class _RecoversFromDeadWorkers(BaseWorker):
 
     _heartbeat: Heartbeat | None = None
     _intake: IntakeMover | None = None
+    _pinger: HeartbeatPinger | None = None
     _digests: DigestClock | None = None
     _abandoned = False
 
     def register_birth(self) -> None:
         super().register_birth()
-        self._heartbeat = Heartbeat(self.connection, self.name).start()
+        self._heartbeat = Heartbeat(self.connection, self.name, _fingerprint()).start()
         self._intake = IntakeMover(self.connection).start()
         self._digests = start_digest_clock(self.connection)
+        settings = _settings()
+        if settings is not None and settings.heartbeat_url:
+            self._pinger = HeartbeatPinger(self.connection, settings.heartbeat_url,
+                                           context.current().session).start()
 
     def register_death(self) -> None:
         self._stop_helpers()
         super().register_death()
 
     def run_maintenance_tasks(self) -> None:
+        release_unknown_sink_waits(self.connection, set(_known_sinks()), now=time.time(),
+                                   longest_s=UNKNOWN_SINK_WAIT_S)
         release_stale_scheduler_locks(self.connection, self.queue_names())
         recover_orphaned_jobs(self.connection, self.queues)
         super().run_maintenance_tasks()
@@ -123,12 +142,14 @@ class _RecoversFromDeadWorkers(BaseWorker):
             self._heartbeat.stop()
         if self._intake is not None:
             self._intake.stop()
+        if self._pinger is not None:
+            self._pinger.stop()
         if self._digests is not None:
             self._digests.stop()
 
 
 class _CallwatchWorker(QuietExpectedFailures, LeavesOnRedisError, _RecoversFromDeadWorkers,
-                       SinkSlots, ReleasesJobInHand, ShortPubSubReads,
+                       WatchesSchedulerLocks, SinkLines, ReleasesJobInHand, ShortPubSubReads,
                        scheduler_process.ClosesIdleSchedulerConnection):
     """Every adaptation of RQ, in the order they wrap RQ's methods."""
 
@@ -145,6 +166,31 @@ class CallwatchSimpleWorker(_CallwatchWorker, SimpleWorker):
     """Jobs in the worker's own process: the default (``--fork`` for the others)."""
 
 
+def _settings() -> Settings | None:
+    """This process's settings (None when it has no configuration, as in some tests)."""
+    try:
+        return context.current().settings
+    except ConfigError:
+        return None
+
+
+def _known_sinks() -> list[str]:
+    """The sinks this process's configuration names (none without a configuration)."""
+    try:
+        return list(context.current().sinks.names)
+    except ConfigError:
+        return []
+
+
+def _fingerprint() -> str:
+    """This process's configuration fingerprint ("" when it has no configuration yet)."""
+    try:
+        current = context.current()
+    except ConfigError:
+        return ""
+    return config_fingerprint(Configuration(current.settings, current.routing))
+
+
 def build_worker(redis: redis_lib.Redis, *, simple: bool = True, name: str | None = None,
                  stop: StopSignal | None = None) -> _CallwatchWorker:
     """In-process (``simple``, the default), else forking: Heroku's or RQ's."""
@@ -155,8 +201,11 @@ def build_worker(redis: redis_lib.Redis, *, simple: bool = True, name: str | Non
         cls = CallwatchHerokuWorker
     else:
         cls = CallwatchWorker
+    # Deliveries first; then those other workers left for one that knows their sink; then
+    # analyses.
+    names = (DELIVERY_QUEUE, *(sink_queue_name(sink) for sink in _known_sinks()), ANALYSIS_QUEUE)
     worker = cls(
-        [queue(name_, redis) for name_ in (DELIVERY_QUEUE, ANALYSIS_QUEUE)],
+        [queue(name_, redis) for name_ in names],
         connection=redis,
         serializer=JSONSerializer,
         name=name,

@@ -39,6 +39,27 @@ return 0
 """
 
 
+# Take the lease unless the sink already took the message, in one round trip.
+# KEYS: delivered, lease; ARGV: token, lease ms. Returns -1 delivered, 0 leased to us,
+# else the ms left on someone else's lease.
+_TAKE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+return math.max(1, redis.call('PTTL', KEYS[2]))
+"""
+
+# Record the message as taken and let go of our lease, in one round trip.
+# KEYS: delivered, lease; ARGV: token, ledger ttl s.
+_FINISH = """
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+#: ``DeliveryLedger.take``: the sink already took the message.
+ALREADY_DELIVERED = -1.0
+
+
 class DeliveryLedger:
     """Which alerts each sink already took, and short leases on the ones in flight."""
 
@@ -46,6 +67,8 @@ class DeliveryLedger:
         self._redis = redis
         self._ttl_s = ttl_s
         self._release = redis.register_script(_RELEASE)
+        self._take = redis.register_script(_TAKE)
+        self._finish = redis.register_script(_FINISH)
         self._owner = uuid.uuid4().hex
 
     delivered_key = staticmethod(keys.delivered)
@@ -65,6 +88,19 @@ class DeliveryLedger:
     def release(self, sink_id: str, alert_id: str) -> None:
         """Drop the lease if this process and thread still hold it."""
         self._release(keys=[self.lease_key(sink_id, alert_id)], args=[self._token()])
+
+    def take(self, sink_id: str, alert_id: str, *, lease_s: float) -> float:
+        """``is_delivered`` and ``claim`` in one round trip: ``ALREADY_DELIVERED``; 0.0 when
+        the lease is now ours; else the seconds left on someone else's lease."""
+        left = int(self._take(keys=[self.delivered_key(sink_id, alert_id),  # type: ignore[arg-type]
+                                    self.lease_key(sink_id, alert_id)],
+                              args=[self._token(), max(1, int(lease_s * 1000))]))
+        return ALREADY_DELIVERED if left < 0 else left / 1000
+
+    def finish(self, sink_id: str, alert_id: str) -> None:
+        """``mark_delivered`` and ``release`` in one round trip."""
+        self._finish(keys=[self.delivered_key(sink_id, alert_id), self.lease_key(sink_id, alert_id)],
+                     args=[self._token(), self._ttl_s])
 
     def lease_remaining(self, sink_id: str, alert_id: str) -> float:
         """Seconds until someone else's lease expires (0.0 if there is none)."""

@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from service.insights.accounts import Accounts
 from service.intake import Intake
 from service.metrics import BufferedMetrics, QueueDepths, route_names
+from service.roster import config_fingerprint
 from service.routing_file.load import Configuration
 from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
@@ -72,7 +73,8 @@ def create_app(settings: Settings | None = None, *, routing: RoutingConfig | Non
                                              queue_depths=queue_depths,
                                              sink_names=tuple(s.name for s in configuration.sinks),
                                              route_names=route_names(routing),
-                                             account_sids=frozenset(accounts.sids))
+                                             account_sids=frozenset(accounts.sids),
+                                             config_fingerprint=config_fingerprint(configuration))
 
     from service.web import callbacks, health, metrics, slack_actions
 

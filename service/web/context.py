@@ -31,3 +31,5 @@ class WebContext:
     route_names: tuple[str, ...] = ("default",)
     #: The accounts whose callbacks are accepted (TWILIO_ACCOUNT_SID and TWILIO_ACCOUNTS).
     account_sids: frozenset[str] = frozenset()
+    #: This process's configuration fingerprint (``service.roster``), for ``callwatch_config_info``.
+    config_fingerprint: str = ""

@@ -42,7 +42,8 @@ def metrics() -> Response:
         registry.register(RedisCollector(context.redis, context.queue_depths,
                                          sinks=list(context.sink_names),
                                          routes=list(context.route_names),
-                                         categories=CATEGORIES))
+                                         categories=CATEGORIES,
+                                         fingerprint=context.config_fingerprint or None))
         for local in (ProcessCollector, PlatformCollector, GCCollector):
             local(registry=registry)
         current_app.extensions["callwatch_registry"] = registry

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 import redis as redis_lib
+from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from devtools.pipeline import Pipeline, pipeline_settings
 from devtools.sample_alerts import WEBHOOK_SECRET, sample_alert
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
-from workers.queues import schedule_delivery
+from service.delivery.sink_health import SinkHealth
+from service.delivery.step import UNKNOWN_SINK_WAIT_S
+from workers.queues import release_unknown_sink_waits, schedule_delivery, sink_queue_name
 
 
 @pytest.fixture
@@ -85,14 +89,53 @@ def test_delivery_gives_up_after_the_retry_list(pipe: Pipeline,
     assert [line["event"] for line in logs].count("alert_delivery_failed") == 1
 
 
-def test_a_sink_removed_from_the_settings_fails_once_with_its_reason(pipe: Pipeline) -> None:
-    """A queued delivery for a sink no longer configured (its URL removed or edited since)
-    fails once, says why, and is not handed to the crash retries."""
+def test_a_sink_this_worker_does_not_know_is_left_for_another(pipe: Pipeline) -> None:
+    """A queued delivery for a sink this worker does not know (a rollout, a worker without the
+    routing file) is neither sent nor failed: it waits in that sink's own queue, where only
+    workers that know the sink look, no attempt spent."""
     envelope = sample_alert().to_envelope()
     assert schedule_delivery(pipe.redis, "webhook-0badc0de", envelope)
+    with capture_logs() as logs:
+        pipe.drain()
+    [left] = [line for line in logs if line["event"] == "delivery_left_for_another_worker"]
+    assert left["reason"] == "unknown_sink"
+    assert pipe.redis.zcard("rq:failed:delivery") == 0
+    assert pipe.redis.llen(f"rq:queue:{sink_queue_name('webhook-0badc0de')}") == 1
+
+
+def test_a_sink_no_worker_knew_for_an_hour_fails_once_with_its_reason(pipe: Pipeline) -> None:
+    """After an hour in its sink's queue with no worker that knows the sink, a worker's
+    maintenance hands the delivery back; it fails once with ``unknown_sink``, says why, and
+    is not handed to the crash retries."""
+    envelope = sample_alert().to_envelope()
+    assert schedule_delivery(pipe.redis, "webhook-0badc0de", envelope,
+                             waiting_since=time.time() - UNKNOWN_SINK_WAIT_S - 1)
+    assert release_unknown_sink_waits(pipe.redis, {"slack"}, now=time.time(),
+                                      longest_s=UNKNOWN_SINK_WAIT_S)
     with capture_logs() as logs:
         pipe.drain()
     [rejected] = [line for line in logs if line["event"] == "alert_delivery_rejected"]
     assert rejected["reason"] == "unknown_sink"
     assert pipe.redis.zcard("rq:failed:delivery") == 1
-    assert pipe.redis.zcard("rq:scheduled:delivery") == 0
+    assert pipe.redis.llen(f"rq:queue:{sink_queue_name('webhook-0badc0de')}") == 0
+
+
+def test_a_healthy_webhook_is_sent_within_the_analysis_and_slack_gets_its_own_job(
+        pipe: Pipeline, webhook_receiver: WebhookReceiver) -> None:
+    """An alert to a healthy, unpaced sink is sent by the analysis job itself (no delivery
+    job to queue and run); a paced sink's (Slack's) waits for its turn in a job of its own;
+    a slow sink's goes to a job too, to wait in its line."""
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        pipe.play("sdk-error")
+        pipe.drain()
+    sent = {line["sink"]: line["job_id"] for line in logs if line["event"] == "alert_delivered"}
+    assert sent["slack"].startswith("deliver-slack-")
+    [webhook] = [sink for sink in sent if sink != "slack"]
+    assert sent[webhook].startswith("analyze-")
+    SinkHealth(pipe.redis).record(webhook, 12.0, answered=False)
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        pipe.play("sdk-error")
+        pipe.drain()
+    sent = {line["sink"]: line["job_id"] for line in logs if line["event"] == "alert_delivered"}
+    assert sent[webhook].startswith(f"deliver-{webhook}-")
+    assert len(webhook_receiver.accepted()) == 2

@@ -9,9 +9,9 @@ from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE
 from workers.scheduler_locks import LOCK_TTL_S, STALE_AFTER_S, release_stale_scheduler_locks
 
 
-def hold_lock(redis: redis_lib.Redis, queue: str, owner: str, silent_s: int) -> None:
+def hold_lock(redis: redis_lib.Redis, queue: str, owner: str, silent_s: float) -> None:
     """A lock as RQ leaves it ``silent_s`` seconds after its owner last renewed it."""
-    redis.set(RQScheduler.get_locking_key(queue), owner, ex=LOCK_TTL_S - silent_s)
+    redis.set(RQScheduler.get_locking_key(queue), owner, px=int((LOCK_TTL_S - silent_s) * 1000))
 
 
 def test_lock_of_a_silent_scheduler_is_released(redis: redis_lib.Redis) -> None:

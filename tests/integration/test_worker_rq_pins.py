@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from datetime import timedelta
 
 import redis as redis_lib
 from rq import Queue, SimpleWorker
@@ -14,7 +13,6 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
-from rq.utils import now
 
 from workers.pubsub_reads import READ_S
 from workers.queues import CRASH_RETRY, RESULT_TTL_S, queue
@@ -111,20 +109,19 @@ def test_rq_scheduler_lock_ttl_is_what_scheduler_locks_assumes(redis: redis_lib.
     scheduler.connection.close()  # RQ's scheduler builds a client of its own
 
 
-def test_rq_schedules_a_popped_job_again_under_its_own_id(redis: redis_lib.Redis) -> None:
-    """workers.sink_slots: ``Queue.schedule_job`` puts an existing job, arguments and all,
-    in the scheduled registry, and RQ's scheduler queues it again when due."""
+def test_rq_runs_a_job_id_pushed_back_to_the_front_of_its_queue_list(
+        redis: redis_lib.Redis) -> None:
+    """workers.sink_lines: an RQ queue is the Redis list ``Queue.key`` of job ids; a popped
+    job's id pushed back at its head (as a released line does, in Lua) is the next job RQ
+    sees, arguments and all, with no other bookkeeping."""
     q: Queue = queue("pins", redis)
-    job = q.enqueue(f"{__name__}.record_sigterm_handler", job_id="deliver-x")
-    redis.lrem(q.key, 0, job.id)  # as a worker pops it
-    q.schedule_job(job, now() - timedelta(seconds=1))
-    assert job.id in q.scheduled_job_registry
-    scheduler = RQScheduler([q], connection=redis, serializer=JSONSerializer)
-    scheduler.acquire_locks()
-    scheduler.enqueue_scheduled_jobs()
-    scheduler.release_locks()
-    scheduler.connection.close()
-    assert q.job_ids == ["deliver-x"]
+    first = q.enqueue(f"{__name__}.record_sigterm_handler", job_id="deliver-x")
+    q.enqueue(f"{__name__}.record_sigterm_handler", job_id="deliver-y")
+    assert q.key == "rq:queue:pins"
+    redis.lrem(q.key, 0, first.id)  # as a worker pops it and parks it
+    redis.lpush(q.key, first.id)
+    assert q.job_ids == ["deliver-x", "deliver-y"]
+    assert q.fetch_job("deliver-x").func_name == f"{__name__}.record_sigterm_handler"  # type: ignore[union-attr]
 
 
 def test_rq_keeps_nothing_of_a_job_finished_with_result_ttl_zero(redis: redis_lib.Redis) -> None:
@@ -195,3 +192,26 @@ def test_redis_py_stop_waits_for_the_reader_unless_given_a_timeout(redis: redis_
     time.sleep(0.1)
     reader.stop()
     assert not reader.is_alive()
+
+
+ALARM_SEEN: list[float] = []
+
+
+def record_alarm() -> None:
+    """A job that notes how long RQ's alarm has left while it runs."""
+    ALARM_SEEN.append(signal.getitimer(signal.ITIMER_REAL)[0])
+
+
+def test_rq_arms_its_job_alarm_only_while_the_job_runs(redis: redis_lib.Redis) -> None:
+    """workers.shutdown: an in-process worker arms ``SIGALRM`` for the job's timeout only
+    around the job's code (a stop shortens that alarm), and disarms it afterwards."""
+    q = queue("pins", redis)
+    q.enqueue(f"{__name__}.record_alarm", job_id="alarmed", job_timeout=120)
+    worker = SimpleWorker([q], connection=redis, serializer=JSONSerializer)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        worker.work(burst=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(ALARM_SEEN) == 1 and 110 < ALARM_SEEN[0] <= 120
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
