@@ -26,8 +26,8 @@ from service.settings import Settings
 from service.web import create_app
 from workers import context
 from workers.intake_mover import move_due_calls
-from workers.pubsub_reads import ShortPubSubReads
 from workers.queues import QUEUES, queue
+from workers.rq_adaptations.pubsub_reads import ShortPubSubReads
 
 
 def pipeline_settings(redis_url: str, simulator: SimulatorServer, *,

@@ -48,17 +48,17 @@ def pace_missed_member_prefix(sink: str) -> str:
 
 
 def worker_alive(worker_name: str) -> str:
-    """A worker's liveness beat (``workers.liveness``)."""
+    """A worker's liveness beat (``workers.rq_adaptations.liveness``)."""
     return f"callwatch:worker-alive:{worker_name}"
 
 
 def sink_slots(sink: str) -> str:
-    """Deliveries to a slow ``sink`` running now, scored by deadline (``workers.sink_lines``)."""
+    """Deliveries to a slow ``sink`` running now, by deadline (``workers.rq_adaptations.sink_lines``)."""
     return f"callwatch:sink-slots:{sink}"
 
 
 def sink_line(sink: str) -> str:
-    """Deliveries to a slow ``sink`` waiting, in order, for a slot (``workers.sink_lines``)."""
+    """Deliveries to a slow ``sink`` waiting, in order, for a slot (``workers.rq_adaptations.sink_lines``)."""
     return f"callwatch:sink-line:{sink}"
 
 

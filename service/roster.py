@@ -1,7 +1,7 @@
 """Who is running: each process's live beat and configuration fingerprint, in Redis.
 
 A dead deployment is silent unless something says so: every worker process beats
-(``beat``, every few seconds, from ``workers.liveness``) into one sorted set scored by
+(``beat``, every few seconds, from ``workers.rq_adaptations.liveness``) into one sorted set scored by
 the time of its last beat, and ``/metrics`` shows how many beat recently
 (``callwatch_workers``). Each process (worker or web) also writes the fingerprint of
 the configuration it runs (``config_fingerprint``: sinks and routing), so processes that

@@ -44,7 +44,7 @@ from workers.queues import (
     schedule_delivery,
     schedule_incident_check,
 )
-from workers.sink_lines import release_line, take_slot
+from workers.rq_adaptations.sink_lines import release_line, take_slot
 
 log = structlog.get_logger(__name__)
 

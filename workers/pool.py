@@ -4,7 +4,7 @@ What this changes in RQ, and why: an RQ worker runs one job at a time, so with t
 Procfile's one worker process a job that waits on a slow peer (a receiver hanging for
 its whole timeout, a slow Insights page) held up every other alert. RQ's own
 ``WorkerPool`` starts its workers with its own loop and signal handling, without
-callwatch's restart loop (``workers.restart``); here each child process runs that loop
+callwatch's restart loop (``workers.rq_adaptations.restart``); here each child process runs that loop
 itself. The parent only supervises: it passes SIGTERM and SIGINT on to the children
 (once: Ctrl-C reaches the whole process group anyway), waits for them, and starts a
 child again when one dies while no stop was asked for (after ``RESPAWN_WAIT_S``, so
@@ -23,7 +23,7 @@ from multiprocessing.process import BaseProcess
 
 import structlog
 
-from workers.shutdown import StopSignal
+from workers.rq_adaptations.shutdown import StopSignal
 
 #: Worker processes per container by default.
 DEFAULT_CONCURRENCY = 4

@@ -8,7 +8,8 @@ times the job itself. ``--fork`` restores RQ's forking worker (``HerokuWorker`` 
 processes (``workers.pool``), so a job that waits on a slow peer holds one of them,
 not the container.
 
-The adaptations of RQ live one per module, each saying what it changes and why:
+The adaptations of RQ live one per module in ``workers.rq_adaptations`` (its docstring
+indexes the RQ behaviour each pins), each saying what it changes and why:
 ``shutdown`` (stop on a signal at any moment), ``dequeue`` (wait for jobs in short
 slices, hold the popped job), ``redis_loss`` (leave RQ's loop on a Redis error),
 ``restart`` (wait for Redis, backed off, and start again), ``job_in_hand`` (put back
@@ -43,15 +44,11 @@ from service.roster import config_fingerprint
 from service.routing_file.load import Configuration, configuration_or_exit
 from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
-from workers import context, scheduler_process
+from workers import context
 from workers.digest_clock import DigestClock, start_digest_clock
 from workers.heartbeat_pinger import HeartbeatPinger
 from workers.intake_mover import IntakeMover
-from workers.job_in_hand import ReleasesJobInHand
-from workers.job_logs import QuietExpectedFailures, rq_logging_level
-from workers.liveness import Heartbeat, recover_orphaned_jobs
 from workers.pool import DEFAULT_CONCURRENCY, run_pool
-from workers.pubsub_reads import ShortPubSubReads
 from workers.queues import (
     ANALYSIS_QUEUE,
     DELIVERY_QUEUE,
@@ -59,11 +56,16 @@ from workers.queues import (
     release_unknown_sink_waits,
     sink_queue_name,
 )
-from workers.redis_loss import LeavesOnRedisError
-from workers.restart import run
-from workers.scheduler_locks import WatchesSchedulerLocks, release_stale_scheduler_locks
-from workers.shutdown import StopSignal
-from workers.sink_lines import SinkLines
+from workers.rq_adaptations import scheduler_process
+from workers.rq_adaptations.job_in_hand import ReleasesJobInHand
+from workers.rq_adaptations.job_logs import QuietExpectedFailures, rq_logging_level
+from workers.rq_adaptations.liveness import Heartbeat, recover_orphaned_jobs
+from workers.rq_adaptations.pubsub_reads import ShortPubSubReads
+from workers.rq_adaptations.redis_loss import LeavesOnRedisError
+from workers.rq_adaptations.restart import run
+from workers.rq_adaptations.scheduler_locks import WatchesSchedulerLocks, release_stale_scheduler_locks
+from workers.rq_adaptations.shutdown import StopSignal
+from workers.rq_adaptations.sink_lines import SinkLines
 
 #: How often a worker runs RQ's maintenance (RQ's default is 10 minutes): the liveness
 #: recovery and the scheduler lock take-over run with it.

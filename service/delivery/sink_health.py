@@ -1,7 +1,7 @@
 """Which sinks are slow now: their recent sends timed out or took over ``SLOW_AFTER_S``.
 
 A slow sink is held to a small share of the worker processes (the worker edge's
-``workers.sink_lines``) so that it delays only itself; a healthy one is not held at all.
+``workers.rq_adaptations.sink_lines``) so that it delays only itself; a healthy one is not held at all.
 The mark is one Redis key per sink, set by the send that was slow and removed by the
 first send that answers promptly, so the guard lifts as soon as the receiver recovers.
 It expires by itself after ``REMEMBER_S`` (a sink nobody sends to is not held forever).

@@ -6,7 +6,7 @@ import redis as redis_lib
 from rq.scheduler import RQScheduler
 
 from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE
-from workers.scheduler_locks import LOCK_TTL_S, STALE_AFTER_S, release_stale_scheduler_locks
+from workers.rq_adaptations.scheduler_locks import LOCK_TTL_S, STALE_AFTER_S, release_stale_scheduler_locks
 
 
 def hold_lock(redis: redis_lib.Redis, queue: str, owner: str, silent_s: float) -> None:

@@ -18,7 +18,7 @@ from service.errors import DeliveryRetryable
 from service.roster import Roster
 from tests.integration.test_delivery import FakeClock, RecordingSink
 from workers.queues import DELIVERY_QUEUE, queue, schedule_delivery
-from workers.sink_lines import SLOTS_PER_SINK, SinkLines, release_line, release_lines
+from workers.rq_adaptations.sink_lines import SLOTS_PER_SINK, SinkLines, release_line, release_lines
 from workers.worker import build_worker
 
 SINK = "webhook-slow"

@@ -16,8 +16,8 @@ from devtools.redis_server import RedisServer
 from devtools.simulator.server import SimulatorServer
 from devtools.web_client import Callbacks, callback_params, make_settings
 from service.web import create_app
-from workers.job_in_hand import requeue_job_in_hand
 from workers.queues import ANALYSIS_QUEUE, analysis_job_id, queue
+from workers.rq_adaptations.job_in_hand import requeue_job_in_hand
 
 
 def test_worker_runs_the_analysis_once_its_delay_passes(redis_server, redis: redis_lib.Redis,

@@ -14,11 +14,11 @@ from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
-from workers.pubsub_reads import READ_S
 from workers.queues import CRASH_RETRY, RESULT_TTL_S, queue
-from workers.redis_loss import RedisLost
-from workers.scheduler_locks import LOCK_TTL_S
-from workers.shutdown import StopSignal
+from workers.rq_adaptations.pubsub_reads import READ_S
+from workers.rq_adaptations.redis_loss import RedisLost
+from workers.rq_adaptations.scheduler_locks import LOCK_TTL_S
+from workers.rq_adaptations.shutdown import StopSignal
 from workers.worker import CallwatchSimpleWorker, build_worker
 
 #: What the recording job saw as SIGTERM's handler.
@@ -36,7 +36,7 @@ def fail_with_redis_error() -> None:
 
 
 def test_rq_installs_request_stop_as_its_sigterm_handler(redis: redis_lib.Redis) -> None:
-    """workers.shutdown: RQ's loop routes SIGTERM to the worker's ``request_stop``."""
+    """workers.rq_adaptations.shutdown: RQ's loop routes SIGTERM to the worker's ``request_stop``."""
     q = queue("pins", redis)
     q.enqueue(f"{__name__}.record_sigterm_handler")
     worker = CallwatchSimpleWorker([q], connection=redis, serializer=JSONSerializer)
@@ -49,7 +49,7 @@ def test_rq_installs_request_stop_as_its_sigterm_handler(redis: redis_lib.Redis)
 
 
 def test_rq_ends_its_loop_when_the_dequeue_returns_nothing(redis: redis_lib.Redis) -> None:
-    """workers.dequeue: a None from ``dequeue_job_and_maintain_ttl`` ends RQ's loop (a stop)."""
+    """workers.rq_adaptations.dequeue: a None from ``dequeue_job_and_maintain_ttl`` ends RQ's loop."""
     stop = StopSignal()
     stop.record(signal.SIGTERM)
     worker = build_worker(redis, stop=stop)
@@ -61,7 +61,7 @@ def test_rq_ends_its_loop_when_the_dequeue_returns_nothing(redis: redis_lib.Redi
 
 
 def test_rq_reraises_system_exit_from_its_loop(redis: redis_lib.Redis) -> None:
-    """workers.redis_loss: RQ's loop lets a ``SystemExit`` (``RedisLost``) through, unlogged."""
+    """workers.rq_adaptations.redis_loss: RQ's loop lets ``SystemExit`` (``RedisLost``) through, unlogged."""
     worker = build_worker(redis)
 
     def lost(*args: object) -> None:
@@ -79,7 +79,7 @@ def test_rq_reraises_system_exit_from_its_loop(redis: redis_lib.Redis) -> None:
 
 
 def test_rq_retries_a_started_job_whose_execution_score_expired(redis: redis_lib.Redis) -> None:
-    """workers.liveness: a started-registry entry scored 0 is abandoned for RQ's clean-up,
+    """workers.rq_adaptations.liveness: a started-registry entry scored 0 is abandoned for RQ's clean-up,
     which retries it (``CRASH_RETRY``)."""
     q = queue("pins", redis)
     job = q.enqueue(f"{__name__}.record_sigterm_handler", retry=CRASH_RETRY)
@@ -94,14 +94,14 @@ def test_rq_retries_a_started_job_whose_execution_score_expired(redis: redis_lib
 
 def test_rq_gives_an_in_process_job_its_whole_timeout_before_it_is_abandoned(
         redis: redis_lib.Redis) -> None:
-    """workers.liveness: RQ's SimpleWorker keeps a running job registered for its timeout
+    """workers.rq_adaptations.liveness: RQ's SimpleWorker keeps a running job registered for its timeout
     plus 60 s (no setting shortens it): why callwatch beats its own liveness key."""
     job = Job.create(record_sigterm_handler, timeout=180, connection=redis)
     assert SimpleWorker.get_heartbeat_ttl(None, job) == 240  # type: ignore[arg-type]
 
 
 def test_rq_scheduler_lock_ttl_is_what_scheduler_locks_assumes(redis: redis_lib.Redis) -> None:
-    """workers.scheduler_locks: RQ's scheduler lock lives ``LOCK_TTL_S`` and is renewed by it."""
+    """workers.rq_adaptations.scheduler_locks: RQ's scheduler lock lives ``LOCK_TTL_S``, renewed by it."""
     scheduler = RQScheduler(["pins"], connection=redis, serializer=JSONSerializer)
     assert scheduler.acquire_locks() == {"pins"}
     assert LOCK_TTL_S - 1 <= redis.ttl(RQScheduler.get_locking_key("pins")) <= LOCK_TTL_S
@@ -111,7 +111,7 @@ def test_rq_scheduler_lock_ttl_is_what_scheduler_locks_assumes(redis: redis_lib.
 
 def test_rq_runs_a_job_id_pushed_back_to_the_front_of_its_queue_list(
         redis: redis_lib.Redis) -> None:
-    """workers.sink_lines: an RQ queue is the Redis list ``Queue.key`` of job ids; a popped
+    """workers.rq_adaptations.sink_lines: an RQ queue is the Redis list ``Queue.key`` of job ids; a popped
     job's id pushed back at its head (as a released line does, in Lua) is the next job RQ
     sees, arguments and all, with no other bookkeeping."""
     q: Queue = queue("pins", redis)
@@ -141,7 +141,7 @@ def test_rq_keeps_nothing_of_a_job_finished_with_result_ttl_zero(redis: redis_li
 
 
 def test_rq_reads_its_command_channel_for_60_s_at_a_time(redis: redis_lib.Redis) -> None:
-    """workers.pubsub_reads: RQ's own ``subscribe`` reads the channel in 60 s slices, which a
+    """workers.rq_adaptations.pubsub_reads: RQ's own ``subscribe`` reads the channel in 60 s slices, which a
     teardown can wait out (redis-py's ``PubSubWorkerThread.stop`` joins the thread)."""
     worker = SimpleWorker([queue("pins", redis)], connection=redis, serializer=JSONSerializer)
     worker.subscribe()
@@ -154,7 +154,7 @@ def test_rq_reads_its_command_channel_for_60_s_at_a_time(redis: redis_lib.Redis)
 
 def test_a_worker_stops_listening_at_once_even_when_its_reader_raced_the_unsubscribe(
         redis: redis_lib.Redis) -> None:
-    """workers.pubsub_reads: the reader thread has already read UNSUBSCRIBE's reply and
+    """workers.rq_adaptations.pubsub_reads: the reader thread has already read UNSUBSCRIBE's reply and
     started its next read when RQ's teardown asks it to stop: the teardown still returns
     promptly (it waited a whole 60 s read with RQ's subscribe)."""
     worker = build_worker(redis)
@@ -175,7 +175,7 @@ def test_a_worker_stops_listening_at_once_even_when_its_reader_raced_the_unsubsc
 
 
 def test_redis_py_stop_waits_for_the_reader_unless_given_a_timeout(redis: redis_lib.Redis) -> None:
-    """workers.pubsub_reads and ``abandon()`` in workers.worker: redis-py's
+    """workers.rq_adaptations.pubsub_reads and ``abandon()`` in workers.worker: redis-py's
     ``PubSubWorkerThread.stop()`` joins the reader thread; ``stop(timeout=0)`` only clears
     its flag and returns while the reader is still in its wait."""
     pubsub = redis.pubsub()
@@ -203,7 +203,7 @@ def record_alarm() -> None:
 
 
 def test_rq_arms_its_job_alarm_only_while_the_job_runs(redis: redis_lib.Redis) -> None:
-    """workers.shutdown: an in-process worker arms ``SIGALRM`` for the job's timeout only
+    """workers.rq_adaptations.shutdown: an in-process worker arms ``SIGALRM`` for the job's timeout only
     around the job's code (a stop shortens that alarm), and disarms it afterwards."""
     q = queue("pins", redis)
     q.enqueue(f"{__name__}.record_alarm", job_id="alarmed", job_timeout=120)

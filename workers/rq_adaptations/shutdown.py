@@ -4,12 +4,12 @@ What this changes in RQ, and why:
 
 * RQ installs its handlers only once ``work()`` has registered the worker; a signal
   before that took the default action (exit -15). A :class:`StopSignal` recorder is
-  installed by ``workers.restart.run`` before RQ's loop and again once it is left, and
+  installed by ``workers.rq_adaptations.restart.run`` before RQ's loop and again once it is left, and
   RQ's handler (``request_stop``, replaced here) records into the same one, so a stop
   seen at any moment is honoured.
 * RQ's idle handler raises ``StopRequested`` wherever the signal lands; raised inside a
   ``__del__`` it is swallowed and the worker went on listening. Here a signal only
-  sets the flag, which ``workers.dequeue`` looks at every ``STOP_CHECK_S`` while idle
+  sets the flag, which ``workers.rq_adaptations.dequeue`` looks at every ``STOP_CHECK_S`` while idle
   and a busy worker looks at after its job.
 * A second signal, a second or more after the first, is a cold stop (the running job
   is abandoned, the forking worker's horse killed), as in RQ.
@@ -81,7 +81,7 @@ class StopSignal:
 class StopsCleanly(BaseWorker):
     """An RQ worker whose warm shutdown is a flag, looked at between jobs."""
 
-    #: Shared with ``workers.restart.run``, which installs it outside RQ's loop.
+    #: Shared with ``workers.rq_adaptations.restart.run``, which installs it outside RQ's loop.
     stop_signal: StopSignal = StopSignal()
 
     @property

@@ -31,8 +31,8 @@ from rq.queue import Queue
 
 from service import keys
 from service.roster import BEAT_TTL_S
-from workers.dequeue import PromptDequeue
 from workers.queues import DELIVERY_JOB_TIMEOUT_S, DELIVERY_QUEUE, delivery_sink, queue
+from workers.rq_adaptations.dequeue import PromptDequeue
 
 #: Worker processes (deployment-wide) a slow sink may hold at once.
 SLOTS_PER_SINK = 2

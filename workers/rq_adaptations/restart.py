@@ -10,7 +10,7 @@ counts every failed start, also when Redis answers PING but refuses writes (a fu
 Redis: ``OOM command not allowed``), so such a Redis costs one attempt per step, not
 a hot loop; it starts again from 1 s once a worker has stayed up ``HEALTHY_AFTER_S``.
 A stop signal ends the wait at once, exit code 0. The job the worker held when Redis
-failed it is put back once Redis answers (``workers.job_in_hand``).
+failed it is put back once Redis answers (``workers.rq_adaptations.job_in_hand``).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import redis as redis_lib
 import structlog
 
 from workers.intake_mover import move_due_calls
-from workers.job_in_hand import requeue_job_in_hand
-from workers.redis_loss import RedisLost
-from workers.shutdown import StopSignal
+from workers.rq_adaptations.job_in_hand import requeue_job_in_hand
+from workers.rq_adaptations.redis_loss import RedisLost
+from workers.rq_adaptations.shutdown import StopSignal
 
 #: Waits between attempts to reach Redis; the last one repeats.
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)

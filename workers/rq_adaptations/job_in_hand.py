@@ -2,9 +2,9 @@
 
 What this changes in RQ, and why: RQ takes a job off its queue and registers it as
 started in later round trips; when Redis fails in between, the job is in no queue and
-no registry, where none of RQ's clean-ups will ever find it. ``workers.dequeue`` holds
+no registry, where none of RQ's clean-ups will ever find it. ``workers.rq_adaptations.dequeue`` holds
 the job in hand from the pop until RQ is done with it; once Redis answers again,
-``workers.restart`` calls :func:`requeue_job_in_hand`, which puts it back at the front
+``workers.rq_adaptations.restart`` calls :func:`requeue_job_in_hand`, which puts it back at the front
 of its queue if nothing else will. A job that is registered, queued, scheduled or
 ended is left to RQ, its scheduler and the liveness recovery. Running a job twice is
 safe anyway (same alert id; the delivery ledger).
@@ -19,8 +19,8 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from workers.dequeue import PromptDequeue
 from workers.queues import queue
+from workers.rq_adaptations.dequeue import PromptDequeue
 
 log = structlog.get_logger(__name__)
 

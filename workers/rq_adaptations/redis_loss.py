@@ -6,7 +6,7 @@ while it checks for suspension, heartbeats or runs a job's bookkeeping is such a
 exception; during an outage or with a full Redis (``OOM command not allowed``) that
 was a traceback per attempt. Here every Redis error raised from RQ's loop becomes
 :class:`RedisLost`, a ``SystemExit``, which RQ's loop re-raises without logging;
-``workers.restart`` catches it, lets go of what the worker started, waits (bounded,
+``workers.rq_adaptations.restart`` catches it, lets go of what the worker started, waits (bounded,
 backed off, interruptible) and starts a fresh worker.
 """
 

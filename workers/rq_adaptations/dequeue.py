@@ -7,15 +7,15 @@ What this changes in RQ, and why:
   without looking at a stop request: one SIGTERM never ended a worker waiting for
   Redis. Here the pop blocks at most ``STOP_CHECK_S``, the stop flag is looked at
   between pops, and a Redis error is not retried here: it leaves RQ's loop
-  (``workers.redis_loss``) so that ``workers.restart`` waits for Redis, bounded and
-  interruptible.
+  (``workers.rq_adaptations.redis_loss``) so that ``workers.rq_adaptations.restart``
+  waits for Redis, bounded and interruptible.
 * RQ fetches the popped job in a second round trip, and registers it as started in
   later ones; a Redis failure in between lost the job (in no queue and no registry).
   Here the job is held in hand (``job_in_hand``) from the moment it leaves its queue,
-  so ``workers.restart`` can put it back (``workers.job_in_hand``).
+  so ``workers.rq_adaptations.restart`` can put it back (``workers.rq_adaptations.job_in_hand``).
 * RQ renews the worker's registration before every job; here at most every
   ``BEAT_EVERY_S`` (a round trip per job saved under load).
-* Before a popped job runs, ``admit`` may turn it away (``workers.sink_lines``: a slow
+* Before a popped job runs, ``admit`` may turn it away (``workers.rq_adaptations.sink_lines``: a slow
   sink already using its share of the deployment's worker processes).
 
 Burst mode and RQ's own idle limit (``max_idle_time``) keep RQ's method.
@@ -31,7 +31,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import BaseWorker, WorkerStatus
 
-from workers.shutdown import STOP_CHECK_S, StopsCleanly
+from workers.rq_adaptations.shutdown import STOP_CHECK_S, StopsCleanly
 
 #: How often the waiting loop renews RQ's worker registration (its TTL is 35 s).
 BEAT_EVERY_S = 5.0
@@ -94,7 +94,7 @@ class PromptDequeue(StopsCleanly, BaseWorker):
             self._last_beat = moment
 
     def watch_scheduler_locks(self) -> None:
-        """A look at RQ's scheduler locks between pops (``workers.scheduler_locks``)."""
+        """A look at RQ's scheduler locks between pops (``workers.rq_adaptations.scheduler_locks``)."""
 
     def listen_keys(self) -> list[str]:
         """The queues to pop from, in priority order."""

@@ -1,0 +1,40 @@
+"""Every adaptation of RQ, one module each, and the index of the RQ behaviour each pins.
+
+Each module opens with "What this changes in RQ, and why"; the RQ behaviour it relies on
+is pinned by a test, in ``tests/integration/test_worker_rq_pins.py`` unless another file
+is named, so an RQ upgrade shows what broke. ``workers.worker`` puts them together.
+
+Index: module, the RQ behaviour it changes or relies on, its pin.
+
+- ``shutdown``: RQ's SIGTERM handler (``request_stop``) and its warm stop, which waits
+  for the job however long; RQ arms ``SIGALRM`` only while a job's code runs, and a stop
+  shortens it. Pins: ``test_rq_installs_request_stop_as_its_sigterm_handler``,
+  ``test_rq_arms_its_job_alarm_only_while_the_job_runs``; ``test_worker_stop.py``.
+- ``dequeue``: RQ's ``dequeue_job_and_maintain_ttl`` (a long ``BLPOP``, Redis errors
+  retried forever, a heartbeat before every job).
+  Pin: ``test_rq_ends_its_loop_when_the_dequeue_returns_nothing``.
+- ``redis_loss``: a Redis error inside RQ's loop.
+  Pin: ``test_rq_reraises_system_exit_from_its_loop``.
+- ``restart``: RQ's worker ends when Redis fails it. Pin: ``test_worker_edge.py``.
+- ``job_in_hand``: a job popped and not yet registered is in no queue and no registry.
+  Pin: ``test_worker.py``.
+- ``liveness``: an in-process job stays registered for its whole timeout plus 60 s.
+  Pins: ``test_rq_retries_a_started_job_whose_execution_score_expired``,
+  ``test_rq_gives_an_in_process_job_its_whole_timeout_before_it_is_abandoned``.
+- ``scheduler_locks``: a dead scheduler's lock lives 61 s.
+  Pin: ``test_rq_scheduler_lock_ttl_is_what_scheduler_locks_assumes``.
+- ``sink_lines``: RQ runs whatever is first in the queue; a queue is the list
+  ``Queue.key`` of job ids. Pins:
+  ``test_rq_runs_a_job_id_pushed_back_to_the_front_of_its_queue_list``;
+  ``test_sink_lines.py``.
+- ``job_logs``: RQ logs every job exception with its traceback, and three INFO lines a
+  job. Pin: ``test_worker_edge.py``.
+- ``pubsub_reads``: RQ reads its command channel in 60 s slices.
+  Pin: ``test_rq_reads_its_command_channel_for_60_s_at_a_time``.
+- ``scheduler_process``: RQ's forked scheduler process re-raises what it logged, and
+  every worker's ``RQScheduler`` opens a Redis connection of its own.
+  Pins: ``test_json_logs.py``, ``test_redis_budget.py``.
+- ``workers.queues`` (outside this package, beside the queues it defines): ``result_ttl=0``
+  keeps nothing of a finished job; ``unique`` enqueues.
+  Pin: ``test_rq_keeps_nothing_of_a_job_finished_with_result_ttl_zero``.
+"""
