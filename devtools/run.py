@@ -321,20 +321,26 @@ def show_acting(world: World, base: str) -> bool:
     import redis as redis_lib
 
     from service.delivery.digests.content import text
-    from service.delivery.digests.periods import DigestPolicy, current_period
+    from service.delivery.digests.periods import DigestPolicy, current_period, last_finished
     from service.delivery.digests.store import DigestStore
 
     ok = True
     if world.redis_url:
         policy = DigestPolicy(every="hour", minute=0)
         client = redis_lib.Redis.from_url(world.redis_url)
+        now = datetime.now(UTC)
+        which = "this hour's so far (posted to Slack at the top of the hour)"
         try:
-            digest = DigestStore(client).read("hourly", policy, current_period(policy, datetime.now(UTC)))
+            store = DigestStore(client)
+            digest = store.read("hourly", policy, current_period(policy, now))
+            if not digest.alerts:  # the calls were played before the hour turned
+                digest = store.read("hourly", policy, last_finished(policy, now))
+                which = "the hour that just ended (its digest is due now)"
         finally:
             client.close()
         ok = digest.alerts > 0
-        print("\nthe sink `hourly` takes a digest instead of each alert; this hour's so far "
-              "(posted to Slack at the top of the hour):\n" + text(digest).rstrip())
+        print(f"\nthe sink `hourly` takes a digest instead of each alert; {which}:\n"
+              + text(digest).rstrip())
     with_buttons = [message.payload for message in world.slack.accepted()
                     if isinstance(message.payload, dict)
                     and any(b.get("type") == "actions" for b in message.payload.get("blocks") or [])]

@@ -84,7 +84,8 @@ def notify_test(name: str, *, sink: Any, redis: redis_lib.Redis, session: reques
 def _send(name: str, sink: Any, *, redis: redis_lib.Redis, clock: Callable[[], datetime],
           deadline_s: float, sleep: Callable[[float], None], answers: list[str]) -> NotifyResult:
     ledger = DeliveryLedger(redis)
-    pace = Pace(redis, interval_s=sink.pace_s) if sink.pace_s else None
+    # The pace waits the last part of a turn in place: with the caller's sleep, like the rest.
+    pace = Pace(redis, interval_s=sink.pace_s, sleep=sleep) if sink.pace_s else None
     request = DeliveryRequest(name, marked_alert(name, clock()).to_envelope())
     give_up = time.monotonic() + deadline_s
     while True:
