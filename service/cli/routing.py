@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import redis as redis_lib
 from service.analysis.alert import Alert
 from service.calls import ACCOUNT_SID_RE, Call
 from service.errors import CallwatchError, ConfigError, InvalidInput
+from service.json_files import read_json
 from service.routing_file.parse import masked
 from service.text import printable
 
@@ -239,17 +239,7 @@ def probe_alert(args: argparse.Namespace, account_sid: str) -> Alert:
 
 def load_alert(path: str) -> Alert:
     """An alert from a file: a ``call.alert`` webhook body, or its ``data``."""
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as file:
-                text = file.read()
-        data = json.loads(text)
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidInput(f"{path}: cannot read an alert: {error}") from None
+    data = read_json(path)
     created = datetime.now(UTC)
     if isinstance(data, dict) and isinstance(data.get("data"), dict):
         stamp = data.get("timestamp")

@@ -8,14 +8,13 @@ that covers only part of a call is never silent.
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from service.errors import InvalidInput
 from service.insights.events import Event, parse_events
+from service.json_files import read_json
 
 _SHAPE = ('expected an Events API page {"meta": ..., "events": [...]}, a list of pages, '
           "or a list of events")
@@ -36,7 +35,7 @@ def read_pages(paths: Iterable[str]) -> SavedPages:
     wanted: dict[int | str, tuple[str, str]] = {}  # the next page (number, else URL) -> where
     given: set[int | str] = set()
     for path in paths:
-        data = _load_json(path)
+        data = read_json(path)
         events += parse_events(_raw_events(data, path))
         for meta in (_meta(page) for page in _pages(data)):
             number = meta.get("page")
@@ -50,25 +49,6 @@ def read_pages(paths: Iterable[str]) -> SavedPages:
                     path, meta["next_page_url"])
     unread = [where for page, where in wanted.items() if page not in given]
     return SavedPages(events, unread)
-
-
-def _load_json(path: str) -> Any:
-    """A saved response's JSON (``-``: stdin); ``InvalidInput`` says what is wrong."""
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as file:
-                text = file.read()
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"{path}: cannot read: {error}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidInput(f"{path}: not JSON ({error})") from None
-    return data
 
 
 def _meta(page: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ SERVICE = Path(__file__).resolve().parents[2] / "service"
 #: A module belongs to the floor of the longest prefix that names it.
 FLOORS: tuple[tuple[str, ...], ...] = (
     # what every process shares: environment, errors, Redis keys, HTTP, logs, counters
-    ("service", "service.errors", "service.keys", "service.calls", "service.http",
+    ("service", "service.errors", "service.keys", "service.calls", "service.http", "service.json_files",
      "service.decisions", "service.logs", "service.metrics", "service.settings",
      "service.intake"),
     # Twilio's Insights API and its event model
