@@ -20,7 +20,7 @@ import requests
 import structlog
 
 from service import keys
-from service.http import AnswerTooLarge, AnswerTooSlow, host_of, read_capped, user_agent
+from service.http import AnswerTooLarge, AnswerTooSlow, headers_by, host_of, read_capped, user_agent
 
 #: One ping per this many seconds, deployment-wide.
 PING_EVERY_S = 60
@@ -46,8 +46,10 @@ def ping_if_due(redis: redis_lib.Redis, session: requests.Session, url: str, *,
         return None
     deadline = time.monotonic() + DEADLINE_S
     try:
-        response = session.get(url, timeout=(3.05, 5.0), allow_redirects=False, stream=True,
-                               headers={"User-Agent": user_agent()})
+        # The headers too (a peer may drip them): the whole GET ends by DEADLINE_S.
+        response = headers_by(DEADLINE_S, lambda: session.get(
+            url, timeout=(3.05, 5.0), allow_redirects=False, stream=True,
+            headers={"User-Agent": user_agent()}))
         with response:
             with contextlib.suppress(AnswerTooLarge):  # the status is the answer
                 read_capped(response, MAX_ANSWER_BYTES, deadline=deadline)

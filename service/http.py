@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from importlib import metadata
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -140,3 +142,37 @@ def read_capped(response: requests.Response, limit: int, *, deadline: float | No
         raise requests.exceptions.ContentDecodingError(exc) from exc
     except (ProtocolError, SSLError, OSError) as exc:
         raise requests.ConnectionError(exc) from exc
+
+
+def headers_by(deadline_s: float, send: Callable[[], requests.Response]) -> requests.Response:
+    """``send()`` (up to the answer's headers) if it returns within ``deadline_s``, else
+    ``AnswerTooSlow``; a late answer is closed when it comes.
+
+    ``requests``' timeouts bound each socket read, not the exchange: a peer that drips
+    its headers a byte at a time holds ``send()`` as long as it likes. So ``send()`` runs
+    in a helper thread, left to its own timeouts, and the caller stops waiting at the
+    deadline. Every client of a peer that is not ours wraps its request in this, then
+    reads the body with ``read_capped`` before the same deadline."""
+    done = threading.Event()
+    lock = threading.Lock()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["response"] = send()
+        except BaseException as error:  # handed to the waiting caller
+            box["error"] = error
+        with lock:
+            if box.get("abandoned") and "response" in box:
+                box["response"].close()
+            done.set()
+
+    threading.Thread(target=run, daemon=True, name="http-headers").start()
+    if not done.wait(deadline_s):
+        with lock:
+            if not done.is_set():
+                box["abandoned"] = True
+                raise AnswerTooSlow("no answer's headers before the deadline")
+    if "error" in box:
+        raise box["error"]
+    return box["response"]

@@ -125,7 +125,10 @@ def deliver_alert(sink: str, envelope: dict[str, Any], attempt: int = 0, hop: in
 
 
 def _deliver_alert(context: WorkerContext, metrics: Metrics, sink: str, envelope: dict[str, Any],
-                   attempt: int, hop: int, booked: bool, waiting_since: float | None) -> str:
+                   attempt: int, hop: int, booked: bool, waiting_since: float | None, *,
+                   inline: bool = False) -> str:
+    """One delivery step and its RQ call. ``inline``: run within another job (the analysis),
+    whose own crash retries this delivery's outcome must leave alone."""
     request = DeliveryRequest(sink, envelope, attempt=attempt, booked=booked)
     if is_incident_message(envelope):
         _bind(incident_id=envelope["data"]["incident_id"], webhook_id=request.message_id, sink=sink)
@@ -138,7 +141,7 @@ def _deliver_alert(context: WorkerContext, metrics: Metrics, sink: str, envelope
     except PermanentError:  # not in this process's configuration: another may know it
         decision = unknown_sink_step(request, waiting_since=waiting_since,
                                      now=context.clock().timestamp(), known=context.sinks.names)
-        return _act(decision, metrics, "callwatch_deliveries", labels,
+        return _act(decision, metrics, "callwatch_deliveries", labels, inline=inline,
                     again=lambda d: schedule_delivery(context.redis, sink, envelope,
                                                       delay_s=d.after_s, hop=hop + 1, **d.state))
     pace = Pace(context.redis, interval_s=target.pace_s) if target.pace_s else None
@@ -151,7 +154,7 @@ def _deliver_alert(context: WorkerContext, metrics: Metrics, sink: str, envelope
     if decision.outcome == DeliveryOutcome.DELIVERED and not is_incident_message(envelope):
         alert_delivered(metrics, envelope["data"]["call"], context.sinks.spec(sink).type,
                         context.clock().timestamp())
-    return _act(decision, metrics, "callwatch_deliveries", labels,
+    return _act(decision, metrics, "callwatch_deliveries", labels, inline=inline,
                 again=lambda d: schedule_delivery(context.redis, sink, envelope, delay_s=d.after_s,
                                                   hop=hop + 1, **d.state))
 
@@ -172,8 +175,10 @@ def check_incident(incident_id: str, due: float) -> str:
 
 
 def _act(decision: Decision, metrics: Metrics, counter: str, labels: dict[str, str],
-         *, again: Callable[[Again], object]) -> str:
-    """Turn a step's decision into one RQ call, count it, and return its outcome."""
+         *, again: Callable[[Again], object], inline: bool = False) -> str:
+    """Turn a step's decision into one RQ call, count it, and return its outcome. An
+    ``inline`` step (a delivery sent within the analysis job) never touches the running
+    job's crash retries: they belong to the job's own step."""
     metrics.inc(counter, 1.0, **{"outcome": str(decision.outcome), **labels})
     if isinstance(decision, Done):
         for delivery in decision.deliveries:
@@ -181,7 +186,8 @@ def _act(decision: Decision, metrics: Metrics, counter: str, labels: dict[str, s
     elif isinstance(decision, Again):
         again(decision)
     else:
-        _no_crash_retry()
+        if not inline:
+            _no_crash_retry()
         raise StepFailed(decision.reason, decision.message)
     return str(decision.outcome)
 
@@ -190,7 +196,11 @@ def _send_or_queue(delivery: Delivery, metrics: Metrics) -> None:
     """Send now, within this job, to an unpaced sink with a free slot (not slow, not holding
     every worker process but one); else queue a delivery job. Sending inline saves a whole
     RQ job per alert and sink (enqueue, dequeue, bookkeeping: ``bench/e2e.py``, worker CPU
-    per alerting call); the step, the ledger and the slots are the same either way."""
+    per alerting call); the step, the ledger and the slots are the same either way.
+
+    Whatever goes wrong in an inline send other than the step's own ``Failed`` (a Redis
+    error in a failover, a bug in a sink) queues a delivery job for this sink, which tries
+    again with its own retries; the caller goes on with its other sinks."""
     context = current()
     sink, message = delivery.sink, delivery.message
     try:
@@ -201,12 +211,20 @@ def _send_or_queue(delivery: Delivery, metrics: Metrics) -> None:
     if paced or not take_slot(context.redis, sink, slot):
         schedule_delivery(context.redis, sink, message)
         return
+    unexpected: Exception | None = None
     try:
-        _deliver_alert(context, metrics, sink, message, 0, 0, False, None)
+        _deliver_alert(context, metrics, sink, message, 0, 0, False, None, inline=True)
     except StepFailed as failed:  # logged by the step; kept for ``rq requeue`` as its job would be
         record_failed_delivery(context.redis, sink, message, failed.reason)
+    except Exception as error:  # one sink's trouble must not cost the others
+        unexpected = error
     finally:
         release_line(context.redis, sink, slot)
+    if unexpected is not None:
+        # The type only: a message could carry a receiver's URL. The ledger keeps the
+        # queued job from sending twice if the send itself went through.
+        log.warning("delivery_inline_failed", sink=sink, error=type(unexpected).__name__)
+        schedule_delivery(context.redis, sink, message)
 
 
 def _insights_request(metrics: Metrics, status: int | None, seconds: float) -> None:

@@ -8,7 +8,8 @@ raised ``from`` the requests exception that caused them.
 
 One deadline covers a whole fetch (every edge, page, retry and wait): it is checked
 while each answer streams in, and no connect or read timeout is longer than what is
-left of it, so a page that drips a byte at a time ends the fetch at the deadline
+left of it, so a page that drips a byte at a time (its body or its headers: the GET
+runs under ``service.http.headers_by``) ends the fetch at the deadline
 (``InsightsUnavailable``, rescheduled), not at RQ's job timeout. Each page is read
 with a cap (``PAGE_CAP``, far above a 1,000-event page); a longer page is a permanent
 ``page_too_large``: asking again would bring the same page.
@@ -40,7 +41,7 @@ from service.errors import (
     InsightsUnavailable,
     InvalidInput,
 )
-from service.http import AnswerTooLarge, AnswerTooSlow, parse_retry_after, read_capped
+from service.http import AnswerTooLarge, AnswerTooSlow, headers_by, parse_retry_after, read_capped
 from service.insights.credentials import Credential, InsightsCredentials
 from service.insights.events import Event, parse_events
 from service.insights.response_bodies import (
@@ -211,9 +212,13 @@ class InsightsClient:
                       wait_s: float = 0.0) -> None:
         """``InsightsUnavailable`` once the fetch's deadline has passed (or would, after ``wait_s``)."""
         if self._monotonic() + wait_s >= give_up_at:
-            raise InsightsUnavailable(
-                f"Insights took over {self._fetch_budget_s:g} s to page through {call_sid}; "
-                "the analysis will try again later") from cause
+            raise self._over_budget(call_sid) from cause
+
+    def _over_budget(self, call_sid: str) -> InsightsUnavailable:
+        """The retryable error of a fetch that ran out of its budget."""
+        return InsightsUnavailable(
+            f"Insights took over {self._fetch_budget_s:g} s to page through {call_sid}; "
+            "the analysis will try again later")
 
     def _timeouts(self, give_up_at: float) -> tuple[float, float]:
         """The (connect, read) timeouts, none longer than what is left of the fetch."""
@@ -237,9 +242,11 @@ class InsightsClient:
 
     def _get_once(self, url: str, params: dict[str, Any] | None, credential: Credential,
                   give_up_at: float) -> tuple[requests.Response, bytes]:
-        response = self._session.get(url, params=params, auth=credential.auth,
-                                     timeout=self._timeouts(give_up_at), allow_redirects=False,
-                                     stream=True)
+        # The whole exchange, headers included (a peer may drip them), ends by ``give_up_at``.
+        left = max(0.001, give_up_at - self._monotonic())
+        response = headers_by(left, lambda: self._session.get(
+            url, params=params, auth=credential.auth, timeout=self._timeouts(give_up_at),
+            allow_redirects=False, stream=True))
         with response:
             cap = self._page_cap if response.status_code == 200 else ERROR_CAP
             try:
@@ -262,10 +269,10 @@ class InsightsClient:
             retry_after: float | None
             try:
                 response, body = self._exchange(url, params, give_up_at)
-            except AnswerTooSlow as exc:
+            except AnswerTooSlow as exc:  # headers or body still arriving at the deadline
                 self._report(None, started)
                 self._check_budget(give_up_at, call_sid, cause=exc)
-                raise AssertionError("unreachable") from exc  # pragma: no cover
+                raise self._over_budget(call_sid) from exc
             except _TRANSPORT_ERRORS as exc:
                 self._report(None, started)
                 self._check_budget(give_up_at, call_sid, cause=exc)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis as redis_lib
+from rq import get_current_job
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
@@ -15,8 +17,10 @@ from devtools.sample_alerts import WEBHOOK_SECRET, sample_alert
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
 from service.delivery.sink_health import SinkHealth
+from service.delivery.sinks.webhook import webhook_sink_names
 from service.delivery.step import UNKNOWN_SINK_WAIT_S
-from workers.queues import release_unknown_sink_waits, schedule_delivery, sink_queue_name
+from workers.context import current
+from workers.queues import CRASH_RETRY, release_unknown_sink_waits, schedule_delivery, sink_queue_name
 
 
 @pytest.fixture
@@ -139,3 +143,37 @@ def test_a_healthy_webhook_is_sent_within_the_analysis_and_slack_gets_its_own_jo
     sent = {line["sink"]: line["job_id"] for line in logs if line["event"] == "alert_delivered"}
     assert sent[webhook].startswith(f"deliver-{webhook}-")
     assert len(webhook_receiver.accepted()) == 2
+
+
+def test_one_sinks_crash_in_an_inline_send_costs_no_other_sink_its_alert(
+        redis: redis_lib.Redis, redis_server, simulator: SimulatorServer,
+        webhook_receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three sinks sent inline by the analysis: the first refuses (400), the second raises
+    something unexpected (a bug in a sink); the third still gets the alert, the second
+    gets it from the delivery job queued for it, the analysis does not fail, and the
+    refusal left the analysis job its crash retries."""
+    urls = [webhook_receiver.url_for(name) for name in ("one", "two", "three")]
+    pipe = Pipeline(pipeline_settings(redis_server.url, simulator, webhooks=urls,
+                                      secret=WEBHOOK_SECRET), redis, simulator)
+    webhook_receiver.script([(400, "rejected")])
+    second = current().sinks.get(webhook_sink_names(urls)[1])
+    send, crashes = second.send, []
+
+    def crash_once(alert: Any) -> None:
+        if not crashes:
+            job = get_current_job()
+            crashes.append(job.retries_left if job is not None else None)
+            raise RuntimeError("a bug in a sink")
+        send(alert)
+
+    monkeypatch.setattr(second, "send", crash_once)
+    with capture_logs() as logs:
+        pipe.play("sdk-error")
+        pipe.drain()
+    assert crashes == [CRASH_RETRY.max]
+    assert (webhook_receiver.deliveries[0].name, webhook_receiver.deliveries[0].status) == ("one", 400)
+    assert sorted(d.name for d in webhook_receiver.accepted()) == ["three", "two"]
+    [inline_failed] = [line for line in logs if line["event"] == "delivery_inline_failed"]
+    assert inline_failed["error"] == "RuntimeError"
+    assert pipe.redis.zcard("rq:failed:analysis") == 0
+    assert pipe.redis.zcard("rq:failed:delivery") == 1

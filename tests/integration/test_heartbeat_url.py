@@ -13,8 +13,10 @@ import redis as redis_lib
 import requests
 
 from devtools.background_server import BackgroundServer
+from devtools.hostile_peers import HostilePeer, drip_head
 from devtools.processes import settings_env, worker
 from devtools.redis_server import RedisServer
+from service import heartbeat_ping
 from service.heartbeat_ping import ping_if_due
 from service.intake import Intake
 from workers.heartbeat_pinger import HeartbeatPinger
@@ -73,6 +75,18 @@ def test_a_redirect_is_not_followed(redis: redis_lib.Redis, check_service: Check
     assert ping_if_due(redis, requests.Session(), check_service.url("/moved"),
                        overdue_s=0.0) is False
     assert check_service.paths == ["GET /moved"]
+
+
+def test_a_check_service_dripping_its_headers_is_given_up_at_the_deadline(
+        redis: redis_lib.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headers that never end, a byte at a time within the per-read timeout: the ping
+    is given up on (False) while the peer is still dripping, so the pinger goes on."""
+    monkeypatch.setattr(heartbeat_ping, "DEADLINE_S", 1.0)
+    every_s, for_s = 0.2, 20.0
+    with HostilePeer(drip_head(every_s, for_s=for_s)) as peer:
+        assert ping_if_due(redis, requests.Session(), peer.url + "/ping/abc",
+                           overdue_s=0.0) is False
+        assert 0 < peer.sent < for_s / every_s / 2
 
 
 def test_a_worker_with_heartbeat_url_pings_it(redis_server: RedisServer,

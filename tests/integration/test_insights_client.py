@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from werkzeug.wrappers import Request, Response
 
 from devtools.background_server import BackgroundServer
-from devtools.hostile_peers import HostilePeer, drip, huge
+from devtools.hostile_peers import HostilePeer, drip, drip_head, huge
 from devtools.simulator.defaults import DEV_API_KEY_SECRET, DEV_API_KEY_SID
 from devtools.simulator.server import SimulatorServer
 from devtools.simulator.state import SimulatorState
@@ -27,8 +27,10 @@ from service.errors import (
     InsightsUnavailable,
     InvalidInput,
 )
+from service.insights.calls_api import CallsClient
 from service.insights.client import InsightsClient
 from service.insights.credentials import InsightsCredentials
+from service.insights.summary import SummaryClient
 from service.settings import Settings
 
 CALL = "CA" + "ab" * 16
@@ -429,6 +431,26 @@ def test_a_dripping_page_ends_the_fetch_at_its_deadline() -> None:
         with pytest.raises(InsightsUnavailable, match="took over 30 s"):
             client.fetch_events(CALL, ["sdk_edge"])
     assert len(insights.requests) == 1
+
+
+@pytest.mark.parametrize("read", ["events", "calls", "summary"])
+def test_dripping_headers_end_every_read_at_its_fetch_deadline(read: str) -> None:
+    """Headers that never end, a byte at a time within the read timeout: the Events, Calls
+    API and Call Summary reads end at the fetch budget as "unavailable" (rescheduled) while
+    the peer is still dripping, not at RQ's job timeout."""
+    every_s, for_s = 0.2, 20.0
+    with HostilePeer(drip_head(every_s, for_s=for_s)) as peer:
+        client = InsightsClient(peer.url, ("AC" + "0" * 32, "t"), fetch_budget_s=1.0,
+                                sleep=Sleeps())
+        with pytest.raises(InsightsUnavailable, match="took over 1 s"):
+            if read == "events":
+                client.fetch_events(CALL, ["sdk_edge"])
+            elif read == "calls":
+                CallsClient(client).child_legs("AC" + "0" * 32, CALL)
+            else:
+                SummaryClient(client).fetch(CALL)
+        assert 0 < peer.sent < for_s / every_s / 2
+    assert len(peer.requests) == 1
 
 
 def test_timeouts_never_outlast_the_fetch_deadline() -> None:

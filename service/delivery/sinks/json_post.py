@@ -14,7 +14,6 @@ receiver or its host only.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,15 @@ from typing import Any
 import requests
 
 from service.errors import DeliveryRetryable
-from service.http import AnswerTooLarge, AnswerTooSlow, host_of, parse_retry_after, read_capped, user_agent
+from service.http import (
+    AnswerTooLarge,
+    AnswerTooSlow,
+    headers_by,
+    host_of,
+    parse_retry_after,
+    read_capped,
+    user_agent,
+)
 
 DEFAULT_TIMEOUT = (3.05, 10.0)
 MAX_ANSWER_BYTES = 4096
@@ -58,7 +65,7 @@ def post(session: requests.Session, url: str, data: bytes, headers: Mapping[str,
     has an empty ``text``: the status is the answer, the body only adds a reason."""
     deadline = monotonic() + deadline_s
     try:
-        response = _headers_by(deadline_s, lambda: session.post(
+        response = headers_by(deadline_s, lambda: session.post(
             url, data=data, headers={"User-Agent": user_agent(), **headers}, timeout=timeout,
             allow_redirects=False, stream=True))
         with response:
@@ -78,34 +85,6 @@ def post(session: requests.Session, url: str, data: bytes, headers: Mapping[str,
     except (requests.RequestException, OSError) as err:
         # ``from None``: requests' message holds the full URL, which may carry a secret.
         raise DeliveryRetryable(f"{who} could not be reached ({type(err).__name__})") from None
-
-
-def _headers_by(deadline_s: float, send: Callable[[], requests.Response]) -> requests.Response:
-    """``send()`` (up to the answer's headers) if it returns within ``deadline_s``, else
-    ``AnswerTooSlow``; a late answer is closed when it comes."""
-    done = threading.Event()
-    lock = threading.Lock()
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["response"] = send()
-        except BaseException as error:  # handed to the waiting caller
-            box["error"] = error
-        with lock:
-            if box.get("abandoned") and "response" in box:
-                box["response"].close()
-            done.set()
-
-    threading.Thread(target=run, daemon=True, name="post-headers").start()
-    if not done.wait(deadline_s):
-        with lock:
-            if not done.is_set():
-                box["abandoned"] = True
-                raise AnswerTooSlow("no answer's headers before the deadline")
-    if "error" in box:
-        raise box["error"]
-    return box["response"]
 
 
 def post_json(session: requests.Session, url: str, body: Mapping[str, Any], *, who: str,
