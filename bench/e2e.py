@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -284,9 +285,11 @@ class Report:
 
     def due(self, sid: str) -> float:
         """When a call's analysis was due: its intended send time plus the delay."""
-        return self.origin + self._index()[sid] / self.args.rate + self.args.delay
+        return self.origin + self._index[sid] / self.args.rate + self.args.delay
 
+    @functools.cached_property
     def _index(self) -> dict[str, int]:
+        """Each measured CallSid's position in the sending order (built once per report)."""
         return {sid: i for i, sid in enumerate(self.sids)}
 
     def latencies(self) -> list[float]:

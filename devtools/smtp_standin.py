@@ -23,6 +23,9 @@ from aiosmtpd.controller import Controller
 
 from devtools.background_server import serve_until_interrupted
 
+#: A message over this is refused with 552, as a mail server with a 1 MB limit does.
+MAX_BYTES = 1_000_000
+
 
 @dataclass(frozen=True)
 class ReceivedMail:
@@ -58,10 +61,8 @@ class SmtpStandIn:
     """``start()`` serves SMTP on ``host:port`` (0: a free port) until ``stop()``."""
 
     def __init__(self, port: int = 0, *, host: str = "127.0.0.1", hold_s: float = 0.0,
-                 echo: bool = False, max_bytes: int = 1_000_000) -> None:
+                 echo: bool = False) -> None:
         self.host = host
-        #: A message over this is refused with 552, as a mail server with a 1 MB limit does.
-        self.max_bytes = max_bytes
         self.port = port or _free_port(host)
         self.hold_s = hold_s
         self.echo = echo
@@ -109,7 +110,7 @@ class SmtpStandIn:
             time.sleep(self.hold_s)
         with self._lock:
             reply = self._script.popleft() if self._script else "250 Message accepted for delivery"
-        if len(raw) > self.max_bytes:
+        if len(raw) > MAX_BYTES:
             reply = "552 5.3.4 Message size exceeds fixed maximum message size"
         mail = ReceivedMail(str(envelope.mail_from), tuple(envelope.rcpt_tos), reply, time.time(),
                             message, len(raw))

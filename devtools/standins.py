@@ -200,11 +200,9 @@ class SlackStandIn(_StandIn):
                       "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
 
     def click(self, actions_url: str, action_id: str, value: str, *, user: str = "bob",
-              message: Mapping[str, Any] | None = None, timestamp: int | None = None,
-              timeout_s: float = 10.0) -> ClickAnswer:
+              message: Mapping[str, Any] | None = None, timeout_s: float = 10.0) -> ClickAnswer:
         """Post a signed click to callwatch's ``actions_url`` and return its answer."""
-        body, headers = self.interaction(action_id, value, user=user, message=message,
-                                         timestamp=timestamp)
+        body, headers = self.interaction(action_id, value, user=user, message=message)
         answer = requests.post(actions_url, data=body, headers=headers, timeout=timeout_s,
                                allow_redirects=False)
         return ClickAnswer(answer.status_code, _json(answer.content[:65536]))

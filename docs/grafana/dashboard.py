@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from grafana_foundation_sdk.builders import stat, timeseries
@@ -71,7 +71,6 @@ class Panel:
     #: stat panels: red below this value (e.g. no worker) or from it (e.g. overdue).
     red_below: float | None = None
     red_from: float | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def rate(metric: str, by: str, selector: str = "") -> str:

@@ -6,14 +6,16 @@ import ast
 from pathlib import Path
 
 SERVICE = Path(__file__).resolve().parents[2] / "service"
+ROOT = "service"
 
 #: The floors, lowest first: a module may import its own floor and the ones below.
-#: A module belongs to the floor of the longest prefix that names it.
+#: A module belongs to the floor of the longest prefix that names it; ``service`` names
+#: the package's ``__init__`` only, so each top-level module is placed by its own name.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    # what every process shares: environment, errors, Redis keys, HTTP, logs, counters
+    # what every process shares: environment, errors, Redis keys, HTTP, logs, counters, text
     ("service", "service.errors", "service.keys", "service.calls", "service.http", "service.json_files",
      "service.decisions", "service.logs", "service.metrics", "service.settings",
-     "service.intake"),
+     "service.intake", "service.text", "service.roster", "service.heartbeat_ping"),
     # Twilio's Insights API and its event model
     ("service.insights",),
     # classifier, catalogue, the alert and the analysis step (nothing of delivery)
@@ -69,7 +71,8 @@ def floor_of(module: str) -> int:
     best, floor = -1, -1
     for index, prefixes in enumerate(FLOORS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+            within = prefix != ROOT and module.startswith(prefix + ".")
+            if (module == prefix or within) and len(prefix) > best:
                 best, floor = len(prefix), index
     return floor
 
@@ -124,7 +127,10 @@ def test_no_import_runs_back_up_the_floors() -> None:
 
 
 def test_the_checks_see_what_they_forbid() -> None:
-    """The floor check names an upward import and the circle check a circle."""
+    """The floor check names an upward import and an unplaced module, and the circle check
+    a circle."""
     assert floor_of("service.analysis.step") < floor_of("service.delivery.routing")
     assert floor_of("service.delivery.incidents.content") < floor_of("service.delivery.sinks.slack")
     assert circles({"a": {"b"}, "b": {"a"}, "c": set()}) == [{"a", "b"}]
+    # a new top-level module is on no floor until placed: the package's name does not place it
+    assert floor_of("service.new_module") == -1 and floor_of("service") == 0
