@@ -18,7 +18,6 @@ from service.delivery.routing import Router
 from service.delivery.silences import Silences
 from service.delivery.sinks import Sinks
 from service.insights.accounts import Accounts
-from service.insights.credentials import InsightsCredentials
 from service.routing_file.load import Configuration
 from service.routing_file.parse import RoutingConfig
 from service.settings import Settings
@@ -42,14 +41,11 @@ class WorkerContext:
     sinks: Sinks = field(init=False)
     router: Router = field(init=False)
     silences: Silences = field(init=False)
-    #: Which Insights credential works (the secondary token after a rotation), per process.
-    insights_credentials: InsightsCredentials = field(init=False)
     #: Every watched account's credentials (TWILIO_ACCOUNTS; issue 20, legs).
     accounts: Accounts = field(init=False)
 
     def __post_init__(self) -> None:
         self.accounts = Accounts.from_settings(self.settings)
-        self.insights_credentials = self.accounts.credentials(self.settings.twilio_account_sid)
         file_sinks = self.routing.sinks if self.routing else ()
         self.sinks = Sinks.from_settings(self.settings, file_sinks, session=self.session, clock=self.clock,
                                          redis=self.redis)

@@ -93,7 +93,7 @@ def _analyze_call(context: WorkerContext, metrics: Metrics, call_json: dict[str,
                         lambda name: context.sinks.get(name).kind, metrics=metrics,
                         clock=lambda: context.clock().timestamp())
     result = analyze_step(
-        request, fetch=lambda sid: client.fetch_events(sid, context.settings.insights_edges),
+        request, fetch=lambda sid: client.fetch_events(sid, context.settings.events_edges),
         policy=AnalysisPolicy.from_settings(context.settings), route=context.router.sinks,
         now=context.clock(), incidents=desk,
         screen=lambda alert: screen(alert, router=context.router, silences=context.silences),

@@ -119,8 +119,6 @@ def schedule_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any], *,
                       booked: bool = False, waiting_since: float | None = None) -> bool:
     """Schedule one message's delivery (an alert, an incident event) through one sink; False
     when already scheduled or done."""
-    # Job ids take [A-Za-z0-9_-]: an incident event's ``inc_…:3`` becomes ``inc_…-3``.
-    job_key = message_id(envelope).replace(":", "-")
     queue_name = DELIVERY_QUEUE
     if waiting_since is not None:  # for a worker that knows the sink: in that sink's queue
         queue_name = sink_queue_name(sink_id)
@@ -128,7 +126,7 @@ def schedule_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any], *,
     return schedule_unique(
         redis, queue_name, DELIVER_FUNC,
         (sink_id, envelope, attempt, hop, booked) + ((waiting_since,) if waiting_since else ()),
-        job_id=delivery_job_id(sink_id, job_key, hop),
+        job_id=delivery_job_key(sink_id, envelope, hop),
         delay_s=delay_s, timeout_s=DELIVERY_JOB_TIMEOUT_S,
     )
 
@@ -157,7 +155,8 @@ def delivery_sink(job: Job) -> str | None:
 
 
 def delivery_job_key(sink_id: str, envelope: dict[str, Any], hop: int = 0) -> str:
-    """The delivery job id a message gets for a sink (also its slot's name when sent inline)."""
+    """The delivery job id a message gets for a sink (also its slot's name when sent inline).
+    Job ids take [A-Za-z0-9_-]: an incident event's ``inc_…:3`` becomes ``inc_…-3``."""
     return delivery_job_id(sink_id, message_id(envelope).replace(":", "-"), hop)
 
 

@@ -28,13 +28,18 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from devtools.simulator.events_api import authenticate, log_request, twilio_error, unauthorized
+from devtools.simulator.events_api import (
+    authenticate,
+    fault_error,
+    log_request,
+    read_paging,
+    twilio_error,
+    unauthorized,
+)
 from devtools.simulator.scenarios import DEFAULT_EDGE, CallRecord
 from devtools.simulator.state import SimulatorState
 from service.calls import ACCOUNT_SID_RE, CALL_SID_RE
 
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 50
 API_VERSION = "2010-04-01"
 _TOKEN_RE = re.compile(r"^PA(CA[0-9a-fA-F]{32})$")
 #: Summary ``call_type`` for each simulated call type.
@@ -67,18 +72,14 @@ def list_calls(account_sid: str) -> Response:
     parent = args.get("ParentCallSid")
     if parent is not None and not CALL_SID_RE.match(parent):
         return twilio_error(400, 20001, "Invalid ParentCallSid")
-    size_text = args.get("PageSize", str(DEFAULT_PAGE_SIZE))
-    if not size_text.isdigit() or not 1 <= int(size_text) <= MAX_PAGE_SIZE:
-        return twilio_error(400, 20001, f"Invalid PageSize: must be 1 to {MAX_PAGE_SIZE}")
-    page_text = args.get("Page", "0")
-    if not page_text.isdigit() or len(page_text) > 9:
-        return twilio_error(400, 20001, "Invalid Page: must be a whole number from 0")
+    paging = read_paging()
+    if isinstance(paging, Response):
+        return paging
+    size, page = paging
     fault = _state().draw_fault()
     if fault is not None:
-        return twilio_error(fault, 20429 if fault == 429 else 20500,
-                            "Too Many Requests" if fault == 429 else "Internal Server Error")
+        return fault_error(fault, None, "legacy")
     legs = _state().children(parent, account_sid) if parent else []
-    size, page = int(size_text), int(page_text)
     offset = page * size
     token = args.get("PageToken")
     if token is not None:
@@ -158,8 +159,7 @@ def fetch_summary(call_sid: str) -> Response:
         return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
     fault = state.draw_fault()
     if fault is not None:
-        return twilio_error(fault, 20429 if fault == 429 else 20500,
-                            "Too Many Requests" if fault == 429 else "Internal Server Error")
+        return fault_error(fault, None, "legacy")
     record, registered_at = found
     complete = state.clock() - registered_at >= record.faults.summary_complete_after_s
     if wanted == "complete" and not complete:

@@ -112,7 +112,7 @@ def list_events(call_sid: str) -> Response:
         return query
     fault = state.draw_fault()
     if fault is not None:
-        return _fail(fault, "1", "legacy")
+        return fault_error(fault, "1", "legacy")
     found = state.lookup(call_sid)
     if found is None or found[0].account_sid != owner:  # another account's call: not found
         return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
@@ -131,14 +131,15 @@ def _answer(state: SimulatorState, record: CallRecord, registered_at: float,
         return twilio_error(401, faults.access_denied_code, message, fmt=faults.error_format)
     attempt = state.count_request(record.call_sid)
     if attempt <= faults.fail_first:
-        return _fail(faults.fail_status, faults.retry_after, faults.error_format)
+        return fault_error(faults.fail_status, faults.retry_after, faults.error_format)
     if state.clock() - registered_at < faults.ready_after_s:
         return twilio_error(404, 20404, f"The requested resource {request.path} was not found",
                             fmt=faults.error_format)
     return jsonify(_page(record, query))
 
 
-def _fail(status: int, retry_after: str | None, fmt: str) -> Response:
+def fault_error(status: int, retry_after: str | None, fmt: str) -> Response:
+    """A 429 (with ``Retry-After`` when given) or 5xx answer, as Twilio words them."""
     if status == 429:
         return twilio_error(429, 20429, "Too Many Requests", fmt=fmt,
                             headers={"Retry-After": retry_after} if retry_after else None)
@@ -151,20 +152,29 @@ def _read_query() -> dict[str, Any] | Response:
     edge = args.get("Edge")
     if edge is not None and edge not in EDGES:
         return twilio_error(400, 20001, f"Invalid Edge: must be one of {', '.join(EDGES)}")
-    size_text = args.get("PageSize", str(DEFAULT_PAGE_SIZE))
-    if not size_text.isdigit() or not 1 <= int(size_text) <= MAX_PAGE_SIZE:
-        return twilio_error(400, 20001, f"Invalid PageSize: must be 1 to {MAX_PAGE_SIZE}")
-    page_text = args.get("Page", "0")
-    if not page_text.isdigit() or len(page_text) > 9:
-        return twilio_error(400, 20001, "Invalid Page: must be a whole number from 0")
+    paging = read_paging()
+    if isinstance(paging, Response):
+        return paging
+    size, page = paging
     token = args.get("PageToken")
-    offset = int(page_text) * int(size_text)
+    offset = page * size
     if token is not None:
         match = _TOKEN_RE.match(token)
         if match is None:
             return twilio_error(400, 20001, "Invalid PageToken")
         offset = int(match.group(1))
-    return {"edge": edge, "page_size": int(size_text), "page": int(page_text), "offset": offset}
+    return {"edge": edge, "page_size": size, "page": page, "offset": offset}
+
+
+def read_paging() -> tuple[int, int] | Response:
+    """``PageSize`` (1..1000, default 50) and ``Page`` (from 0), or the 400 answer."""
+    size_text = request.args.get("PageSize", str(DEFAULT_PAGE_SIZE))
+    if not size_text.isdigit() or not 1 <= int(size_text) <= MAX_PAGE_SIZE:
+        return twilio_error(400, 20001, f"Invalid PageSize: must be 1 to {MAX_PAGE_SIZE}")
+    page_text = request.args.get("Page", "0")
+    if not page_text.isdigit() or len(page_text) > 9:
+        return twilio_error(400, 20001, "Invalid Page: must be a whole number from 0")
+    return int(size_text), int(page_text)
 
 
 def _page(record: CallRecord, query: dict[str, Any]) -> dict[str, Any]:

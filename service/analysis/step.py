@@ -124,7 +124,8 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
         if request.stage != SUMMARY:
             log.info("summary_scheduled", delay_s=policy.legs.summary_wait_s)
             return AnalysisResult(Again(AnalysisOutcome.SUMMARY_LATER, policy.legs.summary_wait_s,
-                                        {"recheck": 0, "attempt": 0, "stage": SUMMARY}))
+                                        replace(request, recheck=0, attempt=0,
+                                                stage=SUMMARY).state()))
         try:
             extra = summary_issues(legs.summary(call), min_level=policy.alert.min_level,
                                    ignore=policy.alert.ignore)
@@ -212,7 +213,7 @@ def _recheck_or_give_up(request: AnalysisRequest, policy: AnalysisPolicy) -> Dec
     # A new check has the whole Insights retry budget again.
     log.info("analysis_recheck_scheduled", delay_s=delay, recheck=request.recheck + 1)
     return Again(AnalysisOutcome.RECHECK, delay,
-                 {"recheck": request.recheck + 1, "attempt": 0, "stage": request.stage})
+                 replace(request, recheck=request.recheck + 1, attempt=0).state())
 
 
 def _retry(request: AnalysisRequest, policy: AnalysisPolicy, error: InsightsUnavailable,
@@ -225,6 +226,4 @@ def _retry(request: AnalysisRequest, policy: AnalysisPolicy, error: InsightsUnav
     delay = max(error.retry_after or 0, waits[request.attempt]) * jitter()
     log.warning("analysis_retry_scheduled", delay_s=round(delay, 1), attempt=request.attempt + 1,
                 status=error.status)
-    return Again(AnalysisOutcome.RETRY, delay,
-                 {"recheck": request.recheck, "attempt": request.attempt + 1,
-                  "stage": request.stage})
+    return Again(AnalysisOutcome.RETRY, delay, replace(request, attempt=request.attempt + 1).state())

@@ -153,20 +153,14 @@ class InsightsClient:
         self._check_budget(give_up_at, call_sid)
         return self._get_json(url, params, call_sid=call_sid, give_up_at=give_up_at)
 
-    def next_url(self, value: Any, seen: set[str]) -> str | None:
-        """A page's next-page link made absolute; refused off ``base_url``'s origin or
-        when it repeats a page."""
-        return self._next_url(value, seen)
-
     def _fetch_edge(self, call_sid: str, edge: str, give_up_at: float) -> list[Event]:
         url: str | None = f"{self.base_url}/v1/Voice/{call_sid}/Events"
         params: dict[str, Any] | None = {"Edge": edge, "PageSize": PAGE_SIZE}
         seen: set[str] = set()
         events: list[Event] = []
         while url is not None:
-            self._check_budget(give_up_at, call_sid)
             try:
-                payload = self._get_json(url, params, call_sid=call_sid, give_up_at=give_up_at)
+                payload = self.get_json(url, params, call_sid=call_sid, give_up_at=give_up_at)
             except EventsNotReady as error:
                 if params is not None:  # the edge's first page: nothing there yet
                     raise
@@ -184,12 +178,13 @@ class InsightsClient:
                     f"Insights page for {call_sid} has no {key!r} list", reason="invalid_payload"
                 )
             events.extend(parse_events(records))
-            url = self._next_url(meta.get("next_page_url"), seen)
+            url = self.next_url(meta.get("next_page_url"), seen)
             params = None  # the next page URL carries every parameter
         return events
 
-    def _next_url(self, value: Any, seen: set[str]) -> str | None:
-        """The absolute next page, refused unless it is on ``base_url``'s origin."""
+    def next_url(self, value: Any, seen: set[str]) -> str | None:
+        """A page's next-page link made absolute; refused off ``base_url``'s origin or
+        when it repeats a page."""
         if value is None or value == "":
             return None
         if not isinstance(value, str):

@@ -110,10 +110,9 @@ class SinkLines(PromptDequeue):
         if sink is None:
             return super().admit(job, queue)
         moment = time.time()
-        admitted = int(self.connection.eval(  # type: ignore[arg-type]
-            _ADMIT, 5, keys.sink_slow(sink), keys.sink_slots(sink), keys.sink_line(sink),
-            keys.SINK_LINES, keys.WORKERS_ALIVE, repr(moment), repr(_deadline(moment)), job.id,
-            self.slots_per_sink, sink, "", BEAT_TTL_S))
+        admitted = int(self.connection.register_script(_ADMIT)(
+            keys=_line_keys(sink), args=[repr(moment), repr(_deadline(moment)), job.id,
+                                         self.slots_per_sink, sink, "", BEAT_TTL_S]))
         if not admitted:
             log.info("delivery_parked", sink=sink, job_id=job.id)
             return False
@@ -139,10 +138,9 @@ def take_slot(redis: Redis, sink: str, slot_id: str, *,
     sends to a healthy sink inline); False, with nothing taken or parked, when the sink is
     slow or no slot is free. Give it back with ``release_line(redis, sink, slot_id)``."""
     moment = time.time()
-    return bool(redis.eval(  # type: ignore[arg-type]
-        _ADMIT, 5, keys.sink_slow(sink), keys.sink_slots(sink), keys.sink_line(sink),
-        keys.SINK_LINES, keys.WORKERS_ALIVE, repr(moment), repr(_deadline(moment)), slot_id,
-        slots, sink, "try", BEAT_TTL_S))
+    return bool(redis.register_script(_ADMIT)(
+        keys=_line_keys(sink), args=[repr(moment), repr(_deadline(moment)), slot_id, slots,
+                                     sink, "try", BEAT_TTL_S]))
 
 
 def release_line(redis: Redis, sink: str, job_id: str = "", *,
@@ -151,11 +149,11 @@ def release_line(redis: Redis, sink: str, job_id: str = "", *,
     front of the delivery queue; return how many moved."""
     moment = time.time()
     moved = 0
+    release = redis.register_script(_RELEASE)
+    line_keys = [*_line_keys(sink), queue(DELIVERY_QUEUE, redis).key]
     while True:
-        batch = int(redis.eval(  # type: ignore[arg-type]
-            _RELEASE, 6, keys.sink_slow(sink), keys.sink_slots(sink), keys.sink_line(sink),
-            keys.SINK_LINES, keys.WORKERS_ALIVE, queue(DELIVERY_QUEUE, redis).key, repr(moment),
-            repr(_deadline(moment)), job_id, slots, sink, RELEASE_BATCH, BEAT_TTL_S))
+        batch = int(release(keys=line_keys, args=[repr(moment), repr(_deadline(moment)), job_id,
+                                                  slots, sink, RELEASE_BATCH, BEAT_TTL_S]))
         moved += batch
         job_id = ""
         if batch < RELEASE_BATCH:
@@ -169,6 +167,12 @@ def release_lines(redis: Redis, *, slots: int = SLOTS_PER_SINK) -> int:
     """Every sink with a line: free expired slots and move what may run (maintenance)."""
     sinks: set[bytes] = redis.smembers(keys.SINK_LINES)  # type: ignore[assignment]
     return sum(release_line(redis, sink.decode(), slots=slots) for sink in sinks)
+
+
+def _line_keys(sink: str) -> list[str]:
+    """The keys both scripts start with: slow flag, slots, line, lines index, live workers."""
+    return [keys.sink_slow(sink), keys.sink_slots(sink), keys.sink_line(sink), keys.SINK_LINES,
+            keys.WORKERS_ALIVE]
 
 
 def _deadline(moment: float) -> float:
