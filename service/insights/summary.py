@@ -65,7 +65,7 @@ def parse_summary(call_sid: str, page: Mapping[str, Any]) -> CallSummary:
     def add(edge: str, tags: Any) -> None:
         if isinstance(tags, list):
             for tag in tags:
-                if isinstance(tag, str) and tag and (edge, tag) not in found:
+                if isinstance(tag, str) and tag and (edge, tag[:64]) not in found:
                     found.append((edge, tag[:64]))
 
     for edge in GATEWAY_EDGES:

@@ -46,3 +46,11 @@ def test_tags_are_read_from_the_top_level_and_each_gateway_edge_once() -> None:
 def test_a_summary_of_nulls_has_no_tags() -> None:
     """Every field of Twilio's summary is nullable: nulls read as nothing, never an error."""
     assert parse_summary(SID, {"tags": None, "carrier_edge": None, "call_type": None}).tags == ()
+
+
+def test_a_long_tag_repeated_is_kept_once() -> None:
+    """A tag over 64 characters is cut, and a repeat of it is still the same tag (kept once)."""
+    long_tag = "x" * 100
+    page = {"call_type": "carrier", "carrier_edge": {"tags": [long_tag],
+                                                     "metrics": {"inbound": {"tags": [long_tag]}}}}
+    assert parse_summary(SID, page).tags == (("carrier_edge", "x" * 64),)
