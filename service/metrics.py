@@ -138,13 +138,15 @@ class Metrics:
         self._write(name, [(f"{key}|b|{bucket}", 1), (f"{key}|count", 1), (f"{key}|sum", seconds)])
 
     def _write(self, name: str, fields: list[tuple[str, float]]) -> None:
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for field, amount in fields:
-                pipe.hincrbyfloat(PREFIX + name, field, amount)
-            pipe.execute()
-        except redis_lib.RedisError:
-            pass
+        with contextlib.suppress(redis_lib.RedisError):  # a metric lost, never a callback or job
+            self._add((name, field, amount) for field, amount in fields)
+
+    def _add(self, increments: Iterable[tuple[str, str, float]]) -> None:
+        """Each ``(metric, field, amount)`` added in one pipeline; raises ``redis.RedisError``."""
+        pipe = self._redis.pipeline(transaction=False)
+        for name, field, amount in increments:
+            pipe.hincrbyfloat(PREFIX + name, field, amount)
+        pipe.execute()
 
 
 class JobMetrics(Metrics):
@@ -166,13 +168,8 @@ class JobMetrics(Metrics):
         pending, self._pending = self._pending, []
         if not pending:
             return
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for name, field, amount in pending:
-                pipe.hincrbyfloat(PREFIX + name, field, amount)
-            pipe.execute()
-        except redis_lib.RedisError:
-            pass
+        with contextlib.suppress(redis_lib.RedisError):
+            self._add(pending)
 
 
 class BufferedMetrics(Metrics):
@@ -213,10 +210,7 @@ class BufferedMetrics(Metrics):
         if not pending:
             return
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            for (name, field), amount in pending.items():
-                pipe.hincrbyfloat(PREFIX + name, field, amount)
-            pipe.execute()
+            self._add((name, field, amount) for (name, field), amount in pending.items())
         except redis_lib.RedisError:
             with self._lock:
                 for key, amount in pending.items():
