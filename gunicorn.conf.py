@@ -59,10 +59,10 @@ graceful_timeout = 25
 # Idle keep-alive connections close after this; with gevent it also bounds how long the
 # head of each request may take to arrive (gunicorn's gevent worker times the parse).
 keepalive = 5
+# The access line is fields, the path without its query string (a query can carry a
+# customer's data): logger_class below, service.web.access_log; no access_log_format.
 accesslog = "-"
 errorlog = "-"
-# The access line names the path only: query strings can carry a customer's data.
-access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 # Twilio's callbacks are small; refuse giant header sections early.
 limit_request_field_size = 8190
 # gunicorn 27's control socket (in $HOME) is not used, and $HOME is read-only in k8s.

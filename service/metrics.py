@@ -138,13 +138,15 @@ class Metrics:
         self._write(name, [(f"{key}|b|{bucket}", 1), (f"{key}|count", 1), (f"{key}|sum", seconds)])
 
     def _write(self, name: str, fields: list[tuple[str, float]]) -> None:
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for field, amount in fields:
-                pipe.hincrbyfloat(PREFIX + name, field, amount)
-            pipe.execute()
-        except redis_lib.RedisError:
-            pass
+        with contextlib.suppress(redis_lib.RedisError):  # a metric lost, never a callback or job
+            self._add((name, field, amount) for field, amount in fields)
+
+    def _add(self, increments: Iterable[tuple[str, str, float]]) -> None:
+        """Each ``(metric, field, amount)`` added in one pipeline; raises ``redis.RedisError``."""
+        pipe = self._redis.pipeline(transaction=False)
+        for name, field, amount in increments:
+            pipe.hincrbyfloat(PREFIX + name, field, amount)
+        pipe.execute()
 
 
 class JobMetrics(Metrics):
@@ -166,13 +168,8 @@ class JobMetrics(Metrics):
         pending, self._pending = self._pending, []
         if not pending:
             return
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for name, field, amount in pending:
-                pipe.hincrbyfloat(PREFIX + name, field, amount)
-            pipe.execute()
-        except redis_lib.RedisError:
-            pass
+        with contextlib.suppress(redis_lib.RedisError):
+            self._add(pending)
 
 
 class BufferedMetrics(Metrics):
@@ -213,10 +210,7 @@ class BufferedMetrics(Metrics):
         if not pending:
             return
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            for (name, field), amount in pending.items():
-                pipe.hincrbyfloat(PREFIX + name, field, amount)
-            pipe.execute()
+            self._add((name, field, amount) for (name, field), amount in pending.items())
         except redis_lib.RedisError:
             with self._lock:
                 for key, amount in pending.items():
@@ -272,11 +266,12 @@ class RedisCollector(Collector):
         up = GaugeMetricFamily("callwatch_metrics_redis_up",
                                "1 when the metrics store (Redis) answered this scrape.")
         try:
+            now = self._clock()
             pipe = self._redis.pipeline(transaction=False)
             for name in SPECS:
                 pipe.hgetall(PREFIX + name)
-            read_state_gauges(pipe, self._clock())
-            *results, open_incidents, active_silences = pipe.execute()
+            read_state_gauges(pipe, now, self._sinks)
+            replies = pipe.execute()
             depths = self._queue_depths.read(self._redis) if self._queue_depths else {}
         except redis_lib.RedisError:
             up.add_metric([], 0)
@@ -284,14 +279,14 @@ class RedisCollector(Collector):
             return
         up.add_metric([], 1)
         yield up
-        for spec, raw in zip(SPECS.values(), results, strict=False):
+        for spec, raw in zip(SPECS.values(), replies[:len(SPECS)], strict=True):
             fields = dict.fromkeys(self._zeros.get(spec.name, ()), 0.0)
             fields.update((k.decode(), float(v)) for k, v in raw.items())
             yield _family(spec, fields)
-        yield from state_gauges(open_incidents, active_silences)
+        yield from state_gauges(replies[len(SPECS):], self._sinks)
         with contextlib.suppress(redis_lib.RedisError):
-            yield from deployment_gauges(self._redis, self._sinks, self._fingerprint,
-                                         self._queue_depths)
+            yield from deployment_gauges(self._redis, self._fingerprint, self._queue_depths,
+                                         now=now)
         if self._queue_depths is None:
             return
         gauge = GaugeMetricFamily("callwatch_queue_jobs",
@@ -398,25 +393,38 @@ def alert_delivered(metrics: Metrics, call: Mapping[str, Any], sink_type: str, n
         metrics.observe("callwatch_alert_latency_seconds", latency, sink_type=sink_type)
 
 
-def read_state_gauges(pipe: Any, now: float) -> None:
-    """Queue the two reads ``state_gauges`` renders: open incidents, active silences."""
+def read_state_gauges(pipe: Any, now: float, sinks: Iterable[str]) -> None:
+    """Queue the reads ``state_gauges`` renders: open incidents, active silences, then
+    each sink's slow flag (written by ``service.delivery.sink_health``)."""
     pipe.eval(_COUNT_OPEN_INCIDENTS, 1, keys.INCIDENTS, keys.INCIDENT_PREFIX,
               MAX_INCIDENTS_SCANNED)
     pipe.zcount(keys.SILENCES, f"({now}", "+inf")
+    for name in sinks:
+        pipe.exists(keys.sink_slow(name))
 
 
-def state_gauges(open_incidents: int, active_silences: int) -> Iterator[Metric]:
+def state_gauges(replies: list[Any], sinks: Iterable[str]) -> Iterator[Metric]:
+    """``callwatch_incidents_open``, ``callwatch_silences_active`` and
+    ``callwatch_sink_slow{sink}`` from the replies to ``read_state_gauges``."""
+    open_incidents, active_silences, *slow_flags = replies
     incidents = GaugeMetricFamily("callwatch_incidents_open",
                                   "Incidents open now (not resolved), whole deployment.")
     incidents.add_metric([], int(open_incidents))
     silences = GaugeMetricFamily("callwatch_silences_active",
                                  "Silences in force now, whole deployment.")
     silences.add_metric([], int(active_silences))
+    slow = GaugeMetricFamily("callwatch_sink_slow",
+                             "1 while a sink is slow (recent sends timed out or took over "
+                             "5 s) and held to a small share of the workers.", labels=["sink"])
+    for name, found in zip(sinks, slow_flags, strict=True):
+        slow.add_metric([name], 1 if found else 0)
     yield incidents
     yield silences
+    yield slow
 
 
-# --- Deployment health: slow sinks, live workers, overdue analyses, configuration drift.
+# --- Deployment health: live workers, overdue analyses, configuration drift (slow sinks:
+# ``state_gauges``, read in the scrape's one pipeline).
 # (Gauges read from Redis at scrape time; written by the workers, see service.roster and
 # service.delivery.sink_health.)
 
@@ -424,41 +432,29 @@ def state_gauges(open_incidents: int, active_silences: int) -> Iterator[Metric]:
 _PROCESS = f"web-{os.getpid()}-{socket.gethostname()}"
 
 
-def deployment_gauges(redis: redis_lib.Redis, sinks: Iterable[str], fingerprint: str | None,
-                      queue_depths: QueueDepths | None, *,
-                      now: float | None = None) -> Iterator[Metric]:
-    """``callwatch_sink_slow{sink}``, ``callwatch_workers``,
-    ``callwatch_analysis_overdue_seconds`` and ``callwatch_config_info{fingerprint}``."""
+def deployment_gauges(redis: redis_lib.Redis, fingerprint: str | None,
+                      queue_depths: QueueDepths | None, *, now: float) -> Iterator[Metric]:
+    """``callwatch_workers``, ``callwatch_analysis_overdue_seconds`` and
+    ``callwatch_config_info{fingerprint}``."""
     from service.roster import Roster
 
-    moment = time.time() if now is None else now
-    slow = GaugeMetricFamily("callwatch_sink_slow",
-                             "1 while a sink is slow (recent sends timed out or took over "
-                             "5 s) and held to a small share of the workers.", labels=["sink"])
-    names = list(sinks)
-    pipe = redis.pipeline(transaction=False)
-    for name in names:
-        pipe.exists(keys.sink_slow(name))  # written by service.delivery.sink_health
-    for name, found in zip(names, pipe.execute(), strict=True):
-        slow.add_metric([name], 1 if found else 0)
-    yield slow
     roster = Roster(redis)
     workers = GaugeMetricFamily("callwatch_workers",
                                 "Worker processes with a live heartbeat (whole deployment).")
-    workers.add_metric([], roster.workers(now=moment))
+    workers.add_metric([], roster.workers(now=now))
     yield workers
     overdue = GaugeMetricFamily(
         "callwatch_analysis_overdue_seconds",
         "Age of the oldest call whose analysis is due and not started (0 when none).")
-    overdue.add_metric([], analysis_overdue_s(redis, queue_depths, now=moment))
+    overdue.add_metric([], analysis_overdue_s(redis, queue_depths, now=now))
     yield overdue
     if fingerprint is not None:
-        roster.beat(_PROCESS, fingerprint, worker=False, now=moment)
+        roster.beat(_PROCESS, fingerprint, worker=False, now=now)
     info = GaugeMetricFamily("callwatch_config_info",
                              "Processes running each configuration (sinks and routing), by "
                              "fingerprint: two series mean processes disagree.",
                              labels=["fingerprint"])
-    for value, processes in sorted(roster.fingerprints(now=moment).items()):
+    for value, processes in sorted(roster.fingerprints(now=now).items()):
         info.add_metric([value], processes)
     yield info
 

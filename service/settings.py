@@ -33,6 +33,7 @@ CALL_SUMMARY = "call_summary"
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 #: How long a thread waits for a free connection of a bounded pool before a Redis error.
 POOL_WAIT_S = 10
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Settings:
     twilio_api_key_sid: str | None = None
     twilio_api_key_secret: str | None = field(default=None, repr=False)
     twilio_insights_base_url: str = "https://insights.twilio.com"
-    redis_url: str = field(default="redis://localhost:6379/0", repr=False)
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)
     redis_tls_verify: bool = True
     public_base_url: str | None = None
     trusted_proxy_hops: int = 0
@@ -113,14 +114,7 @@ class Settings:
         ``bounded``: at most that many connections, a caller waiting (up to its
         ``socket_timeout``, else ``POOL_WAIT_S``) for a free one (redis-py's
         ``BlockingConnectionPool``): a process's share of the plan's connection limit."""
-        if not self.redis_tls_verify and self.redis_url.startswith("rediss://"):
-            options.setdefault("ssl_cert_reqs", "none")
-        if bounded is None:
-            return redis_lib.Redis.from_url(self.redis_url, **options)
-        pool = redis_lib.BlockingConnectionPool.from_url(
-            self.redis_url, max_connections=bounded,
-            timeout=options.get("socket_timeout") or POOL_WAIT_S, **options)
-        return redis_lib.Redis(connection_pool=pool)
+        return _redis_client(self.redis_url, self.redis_tls_verify, bounded, options)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -162,7 +156,7 @@ class Settings:
                 "TWILIO_INSIGHTS_BASE_URL",
                 env.optional("TWILIO_INSIGHTS_BASE_URL") or "https://insights.twilio.com",
             ).rstrip("/"),
-            redis_url=_redis_url(env.optional("REDIS_URL") or "redis://localhost:6379/0"),
+            redis_url=_redis_url(env.optional("REDIS_URL") or DEFAULT_REDIS_URL),
             redis_tls_verify=env.boolean("REDIS_TLS_VERIFY", True),
             public_base_url=_public_base_url(env.url("PUBLIC_BASE_URL", public)) if public else None,
             trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0),
@@ -331,6 +325,27 @@ def _public_base_url(value: str) -> str:
         raise ConfigError("PUBLIC_BASE_URL", f"is the base URL, without {CALLBACK_PATH} "
                                              "(callwatch adds the request's path)")
     return value.rstrip("/")
+
+
+def redis_from_env(environ: Mapping[str, str], **options: Any) -> redis_lib.Redis:
+    """A client for ``REDIS_URL`` and ``REDIS_TLS_VERIFY`` alone, checked as
+    ``Settings.from_env`` checks them: for a command that needs no other variable."""
+    env = _Env(environ)
+    url = _redis_url(env.optional("REDIS_URL") or DEFAULT_REDIS_URL)
+    return _redis_client(url, env.boolean("REDIS_TLS_VERIFY", True), None, options)
+
+
+def _redis_client(url: str, tls_verify: bool, bounded: int | None,
+                  options: dict[str, Any]) -> redis_lib.Redis:
+    """``Settings.redis``'s client (see there), for ``url``."""
+    if not tls_verify and url.startswith("rediss://"):
+        options.setdefault("ssl_cert_reqs", "none")
+    if bounded is None:
+        return redis_lib.Redis.from_url(url, **options)
+    pool = redis_lib.BlockingConnectionPool.from_url(
+        url, max_connections=bounded, timeout=options.get("socket_timeout") or POOL_WAIT_S,
+        **options)
+    return redis_lib.Redis(connection_pool=pool)
 
 
 def _redis_url(value: str) -> str:

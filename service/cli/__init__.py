@@ -37,13 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ConfigError as error:
-        _fail(f"configuration error: {error.variable}: {error.message}")
+        fail(f"configuration error: {error.variable}: {error.message}")
         return 2
     except InvalidInput as error:
-        _fail(str(error))
+        fail(str(error))
         return 2
     except CallwatchError as error:
-        _fail(str(error))
+        fail(str(error))
         return 1
 
 
@@ -58,5 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> None:
+def fail(message: str) -> None:
+    """One line on stderr, prefixed ``callwatch:`` (errors and warnings alike)."""
     print(f"callwatch: {message}", file=sys.stderr)

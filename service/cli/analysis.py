@@ -15,6 +15,7 @@ from typing import Any
 from service.analysis.alert import Alert, Issue, client_json
 from service.analysis.classifier import AlertPolicy, build_alert
 from service.calls import ACCOUNT_SID_RE, CALL_SID_RE, TERMINAL_STATUSES, Call
+from service.cli import fail
 from service.decisions import Again, AnalysisOutcome, Failed
 from service.errors import InvalidInput
 from service.insights.events import Event
@@ -60,13 +61,13 @@ def run_classify(args: argparse.Namespace) -> int:
     saved = read_pages(args.files)
     events = saved.events
     for path, url in saved.unread:
-        _fail(f"warning: {path}: its next_page_url was not read, so events may be missing "
-              f"and the result covers only the pages given; save every page (follow "
-              f"next_page_url) and pass them all: {url}")
+        fail(f"warning: {path}: its next_page_url was not read, so events may be missing "
+             f"and the result covers only the pages given; save every page (follow "
+             f"next_page_url) and pass them all: {url}")
     calls = {event.call_sid for event in events if event.call_sid}
     if len(calls) > 1:
-        _fail(f"warning: the files hold events of {len(calls)} different calls; they are "
-              "classified as one")
+        fail(f"warning: the files hold events of {len(calls)} different calls; they are "
+             "classified as one")
     call_sid = _first(events, "call_sid", CALL_SID_RE) or _PLACEHOLDER_CALL
     account_sid = _first(events, "account_sid", ACCOUNT_SID_RE) or _PLACEHOLDER_ACCOUNT
     policy = AlertPolicy(min_level=args.min_level, ignore=frozenset(args.ignore),
@@ -103,14 +104,14 @@ def run_analyze(args: argparse.Namespace) -> int:
         client.close()
     decision = result.decision
     if isinstance(decision, Failed):
-        _fail(f"Insights: {decision.message}")
+        fail(f"Insights: {decision.message}")
         return 1
     if isinstance(decision, Again):
         if decision.outcome == AnalysisOutcome.RECHECK:
-            _fail(f"Insights has no events for {args.call_sid} yet "
-                  "(events usually appear within 90 s of the call's end)")
+            fail(f"Insights has no events for {args.call_sid} yet "
+                 "(events usually appear within 90 s of the call's end)")
         else:
-            _fail(f"Insights is unavailable; try again in {decision.after_s:.0f} s")
+            fail(f"Insights is unavailable; try again in {decision.after_s:.0f} s")
         return 1
     return _print(result.alert, len(events), settings.alert_min_level, as_json=args.json)
 
@@ -204,8 +205,3 @@ def _log_to_stderr(level: str, fmt: str) -> None:
     from service.logs import configure_logging
 
     configure_logging(level, fmt, cache=False, stream=sys.stderr)
-
-
-def _fail(message: str) -> None:
-    print(f"callwatch: {message}", file=sys.stderr)
-

@@ -11,17 +11,16 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Mapping
 from typing import Any
 
-import redis as redis_lib
 from redis import RedisError
 
 from service.delivery.incidents.acknowledge import acknowledged_by
 from service.delivery.incidents.events import build_event
 from service.delivery.incidents.grouping import describe_group
 from service.delivery.incidents.store import IncidentStore, Snapshot
-from service.errors import CallwatchError, ConfigError, InvalidInput
+from service.errors import CallwatchError, InvalidInput
+from service.settings import redis_from_env
 from service.text import printable
 
 
@@ -43,7 +42,7 @@ def run_list(args: argparse.Namespace) -> int:
     """Print the incidents; 1 when Redis cannot be read."""
     if args.hours <= 0:
         raise InvalidInput("--hours: a positive number of hours")
-    client = _redis(os.environ)
+    client = redis_from_env(os.environ, socket_timeout=5, socket_connect_timeout=5)
     now = time.time()
     try:
         found = IncidentStore(client).recent(now - args.hours * 3600)
@@ -56,18 +55,6 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     print(format_table(found, now))
     return 0
-
-
-def _redis(env: Mapping[str, str]) -> redis_lib.Redis:
-    """A client for ``REDIS_URL`` (only that is needed here, not the Twilio settings)."""
-    url = env.get("REDIS_URL", "redis://localhost:6379/0")
-    options: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5}
-    if url.startswith("rediss://") and env.get("REDIS_TLS_VERIFY", "true").lower() in ("false", "0", "no"):
-        options["ssl_cert_reqs"] = "none"
-    try:
-        return redis_lib.Redis.from_url(url, **options)
-    except ValueError as error:
-        raise ConfigError("REDIS_URL", f"not a Redis URL ({error})") from None
 
 
 def format_table(found: list[Snapshot], now: float) -> str:

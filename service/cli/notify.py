@@ -15,9 +15,9 @@ import os
 import sys
 from typing import Any
 
-import redis as redis_lib
 import requests
 
+from service.cli.redis_errors import redis_errors
 from service.delivery.notify_test import notify_test
 from service.delivery.sinks.registry import Sinks
 from service.errors import CallwatchError
@@ -38,6 +38,7 @@ def add_commands(subparsers: Any) -> None:
     notify.set_defaults(handler=lambda args: (notify.print_help(), 2)[1])
 
 
+@redis_errors
 def run_test(args: argparse.Namespace) -> int:
     """0 when the receiver took the message; 1 (one line on stderr) when not."""
     configuration = Configuration.from_env(os.environ)
@@ -53,8 +54,6 @@ def run_test(args: argparse.Namespace) -> int:
     client = configuration.settings.redis(socket_timeout=5, socket_connect_timeout=5)
     try:
         result = notify_test(args.sink, sink=sink, redis=client, session=session)
-    except redis_lib.RedisError as error:
-        raise CallwatchError(f"Redis (REDIS_URL) could not answer: {type(error).__name__}") from None
     finally:
         client.close()
     if not result.ok:

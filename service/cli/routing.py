@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -29,7 +27,8 @@ import redis as redis_lib
 
 from service.analysis.alert import Alert
 from service.calls import ACCOUNT_SID_RE, Call
-from service.errors import CallwatchError, ConfigError, InvalidInput
+from service.cli.redis_errors import redis_errors
+from service.errors import ConfigError, InvalidInput
 from service.json_files import read_json
 from service.routing_file.parse import masked
 from service.text import printable
@@ -42,18 +41,6 @@ def _redis() -> redis_lib.Redis:
 
     settings = Settings.from_env(os.environ)
     return settings.redis(socket_timeout=5, socket_connect_timeout=5)
-
-
-def _redis_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """A Redis that cannot answer is one line and exit code 1, not a traceback."""
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except redis_lib.RedisError as error:
-            raise CallwatchError(f"Redis (REDIS_URL) could not answer: {type(error).__name__}"
-                                 f"{tls_hint(error)}") from None
-    return run
 
 
 def add_commands(subparsers: Subparsers) -> None:
@@ -102,7 +89,7 @@ def add_commands(subparsers: Subparsers) -> None:
     test.set_defaults(handler=run_routes_test)
 
 
-@_redis_errors
+@redis_errors
 def run_silence_add(args: argparse.Namespace) -> int:
     from service.delivery.silences import Silences, parse_duration, parse_pairs
 
@@ -115,7 +102,7 @@ def run_silence_add(args: argparse.Namespace) -> int:
     return 0
 
 
-@_redis_errors
+@redis_errors
 def run_silence_list(args: argparse.Namespace) -> int:
     from service.delivery.silences import Silences
 
@@ -129,7 +116,7 @@ def run_silence_list(args: argparse.Namespace) -> int:
     return 0
 
 
-@_redis_errors
+@redis_errors
 def run_silence_expire(args: argparse.Namespace) -> int:
     from service.delivery.silences import Silences
 
@@ -252,14 +239,6 @@ def load_alert(path: str) -> Alert:
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise InvalidInput(f"{path}: not a callwatch alert (a webhook body or its data): "
                            f"missing or bad {error}") from None
-
-
-def tls_hint(error: BaseException) -> str:
-    """A hint when Redis's TLS certificate was refused: Heroku's is self-signed."""
-    if "certificate verify failed" not in str(error):
-        return ""
-    return ("; its TLS certificate is not trusted (Heroku Key-Value Store's is self-signed): "
-            "set REDIS_TLS_VERIFY=false")
 
 
 def _line(text: str, stream: TextIO | None = None) -> None:

@@ -34,7 +34,7 @@ def test_a_refused_tls_certificate_gets_the_heroku_hint() -> None:
     other Redis errors get no hint."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from service.cli.routing import tls_hint
+    from service.cli.redis_errors import tls_hint
 
     refused = RedisConnectionError("Error 1 connecting to h:6380. [SSL: CERTIFICATE_VERIFY_FAILED]"
                                    " certificate verify failed: self-signed certificate")

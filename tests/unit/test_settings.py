@@ -106,6 +106,21 @@ def test_redis_tls_verification_can_be_relaxed_for_self_signed_servers() -> None
     assert relaxed_kwargs["ssl_cert_reqs"] == "none"
 
 
+def test_redis_alone_is_read_and_checked_as_settings_read_it() -> None:
+    """A command that needs only Redis (incidents list) reads REDIS_URL and REDIS_TLS_VERIFY
+    without the Twilio variables, with the same checks and TLS relaxation."""
+    from service.settings import redis_from_env
+
+    relaxed = redis_from_env({"REDIS_URL": "rediss://h.example:6380/0", "REDIS_TLS_VERIFY": "false"})
+    assert relaxed.connection_pool.connection_kwargs["ssl_cert_reqs"] == "none"
+    with pytest.raises(ConfigError) as caught:
+        redis_from_env({"REDIS_URL": "http://h.example:6379/0"})
+    assert caught.value.variable == "REDIS_URL"
+    with pytest.raises(ConfigError) as caught:
+        redis_from_env({"REDIS_TLS_VERIFY": "maybe"})
+    assert caught.value.variable == "REDIS_TLS_VERIFY"
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     ("https://alerts.example.com/", "https://alerts.example.com"),
     ("https://alerts.example.com:8443", "https://alerts.example.com:8443"),
