@@ -92,7 +92,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     events: list[Event] = []
 
     def fetch(call_sid: str) -> list[Event]:
-        events.extend(client.fetch_events(call_sid, settings.insights_edges))
+        events.extend(client.fetch_events(call_sid, settings.events_edges))
         return events
 
     try:

@@ -56,9 +56,6 @@ from service.insights.response_bodies import (
 log = structlog.get_logger(__name__)
 
 PAGE_SIZE = 1000
-#: ``INSIGHTS_EDGES``' entry for Call Summaries (``settings.CALL_SUMMARY``; not imported,
-#: as settings imports the routing file and this client stays light).
-CALL_SUMMARY = "call_summary"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Longest one fetch of a call's pages may take before it is handed back as "unavailable"
 #: (rescheduled on the analysis retry schedule), well inside the 180 s job timeout, which
@@ -135,8 +132,6 @@ class InsightsClient:
         events: list[Event] = []
         give_up_at = self.deadline()
         for edge in edges:
-            if edge == CALL_SUMMARY:  # read by SummaryClient, not an Events API edge
-                continue
             events.extend(self._fetch_edge(call_sid, edge, give_up_at))
         return events
 
