@@ -9,8 +9,8 @@ refreshes its lock's TTL every second, so a lock whose TTL has run down by
 ``STALE_AFTER_S`` belongs to a dead process: releasing it (compare-and-delete, so a live
 owner is never robbed) lets a worker take over at once. Every worker looks every
 ``WATCH_EVERY_S`` while it waits for jobs (one round trip), not only at maintenance, and
-takes the lock over itself (``take_over_stale_scheduler``): paced Slack sends and retries
-wait in RQ's scheduled registry, so each second without a scheduler made them that late
+takes the lock over itself (``WatchesSchedulerLocks.watch_scheduler_locks``): paced Slack
+sends and retries wait in RQ's scheduled registry, so each second without a scheduler made them that late
 (the storm drill: 5-6 s after a kill; now about 3).
 """
 
