@@ -71,13 +71,10 @@ def send_due(sinks: Iterable[DigestSink], *, store: DigestStore, ledger: Deliver
         # The period before too: its digest may still be owed (the receiver was down then).
         for period in (Period(previous_boundary(sink.policy, last.start), last.start), last):
             message_id = f"digest:{period.key}"
-            if ledger.is_delivered(sink.name, message_id):
-                continue
-            if not ledger.claim(sink.name, message_id, lease_s=SEND_LEASE_S):
+            # Sent already, or another worker's lease: one round trip, atomic.
+            if ledger.take(sink.name, message_id, lease_s=SEND_LEASE_S) != 0.0:
                 continue
             try:
-                if ledger.is_delivered(sink.name, message_id):
-                    continue
                 decided.append((sink.name, _send_one(sink, period, store=store, ledger=ledger,
                                                      turn=turn)))
             finally:
