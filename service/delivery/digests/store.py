@@ -21,9 +21,8 @@ from redis import Redis
 
 from service import keys
 from service.analysis.alert import Alert
-from service.analysis.headline import identity
+from service.analysis.headline import first_issue, identity
 from service.delivery.digests.periods import DigestPolicy, Period
-from service.delivery.incidents.grouping import first_issue
 
 #: Calls-analysed buckets (s) and how long they are kept.
 ANALYSED_BUCKET_S = 900
@@ -111,7 +110,7 @@ class DigestStore:
 
     def record_alert(self, sink: str, period: Period, alert: Alert) -> bool:
         """Count ``alert`` in the sink's period; False when it was already counted."""
-        issue = first_issue(alert)
+        issue = first_issue(alert.issues)
         country = alert.client.country_code if alert.client else None
         worst = json.dumps({"call_sid": alert.call.call_sid, "summary": alert.summary,
                             "severity": alert.severity}, separators=(",", ":"), sort_keys=True)

@@ -13,28 +13,22 @@ from dataclasses import dataclass
 
 from service.analysis.alert import Alert, Issue
 from service.analysis.catalogue import event_category
-from service.analysis.headline import identity
+from service.analysis.headline import errors_first, first_issue, identity
 
 #: The value a group key takes when the alert has none (no client metadata, no code).
 NONE = "none"
 
 
-def first_issue(alert: Alert) -> Issue | None:
-    """The alert's first issue, errors first."""
-    ordered = sorted(alert.issues, key=lambda issue: issue.severity != "error")
-    return ordered[0] if ordered else None
-
-
 def group_value(alert: Alert, key: str) -> str:
     """The alert's value for one ``group_by`` key."""
-    issue = first_issue(alert)
+    issue = first_issue(alert.issues)
     client = alert.client
     value: object = None
     if key == "issue":
         value = issue.key if issue else None
     elif key == "error_code":
-        value = next((i.error_code for i in sorted(alert.issues, key=lambda i: i.severity != "error")
-                      if i.error_code is not None), None)
+        value = next((i.error_code for i in errors_first(alert.issues) if i.error_code is not None),
+                     None)
     elif key == "category":
         value = _category(issue) if issue else None
     elif key == "edge":
