@@ -8,7 +8,7 @@ for a sink with ``digest:`` in the delivery step: it counts what it is given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -24,7 +24,7 @@ from service.delivery.digests.periods import (
     parse_digest,
     previous_boundary,
 )
-from service.delivery.digests.store import Digest, DigestStore
+from service.delivery.digests.store import Digest, DigestStore, digest_message_id
 from service.delivery.incidents.grouping import describe_group
 from service.delivery.ledger import DeliveryLedger
 from service.errors import DeliveryRejected, DeliveryRetryable
@@ -70,7 +70,7 @@ def send_due(sinks: Iterable[DigestSink], *, store: DigestStore, ledger: Deliver
         last = last_finished(sink.policy, now)
         # The period before too: its digest may still be owed (the receiver was down then).
         for period in (Period(previous_boundary(sink.policy, last.start), last.start), last):
-            message_id = f"digest:{period.key}"
+            message_id = digest_message_id(period)
             # Sent already, or another worker's lease: one round trip, atomic.
             if ledger.take(sink.name, message_id, lease_s=SEND_LEASE_S) != 0.0:
                 continue
@@ -135,13 +135,9 @@ class DigestingSink:
     def send_incident(self, event: Any) -> None:
         data = event.data
         line = (f"{event.incident_id}: {data.get('status')}, {data.get('calls')} calls, "
-                f"{_group_words(data.get('group') or {})} (route {data.get('route')})")
+                f"{describe_group(dict(data.get('group') or {}))} (route {data.get('route')})")
         self._store.record_incident(self.name, current_period(self.policy, self._clock()),
                                     event.incident_id, line)
-
-
-def _group_words(group: Mapping[str, str]) -> str:
-    return describe_group(dict(group))
 
 
 def digest_sinks(sinks: Any) -> list[DigestSink]:

@@ -83,7 +83,12 @@ class Digest:
     @property
     def message_id(self) -> str:
         """The period's id in the delivery ledger (one digest per sink and period)."""
-        return f"digest:{self.period.key}"
+        return digest_message_id(self.period)
+
+
+def digest_message_id(period: Period) -> str:
+    """A period's digest in the delivery ledger: ``digest:<period key>``."""
+    return f"digest:{period.key}"
 
 
 def _score(alert: Alert) -> float:
