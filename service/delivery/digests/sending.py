@@ -148,8 +148,10 @@ def digest_sinks(sinks: Any) -> list[DigestSink]:
         raw = sinks.spec(name).options.get("digest")
         if not raw:
             continue
-        policy = raw if isinstance(raw, DigestPolicy) else parse_digest(raw, f"sinks.{name}.digest")
         sink = sinks.get(name)
+        # A DigestingSink (a Sinks with Redis) holds the policy parsed when it was built.
+        policy = sink.policy if isinstance(sink, DigestingSink) else parse_digest(
+            raw, f"sinks.{name}.digest")
         inner = getattr(sink, "inner", sink)
         send = getattr(inner, "send_digest", None)
         if send is not None:
