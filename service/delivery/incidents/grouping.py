@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from service.analysis.alert import Alert, Issue
@@ -49,10 +50,15 @@ def group_of(alert: Alert, group_by: tuple[str, ...]) -> dict[str, str]:
     return {key: group_value(alert, key) for key in group_by}
 
 
+def group_hash(route: str, group: Mapping[str, str]) -> str:
+    """The SHA-256 (hex) of one route's group: what its ids are cut from."""
+    material = json.dumps([route, sorted(group.items())], separators=(",", ":"))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
 def group_id(route: str, group: dict[str, str]) -> str:
     """A short, stable id for one route's group (hex, 16 characters)."""
-    material = json.dumps([route, sorted(group.items())], separators=(",", ":"))
-    return hashlib.sha256(material.encode()).hexdigest()[:16]
+    return group_hash(route, group)[:16]
 
 
 def describe_group(group: dict[str, str]) -> str:

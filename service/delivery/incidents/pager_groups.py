@@ -18,8 +18,6 @@ triggers the same key again, which opens a fresh PagerDuty incident.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +26,7 @@ import structlog
 from redis import Redis
 
 from service import keys
+from service.delivery.incidents.grouping import group_hash
 from service.errors import DeliveryRejected, DeliveryRetryable
 
 log = structlog.get_logger(__name__)
@@ -73,8 +72,7 @@ return 0
 
 def pager_dedup_key(route: str, group: Mapping[str, str]) -> str:
     """``grp_`` and 32 hex characters: the same for every alert of one route's group."""
-    material = json.dumps([route, sorted(group.items())], separators=(",", ":"))
-    return "grp_" + hashlib.sha256(material.encode()).hexdigest()[:32]
+    return "grp_" + group_hash(route, group)[:32]
 
 
 @dataclass(frozen=True)
