@@ -35,6 +35,7 @@ from service import keys
 from service.delivery.incidents.acknowledge import acknowledge
 from service.delivery.silences import Silences
 from service.delivery.sinks.escaping import slack_reserved
+from service.delivery.sinks.fitting import json_bytes
 from service.delivery.sinks.json_post import post
 from service.delivery.sinks.slack_blocks import (
     ACKNOWLEDGE,
@@ -209,7 +210,7 @@ def post_answer(session: requests.Session, url: str, body: Mapping[str, Any], *,
                 monotonic: Callable[[], float] = time.monotonic) -> str:
     """POST the update to ``response_url`` through the sinks' one POST path (no redirect, a
     capped answer, a deadline); Slack's short answer, or ``ResponseFailed``."""
-    data = json.dumps(body, separators=(",", ":")).encode()
+    data = json_bytes(body, ascii_only=True)
     try:
         answer = post(session, require_secure_url(url, "response_url"), data,
                       {"Content-Type": "application/json"}, who="Slack's response_url",
