@@ -10,7 +10,7 @@ description (errors first) and its error code. The counts follow in ``summary``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from service.calls import SDK_IDENTITY_PREFIX, Call, mask_number
 
@@ -74,9 +74,17 @@ def who(call: Call) -> str:
     return f"{caller} → {callee}"
 
 
-def first_issue(issues: Iterable[IssueLike]) -> IssueLike | None:
+_Issue = TypeVar("_Issue", bound=IssueLike)
+
+
+def errors_first(issues: Iterable[_Issue]) -> list[_Issue]:
+    """The issues, errors before warnings, each kind in its own order."""
+    return sorted(issues, key=lambda issue: issue.severity != "error")
+
+
+def first_issue(issues: Iterable[_Issue]) -> _Issue | None:
     """The issue a headline names: the first error, else the first warning."""
-    ordered = sorted(issues, key=lambda issue: issue.severity != "error")
+    ordered = errors_first(issues)
     return ordered[0] if ordered else None
 
 

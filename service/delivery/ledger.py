@@ -80,18 +80,14 @@ class DeliveryLedger:
     def mark_delivered(self, sink_id: str, alert_id: str) -> None:
         self._redis.set(self.delivered_key(sink_id, alert_id), "1", ex=self._ttl_s)
 
-    def claim(self, sink_id: str, alert_id: str, *, lease_s: float) -> bool:
-        """Take the lease on this alert for this sink; False if someone holds it."""
-        return bool(self._redis.set(self.lease_key(sink_id, alert_id), self._token(),
-                                    nx=True, px=max(1, int(lease_s * 1000))))
-
     def release(self, sink_id: str, alert_id: str) -> None:
         """Drop the lease if this process and thread still hold it."""
         self._release(keys=[self.lease_key(sink_id, alert_id)], args=[self._token()])
 
     def take(self, sink_id: str, alert_id: str, *, lease_s: float) -> float:
-        """``is_delivered`` and ``claim`` in one round trip: ``ALREADY_DELIVERED``; 0.0 when
-        the lease is now ours; else the seconds left on someone else's lease."""
+        """Whether the sink took the message, and else the lease, in one round trip:
+        ``ALREADY_DELIVERED``; 0.0 when the lease is now ours; else the seconds left on
+        someone else's lease."""
         left = int(self._take(keys=[self.delivered_key(sink_id, alert_id),  # type: ignore[arg-type]
                                     self.lease_key(sink_id, alert_id)],
                               args=[self._token(), max(1, int(lease_s * 1000))]))
@@ -101,11 +97,6 @@ class DeliveryLedger:
         """``mark_delivered`` and ``release`` in one round trip."""
         self._finish(keys=[self.delivered_key(sink_id, alert_id), self.lease_key(sink_id, alert_id)],
                      args=[self._token(), self._ttl_s])
-
-    def lease_remaining(self, sink_id: str, alert_id: str) -> float:
-        """Seconds until someone else's lease expires (0.0 if there is none)."""
-        ttl_ms = self._redis.pttl(self.lease_key(sink_id, alert_id))
-        return max(0.0, ttl_ms / 1000) if ttl_ms and ttl_ms > 0 else 0.0
 
     def _token(self) -> str:
         # Per thread as well as per process: threads may share one ledger.

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 
 from service.analysis.alert import Alert
 from service.analysis.headline import identity
-from service.delivery.incidents.policy import RatioPolicy, StormPolicy
+from service.delivery.incidents.policy import DEFAULT_STORM, RatioPolicy, StormPolicy
 from service.routing_file.matchers import Matcher, glob_matches
 from service.routing_file.parse import Route, RoutingConfig
 
 DEFAULT_ROUTE = "default"
-DEFAULT_STORM = StormPolicy()
 
 
 @dataclass(frozen=True)

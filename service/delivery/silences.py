@@ -111,6 +111,7 @@ class Silences:
     def __init__(self, redis: redis_lib.Redis, *, clock: Callable[[], datetime] = _utc_now) -> None:
         self._redis = redis
         self._clock = clock
+        self._add_once = redis.register_script(_ADD_ONCE)
 
     def add(self, matcher: Matcher, duration: timedelta, comment: str,
             author: str | None = None, *, silence_id: str | None = None) -> Silence:
@@ -122,9 +123,9 @@ class Silences:
                           starts_at=now, ends_at=now + duration, comment=comment, author=author)
         ends = silence.ends_at.timestamp()
         if silence_id is not None:
-            found = self._redis.eval(_ADD_ONCE, 1, keys.SILENCES,  # type: ignore[no-untyped-call]
-                                     json.dumps(silence.to_json(), sort_keys=True), ends,
-                                     now.timestamp(), json.dumps({"id": silence_id})[1:-1])
+            found = self._add_once(keys=[keys.SILENCES], args=[
+                json.dumps(silence.to_json(), sort_keys=True), ends, now.timestamp(),
+                json.dumps({"id": silence_id})[1:-1]])
             return Silence.from_json(json.loads(found)) if found else silence
         pipe = self._redis.pipeline(transaction=True)
         pipe.zremrangebyscore(keys.SILENCES, "-inf", now.timestamp())

@@ -2,8 +2,9 @@
 
 A slow sink is held to a small share of the worker processes (the worker edge's
 ``workers.rq_adaptations.sink_lines``) so that it delays only itself; a healthy one is not held at all.
-The mark is one Redis key per sink, set by the send that was slow and removed by the
-first send that answers promptly, so the guard lifts as soon as the receiver recovers.
+The mark is one Redis key per sink, set by the send that was slow and removed by a send
+that answers promptly (each process clears it at most once per ``CLEAR_EVERY_S``), so the
+guard lifts within a second of the receiver's recovery.
 It expires by itself after ``REMEMBER_S`` (a sink nobody sends to is not held forever).
 """
 

@@ -34,6 +34,8 @@ import requests
 from service import keys
 from service.delivery.incidents.acknowledge import acknowledge
 from service.delivery.silences import Silences
+from service.delivery.sinks.escaping import slack_reserved
+from service.delivery.sinks.fitting import json_bytes
 from service.delivery.sinks.json_post import post
 from service.delivery.sinks.slack_blocks import (
     ACKNOWLEDGE,
@@ -189,19 +191,15 @@ def _glob_escape(text: str) -> str:
 def answer(action: SlackAction, done: Done) -> dict[str, Any]:
     """The ``response_url`` body: the original message with its buttons replaced by what
     was done (so the channel sees who did what), or that line alone."""
-    line = {"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(done.text)[:2000]}]}
+    text = slack_reserved(done.text)
     original = action.message or {}
     blocks = original.get("blocks")
     if not isinstance(blocks, list) or not blocks:
-        return {"replace_original": False, "response_type": "in_channel",
-                "text": _escape(done.text)}
+        return {"replace_original": False, "response_type": "in_channel", "text": text}
     kept = [b for b in blocks if isinstance(b, dict) and b.get("type") != "actions"][:49]
-    return {"replace_original": True, "text": str(original.get("text") or _escape(done.text)),
+    line = {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:2000]}]}
+    return {"replace_original": True, "text": str(original.get("text") or text),
             "blocks": [*kept, line]}
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class ResponseFailed(Exception):
@@ -212,7 +210,7 @@ def post_answer(session: requests.Session, url: str, body: Mapping[str, Any], *,
                 monotonic: Callable[[], float] = time.monotonic) -> str:
     """POST the update to ``response_url`` through the sinks' one POST path (no redirect, a
     capped answer, a deadline); Slack's short answer, or ``ResponseFailed``."""
-    data = json.dumps(body, separators=(",", ":")).encode()
+    data = json_bytes(body, ascii_only=True)
     try:
         answer = post(session, require_secure_url(url, "response_url"), data,
                       {"Content-Type": "application/json"}, who="Slack's response_url",

@@ -244,9 +244,10 @@ def _timed(sink: str, health: SinkHealth | None,
                 answered = err.status is not None
                 raise
             finally:
+                took = clock() - started
                 try:
-                    if health.record(sink, clock() - started, answered=answered):
-                        log.warning("sink_slow", sink=sink, seconds=round(clock() - started, 1))
+                    if health.record(sink, took, answered=answered):
+                        log.warning("sink_slow", sink=sink, seconds=round(took, 1))
                 except RedisError:
                     pass  # the send's own outcome matters more than the mark
         return timed_send

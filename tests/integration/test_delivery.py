@@ -216,13 +216,12 @@ def test_a_lease_held_elsewhere_is_not_released_by_others(redis: redis_lib.Redis
                                                           other_redis: redis_lib.Redis) -> None:
     """Only the holder's release drops a lease; another process's release leaves it."""
     holder, other = DeliveryLedger(redis), DeliveryLedger(other_redis)
-    assert holder.claim("slack", "alr_x", lease_s=30)
-    assert not other.claim("slack", "alr_x", lease_s=30)
+    assert holder.take("slack", "alr_x", lease_s=30) == 0.0
+    assert other.take("slack", "alr_x", lease_s=30) > 0
     other.release("slack", "alr_x")
-    assert not other.claim("slack", "alr_x", lease_s=30)
-    assert 0 < other.lease_remaining("slack", "alr_x") <= 30
+    assert 0 < other.take("slack", "alr_x", lease_s=30) <= 30
     holder.release("slack", "alr_x")
-    assert other.claim("slack", "alr_x", lease_s=30)
+    assert other.take("slack", "alr_x", lease_s=30) == 0.0
 
 
 def test_pace_across_two_clients_allows_one_per_interval(redis: redis_lib.Redis,

@@ -16,7 +16,7 @@ from devtools.background_server import BackgroundServer
 from devtools.hostile_peers import HostilePeer, drip_head
 from devtools.processes import settings_env, worker
 from devtools.redis_server import RedisServer
-from service import heartbeat_ping
+from service import heartbeat_ping, keys
 from service.heartbeat_ping import ping_if_due
 from service.intake import Intake
 from workers.heartbeat_pinger import HeartbeatPinger
@@ -58,6 +58,10 @@ def test_one_ping_a_minute_across_the_deployment(redis: redis_lib.Redis,
     pingers = [HeartbeatPinger(redis, check_service.url("/ping/abc"), session) for _ in range(3)]
     assert [p.offer() for p in pingers] == [True, None, None]
     assert check_service.paths == ["GET /ping/abc"]
+    assert 0 < redis.ttl(keys.HEARTBEAT_PING) <= heartbeat_ping.PING_EVERY_S
+    redis.delete(keys.HEARTBEAT_PING)  # the minute's turn has expired
+    assert pingers[1].offer() is True
+    assert check_service.paths == ["GET /ping/abc"] * 2
 
 
 def test_no_ping_while_analyses_are_late(redis: redis_lib.Redis,

@@ -9,10 +9,10 @@ Slack's limits, a Teams Adaptive Card of a few KB, an e-mail).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
 from service.delivery.digests.store import TOP, Digest
+from service.delivery.incidents.content import breakdown
 
 #: Incidents listed in a digest.
 MAX_INCIDENTS = 10
@@ -32,12 +32,9 @@ def title(digest: Digest) -> str:
             f"{digest.policy.tz}: {alerts}, {calls}")
 
 
-def top(counts: Mapping[str, int], limit: int = TOP) -> str:
-    """``a (5), b (3), and 2 more``; ``none``."""
-    items = list(counts.items())
-    shown = ", ".join(f"{key} ({n})" for key, n in items[:limit])
-    rest = len(items) - limit
-    return (shown + (f", and {rest} more" if rest > 0 else "")) or "none"
+def top(counts: dict[str, int]) -> str:
+    """``a (5), b (3), and 2 more``; ``none`` (``incidents.content.breakdown``, cut to ``TOP``)."""
+    return breakdown(counts, top=TOP)
 
 
 def parts(digest: Digest) -> list[tuple[str, str]]:

@@ -99,24 +99,22 @@ def _local(day: date, policy: DigestPolicy, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(policy.hour, policy.minute), tzinfo=zone).astimezone(UTC)
 
 
-def _next_boundary(policy: DigestPolicy, boundary: datetime) -> datetime:
+def _shifted(policy: DigestPolicy, boundary: datetime, by: int) -> datetime:
+    """The boundary ``by`` periods after ``boundary`` (before it when negative)."""
     if policy.every == "hour":
-        return boundary + timedelta(hours=1)
-    day = boundary.astimezone(policy.zone).date() + timedelta(days=1)
+        return boundary + timedelta(hours=by)
+    day = boundary.astimezone(policy.zone).date() + timedelta(days=by)
     return _local(day, policy, policy.zone)
 
 
 def previous_boundary(policy: DigestPolicy, boundary: datetime) -> datetime:
-    if policy.every == "hour":
-        return boundary - timedelta(hours=1)
-    day = boundary.astimezone(policy.zone).date() - timedelta(days=1)
-    return _local(day, policy, policy.zone)
+    return _shifted(policy, boundary, -1)
 
 
 def current_period(policy: DigestPolicy, now: datetime) -> Period:
     """The period ``now`` falls in (its digest goes out at its end)."""
     start = _boundary_at_or_before(policy, now)
-    return Period(start, _next_boundary(policy, start))
+    return Period(start, _shifted(policy, start, 1))
 
 
 def last_finished(policy: DigestPolicy, now: datetime) -> Period:

@@ -8,7 +8,7 @@ for a sink with ``digest:`` in the delivery step: it counts what it is given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -24,7 +24,7 @@ from service.delivery.digests.periods import (
     parse_digest,
     previous_boundary,
 )
-from service.delivery.digests.store import Digest, DigestStore
+from service.delivery.digests.store import Digest, DigestStore, digest_message_id
 from service.delivery.incidents.grouping import describe_group
 from service.delivery.ledger import DeliveryLedger
 from service.errors import DeliveryRejected, DeliveryRetryable
@@ -70,14 +70,11 @@ def send_due(sinks: Iterable[DigestSink], *, store: DigestStore, ledger: Deliver
         last = last_finished(sink.policy, now)
         # The period before too: its digest may still be owed (the receiver was down then).
         for period in (Period(previous_boundary(sink.policy, last.start), last.start), last):
-            message_id = f"digest:{period.key}"
-            if ledger.is_delivered(sink.name, message_id):
-                continue
-            if not ledger.claim(sink.name, message_id, lease_s=SEND_LEASE_S):
+            message_id = digest_message_id(period)
+            # Sent already, or another worker's lease: one round trip, atomic.
+            if ledger.take(sink.name, message_id, lease_s=SEND_LEASE_S) != 0.0:
                 continue
             try:
-                if ledger.is_delivered(sink.name, message_id):
-                    continue
                 decided.append((sink.name, _send_one(sink, period, store=store, ledger=ledger,
                                                      turn=turn)))
             finally:
@@ -138,13 +135,9 @@ class DigestingSink:
     def send_incident(self, event: Any) -> None:
         data = event.data
         line = (f"{event.incident_id}: {data.get('status')}, {data.get('calls')} calls, "
-                f"{_group_words(data.get('group') or {})} (route {data.get('route')})")
+                f"{describe_group(dict(data.get('group') or {}))} (route {data.get('route')})")
         self._store.record_incident(self.name, current_period(self.policy, self._clock()),
                                     event.incident_id, line)
-
-
-def _group_words(group: Mapping[str, str]) -> str:
-    return describe_group(dict(group))
 
 
 def digest_sinks(sinks: Any) -> list[DigestSink]:
@@ -155,8 +148,10 @@ def digest_sinks(sinks: Any) -> list[DigestSink]:
         raw = sinks.spec(name).options.get("digest")
         if not raw:
             continue
-        policy = raw if isinstance(raw, DigestPolicy) else parse_digest(raw, f"sinks.{name}.digest")
         sink = sinks.get(name)
+        # A DigestingSink (a Sinks with Redis) holds the policy parsed when it was built.
+        policy = sink.policy if isinstance(sink, DigestingSink) else parse_digest(
+            raw, f"sinks.{name}.digest")
         inner = getattr(sink, "inner", sink)
         send = getattr(inner, "send_digest", None)
         if send is not None:

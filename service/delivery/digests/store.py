@@ -21,9 +21,8 @@ from redis import Redis
 
 from service import keys
 from service.analysis.alert import Alert
-from service.analysis.headline import identity
+from service.analysis.headline import first_issue, identity
 from service.delivery.digests.periods import DigestPolicy, Period
-from service.delivery.incidents.grouping import first_issue
 
 #: Calls-analysed buckets (s) and how long they are kept.
 ANALYSED_BUCKET_S = 900
@@ -84,7 +83,12 @@ class Digest:
     @property
     def message_id(self) -> str:
         """The period's id in the delivery ledger (one digest per sink and period)."""
-        return f"digest:{self.period.key}"
+        return digest_message_id(self.period)
+
+
+def digest_message_id(period: Period) -> str:
+    """A period's digest in the delivery ledger: ``digest:<period key>``."""
+    return f"digest:{period.key}"
 
 
 def _score(alert: Alert) -> float:
@@ -111,7 +115,7 @@ class DigestStore:
 
     def record_alert(self, sink: str, period: Period, alert: Alert) -> bool:
         """Count ``alert`` in the sink's period; False when it was already counted."""
-        issue = first_issue(alert)
+        issue = first_issue(alert.issues)
         country = alert.client.country_code if alert.client else None
         worst = json.dumps({"call_sid": alert.call.call_sid, "summary": alert.summary,
                             "severity": alert.severity}, separators=(",", ":"), sort_keys=True)

@@ -3,10 +3,14 @@
 - ``policy``: a route's ``storm:`` and ``ratio:`` settings, and their checks;
 - ``grouping``: an alert's group (``group_by``) and the facets an incident counts;
 - ``store``: the state in Redis, changed only by Lua scripts;
-- ``triage``: per alert and route, send it or fold it (what the analysis step asks);
+- ``desk``: per alert and route, send it or fold it (what the analysis step asks);
 - ``timer``: the incident's timer step (``updated``, ``resolved``);
 - ``events``: the ``incident.*`` events and their ``webhook-id``;
-- ``order``: an incident's events reach each sink in order;
-- ``messages``: Slack, PagerDuty, Teams and e-mail renderings of an event;
-- ``cli``: ``callwatch incidents list``.
+- ``event_order``: an incident's events reach each sink in order;
+- ``content``: what every human-facing receiver shows for an event (each sink type
+  renders it in its own module);
+- ``acknowledge``: "someone is on it", kept with the incident (Slack's button);
+- ``pager_groups``: PagerDuty pages grouped per problem and resolved when quiet.
+
+``callwatch incidents list`` lives in ``service.cli.incidents``.
 """

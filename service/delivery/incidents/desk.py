@@ -29,7 +29,7 @@ from service.delivery.incidents.pager_groups import (
     PagerGroups,
     pager_dedup_key,
 )
-from service.delivery.incidents.policy import RatioPolicy, StormPolicy
+from service.delivery.incidents.policy import DEFAULT_STORM, RatioPolicy, StormPolicy
 from service.delivery.incidents.store import IncidentStore, RouteGroup, Snapshot
 from service.delivery.incidents.timer import next_check
 
@@ -89,8 +89,7 @@ class IncidentDesk:
                 sinks.update(dict.fromkeys(match.sinks))
                 self._pager_groups(alert, match, pagers)
                 continue
-            group_by = match.storm.group_by if match.storm else StormPolicy().group_by
-            group = group_of(alert, group_by)
+            group = group_of(alert, (match.storm or DEFAULT_STORM).group_by)
             where = RouteGroup(match.route, group, group_id(match.route, group), match.sinks,
                                match.storm, match.ratio)
             seen = self.store.observe(where, alert.alert_id, Facets.of(alert), now)
@@ -116,8 +115,8 @@ class IncidentDesk:
 
     def _pager_groups(self, alert: Alert, match: RouteLike, pagers: dict[str, PagerGroup]) -> None:
         """The alert's pager group on this route, for each of its pager sinks (first route wins)."""
-        policy = match.storm or match.ratio or StormPolicy()
-        group_by = match.storm.group_by if match.storm else StormPolicy().group_by
+        policy = match.storm or match.ratio or DEFAULT_STORM
+        group_by = (match.storm or DEFAULT_STORM).group_by
         for sink in match.sinks:
             if sink not in pagers and self._kind(sink) == "pager":
                 pagers[sink] = PagerGroup(pager_dedup_key(match.route, group_of(alert, group_by)),

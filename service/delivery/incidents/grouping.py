@@ -9,32 +9,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from service.analysis.alert import Alert, Issue
 from service.analysis.catalogue import event_category
-from service.analysis.headline import identity
+from service.analysis.headline import errors_first, first_issue, identity
 
 #: The value a group key takes when the alert has none (no client metadata, no code).
 NONE = "none"
 
 
-def first_issue(alert: Alert) -> Issue | None:
-    """The alert's first issue, errors first."""
-    ordered = sorted(alert.issues, key=lambda issue: issue.severity != "error")
-    return ordered[0] if ordered else None
-
-
 def group_value(alert: Alert, key: str) -> str:
     """The alert's value for one ``group_by`` key."""
-    issue = first_issue(alert)
+    issue = first_issue(alert.issues)
     client = alert.client
     value: object = None
     if key == "issue":
         value = issue.key if issue else None
     elif key == "error_code":
-        value = next((i.error_code for i in sorted(alert.issues, key=lambda i: i.severity != "error")
-                      if i.error_code is not None), None)
+        value = next((i.error_code for i in errors_first(alert.issues) if i.error_code is not None),
+                     None)
     elif key == "category":
         value = _category(issue) if issue else None
     elif key == "edge":
@@ -55,10 +50,15 @@ def group_of(alert: Alert, group_by: tuple[str, ...]) -> dict[str, str]:
     return {key: group_value(alert, key) for key in group_by}
 
 
+def group_hash(route: str, group: Mapping[str, str]) -> str:
+    """The SHA-256 (hex) of one route's group: what its ids are cut from."""
+    material = json.dumps([route, sorted(group.items())], separators=(",", ":"))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
 def group_id(route: str, group: dict[str, str]) -> str:
     """A short, stable id for one route's group (hex, 16 characters)."""
-    material = json.dumps([route, sorted(group.items())], separators=(",", ":"))
-    return hashlib.sha256(material.encode()).hexdigest()[:16]
+    return group_hash(route, group)[:16]
 
 
 def describe_group(group: dict[str, str]) -> str:

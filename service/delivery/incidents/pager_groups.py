@@ -18,8 +18,6 @@ triggers the same key again, which opens a fresh PagerDuty incident.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +26,7 @@ import structlog
 from redis import Redis
 
 from service import keys
+from service.delivery.incidents.grouping import group_hash
 from service.errors import DeliveryRejected, DeliveryRetryable
 
 log = structlog.get_logger(__name__)
@@ -42,11 +41,6 @@ UNKNOWN_SINK_WAIT_S = 3600.0
 #: The field a per-call delivery to a pager sink carries its group in.
 MESSAGE_FIELD = "pager_group"
 
-# KEYS[1] the set; ARGV: member, due. Plain ZADD (not GT): a touch during a claim must
-# change the claimed score, so the claim's settle keeps the group open.
-_TOUCH = """
-return redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-"""
 # KEYS[1] the set; ARGV: now, lease end, limit. Claims the due members: their score
 # becomes the lease end (a claim); they come back with the score they had (member, due, ...).
 _CLAIM = """
@@ -78,8 +72,7 @@ return 0
 
 def pager_dedup_key(route: str, group: Mapping[str, str]) -> str:
     """``grp_`` and 32 hex characters: the same for every alert of one route's group."""
-    material = json.dumps([route, sorted(group.items())], separators=(",", ":"))
-    return "grp_" + hashlib.sha256(material.encode()).hexdigest()[:32]
+    return "grp_" + group_hash(route, group)[:32]
 
 
 @dataclass(frozen=True)
@@ -115,15 +108,15 @@ class PagerGroups:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._touch = redis.register_script(_TOUCH)
         self._claim = redis.register_script(_CLAIM)
         self._settle = redis.register_script(_SETTLE)
         self._unclaim = redis.register_script(_UNCLAIM)
 
     def touch(self, sink: str, group: PagerGroup, now: float) -> None:
         """A new alert of ``group`` for ``sink``: its quiet period starts again at ``now``."""
-        self._touch(keys=[keys.PAGER_GROUPS],
-                    args=[_member(sink, group.dedup_key), repr(now + group.resolve_after_s)])
+        # Plain ZADD (not GT): a touch during a claim must change the claimed score, so the
+        # claim's settle keeps the group open.
+        self._redis.zadd(keys.PAGER_GROUPS, {_member(sink, group.dedup_key): now + group.resolve_after_s})
 
     def open(self) -> dict[tuple[str, str], float]:
         """Every open group, (sink, dedup key) -> when its quiet period ends (epoch s)."""

@@ -37,3 +37,9 @@ class RatioPolicy:
     min_calls: int = 40
     window_s: int = 600
     resolve_after_s: int = 600
+
+
+#: The defaults: a route's storm when it names none, and what a check assumes for a field
+#: an incident lacks (the values the store wrote when the route named none).
+DEFAULT_STORM = StormPolicy()
+DEFAULT_RATIO = RatioPolicy()

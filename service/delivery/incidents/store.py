@@ -28,7 +28,13 @@ from redis import Redis
 from service import keys
 from service.delivery.digests.store import DigestStore
 from service.delivery.incidents.grouping import Facets
-from service.delivery.incidents.policy import MAX_RATIO_WINDOW_S, RATIO_BUCKET_S, RatioPolicy, StormPolicy
+from service.delivery.incidents.policy import (
+    DEFAULT_STORM,
+    MAX_RATIO_WINDOW_S,
+    RATIO_BUCKET_S,
+    RatioPolicy,
+    StormPolicy,
+)
 
 #: Incidents (and their events) are kept this long after their last change.
 INCIDENT_TTL_S = 7 * 86400
@@ -294,12 +300,12 @@ class IncidentStore:
             json.dumps(where.group, separators=(",", ":")), where.group_id,
             json.dumps(list(where.sinks)),
             storm.calls if storm else 0, storm.within_s if storm else 0,
-            (storm or StormPolicy()).update_every_s,
-            (storm or StormPolicy()).resolve_after_s,
+            (storm or DEFAULT_STORM).update_every_s,
+            (storm or DEFAULT_STORM).resolve_after_s,
             "1" if ratio else "0", str(bucket(now)),
             repr(ratio.percent if ratio else 0.0), ratio.min_calls if ratio else 0,
             str(bucket(now - window) + 1),
-            ratio.resolve_after_s if ratio else (storm or StormPolicy()).resolve_after_s,
+            ratio.resolve_after_s if ratio else (storm or DEFAULT_STORM).resolve_after_s,
             INCIDENT_TTL_S, SEEN_TTL_S,
             facets.call_sid, facets.issue, facets.error_code, facets.sdk, facets.country, MAX_SAMPLES,
             window,

@@ -24,13 +24,10 @@ from service.decisions import Delivery
 from service.delivery.incidents.acknowledge import acknowledged_by
 from service.delivery.incidents.event_order import EventOrder
 from service.delivery.incidents.events import build_event
-from service.delivery.incidents.policy import RatioPolicy, StormPolicy
+from service.delivery.incidents.policy import DEFAULT_RATIO, DEFAULT_STORM
 from service.delivery.incidents.store import IncidentStore, Snapshot
 
 log = structlog.get_logger(__name__)
-#: What a check assumes for a field an incident lacks: the policies' own defaults, the
-#: values the store wrote when the route named none (one source for both).
-_STORM, _RATIO = StormPolicy(), RatioPolicy()
 
 
 class Counter(Protocol):
@@ -41,17 +38,17 @@ class Counter(Protocol):
 
 def ratio_check_every(snapshot: Snapshot) -> float:
     """How often a ratio incident's share is looked at (s)."""
-    window = snapshot.number("ratio_window_s", _RATIO.window_s)
-    return max(2.0, min(snapshot.number("resolve_after_s", _RATIO.resolve_after_s), window) / 5)
+    window = snapshot.number("ratio_window_s", DEFAULT_RATIO.window_s)
+    return max(2.0, min(snapshot.number("resolve_after_s", DEFAULT_RATIO.resolve_after_s), window) / 5)
 
 
 def next_check(snapshot: Snapshot, now: float) -> float:
     """The epoch second of an open incident's next check (never in the past)."""
-    update_every = snapshot.number("update_every_s", _STORM.update_every_s)
+    update_every = snapshot.number("update_every_s", DEFAULT_STORM.update_every_s)
     if snapshot.fields.get("trigger") == "ratio":
         due = min(now + ratio_check_every(snapshot), snapshot.number("updated_at", now) + update_every)
     else:
-        resolve_after = snapshot.number("resolve_after_s", _STORM.resolve_after_s)
+        resolve_after = snapshot.number("resolve_after_s", DEFAULT_STORM.resolve_after_s)
         due = snapshot.number("last_call_at", now) + resolve_after
         if snapshot.number("calls") > snapshot.number("calls_at_last"):
             due = min(due, snapshot.number("updated_at", now) + update_every)
@@ -82,11 +79,11 @@ def check_step(incident_id: str, *, store: IncidentStore, now: float,
         return CheckOutcome("none")
     below, ratio = None, None
     if current.fields.get("trigger") == "ratio":
-        window = int(current.number("ratio_window_s", _RATIO.window_s))
+        window = int(current.number("ratio_window_s", DEFAULT_RATIO.window_s))
         analysed, with_alert = store.ratio_counts(current.fields["route"], current.fields["group_id"],
                                                   window, now)
         percent = 100.0 * with_alert / analysed if analysed else 0.0
-        below = percent < current.number("ratio_threshold", _RATIO.percent) / 2
+        below = percent < current.number("ratio_threshold", DEFAULT_RATIO.percent) / 2
         ratio = (analysed, with_alert, percent)
     result = store.check(incident_id, now, below=below, ratio=ratio)
     sinks = json.loads(current.fields.get("sinks") or "[]")

@@ -89,11 +89,9 @@ class SinkOptionError(Exception):
 
 def check_url(options: dict[str, Any], key: str = "url") -> dict[str, Any]:
     """An option holding an http(s) URL: HTTPS, or plain HTTP to a loopback host only."""
-    value = options[key]
-    if not isinstance(value, str) or not value.strip():
-        raise SinkOptionError(key, "must be text")
+    check_text(options, key)
     try:
-        require_secure_url(value, key)
+        require_secure_url(options[key], key)
     except ConfigError as error:
         raise SinkOptionError(key, error.message) from None
     return options

@@ -80,8 +80,13 @@ class SmtpServer:
 
 def message_id(alert: Alert, sender: str) -> str:
     """``<alr_…@domain-of-sender>``: the same alert always has the same Message-ID."""
+    return _message_id(alert.alert_id, sender)
+
+
+def _message_id(local: str, sender: str) -> str:
+    """``<local@domain-of-sender>`` (``callwatch.invalid`` when the sender names none)."""
     domain = sender.rpartition("@")[2].strip("> ") or "callwatch.invalid"
-    return f"<{alert.alert_id}@{domain}>"
+    return f"<{local}@{domain}>"
 
 
 def _issue_lines(alert: Alert) -> list[tuple[str, str]]:
@@ -197,8 +202,7 @@ class EmailSink:
         message["Subject"] = subject
         message["From"] = self._sender
         message["To"] = ", ".join(self._to)
-        domain = self._sender.rpartition("@")[2].strip("> ") or "callwatch.invalid"
-        message["Message-ID"] = f"<{event.webhook_id.replace(':', '.')}@{domain}>"
+        message["Message-ID"] = _message_id(event.webhook_id.replace(":", "."), self._sender)
         message["X-Callwatch-Incident-Id"] = event.incident_id
         message.set_content(text)
         message.add_alternative(html_body, subtype="html")
@@ -338,8 +342,7 @@ def email_digest(digest: Digest, sender: str, to: Sequence[str]) -> EmailMessage
     message["Subject"] = header_text(shorten(f"[callwatch] {digest_title(digest)}", MAX_SUBJECT))
     message["From"] = sender
     message["To"] = ", ".join(to)
-    domain = sender.rpartition("@")[2].strip("> ") or "callwatch.invalid"
-    message["Message-ID"] = f"<digest.{digest.sink}.{digest.period.key}@{domain}>"
+    message["Message-ID"] = _message_id(f"digest.{digest.sink}.{digest.period.key}", sender)
     message.set_content(digest_text(digest))
     rows = "".join(f"<tr><th align=\"left\" valign=\"top\">{html.escape(label)}</th>"
                    f"<td>{html.escape(value).replace(chr(10), '<br>')}</td></tr>"

@@ -37,8 +37,12 @@ _HEADER_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 def slack(text: str) -> str:
     """``text`` for Slack mrkdwn: the three reserved characters escaped, no bare link."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _unlinked(text)
+    return _unlinked(slack_reserved(text))
+
+
+def slack_reserved(text: str) -> str:
+    """Slack's three reserved characters (``&``, ``<``, ``>``) escaped, nothing else."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def slack_plain(text: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 
+from service.delivery.sinks.fitting import json_bytes
 from service.errors import DeliveryRetryable
 from service.http import (
     AnswerTooLarge,
@@ -90,8 +91,7 @@ def post(session: requests.Session, url: str, data: bytes, headers: Mapping[str,
 def post_json(session: requests.Session, url: str, body: Mapping[str, Any], *, who: str,
               timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> Answer:
     """POST ``body`` as JSON (UTF-8); errors name ``who`` and the URL's host."""
-    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    return post(session, url, data, {"Content-Type": "application/json"},
+    return post(session, url, json_bytes(body), {"Content-Type": "application/json"},
                 who=f"{who} at {host_of(url)}", timeout=timeout)
 
 

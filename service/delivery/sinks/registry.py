@@ -60,11 +60,10 @@ def _utc_now() -> datetime:
 class Sinks:
     """The configured sinks by name; builds each sink when it is first asked for."""
 
-    def __init__(self, specs: Iterable[SinkSpec], env: SinkEnv, *,
-                 redis: redis_lib.Redis | None = None) -> None:
+    def __init__(self, specs: Iterable[SinkSpec], env: SinkEnv) -> None:
+        """``env.redis`` is where sinks with ``digest:`` count what they take (None: they
+        send as any sink)."""
         self._specs = {spec.name: spec for spec in specs}
-        #: Where sinks with ``digest:`` count what they take (None: they send as any sink).
-        self._redis = redis
         self._aliases = {str(spec.options["legacy_name"]): spec.name
                          for spec in self._specs.values() if spec.options.get("legacy_name")}
         self._env = env
@@ -79,7 +78,7 @@ class Sinks:
         describe; the log sink when there are none. With ``redis``, a sink with ``digest:``
         counts its alerts for the period's digest instead of posting them."""
         specs = specs_from_settings(settings, file_sinks)
-        return cls(specs, SinkEnv(settings, session or requests.Session(), clock, redis), redis=redis)
+        return cls(specs, SinkEnv(settings, session or requests.Session(), clock, redis))
 
     @property
     def names(self) -> list[str]:
@@ -98,9 +97,9 @@ class Sinks:
         if spec.name not in self._built:
             sink = SINK_TYPES[spec.type].build(spec, self._env)
             digest = spec.options.get("digest")
-            if digest and self._redis is not None:
+            if digest and self._env.redis is not None:
                 sink = DigestingSink(sink, parse_digest(digest, f"sinks.{spec.name}.digest"),
-                                     DigestStore(self._redis), self._env.clock)
+                                     DigestStore(self._env.redis), self._env.clock)
             self._built[spec.name] = sink
         return self._built[spec.name]
 

@@ -15,7 +15,6 @@ The Block Kit message is built by ``slack_blocks`` with slack_sdk's models.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import requests
 from service.analysis.alert import Alert
 from service.delivery.digests.store import Digest
 from service.delivery.sinks.base import SinkEnv, SinkSpec, SinkType, check_digest, check_url
+from service.delivery.sinks.fitting import json_bytes
 from service.delivery.sinks.json_post import Answer, post, raise_if_retryable
 from service.delivery.sinks.slack_blocks import (
     slack_digest_message,
@@ -94,7 +94,7 @@ class SlackSink:
         self._post(slack_digest_message(digest))
 
     def _post(self, message: dict[str, Any]) -> None:
-        body = json.dumps(message, separators=(",", ":")).encode()
+        body = json_bytes(message, ascii_only=True)
         # A slow answer is not retried: Slack may have posted it, and again would duplicate it.
         answer = post(self._session, self._url, body,
                       {"Content-Type": "application/json; charset=utf-8"}, who="Slack",

@@ -106,8 +106,16 @@ def teams_card(alert: Alert, issues: int | None = None) -> dict[str, Any]:
                  {"type": "FactSet", "facts": client}]
     body.append({"type": "TextBlock", "text": f"alert {alert.alert_id}", "isSubtle": True,
                  "size": "Small", "wrap": True})
-    return {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-            "type": "AdaptiveCard", "version": "1.4", "msteams": {"width": "Full"}, "body": body}
+    return _card(body, full_width=True)
+
+
+def _card(body: list[dict[str, Any]], *, full_width: bool = False) -> dict[str, Any]:
+    """An Adaptive Card (1.4) holding ``body``; ``full_width``: as wide as the channel."""
+    card: dict[str, Any] = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                            "type": "AdaptiveCard", "version": "1.4"}
+    if full_width:
+        card["msteams"] = {"width": "Full"}
+    return {**card, "body": body}
 
 
 def _message(card: dict[str, Any]) -> dict[str, Any]:
@@ -209,9 +217,7 @@ def _incident_card(event: IncidentEvent, length: int) -> dict[str, Any]:
         {"type": "TextBlock", "text": f"Incident {event.incident_id} · {SEE_THE_REST.replace('`', '')}",
          "isSubtle": True, "size": "Small", "wrap": True},
     ]
-    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
-            "version": "1.4", "body": body}
-    return _message(card)
+    return _message(_card(body))
 
 
 def teams_digest_card(digest: Digest) -> dict[str, Any]:
@@ -226,6 +232,4 @@ def _digest_card(digest: Digest, length: int) -> dict[str, Any]:
     for label, value in digest_parts(digest):
         body += [{"type": "TextBlock", "text": label, "weight": "Bolder", "wrap": True},
                  {"type": "TextBlock", "text": md(_shorten(value, length)), "wrap": True}]
-    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
-            "version": "1.4", "body": body}
-    return _message(card)
+    return _message(_card(body))
