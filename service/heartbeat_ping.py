@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 
 import redis as redis_lib
 import requests
@@ -34,15 +35,18 @@ log = structlog.get_logger(__name__)
 
 
 def ping_if_due(redis: redis_lib.Redis, session: requests.Session, url: str, *,
-                overdue_s: float) -> bool | None:
+                overdue_s: Callable[[], float]) -> bool | None:
     """GET ``url`` if this process has the turn for this minute and analyses are on time.
 
-    Returns True (pinged, 2xx), False (pinged, the service answered otherwise or not at
-    all), or None (not this process's turn, or analyses are late: no ping)."""
+    ``overdue_s`` (the oldest due analysis's lateness) is read only by the process that won
+    the turn, so the other processes' offers cost one ``SET NX`` each. Returns True
+    (pinged, 2xx), False (pinged, the service answered otherwise or not at all), or None
+    (not this process's turn, or analyses are late: no ping)."""
     if not redis.set(keys.HEARTBEAT_PING, "1", nx=True, ex=PING_EVERY_S):
         return None
-    if overdue_s > ON_TIME_S:
-        log.warning("heartbeat_withheld", overdue_s=round(overdue_s))
+    overdue = overdue_s()
+    if overdue > ON_TIME_S:
+        log.warning("heartbeat_withheld", overdue_s=round(overdue))
         return None
     deadline = time.monotonic() + DEADLINE_S
     try:

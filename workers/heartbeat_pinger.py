@@ -40,8 +40,9 @@ class HeartbeatPinger:
 
     def offer(self) -> bool | None:
         """One offer: ping if it is this process's turn and analyses are on time."""
-        overdue = analysis_overdue_s(self._redis, RQQueueDepths(), now=time.time())
-        return ping_if_due(self._redis, self._session, self._url, overdue_s=overdue)
+        def overdue_s() -> float:
+            return analysis_overdue_s(self._redis, RQQueueDepths(), now=time.time())
+        return ping_if_due(self._redis, self._session, self._url, overdue_s=overdue_s)
 
     def _run(self) -> None:
         while not self._stopped.wait(CHECK_EVERY_S):

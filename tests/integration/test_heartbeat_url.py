@@ -77,7 +77,7 @@ def test_no_ping_while_analyses_are_late(redis: redis_lib.Redis,
 def test_a_redirect_is_not_followed(redis: redis_lib.Redis, check_service: CheckService) -> None:
     """A 3xx is not success and its Location gets nothing."""
     assert ping_if_due(redis, requests.Session(), check_service.url("/moved"),
-                       overdue_s=0.0) is False
+                       overdue_s=lambda: 0.0) is False
     assert check_service.paths == ["GET /moved"]
 
 
@@ -89,7 +89,7 @@ def test_a_check_service_dripping_its_headers_is_given_up_at_the_deadline(
     every_s, for_s = 0.2, 20.0
     with HostilePeer(drip_head(every_s, for_s=for_s)) as peer:
         assert ping_if_due(redis, requests.Session(), peer.url + "/ping/abc",
-                           overdue_s=0.0) is False
+                           overdue_s=lambda: 0.0) is False
         assert 0 < peer.sent < for_s / every_s / 2
 
 
