@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 
 from service.analysis.alert import Alert
 from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
+from service.delivery import UNKNOWN_SINK_WAIT_S
 from service.delivery.incidents.event_order import EventOrder
 from service.delivery.incidents.events import IncidentEvent, is_incident_message, message_id
 from service.delivery.incidents.pager_groups import PagerGroup
@@ -46,8 +47,6 @@ log = structlog.get_logger(__name__)
 #: The longest a delivery waits in the worker for its paced turn (less than one tick of
 #: the scheduler); longer waits are rescheduled.
 INLINE_WAIT_S = 0.5
-#: How long a delivery for a sink this process does not know waits for a process that does.
-UNKNOWN_SINK_WAIT_S = 3600.0
 #: RQ's scheduler releases jobs on whole seconds.
 SCHEDULER_TICK_S = 1.0
 #: The next send of a sink's line of missed sends waits in place for at most this many

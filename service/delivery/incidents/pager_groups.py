@@ -26,6 +26,7 @@ import structlog
 from redis import Redis
 
 from service import keys
+from service.delivery import UNKNOWN_SINK_WAIT_S
 from service.delivery.incidents.grouping import group_hash
 from service.errors import DeliveryRejected, DeliveryRetryable
 
@@ -35,9 +36,6 @@ log = structlog.get_logger(__name__)
 CLAIM_LEASE_S = 60.0
 #: Groups resolved in one tick at most (the rest wait for the next tick).
 MAX_PER_TICK = 200
-#: How long a group of a sink this worker does not know waits for a worker that knows it
-#: (a rollout, a worker started without the routing file) before it is dropped.
-UNKNOWN_SINK_WAIT_S = 3600.0
 #: The field a per-call delivery to a pager sink carries its group in.
 MESSAGE_FIELD = "pager_group"
 
