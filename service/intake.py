@@ -21,6 +21,9 @@ from service import keys
 INTAKE_KEY = keys.INTAKE
 #: How long a call is remembered, so a repeated callback does not analyse it again.
 CALL_TTL_S = 24 * 3600
+#: How long a due call handed to one mover is hidden from the others; if that mover dies
+#: before ``done``, the call is due again after this (and its analysis job is ``unique``).
+CLAIM_S = 30.0
 
 _ADMIT = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3]) then
@@ -30,8 +33,14 @@ end
 return 0
 """
 
+# Claims the due calls it returns: their scores move ``CLAIM_S`` ahead, so the movers of
+# other worker processes, polling the same second, do not enqueue them again.
 _DUE = """
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local sids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, sid in ipairs(sids) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], sid)
+end
+return sids
 """
 
 
@@ -61,9 +70,11 @@ class Intake:
         return bool(self._admit(keys=keys_, args=args))
 
     def due(self, now: float, limit: int = 100) -> list[tuple[str, dict[str, Any] | None]]:
-        """Calls whose analysis is due, oldest first, with their stored callback fields."""
+        """Claim the calls whose analysis is due, oldest first, with their stored callback
+        fields: no other ``due`` returns them for ``CLAIM_S``; ``done`` each once it is in RQ."""
         sids = [s.decode() if isinstance(s, bytes) else s
-                for s in self._due(keys=[INTAKE_KEY], args=[repr(now), limit])]
+                for s in self._due(keys=[INTAKE_KEY], args=[repr(now), limit,
+                                                            repr(now + CLAIM_S)])]
         if not sids:
             return []
         raws = self._redis.mget([call_key(sid) for sid in sids])

@@ -1,8 +1,9 @@
 """Moves due calls from the intake (``service.intake``) into RQ's analysis queue.
 
-Every worker process runs one ``IntakeMover`` thread; each pass enqueues due calls
-as ``analyze-CA…`` jobs (``unique``, so two workers moving the same call, or a pass
-repeated after a crash, still make one job) and only then takes them off the intake.
+Every worker process runs one ``IntakeMover`` thread; each pass claims the due calls
+(``Intake.due``: the other movers do not see them for a while), enqueues them as
+``analyze-CA…`` jobs (``unique``, so a pass repeated after a crash still makes one job)
+and only then takes them off the intake.
 """
 
 from __future__ import annotations

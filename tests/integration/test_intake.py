@@ -15,7 +15,7 @@ from rq.serializers import JSONSerializer
 from structlog.testing import capture_logs
 
 from devtools.redis_server import RedisServer
-from service.intake import INTAKE_KEY, Intake, call_key
+from service.intake import CLAIM_S, INTAKE_KEY, Intake, call_key
 from service.web import REDIS_CONNECTIONS
 from service.web.gevent_turn import TURN_MAX_S
 from workers.intake_mover import move_due_calls
@@ -45,6 +45,21 @@ def test_a_move_repeated_after_a_crash_makes_no_second_job(redis: redis_lib.Redi
     move_due_calls(redis, now=1000.0)
     redis.zadd(INTAKE_KEY, {SID: 1000.0})  # as if the removal never happened
     assert move_due_calls(redis, now=1001.0) == 0
+    assert redis.zcard(INTAKE_KEY) == 0
+    assert redis.llen("rq:queue:analysis") == 1
+
+
+def test_a_due_call_goes_to_one_mover_and_comes_back_if_that_mover_dies(
+        redis: redis_lib.Redis) -> None:
+    """Every worker process polls the intake each second: a due call is handed to one of them
+    (the others do not enqueue it again), and if that one dies before the call is in RQ, the
+    call is due again ``CLAIM_S`` later."""
+    intake = Intake(redis)
+    intake.admit(CALL, due_at=1000.0)
+    assert [sid for sid, _ in intake.due(1000.0)] == [SID]
+    assert intake.due(1000.5) == []  # another mover, the same second
+    assert move_due_calls(redis, now=1000.0 + CLAIM_S - 1) == 0
+    assert move_due_calls(redis, now=1000.0 + CLAIM_S) == 1  # the first mover never finished
     assert redis.zcard(INTAKE_KEY) == 0
     assert redis.llen("rq:queue:analysis") == 1
 
