@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import os
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -167,7 +169,7 @@ def headers_by(deadline_s: float, send: Callable[[], requests.Response]) -> requ
                 box["response"].close()
             done.set()
 
-    threading.Thread(target=run, daemon=True, name="http-headers").start()
+    _helpers().run(run)
     if not done.wait(deadline_s):
         with lock:
             if not done.is_set():
@@ -176,3 +178,54 @@ def headers_by(deadline_s: float, send: Callable[[], requests.Response]) -> requ
     if "error" in box:
         raise box["error"]
     return box["response"]
+
+
+class _Helpers:
+    """Daemon threads for ``headers_by``, kept ``IDLE_S`` for the next exchange: a thread
+    started per request cost a tenth of a worker's CPU per alerting call (``bench/e2e.py``).
+    A new one starts whenever none is idle, so a peer hanging past its deadline (holding
+    its thread until its own timeouts end) never makes another request wait; daemon, so
+    such a thread never holds up a process's exit."""
+
+    IDLE_S = 60.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+
+    def run(self, task: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                self._tasks.put(task)
+                return
+        threading.Thread(target=self._serve, args=(task,), daemon=True,
+                         name="http-headers").start()
+
+    def _serve(self, task: Callable[[], None]) -> None:
+        while True:
+            task()
+            with self._lock:
+                self._idle += 1
+            try:
+                task = self._tasks.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    try:  # handed a task as the wait ended: it is this thread's
+                        task = self._tasks.get_nowait()
+                    except queue.Empty:
+                        self._idle -= 1
+                        return
+
+
+_helpers_by_pid: dict[int, _Helpers] = {}
+
+
+def _helpers() -> _Helpers:
+    """This process's helper threads (a forked child starts its own: threads do not fork)."""
+    pid = os.getpid()
+    helpers = _helpers_by_pid.get(pid)
+    if helpers is None:
+        helpers = _helpers_by_pid.setdefault(pid, _Helpers())
+    return helpers
