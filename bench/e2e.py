@@ -423,9 +423,12 @@ def run(args: argparse.Namespace, log_dir: Path) -> Report:
             deadline = time.monotonic() + 30
             while len(slack.accepted()) < WARMUP_CALLS and time.monotonic() < deadline:
                 time.sleep(0.2)
+            if args.idle:
+                print_idle_cpu(pgids, args.idle)
             print(f"sending {count:,} callbacks at {args.rate:g}/s", flush=True)
             sampler = Sampler(client, receiver, sids, pgids, web.pgid)
             before = _cpu(pgids, web.pgid, client)
+            commands_before = client.info("commandstats")
             sampler.start(time.time())
             sent = open_loop(web.target, calls, rate=args.rate, threads=args.threads)
             print(f"sent; {len(sent.accepted_keys):,} accepted, waiting up to {args.drain:g} s "
@@ -433,6 +436,8 @@ def run(args: argparse.Namespace, log_dir: Path) -> Report:
             _wait(receiver, sids, args.drain)
             sampler.stop()
             after = _cpu(pgids, web.pgid, client)
+            if args.commandstats:
+                print_commandstats(commands_before, client.info("commandstats"), count)
         stages = log_times(log_dir, sids)
         admitted = stages["analysis_scheduled"]
         index = {r.key: i for i, r in enumerate(calls)}
@@ -445,6 +450,28 @@ def run(args: argparse.Namespace, log_dir: Path) -> Report:
                         samples, *(b - a for a, b in zip(before, after, strict=True)))
         client.close()
     return report
+
+
+def print_idle_cpu(pgids: Sequence[int], seconds: float) -> None:
+    """The workers' CPU while nothing is due: what they cost a second whatever the load."""
+    time.sleep(2.0)  # the warm-up's last jobs and log lines
+    before = sum(group_cpu_s(p) or 0.0 for p in pgids)
+    time.sleep(seconds)
+    spent = sum(group_cpu_s(p) or 0.0 for p in pgids) - before
+    print(f"idle workers: {spent / seconds * 1000:.1f} CPU ms a second "
+          f"({len(pgids)} workers, {seconds:g} s)", flush=True)
+
+
+def print_commandstats(before: dict[str, Any], after: dict[str, Any], calls: int) -> None:
+    """Redis commands per alerting call over the measured run, most frequent first (every
+    process's: web, workers and the bench's own sampler, which is about 4 a second)."""
+    counts = {name.removeprefix("cmdstat_"): stats["calls"] - before.get(name, {}).get("calls", 0)
+              for name, stats in after.items()}
+    total = sum(counts.values())
+    print(f"Redis commands per alerting call: {total / calls:.1f}")
+    for name, n in sorted(counts.items(), key=lambda item: -item[1]):
+        if n:
+            print(f"  {name:<24} {n / calls:6.2f}")
 
 
 def _cpu(pgids: Sequence[int], web_pgid: int, client: redis.Redis) -> tuple[float, ...]:
@@ -474,6 +501,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=8, help="load generator connections")
     parser.add_argument("--every", type=float, default=5.0, help="seconds between table rows")
     parser.add_argument("--markdown", action="store_true", help="print the report as markdown")
+    parser.add_argument("--idle", type=float, default=0.0, metavar="S",
+                        help="before sending, measure the idle workers' CPU over S seconds")
+    parser.add_argument("--commandstats", action="store_true",
+                        help="also print Redis commands per alerting call (INFO commandstats)")
     args = parser.parse_args(argv)
     if min(args.rate, args.seconds, args.workers, args.drain) <= 0 or args.delay < 1:
         parser.error("--rate, --seconds, --workers and --drain must be positive, --delay >= 1")
