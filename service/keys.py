@@ -130,6 +130,8 @@ WORKERS_ALIVE = "callwatch:workers"
 CONFIG_FINGERPRINTS = "callwatch:config-fingerprints"
 #: Taken (``SET NX``, a minute) by the process that pings ``HEARTBEAT_URL`` this minute.
 HEARTBEAT_PING = "callwatch:heartbeat-ping"
+#: The worker process whose turn it is to run the deployment's maintenance (workers.worker).
+MAINTENANCE_TURN = "callwatch:maintenance-turn"
 
 def slack_action(action_key: str) -> str:
     """One Slack button click already acted on (``service.delivery.slack_actions``): a

@@ -32,11 +32,13 @@ from typing import Any
 import redis as redis_lib
 import structlog
 from rq.serializers import JSONSerializer
+from rq.utils import now as rq_now
 from rq.worker import BaseWorker, HerokuWorker, SimpleWorker, Worker
 
 # Imported here, once, so every worker process (and forked work horse) inherits the
 # job code and its dependencies instead of importing them per job.
 import workers.jobs  # noqa: F401
+from service import keys
 from service.delivery.step import UNKNOWN_SINK_WAIT_S
 from service.errors import ConfigError
 from service.logs import configure_logging
@@ -67,8 +69,9 @@ from workers.rq_adaptations.scheduler_locks import WatchesSchedulerLocks, releas
 from workers.rq_adaptations.shutdown import StopSignal
 from workers.rq_adaptations.sink_lines import SinkLines
 
-#: How often a worker runs RQ's maintenance (RQ's default is 10 minutes): the liveness
-#: recovery and the scheduler lock take-over run with it.
+#: How often the deployment runs RQ's maintenance (RQ's default is 10 minutes), in one
+#: worker process a pass (``keys.MAINTENANCE_TURN``): the liveness recovery, the sinks'
+#: lines and the scheduler lock take-over run with it.
 MAINTENANCE_INTERVAL_S = 5
 #: RQ's registration TTL for a worker; also the BLPOP timeout RQ would use (ours is 1 s).
 WORKER_TTL_S = 35
@@ -109,6 +112,14 @@ class _RecoversFromDeadWorkers(BaseWorker):
         super().register_death()
 
     def run_maintenance_tasks(self) -> None:
+        """The deployment's maintenance (RQ's registry clean-up and scheduler lock, the
+        recovery of dead workers' jobs, the sinks' lines) in one worker process per
+        ``MAINTENANCE_INTERVAL_S``, whichever asks first: run in every process it cost
+        each a reconnection and some 50 commands every 5 s for work one pass does."""
+        if not self.connection.set(keys.MAINTENANCE_TURN, self.name, nx=True,
+                                   px=int(MAINTENANCE_INTERVAL_S * 1000) - 100):
+            self.last_cleaned_at = rq_now()  # RQ's clock: ask again in an interval
+            return
         release_unknown_sink_waits(self.connection, set(_known_sinks()), now=time.time(),
                                    longest_s=UNKNOWN_SINK_WAIT_S)
         release_stale_scheduler_locks(self.connection, self.queue_names())

@@ -109,6 +109,25 @@ def test_maintenance_frees_a_dead_workers_slot_for_the_next_in_line(
     assert queue(DELIVERY_QUEUE, redis).job_ids == [ids[2]]
 
 
+def test_one_worker_process_per_interval_runs_the_deployments_maintenance(
+        redis: redis_lib.Redis) -> None:
+    """Every worker process asks for maintenance every ``MAINTENANCE_INTERVAL_S``; the first
+    to ask in an interval runs it (here: freeing a dead worker's slot), the others skip the
+    pass, and the next interval's first asker runs it again."""
+    SinkHealth(redis).record(SINK, 12.0, answered=False)
+    first, second = build_worker(redis, name="w-1"), build_worker(redis, name="w-2")
+    first.run_maintenance_tasks()
+    ids = _queue_deliveries(redis, 3)
+    for _ in ids:
+        _pop_and_admit(first, redis)
+    redis.zadd(keys.sink_slots(SINK), {ids[0]: time.time() - 1})  # its deadline passed
+    second.run_maintenance_tasks()  # the same interval: first's turn
+    assert queue(DELIVERY_QUEUE, redis).job_ids == []
+    redis.delete(keys.MAINTENANCE_TURN)  # as MAINTENANCE_INTERVAL_S later
+    second.run_maintenance_tasks()
+    assert queue(DELIVERY_QUEUE, redis).job_ids == [ids[2]]
+
+
 def test_a_send_that_times_out_or_takes_over_5_s_marks_its_sink_slow(
         redis: redis_lib.Redis) -> None:
     """The delivery step marks the sink slow when a send takes over 5 s or gets no answer
