@@ -80,9 +80,10 @@ class Intake:
         raws = self._redis.mget([call_key(sid) for sid in sids])
         return [(sid, json.loads(raw) if raw else None) for sid, raw in zip(sids, raws, strict=True)]
 
-    def done(self, call_sid: str) -> None:
-        """The call's analysis is in RQ's hands: take it off the intake."""
-        self._redis.zrem(INTAKE_KEY, call_sid)
+    def done(self, *call_sids: str) -> None:
+        """These calls' analyses are in RQ's hands: take them off the intake (one round trip)."""
+        if call_sids:
+            self._redis.zrem(INTAKE_KEY, *call_sids)
 
     def pending(self) -> int:
         return int(self._redis.zcard(INTAKE_KEY))

@@ -32,14 +32,18 @@ def move_due_calls(redis: redis_lib.Redis, *, now: float | None = None) -> int:
         batch = intake.due(time.time() if now is None else now)
         if not batch:
             return moved
-        for call_sid, call_json in batch:
-            if call_json is None:
-                # Its record outlived CALL_TTL_S: no worker ran for a day.
-                log.error("intake_call_expired", call_sid=call_sid)
-            elif schedule_analysis(redis, call_json, delay_s=0):
-                moved += 1
-                log.info("analysis_enqueued", call_sid=call_sid)
-            intake.done(call_sid)
+        handed: list[str] = []
+        try:
+            for call_sid, call_json in batch:
+                if call_json is None:
+                    # Its record outlived CALL_TTL_S: no worker ran for a day.
+                    log.error("intake_call_expired", call_sid=call_sid)
+                elif schedule_analysis(redis, call_json, delay_s=0):
+                    moved += 1
+                    log.info("analysis_enqueued", call_sid=call_sid)
+                handed.append(call_sid)
+        finally:  # what is in RQ leaves the intake even if Redis failed the rest of the batch
+            intake.done(*handed)
 
 
 class IntakeMover:
