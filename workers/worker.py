@@ -11,7 +11,7 @@ not the container.
 The adaptations of RQ live one per module in ``workers.rq_adaptations`` (its docstring
 indexes the RQ behaviour each pins), each saying what it changes and why:
 ``shutdown`` (stop on a signal at any moment), ``dequeue`` (wait for jobs in short
-slices, hold the popped job), ``redis_loss`` (leave RQ's loop on a Redis error),
+slices, hold the popped job), ``round_trips`` (RQ's per-job bookkeeping writes, thinned), ``redis_loss`` (leave RQ's loop on a Redis error),
 ``restart`` (wait for Redis, backed off, and start again), ``job_in_hand`` (put back
 the job Redis lost), ``liveness`` (recover jobs of dead workers in seconds),
 ``scheduler_locks`` (free a dead scheduler's lock), ``sink_lines`` (a slow sink holds
@@ -118,7 +118,7 @@ class _RecoversFromDeadWorkers(BaseWorker):
         each a reconnection and some 50 commands every 5 s for work one pass does."""
         if not self.connection.set(keys.MAINTENANCE_TURN, self.name, nx=True,
                                    px=int(MAINTENANCE_INTERVAL_S * 1000) - 100):
-            self.last_cleaned_at = rq_now()  # RQ's clock: ask again in an interval
+            self.last_cleaned_at = rq_now()  # type: ignore[assignment]  # RQ: ask again in an interval
             return
         release_unknown_sink_waits(self.connection, set(_known_sinks()), now=time.time(),
                                    longest_s=UNKNOWN_SINK_WAIT_S)

@@ -215,3 +215,76 @@ def test_rq_arms_its_job_alarm_only_while_the_job_runs(redis: redis_lib.Redis) -
         signal.signal(signal.SIGTERM, previous)
     assert len(ALARM_SEEN) == 1 and 110 < ALARM_SEEN[0] <= 120
     assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
+def do_nothing() -> str:
+    return "ok"
+
+
+def test_rq_beats_and_writes_idle_around_every_job(redis: redis_lib.Redis) -> None:
+    """workers.rq_adaptations.round_trips: RQ's loop renews the registration with a plain
+    ``heartbeat()`` after each job, looks for a suspension before each, writes ``idle`` after
+    each, and beats the job as its code returns (``handle_execution_ended``): the calls
+    ``FewerRoundTrips`` thins out."""
+    calls: list[str] = []
+
+    class Recording(SimpleWorker):
+        def heartbeat(self, timeout: int | None = None, pipeline: object = None) -> None:
+            if timeout is None and pipeline is None:
+                calls.append("heartbeat")
+            super().heartbeat(timeout, pipeline)  # type: ignore[arg-type]
+
+        def check_for_suspension(self, burst: bool) -> None:
+            calls.append("suspension")
+            super().check_for_suspension(burst)
+
+        def set_state(self, state: str, pipeline: object = None) -> None:
+            if pipeline is None:
+                calls.append("state " + str(getattr(state, "value", state)))
+            super().set_state(state, pipeline)  # type: ignore[arg-type]
+
+        def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+            calls.append("ended")
+            super().handle_execution_ended(job, queue, heartbeat_ttl)
+
+    q = queue("pins", redis)
+    for _ in range(2):
+        q.enqueue(f"{__name__}.do_nothing")
+    worker = Recording([q], connection=redis, serializer=JSONSerializer)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        worker.work(burst=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    after_first = calls[calls.index("ended"):]
+    assert after_first[:4] == ["ended", "state idle", "heartbeat", "suspension"]
+    assert calls.count("ended") == 2
+
+
+def test_a_worker_going_from_job_to_job_stays_busy_and_says_idle_once_it_waits(
+        redis: redis_lib.Redis) -> None:
+    """callwatch's worker: no ``idle`` write between two jobs; once it has waited a whole
+    ``STOP_CHECK_S`` for the next, its registration says ``idle``."""
+    q = queue("analysis", redis)
+    q.enqueue(f"{__name__}.do_nothing")
+    stop = StopSignal()
+    worker = build_worker(redis, stop=stop)
+    states: list[bytes | None] = []
+    original = worker.execute_job
+
+    def execute_then_look(job: Job, queue_: Queue) -> None:
+        original(job, queue_)
+        states.append(redis.hget(worker.key, "state"))  # type: ignore[arg-type]
+
+    worker.execute_job = execute_then_look  # type: ignore[method-assign]
+    threading.Timer(2.5, stop.record, args=(signal.SIGTERM,)).start()
+    previous = signal.getsignal(signal.SIGTERM)
+    seen_idle: list[bytes | None] = []
+    watcher = threading.Timer(2.0, lambda: seen_idle.append(redis.hget(worker.key, "state")))
+    watcher.start()
+    try:
+        worker.work()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert states == [b"busy"]
+    assert seen_idle == [b"idle"]

@@ -13,6 +13,9 @@ Index: module, the RQ behaviour it changes or relies on, its pin.
 - ``dequeue``: RQ's ``dequeue_job_and_maintain_ttl`` (a long ``BLPOP``, Redis errors
   retried forever, a heartbeat before every job).
   Pin: ``test_rq_ends_its_loop_when_the_dequeue_returns_nothing``.
+- ``round_trips``: RQ's loop beats the worker (three round trips) after every job, looks for
+  a suspension before each, writes ``idle`` after each, and beats the job as its code
+  returns. Pin: ``test_rq_beats_and_writes_idle_around_every_job``.
 - ``redis_loss``: a Redis error inside RQ's loop.
   Pin: ``test_rq_reraises_system_exit_from_its_loop``.
 - ``restart``: RQ's worker ends when Redis fails it. Pin: ``test_worker_edge.py``.

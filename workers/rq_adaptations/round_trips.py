@@ -1,0 +1,91 @@
+"""RQ's per-job bookkeeping writes, cut to what callwatch's jobs need.
+
+What this changes in RQ, and why: around every job RQ's loop renews the worker's
+registration (``heartbeat``: three separate round trips after each job), looks for
+``rq suspend`` (one more), writes the worker's state ``idle`` after the job and again as it
+waits for the next, and beats the job once more when its code has returned (so that its
+success or failure callback runs registered). Under load these were 6 of the 14 round
+trips RQ spends on a job, for keys that live a minute or more (``bench/e2e.py``, worker CPU
+per alerting call). Here:
+
+* the registration is renewed in one pipeline, and the plain renewal (RQ's loop, before
+  and after every job) at most every ``BEAT_EVERY_S``; a renewal with a timeout or into a
+  pipeline is RQ's own bookkeeping and always goes through;
+* ``rq suspend`` is looked at most every ``STOP_CHECK_S``;
+* a state is written only when it changes, and ``idle`` only once the worker has waited a
+  whole ``STOP_CHECK_S`` for its next job (a worker going from job to job stays ``busy``);
+* the job is beaten at its end only if it has a callback to run (callwatch's have none).
+
+Pins (``tests/integration/test_worker_rq_pins.py``):
+``test_rq_beats_and_writes_idle_around_every_job``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rq.job import Job
+from rq.queue import Queue
+from rq.utils import now
+from rq.worker import BaseWorker, WorkerStatus
+
+from workers.rq_adaptations.shutdown import STOP_CHECK_S
+
+#: How often the plain renewal of RQ's worker registration goes through (its TTL is 35 s).
+BEAT_EVERY_S = 5.0
+
+
+class FewerRoundTrips(BaseWorker):
+    """RQ's registration, suspension check, state and end-of-job beat, written when needed."""
+
+    _last_beat = float("-inf")
+    _suspension_checked = float("-inf")
+    #: ``idle`` recorded but not yet written (written once the worker has waited).
+    _idle_unwritten = False
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+            return
+        moment = time.monotonic()
+        if timeout is None:
+            if moment - self._last_beat < BEAT_EVERY_S:
+                return
+            self._last_beat = moment
+        with self.connection.pipeline() as pipe:
+            super().heartbeat(timeout, pipe)
+            pipe.execute()
+
+    def check_for_suspension(self, burst: bool) -> None:
+        moment = time.monotonic()
+        if moment - self._suspension_checked < STOP_CHECK_S:
+            return
+        self._suspension_checked = moment
+        super().check_for_suspension(burst)
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        if pipeline is not None:  # RQ's own transaction (``busy`` as a job starts)
+            self._idle_unwritten = False
+            super().set_state(state, pipeline)
+            return
+        if state == self.get_state() and not self._idle_unwritten:
+            return
+        if state == WorkerStatus.IDLE:
+            self._state = state
+            self._idle_unwritten = True
+            return
+        self._idle_unwritten = False
+        super().set_state(state)
+
+    def waited_for_jobs(self) -> None:
+        """The worker waited a whole ``STOP_CHECK_S`` without a job: it is idle, say so."""
+        if self._idle_unwritten:
+            self._idle_unwritten = False
+            super().set_state(WorkerStatus.IDLE)
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        if job._success_callback_name or job._failure_callback_name or job._stopped_callback_name:
+            super().handle_execution_ended(job, queue, heartbeat_ttl)
+        else:
+            job.ended_at = now()
