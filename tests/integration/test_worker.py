@@ -104,8 +104,9 @@ def test_sigterm_while_waiting_for_redis_stops_the_worker_cleanly() -> None:
 
 def test_a_job_in_hand_is_put_back_only_when_nothing_else_will(redis: redis_lib.Redis) -> None:
     """The job a worker was running when Redis failed it goes back to the front of its queue
-    only when it is in no queue and no registry (popped, never registered: no clean-up
-    would find it). Registered, queued, finished or vanished jobs are left alone."""
+    only when it is in no queue and RQ never marked it started (popped, never registered:
+    no clean-up would find it). Started, queued, finished or vanished jobs are left alone
+    (a registered job RQ never marked started: ``test_worker_redis_loss.py``)."""
     q = queue(ANALYSIS_QUEUE, redis)
     for job_id in ("limbo", "registered", "queued", "finished"):
         q.enqueue("workers.jobs.analyze_call", {}, job_id=job_id)  # never run here
@@ -113,6 +114,7 @@ def test_a_job_in_hand_is_put_back_only_when_nothing_else_will(redis: redis_lib.
     redis.lrem(q.key, 0, "registered")
     # as a worker registers a started job: <job id>:<execution id>, scored by its deadline
     redis.zadd(q.started_job_registry.key, {"registered:e1": time.time() + 60})
+    Job.fetch("registered", connection=redis, serializer=JSONSerializer).set_status("started")
     finished = Job.fetch("finished", connection=redis, serializer=JSONSerializer)
     redis.lrem(q.key, 0, "finished")
     finished.set_status("finished")

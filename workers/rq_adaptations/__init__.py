@@ -19,8 +19,13 @@ Index: module, the RQ behaviour it changes or relies on, its pin.
 - ``redis_loss``: a Redis error inside RQ's loop.
   Pin: ``test_rq_reraises_system_exit_from_its_loop``.
 - ``restart``: RQ's worker ends when Redis fails it. Pin: ``test_worker_edge.py``.
-- ``job_in_hand``: a job popped and not yet registered is in no queue and no registry.
-  Pin: ``test_worker.py``.
+- ``job_in_hand``: a job popped and not yet registered is in no queue and no registry;
+  one registered (``prepare_execution``) but not yet marked started is ``queued`` in the
+  started registry, with no worker name. Pins: ``test_worker.py``,
+  ``test_worker_redis_loss.py``.
+- ``put_back`` (for ``job_in_hand`` and ``liveness``): RQ's clean-up retries only
+  ``started`` jobs and drops the expired entries of the others.
+  Pin: ``test_worker_redis_loss.py::test_rq_drops_the_expired_entry_of_a_job_it_never_marked_started``.
 - ``liveness``: an in-process job stays registered for its whole timeout plus 60 s.
   Pins: ``test_rq_retries_a_started_job_whose_execution_score_expired``,
   ``test_rq_gives_an_in_process_job_its_whole_timeout_before_it_is_abandoned``.

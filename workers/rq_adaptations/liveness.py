@@ -12,6 +12,13 @@ running; one whose worker's key is gone has lost its worker, so its execution's 
 RQ's started registry is set to 0 (expired) and RQ's own clean-up retries it
 (``CRASH_RETRY``) exactly as it would have minutes later.
 
+RQ registers a job's execution in the started registry one round trip before it marks the
+job ``started`` with its worker's name. A job whose worker died (or lost Redis) between
+the two is registered but still ``queued``, nameless: RQ's clean-up would drop its entry
+without running it again, so here its execution names the worker, and once that worker
+stops beating the entry is swapped for a place at the front of the job's queue
+(``workers.rq_adaptations.put_back``: two workers recovering it at once put it back once).
+
 Re-running a job is safe by design: successors are enqueued ``unique``, deliveries
 are remembered per sink and guarded by a lease, so a job wrongly judged orphaned
 (for instance one run by a worker of an older release, which sends no heartbeat)
@@ -22,16 +29,20 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import redis as redis_lib
 import structlog
 from rq import Queue
+from rq.executions import Execution
+from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.utils import now
 
 from service import keys
 from service.roster import Roster
+from workers.rq_adaptations.put_back import put_back
 
 ALIVE_TTL_S = 10
 BEAT_EVERY_S = 3
@@ -79,8 +90,10 @@ class Heartbeat:
             self._roster.beat(self._name, self._fingerprint)
 
 
-def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue]) -> list[str]:
-    """Hand jobs whose worker stopped beating to RQ's abandoned-job clean-up; return their ids."""
+def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue], *,
+                          clock: Callable[[], datetime] = now) -> list[str]:
+    """Hand jobs whose worker stopped beating to RQ's abandoned-job clean-up, and put back
+    those it never marked started; return their ids."""
     orphaned: list[str] = []
     grace = timedelta(seconds=ALIVE_TTL_S)
     for queue in queues:
@@ -90,9 +103,13 @@ def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue]) -> list[s
         for member in members:
             entry = member.decode()
             job = queue.fetch_job(entry.split(":", 1)[0])
+            if job is not None and job.get_status(refresh=False) == JobStatus.QUEUED:
+                if _put_back_unstarted(redis, queue, job, entry, clock() - grace):
+                    orphaned.append(job.id)
+                continue
             if job is None or not job.worker_name or redis.exists(alive_key(job.worker_name)):
                 continue
-            if job.started_at is not None and now() - job.started_at < grace:
+            if job.started_at is not None and clock() - job.started_at < grace:
                 continue
             redis.zadd(registry.key, {member: 0}, xx=True)
             orphaned.append(job.id)
@@ -101,3 +118,23 @@ def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue]) -> list[s
         if expired_any:
             registry.cleanup()
     return orphaned
+
+
+def _put_back_unstarted(redis: redis_lib.Redis, queue: Queue, job: Job, entry: str,
+                        before: datetime) -> bool:
+    """A job registered ``before`` that RQ never marked started, whose worker (named by the
+    execution) has stopped beating: back to the front of its queue, its entry removed;
+    True if put back."""
+    job_id, _, execution_id = entry.partition(":")
+    try:
+        execution = Execution.fetch(execution_id, job_id, connection=redis)
+    except ValueError:  # expired with its execution: nothing says whose it was
+        return False
+    worker = execution.worker_name
+    if (not worker or redis.exists(alive_key(worker))
+            or execution.created_at > before):
+        return False
+    if not put_back(redis, queue, job_id, [entry]):
+        return False  # another worker put it back first
+    log.warning("job_orphaned", job_id=job.id, worker=worker, started=False)
+    return True
