@@ -11,9 +11,10 @@ not the container.
 The adaptations of RQ live one per module in ``workers.rq_adaptations`` (its docstring
 indexes the RQ behaviour each pins), each saying what it changes and why:
 ``shutdown`` (stop on a signal at any moment), ``dequeue`` (wait for jobs in short
-slices, hold the popped job), ``round_trips`` (RQ's per-job bookkeeping writes, thinned), ``redis_loss`` (leave RQ's loop on a Redis error),
-``restart`` (wait for Redis, backed off, and start again), ``job_in_hand`` (put back
-the job Redis lost), ``liveness`` (recover jobs of dead workers in seconds),
+slices, hold the popped job), ``round_trips`` (RQ's per-job bookkeeping writes, thinned),
+``redis_loss`` (leave RQ's loop on a Redis error), ``restart`` (wait for Redis, backed
+off, and start again), ``job_in_hand`` and ``put_back`` (put back the job Redis lost),
+``liveness`` (recover jobs of dead workers in seconds),
 ``scheduler_locks`` (free a dead scheduler's lock), ``sink_lines`` (a slow sink holds
 at most its share of the workers, its other deliveries parked in a line of their own),
 ``job_logs`` (one line for an expected failure),
