@@ -3,9 +3,11 @@ one of them fails here, naming the ``workers`` module that depends on it."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
 import redis as redis_lib
 from rq import Queue, SimpleWorker
@@ -20,6 +22,17 @@ from workers.rq_adaptations.redis_loss import RedisLost
 from workers.rq_adaptations.scheduler_locks import LOCK_TTL_S
 from workers.rq_adaptations.shutdown import StopSignal
 from workers.worker import CallwatchSimpleWorker, build_worker
+
+
+@contextlib.contextmanager
+def sigterm_restored() -> Iterator[None]:
+    """RQ's ``work()`` installs its own SIGTERM handler: the test process's comes back after."""
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 #: What the recording job saw as SIGTERM's handler.
 seen: dict[str, object] = {}
@@ -40,11 +53,8 @@ def test_rq_installs_request_stop_as_its_sigterm_handler(redis: redis_lib.Redis)
     q = queue("pins", redis)
     q.enqueue(f"{__name__}.record_sigterm_handler")
     worker = CallwatchSimpleWorker([q], connection=redis, serializer=JSONSerializer)
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
+    with sigterm_restored():
         worker.work(burst=True)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     assert seen["handler"] == worker.request_stop
 
 
@@ -53,11 +63,8 @@ def test_rq_ends_its_loop_when_the_dequeue_returns_nothing(redis: redis_lib.Redi
     stop = StopSignal()
     stop.record(signal.SIGTERM)
     worker = build_worker(redis, stop=stop)
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
+    with sigterm_restored():
         assert worker.work() is False  # returns at once, no job taken
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def test_rq_reraises_system_exit_from_its_loop(redis: redis_lib.Redis) -> None:
@@ -130,11 +137,8 @@ def test_rq_keeps_nothing_of_a_job_finished_with_result_ttl_zero(redis: redis_li
     q = queue("pins", redis)
     q.enqueue(f"{__name__}.record_sigterm_handler", job_id="done-job", result_ttl=RESULT_TTL_S)
     worker = SimpleWorker([q], connection=redis, serializer=JSONSerializer)
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
+    with sigterm_restored():
         worker.work(burst=True)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     time.sleep(0.1)
     assert not Job.exists("done-job", connection=redis)
     assert [key for key in redis.scan_iter("rq:result*")] == []
@@ -208,11 +212,8 @@ def test_rq_arms_its_job_alarm_only_while_the_job_runs(redis: redis_lib.Redis) -
     q = queue("pins", redis)
     q.enqueue(f"{__name__}.record_alarm", job_id="alarmed", job_timeout=120)
     worker = SimpleWorker([q], connection=redis, serializer=JSONSerializer)
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
+    with sigterm_restored():
         worker.work(burst=True)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     assert len(ALARM_SEEN) == 1 and 110 < ALARM_SEEN[0] <= 120
     assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
 
@@ -251,11 +252,8 @@ def test_rq_beats_and_writes_idle_around_every_job(redis: redis_lib.Redis) -> No
     for _ in range(2):
         q.enqueue(f"{__name__}.do_nothing")
     worker = Recording([q], connection=redis, serializer=JSONSerializer)
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
+    with sigterm_restored():
         worker.work(burst=True)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     after_first = calls[calls.index("ended"):]
     assert after_first[:4] == ["ended", "state idle", "heartbeat", "suspension"]
     assert calls.count("ended") == 2
