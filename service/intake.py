@@ -22,8 +22,10 @@ INTAKE_KEY = keys.INTAKE
 #: How long a call is remembered, so a repeated callback does not analyse it again.
 CALL_TTL_S = 24 * 3600
 #: How long a due call handed to one mover is hidden from the others; if that mover dies
-#: before ``done``, the call is due again after this (and its analysis job is ``unique``).
-CLAIM_S = 30.0
+#: or loses Redis before ``done``, the call is due again after this. Far longer than a
+#: batch takes, short enough that an outage mid-batch delays those calls little; a batch
+#: outlasting it costs only a repeated enqueue attempt (the analysis job is ``unique``).
+CLAIM_S = 10.0
 
 _ADMIT = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3]) then
