@@ -7,6 +7,7 @@ Each test that names ``simulator``, ``slack_receiver``, ``webhook_receiver``, ``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -53,6 +54,20 @@ def _reset_structlog() -> Iterator[None]:
     yield
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
+
+
+@pytest.fixture(autouse=True)
+def _restore_rq_loggers() -> Iterator[None]:
+    """A test that runs RQ's loop in this process (``work()``) leaves RQ's own handlers on
+    ``rq.worker`` and ``rq.scheduler``, with propagation off, when no handler was set on the
+    way to the root: later tests would no longer see RQ's lines. Each test gets them back
+    as they were."""
+    loggers = [logging.getLogger(name) for name in ("rq.worker", "rq.scheduler")]
+    saved = [(list(lg.handlers), lg.propagate, lg.level) for lg in loggers]
+    yield
+    for logger, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+        logger.handlers[:] = handlers
+        logger.propagate, logger.level = propagate, level
 
 
 @pytest.fixture

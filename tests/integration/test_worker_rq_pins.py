@@ -4,7 +4,6 @@ one of them fails here, naming the ``workers`` module that depends on it."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal
 import threading
 import time
@@ -27,18 +26,12 @@ from workers.worker import CallwatchSimpleWorker, build_worker
 
 @contextlib.contextmanager
 def sigterm_restored() -> Iterator[None]:
-    """RQ's ``work()`` installs its own SIGTERM handler and, when ``rq.worker`` has no
-    handler on its way to the root, handlers of its own with propagation off: the test
-    process's handler and logger come back after (later tests read RQ's lines)."""
+    """RQ's ``work()`` installs its own SIGTERM handler: the test process's comes back after."""
     previous = signal.getsignal(signal.SIGTERM)
-    rq_logger = logging.getLogger("rq.worker")
-    handlers, propagate, level = list(rq_logger.handlers), rq_logger.propagate, rq_logger.level
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-        rq_logger.handlers[:] = handlers
-        rq_logger.propagate, rq_logger.level = propagate, level
 
 
 #: What the recording job saw as SIGTERM's handler.
