@@ -23,8 +23,9 @@ INTAKE_KEY = keys.INTAKE
 CALL_TTL_S = 24 * 3600
 #: How long a due call handed to one mover is hidden from the others; if that mover dies
 #: or loses Redis before ``done``, the call is due again after this. Far longer than a
-#: batch takes, short enough that an outage mid-batch delays those calls little; a batch
-#: outlasting it costs only a repeated enqueue attempt (the analysis job is ``unique``).
+#: batch takes, short enough that an outage mid-batch delays those calls little. A call
+#: due again after it was enqueued is enqueued again (``unique`` stops that only while the
+#: first job exists) and analysed twice: a repeated fetch, never a second alert.
 CLAIM_S = 10.0
 
 _ADMIT = """

@@ -22,6 +22,11 @@ log = structlog.get_logger(__name__)
 
 #: How often a worker looks for due calls (the delay's resolution).
 MOVE_EVERY_S = 1.0
+#: Calls taken off the intake per round trip. A mover that dies mid-batch leaves at most
+#: this many calls that are in RQ due again ``CLAIM_S`` later: their analysis may run a
+#: second time (a finished job is not kept, so ``unique`` does not stop it; the delivery
+#: ledger and the incidents' per-alert marks keep it from alerting twice).
+DONE_EVERY = 10
 
 
 def move_due_calls(redis: redis_lib.Redis, *, now: float | None = None) -> int:
@@ -42,6 +47,9 @@ def move_due_calls(redis: redis_lib.Redis, *, now: float | None = None) -> int:
                     moved += 1
                     log.info("analysis_enqueued", call_sid=call_sid)
                 handed.append(call_sid)
+                if len(handed) == DONE_EVERY:
+                    intake.done(*handed)
+                    handed.clear()
         finally:  # what is in RQ leaves the intake even if Redis failed the rest of the batch
             intake.done(*handed)
 

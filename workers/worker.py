@@ -32,6 +32,7 @@ from typing import Any
 
 import redis as redis_lib
 import structlog
+from rq import Queue
 from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
 from rq.worker import BaseWorker, HerokuWorker, SimpleWorker, Worker
@@ -120,11 +121,15 @@ class _RecoversFromDeadWorkers(BaseWorker):
         if not self.connection.set(keys.MAINTENANCE_TURN, self.name, nx=True,
                                    px=int(MAINTENANCE_INTERVAL_S * 1000) - 100):
             self.last_cleaned_at = rq_now()  # type: ignore[assignment]  # RQ: ask again in an interval
+            scheduler_process.close_idle_scheduler_connection(self)
             return
         release_unknown_sink_waits(self.connection, set(_known_sinks()), now=time.time(),
                                    longest_s=UNKNOWN_SINK_WAIT_S)
         release_stale_scheduler_locks(self.connection, self.queue_names())
-        recover_orphaned_jobs(self.connection, self.queues)
+        # Every sink's queue, not only this process's: the turn may fall to a process that
+        # does not know a sink whose delivery a dead worker held.
+        recover_orphaned_jobs(self.connection, [*self.queues, *_other_sink_queues(
+            self.connection, set(self.queue_names()))])
         super().run_maintenance_tasks()
 
     def abandon(self) -> None:
@@ -186,6 +191,13 @@ def _settings() -> Settings | None:
         return context.current().settings
     except ConfigError:
         return None
+
+
+def _other_sink_queues(redis: redis_lib.Redis, listened: set[str]) -> list[Queue]:
+    """The ``delivery-for-<sink>`` queues in use that this process does not listen on."""
+    raw: set[bytes] = redis.smembers(keys.SINK_QUEUES)  # type: ignore[assignment]
+    names = sorted(sink_queue_name(sink.decode()) for sink in raw)
+    return [queue(name, redis) for name in names if name not in listened]
 
 
 def _known_sinks() -> list[str]:

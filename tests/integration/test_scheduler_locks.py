@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import warnings
+
 import redis as redis_lib
 from rq.scheduler import RQScheduler
 
 from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE
-from workers.rq_adaptations.scheduler_locks import LOCK_TTL_S, STALE_AFTER_S, release_stale_scheduler_locks
+from workers.rq_adaptations.scheduler_locks import (
+    LOCK_TTL_S,
+    STALE_AFTER_S,
+    free_scheduler_locks,
+    release_stale_scheduler_locks,
+)
+from workers.worker import build_worker
 
 
 def hold_lock(redis: redis_lib.Redis, queue: str, owner: str, silent_s: float) -> None:
@@ -28,3 +37,36 @@ def test_lock_of_a_live_scheduler_is_kept(redis: redis_lib.Redis) -> None:
     hold_lock(redis, DELIVERY_QUEUE, "starting", silent_s=0)
     assert release_stale_scheduler_locks(redis, [ANALYSIS_QUEUE, DELIVERY_QUEUE]) == []
     assert redis.get(RQScheduler.get_locking_key(ANALYSIS_QUEUE)) == b"alive"
+
+
+def test_a_lock_no_one_holds_is_free_for_the_watch_to_take(redis: redis_lib.Redis) -> None:
+    """A scheduler that stopped cleanly lets go of its lock: the watch (every waiting worker,
+    each second) finds it free and takes it, not only the process whose turn maintenance is."""
+    hold_lock(redis, ANALYSIS_QUEUE, "alive", silent_s=1)
+    hold_lock(redis, "delivery-for-slack", "dead", silent_s=STALE_AFTER_S + 5)
+    assert free_scheduler_locks(redis, [ANALYSIS_QUEUE, DELIVERY_QUEUE, "delivery-for-slack"]) == [
+        DELIVERY_QUEUE, "delivery-for-slack"]
+    assert redis.get(RQScheduler.get_locking_key(ANALYSIS_QUEUE)) == b"alive"
+
+
+def test_a_waiting_worker_takes_a_scheduler_lock_no_one_holds(redis: redis_lib.Redis) -> None:
+    """With no lock held (the last scheduler stopped), a worker's watch takes them all and
+    starts RQ's scheduler."""
+    worker = build_worker(redis, name="watcher")
+    worker.scheduler = RQScheduler(worker.queues, connection=redis, interval=1)
+    try:
+        worker.watch_scheduler_locks()
+        owners = {redis.get(RQScheduler.get_locking_key(q)) for q in worker.queue_names()}
+        assert owners == {worker.scheduler.name.encode()}
+    finally:
+        process = worker.scheduler._process
+        if process is not None:  # the scheduler RQ forked for the locks
+            process.terminate()
+            process.join(5)
+        worker.scheduler.stop()
+        worker.scheduler.connection.close()
+        # RQ drops (without closing) the client it took the locks with before it forks the
+        # scheduler: collect it here, not as a stray warning at the end of the session.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()

@@ -38,7 +38,19 @@ log = structlog.get_logger(__name__)
 
 def release_stale_scheduler_locks(redis: Redis, queue_names: Iterable[str]) -> list[str]:
     """Release each queue's scheduler lock whose owner stopped refreshing it; return those queues."""
-    released = []
+    return [name for name, released in _free_locks(redis, queue_names) if released]
+
+
+def free_scheduler_locks(redis: Redis, queue_names: Iterable[str]) -> list[str]:
+    """The queues whose scheduler lock is free now: held by no one (a scheduler that stopped
+    cleanly lets go of it), or released here because its owner stopped refreshing it."""
+    return [name for name, _ in _free_locks(redis, queue_names)]
+
+
+def _free_locks(redis: Redis, queue_names: Iterable[str]) -> list[tuple[str, bool]]:
+    """(queue, released here) for each lock that is free after this call (one round trip when
+    none is stale)."""
+    free = []
     names = list(queue_names)
     pipe = redis.pipeline(transaction=False)
     for name in names:
@@ -48,14 +60,17 @@ def release_stale_scheduler_locks(redis: Redis, queue_names: Iterable[str]) -> l
     answers = pipe.execute()
     for index, name in enumerate(names):
         owner, ttl_ms = answers[2 * index], answers[2 * index + 1]
-        if owner is None or not 0 <= ttl_ms < (LOCK_TTL_S - STALE_AFTER_S) * 1000:
+        if owner is None:
+            free.append((name, False))
+            continue
+        if not 0 <= ttl_ms < (LOCK_TTL_S - STALE_AFTER_S) * 1000:
             continue
         owner_name = owner.decode() if isinstance(owner, bytes) else owner
         if release_lock(redis, RQScheduler.get_locking_key(name), owner_name):
             log.warning("scheduler_lock_released", queue=name, owner=owner_name,
                         silent_s=round(LOCK_TTL_S - ttl_ms / 1000, 1))
-            released.append(name)
-    return released
+            free.append((name, True))
+    return free
 
 
 class WatchesSchedulerLocks(BaseWorker):
@@ -65,10 +80,12 @@ class WatchesSchedulerLocks(BaseWorker):
     _locks_watched_at = float("-inf")
 
     def watch_scheduler_locks(self) -> None:
-        """Called by the waiting loop: free stale locks, then take them for this worker."""
+        """Called by the waiting loop: free stale locks, then take every free one for this
+        worker (also a lock no one holds: maintenance, which would take it too, runs in one
+        process per interval)."""
         moment = time.monotonic()
         if moment - self._locks_watched_at < WATCH_EVERY_S:
             return
         self._locks_watched_at = moment
-        if release_stale_scheduler_locks(self.connection, self.queue_names()) and self.scheduler:
+        if free_scheduler_locks(self.connection, self.queue_names()) and self.scheduler:
             self.scheduler.acquire_locks(auto_start=True)

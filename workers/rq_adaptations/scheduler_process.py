@@ -57,7 +57,13 @@ class ClosesIdleSchedulerConnection(BaseWorker):
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
-        scheduler = self.scheduler
-        if scheduler is not None and not scheduler.acquired_locks:
-            with contextlib.suppress(redis_lib.RedisError, OSError):
-                scheduler.connection.connection_pool.disconnect()
+        close_idle_scheduler_connection(self)
+
+
+def close_idle_scheduler_connection(worker: BaseWorker) -> None:
+    """Close the scheduler object's connection unless it holds a lock (also called when a
+    process skips a maintenance pass: it tried the lock at start-up)."""
+    scheduler = worker.scheduler
+    if scheduler is not None and not scheduler.acquired_locks:
+        with contextlib.suppress(redis_lib.RedisError, OSError):
+            scheduler.connection.connection_pool.disconnect()
