@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import warnings
-
 import redis as redis_lib
 from rq.scheduler import RQScheduler
 
@@ -51,22 +48,21 @@ def test_a_lock_no_one_holds_is_free_for_the_watch_to_take(redis: redis_lib.Redi
 
 def test_a_waiting_worker_takes_a_scheduler_lock_no_one_holds(redis: redis_lib.Redis) -> None:
     """With no lock held (the last scheduler stopped), a worker's watch takes them all and
-    starts RQ's scheduler."""
+    starts RQ's scheduler (here one that records the start instead of forking a process)."""
+
+    class RecordsStart(RQScheduler):
+        started = False
+
+        def start(self) -> None:  # type: ignore[override]
+            self.started = True
+
     worker = build_worker(redis, name="watcher")
-    worker.scheduler = RQScheduler(worker.queues, connection=redis, interval=1)
+    scheduler = RecordsStart(worker.queues, connection=redis, interval=1)
+    worker.scheduler = scheduler
     try:
         worker.watch_scheduler_locks()
         owners = {redis.get(RQScheduler.get_locking_key(q)) for q in worker.queue_names()}
-        assert owners == {worker.scheduler.name.encode()}
+        assert owners == {scheduler.name.encode()}
+        assert scheduler.started
     finally:
-        process = worker.scheduler._process
-        if process is not None:  # the scheduler RQ forked for the locks
-            process.terminate()
-            process.join(5)
-        worker.scheduler.stop()
-        worker.scheduler.connection.close()
-        # RQ drops (without closing) the client it took the locks with before it forks the
-        # scheduler: collect it here, not as a stray warning at the end of the session.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
+        scheduler.release_locks()
