@@ -177,14 +177,19 @@ def record_failed_delivery(redis: Redis, sink_id: str, envelope: dict[str, Any],
         pipe.execute()
 
 
+def waiting_sinks(redis: Redis) -> list[str]:
+    """The sinks that have (or had) a ``delivery-for-<sink>`` queue, sorted."""
+    raw: set[bytes] = redis.smembers(keys.SINK_QUEUES)  # type: ignore[assignment]
+    return sorted(name.decode() for name in raw)
+
+
 def release_unknown_sink_waits(redis: Redis, known: set[str], *, now: float,
                                longest_s: float) -> list[str]:
     """Deliveries that waited ``longest_s`` in the queue of a sink this worker does not know
     go back to the delivery queue, where the step fails them (``unknown_sink``); return
     their job ids. (Maintenance: any worker, so they fail even if none knows the sink.)"""
     moved = []
-    raw: set[bytes] = redis.smembers(keys.SINK_QUEUES)  # type: ignore[assignment]
-    for sink in sorted(name.decode() for name in raw):
+    for sink in waiting_sinks(redis):
         if sink in known:
             continue
         waiting = queue(sink_queue_name(sink), redis)

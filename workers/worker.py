@@ -59,6 +59,7 @@ from workers.queues import (
     queue,
     release_unknown_sink_waits,
     sink_queue_name,
+    waiting_sinks,
 )
 from workers.rq_adaptations import scheduler_process
 from workers.rq_adaptations.job_in_hand import ReleasesJobInHand
@@ -195,8 +196,7 @@ def _settings() -> Settings | None:
 
 def _other_sink_queues(redis: redis_lib.Redis, listened: set[str]) -> list[Queue]:
     """The ``delivery-for-<sink>`` queues in use that this process does not listen on."""
-    raw: set[bytes] = redis.smembers(keys.SINK_QUEUES)  # type: ignore[assignment]
-    names = sorted(sink_queue_name(sink.decode()) for sink in raw)
+    names = (sink_queue_name(sink) for sink in waiting_sinks(redis))
     return [queue(name, redis) for name in names if name not in listened]
 
 

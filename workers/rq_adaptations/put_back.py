@@ -36,5 +36,5 @@ def started_entries(redis: Redis, queue: Queue, job_id: str) -> list[str]:
 def put_back(redis: Redis, queue: Queue, job_id: str, entries: list[str]) -> bool:
     """Remove ``entries`` from the started registry and push the job at the front of its
     queue; False when another caller removed them first or the job is already queued."""
-    return bool(redis.eval(_PUT_BACK, 2, queue.started_job_registry.key, queue.key,
-                           job_id, *entries))
+    script = redis.register_script(_PUT_BACK)  # EVALSHA, as every other script here
+    return bool(script(keys=[queue.started_job_registry.key, queue.key], args=[job_id, *entries]))
