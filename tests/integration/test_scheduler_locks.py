@@ -9,10 +9,8 @@ from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE
 from workers.rq_adaptations.scheduler_locks import (
     LOCK_TTL_S,
     STALE_AFTER_S,
-    free_scheduler_locks,
     release_stale_scheduler_locks,
 )
-from workers.worker import build_worker
 
 
 def hold_lock(redis: redis_lib.Redis, queue: str, owner: str, silent_s: float) -> None:
@@ -34,35 +32,3 @@ def test_lock_of_a_live_scheduler_is_kept(redis: redis_lib.Redis) -> None:
     hold_lock(redis, DELIVERY_QUEUE, "starting", silent_s=0)
     assert release_stale_scheduler_locks(redis, [ANALYSIS_QUEUE, DELIVERY_QUEUE]) == []
     assert redis.get(RQScheduler.get_locking_key(ANALYSIS_QUEUE)) == b"alive"
-
-
-def test_a_lock_no_one_holds_is_free_for_the_watch_to_take(redis: redis_lib.Redis) -> None:
-    """A scheduler that stopped cleanly lets go of its lock: the watch (every waiting worker,
-    each second) finds it free and takes it, not only the process whose turn maintenance is."""
-    hold_lock(redis, ANALYSIS_QUEUE, "alive", silent_s=1)
-    hold_lock(redis, "delivery-for-slack", "dead", silent_s=STALE_AFTER_S + 5)
-    assert free_scheduler_locks(redis, [ANALYSIS_QUEUE, DELIVERY_QUEUE, "delivery-for-slack"]) == [
-        DELIVERY_QUEUE, "delivery-for-slack"]
-    assert redis.get(RQScheduler.get_locking_key(ANALYSIS_QUEUE)) == b"alive"
-
-
-def test_a_waiting_worker_takes_a_scheduler_lock_no_one_holds(redis: redis_lib.Redis) -> None:
-    """With no lock held (the last scheduler stopped), a worker's watch takes them all and
-    starts RQ's scheduler (here one that records the start instead of forking a process)."""
-
-    class RecordsStart(RQScheduler):
-        started = False
-
-        def start(self) -> None:  # type: ignore[override]
-            self.started = True
-
-    worker = build_worker(redis, name="watcher")
-    scheduler = RecordsStart(worker.queues, connection=redis, interval=1)
-    worker.scheduler = scheduler
-    try:
-        worker.watch_scheduler_locks()
-        owners = {redis.get(RQScheduler.get_locking_key(q)) for q in worker.queue_names()}
-        assert owners == {scheduler.name.encode()}
-        assert scheduler.started
-    finally:
-        scheduler.release_locks()

@@ -41,12 +41,6 @@ def release_stale_scheduler_locks(redis: Redis, queue_names: Iterable[str]) -> l
     return [name for name, released in _free_locks(redis, queue_names) if released]
 
 
-def free_scheduler_locks(redis: Redis, queue_names: Iterable[str]) -> list[str]:
-    """The queues whose scheduler lock is free now: held by no one (a scheduler that stopped
-    cleanly lets go of it), or released here because its owner stopped refreshing it."""
-    return [name for name, _ in _free_locks(redis, queue_names)]
-
-
 def _free_locks(redis: Redis, queue_names: Iterable[str]) -> list[tuple[str, bool]]:
     """(queue, released here) for each lock that is free after this call (one round trip when
     none is stale)."""
@@ -80,12 +74,10 @@ class WatchesSchedulerLocks(BaseWorker):
     _locks_watched_at = float("-inf")
 
     def watch_scheduler_locks(self) -> None:
-        """Called by the waiting loop: free stale locks, then take every free one for this
-        worker (also a lock no one holds: maintenance, which would take it too, runs in one
-        process per interval)."""
+        """Called by the waiting loop: free stale locks, then take them for this worker."""
         moment = time.monotonic()
         if moment - self._locks_watched_at < WATCH_EVERY_S:
             return
         self._locks_watched_at = moment
-        if free_scheduler_locks(self.connection, self.queue_names()) and self.scheduler:
+        if release_stale_scheduler_locks(self.connection, self.queue_names()) and self.scheduler:
             self.scheduler.acquire_locks(auto_start=True)
