@@ -19,11 +19,17 @@ from devtools.standins import SlackStandIn, WebhookReceiver
 from tests.drills.harness import Stack, Tally, stack_env
 
 _TALLIES = pytest.StashKey[list[Tally]]()
+#: The longest one drill may run before pytest-timeout ends the run with every thread's stack.
+DRILL_TIMEOUT_S = 900
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip ``drill``-marked tests unless the marker expression asks for drills."""
+    """Skip ``drill``-marked tests unless the marker expression asks for drills; a drill
+    that runs gets ``DRILL_TIMEOUT_S`` instead of the suite's per-test timeout."""
     if "drill" in (config.getoption("-m") or ""):
+        for item in items:
+            if item.get_closest_marker("drill") is not None:
+                item.add_marker(pytest.mark.timeout(DRILL_TIMEOUT_S))
         return
     skip = pytest.mark.skip(reason="long fault drill: run with `make drills` (pytest -m drill)")
     for item in items:

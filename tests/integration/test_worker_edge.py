@@ -107,13 +107,15 @@ def test_an_expected_failure_logs_one_line_and_stays_in_the_failed_registry(
     assert Callbacks(app.test_client()).post(params, token=simulator.auth_token).status_code == 204
     process = worker(settings_env(redis_server.url, **env), "--concurrency", "1").start()
     try:
-        process.wait_for(lambda: bool(process.events("job_failed")), timeout=30)
+        failed_registry = queue(ANALYSIS_QUEUE, redis).failed_job_registry
+        # RQ logs the failure (job_failed) a round trip before it records it in the registry.
+        process.wait_for(lambda: bool(process.events("job_failed"))
+                         and analysis_job_id(sid) in failed_registry, timeout=30)
         [failed] = process.events("job_failed")
         assert failed["job_id"] == analysis_job_id(sid)
         assert process.events("analysis_failed")
         assert "Traceback" not in process.output
         assert "Job OK" not in process.output and "result is kept" not in process.output
-        assert analysis_job_id(sid) in queue(ANALYSIS_QUEUE, redis).failed_job_registry
         job = Job.fetch(analysis_job_id(sid), connection=redis, serializer=JSONSerializer)
         assert job.get_status() == "failed"
         assert _stop(process, timeout=10) == 0

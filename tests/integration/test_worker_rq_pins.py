@@ -17,7 +17,7 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 from workers.queues import CRASH_RETRY, RESULT_TTL_S, queue
-from workers.rq_adaptations.pubsub_reads import READ_S
+from workers.rq_adaptations.pubsub_reads import READ_S, ShortPubSubReads
 from workers.rq_adaptations.redis_loss import RedisLost
 from workers.rq_adaptations.scheduler_locks import LOCK_TTL_S
 from workers.rq_adaptations.shutdown import StopSignal
@@ -32,6 +32,12 @@ def sigterm_restored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class PinWorker(ShortPubSubReads, SimpleWorker):
+    """RQ's in-process worker, but for its command channel read in 1 s slices: RQ's own 60 s
+    reads hold a burst worker's teardown for up to a minute now and then (``pubsub_reads``,
+    pinned below), which under load made these pins take minutes."""
 
 
 #: What the recording job saw as SIGTERM's handler.
@@ -136,7 +142,7 @@ def test_rq_keeps_nothing_of_a_job_finished_with_result_ttl_zero(redis: redis_li
     assert RESULT_TTL_S == 0
     q = queue("pins", redis)
     q.enqueue(f"{__name__}.record_sigterm_handler", job_id="done-job", result_ttl=RESULT_TTL_S)
-    worker = SimpleWorker([q], connection=redis, serializer=JSONSerializer)
+    worker = PinWorker([q], connection=redis, serializer=JSONSerializer)
     with sigterm_restored():
         worker.work(burst=True)
     time.sleep(0.1)
@@ -211,7 +217,7 @@ def test_rq_arms_its_job_alarm_only_while_the_job_runs(redis: redis_lib.Redis) -
     around the job's code (a stop shortens that alarm), and disarms it afterwards."""
     q = queue("pins", redis)
     q.enqueue(f"{__name__}.record_alarm", job_id="alarmed", job_timeout=120)
-    worker = SimpleWorker([q], connection=redis, serializer=JSONSerializer)
+    worker = PinWorker([q], connection=redis, serializer=JSONSerializer)
     with sigterm_restored():
         worker.work(burst=True)
     assert len(ALARM_SEEN) == 1 and 110 < ALARM_SEEN[0] <= 120
@@ -229,7 +235,7 @@ def test_rq_beats_and_writes_idle_around_every_job(redis: redis_lib.Redis) -> No
     ``FewerRoundTrips`` thins out."""
     calls: list[str] = []
 
-    class Recording(SimpleWorker):
+    class Recording(PinWorker):
         def heartbeat(self, timeout: int | None = None, pipeline: object = None) -> None:
             if timeout is None and pipeline is None:
                 calls.append("heartbeat")
