@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
+import time
+from typing import Any
+
 import redis as redis_lib
 from rq.scheduler import RQScheduler
 
@@ -11,6 +16,7 @@ from workers.rq_adaptations.scheduler_locks import (
     STALE_AFTER_S,
     release_stale_scheduler_locks,
 )
+from workers.worker import build_worker
 
 
 def hold_lock(redis: redis_lib.Redis, queue: str, owner: str, silent_s: float) -> None:
@@ -32,3 +38,32 @@ def test_lock_of_a_live_scheduler_is_kept(redis: redis_lib.Redis) -> None:
     hold_lock(redis, DELIVERY_QUEUE, "starting", silent_s=0)
     assert release_stale_scheduler_locks(redis, [ANALYSIS_QUEUE, DELIVERY_QUEUE]) == []
     assert redis.get(RQScheduler.get_locking_key(ANALYSIS_QUEUE)) == b"alive"
+
+
+def _scheduler_that_only_records_sigterm(ready: Any) -> None:
+    """A scheduler process forked a moment before its worker stopped: it still has the
+    worker's SIGTERM handler, which only records the stop."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    ready.set()
+    time.sleep(60)
+
+
+def test_a_worker_stops_even_when_its_scheduler_ignores_sigterm(redis: redis_lib.Redis) -> None:
+    """RQ's teardown joins its scheduler process with no deadline; callwatch's waits
+    ``SCHEDULER_STOP_S`` and then kills it, so the worker's stop completes."""
+    worker = build_worker(redis)
+    worker.scheduler = RQScheduler([ANALYSIS_QUEUE], connection=redis)
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    process = context.Process(target=_scheduler_that_only_records_sigterm, args=(ready,))
+    worker.scheduler._process = process
+    process.start()
+    try:
+        assert ready.wait(10)
+        worker.stop_scheduler()
+        assert not process.is_alive()
+        assert process.exitcode == -signal.SIGKILL
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join()

@@ -292,3 +292,33 @@ def test_a_worker_going_from_job_to_job_stays_busy_and_says_idle_once_it_waits(
         signal.signal(signal.SIGTERM, previous)
     assert states == [b"busy"]
     assert seen_idle == [b"idle"]
+
+
+def _commands(redis: redis_lib.Redis, *names: str) -> dict[str, int]:
+    """How many times Redis has run each command (INFO commandstats)."""
+    stats = redis.info("commandstats")
+    return {name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in names}
+
+
+def test_rq_reads_a_finished_jobs_dependents_before_its_transaction(redis: redis_lib.Redis) -> None:
+    """workers.rq_adaptations.round_trips: RQ finishes a job that succeeded by WATCHing and
+    reading its dependents (and enqueues them); callwatch's worker finishes a job that keeps
+    no result in one transaction, leaving the same trace: no job hash, no registry entry."""
+    q = queue("pins", redis)
+    parent = q.enqueue(f"{__name__}.do_nothing", job_id="parent", result_ttl=0)
+    q.enqueue(f"{__name__}.do_nothing", job_id="child", depends_on=parent, result_ttl=0)
+    before = _commands(redis, "watch", "smembers")
+    with sigterm_restored():
+        PinWorker([q], connection=redis, serializer=JSONSerializer).work(burst=True)
+    after = _commands(redis, "watch", "smembers")
+    assert after["watch"] > before["watch"] and after["smembers"] > before["smembers"]
+    assert not Job.exists("child", connection=redis)  # RQ enqueued and ran the dependent
+
+    q.enqueue(f"{__name__}.do_nothing", job_id="plain", result_ttl=0)
+    worker = CallwatchSimpleWorker([q], connection=redis, serializer=JSONSerializer)
+    before = _commands(redis, "watch", "smembers")
+    with sigterm_restored():
+        worker.work(burst=True)
+    assert _commands(redis, "watch")["watch"] == before["watch"]
+    assert not Job.exists("plain", connection=redis)
+    assert redis.zcard(q.started_job_registry.key) == 0

@@ -14,10 +14,15 @@ per alerting call). Here:
 * ``rq suspend`` is looked at most every ``STOP_CHECK_S``;
 * a state is written only when it changes, and ``idle`` only once the worker has waited a
   whole ``STOP_CHECK_S`` for its next job (a worker going from job to job stays ``busy``);
-* the job is beaten at its end only if it has a callback to run (callwatch's have none).
+* the job is beaten at its end only if it has a callback to run (callwatch's have none);
+* a job that succeeded is finished in one transaction when it keeps no result, repeats
+  not and has no rate limit (every callwatch job but the incident checks): RQ first WATCHes
+  the job's dependents and reads them (two round trips) so as to enqueue them, and
+  callwatch enqueues no job with ``depends_on``.
 
 Pins (``tests/integration/test_worker_rq_pins.py``):
-``test_rq_beats_and_writes_idle_around_every_job``.
+``test_rq_beats_and_writes_idle_around_every_job``,
+``test_rq_reads_a_finished_jobs_dependents_before_its_transaction``.
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rq.job import Job
+from rq.executions import Execution
+from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.rate_limit import release_slot
+from rq.registry import StartedJobRegistry
 from rq.utils import now
 from rq.worker import BaseWorker, WorkerStatus
 
@@ -89,3 +97,19 @@ class FewerRoundTrips(BaseWorker):
             super().handle_execution_ended(job, queue, heartbeat_ttl)
         else:
             job.ended_at = now()
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry,
+                           execution: Execution) -> None:
+        if (job.get_result_ttl(self.default_result_ttl) != 0 or job.repeats_left
+                or job.has_rate_limit):
+            super().handle_job_success(job, queue, started_job_registry, execution)
+            return
+        with self.connection.pipeline() as pipeline:  # RQ's transaction, minus the dependents
+            self.increment_successful_job_count(pipeline=pipeline)
+            if job.started_at and job.ended_at:
+                self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+            job.cleanup(0, pipeline=pipeline, remove_from_queue=False)
+            job._status = JobStatus.FINISHED
+            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            pipeline.execute()
+        release_slot(job)

@@ -1,6 +1,6 @@
 """What this changes in RQ's scheduler, and why: a crashed scheduler process ends with
-one JSON log line, and a worker that did not win the scheduler's lock holds no Redis
-connection for it.
+one JSON log line, a worker that did not win the scheduler's lock holds no Redis
+connection for it, and a worker's stop never waits on its scheduler for ever.
 
 **The crash.** RQ runs its scheduler in a forked process whose target,
 ``rq.scheduler.run``, logs any exception with its traceback (``rq.scheduler``: one JSON
@@ -22,18 +22,34 @@ attempt that did not win (RQ's client reconnects at the next attempt, every
 ``MAINTENANCE_INTERVAL_S``). Relies on ``BaseWorker.scheduler`` and
 ``RQScheduler.acquired_locks`` and ``.connection``.
 
-Both are pinned by ``tests/integration/test_json_logs.py`` and
-``tests/integration/test_redis_budget.py``.
+**The stop.** At teardown RQ sends its scheduler process SIGTERM and joins it with no
+deadline. A scheduler forked a moment before (a worker that had just taken the lock
+over) still has its parent's SIGTERM handler, which only records a stop in the copy of
+the worker: the scheduler never ends and neither did the worker (seen in a test: a
+worker stopping right after ``watch_scheduler_locks`` started the scheduler). Here the
+join waits ``SCHEDULER_STOP_S``, then the scheduler is killed (it holds nothing a kill
+loses: its lock is released as stale by ``workers.rq_adaptations.scheduler_locks``).
+
+Pinned by ``tests/integration/test_json_logs.py``, ``tests/integration/test_redis_budget.py``
+and ``tests/integration/test_scheduler_locks.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from typing import Any
 
 import redis as redis_lib
 import rq.scheduler
+import structlog
 from rq.worker import BaseWorker
+
+#: How long a stopping worker waits for its scheduler process to end on SIGTERM.
+SCHEDULER_STOP_S = 3.0
+
+log = structlog.get_logger(__name__)
 
 _rq_run = rq.scheduler.run
 
@@ -53,7 +69,20 @@ def install() -> None:
 
 class ClosesIdleSchedulerConnection(BaseWorker):
     """After maintenance (where RQ retries the scheduler's lock), a worker that does not
-    hold the lock closes the scheduler object's connection."""
+    hold the lock closes the scheduler object's connection; at teardown it stops its
+    scheduler process within ``SCHEDULER_STOP_S``."""
+
+    def stop_scheduler(self) -> None:
+        process = self.scheduler._process if self.scheduler is not None else None
+        if process is None or not process.pid:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signal.SIGTERM)
+        process.join(SCHEDULER_STOP_S)
+        if process.is_alive():
+            log.warning("scheduler_killed", pid=process.pid, waited_s=SCHEDULER_STOP_S)
+            process.kill()
+            process.join()
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
