@@ -60,15 +60,17 @@ class Roster:
         self._redis = redis
 
     def beat(self, process: str, fingerprint: str, *, worker: bool = True,
-             now: float | None = None) -> None:
-        """This process is alive and runs configuration ``fingerprint``."""
+             now: float | None = None, pipeline: Any = None) -> None:
+        """This process is alive and runs configuration ``fingerprint`` (written into
+        ``pipeline`` when given, for the caller to execute)."""
         moment = time.time() if now is None else now
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False) if pipeline is None else pipeline
         if worker:
             pipe.zadd(keys.WORKERS_ALIVE, {process: moment})
             pipe.zremrangebyscore(keys.WORKERS_ALIVE, "-inf", moment - BEAT_TTL_S)
         pipe.hset(keys.CONFIG_FINGERPRINTS, process, f"{fingerprint} {moment:.0f}")
-        pipe.execute()
+        if pipeline is None:
+            pipe.execute()
 
     def leave(self, process: str) -> None:
         """This process stops: count it no more."""

@@ -102,7 +102,8 @@ class _RecoversFromDeadWorkers(BaseWorker):
 
     def register_birth(self) -> None:
         super().register_birth()
-        self._heartbeat = Heartbeat(self.connection, self.name, _fingerprint()).start()
+        self._heartbeat = Heartbeat(self.connection, self.name, _fingerprint(),
+                                    locks=self if isinstance(self, WatchesSchedulerLocks) else None).start()
         self._intake = IntakeMover(self.connection).start()
         self._digests = start_digest_clock(self.connection)
         settings = _settings()

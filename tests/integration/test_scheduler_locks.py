@@ -11,6 +11,7 @@ import redis as redis_lib
 from rq.scheduler import RQScheduler
 
 from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE
+from workers.rq_adaptations.liveness import Heartbeat, alive_key
 from workers.rq_adaptations.scheduler_locks import (
     LOCK_TTL_S,
     STALE_AFTER_S,
@@ -67,3 +68,39 @@ def test_a_worker_stops_even_when_its_scheduler_ignores_sigterm(redis: redis_lib
         if process.is_alive():
             process.kill()
             process.join()
+
+
+class _RecordingScheduler:
+    """Stands for the worker's ``RQScheduler``: records the take-over instead of forking."""
+
+    def __init__(self) -> None:
+        self.acquired: list[bool] = []
+
+    def acquire_locks(self, auto_start: bool = False) -> None:
+        self.acquired.append(auto_start)
+
+
+def test_a_waiting_workers_beat_frees_a_dead_schedulers_lock_for_it_to_take(
+        redis: redis_lib.Redis) -> None:
+    """The beat reads the scheduler locks in its own round trip while the worker waits for
+    jobs; a stale one is released there and taken (scheduler started) at the worker's next
+    look for jobs. A worker running a job leaves the lock alone."""
+    worker = build_worker(redis)
+    scheduler = _RecordingScheduler()
+    worker.scheduler = scheduler  # type: ignore[assignment]
+    beat = Heartbeat(redis, worker.name, locks=worker)
+    hold_lock(redis, ANALYSIS_QUEUE, "dead", silent_s=STALE_AFTER_S + 5)
+
+    worker.waiting = False  # running a job
+    beat._beat()
+    worker.watch_scheduler_locks()
+    assert redis.get(RQScheduler.get_locking_key(ANALYSIS_QUEUE)) == b"dead"
+    assert scheduler.acquired == []
+
+    worker.waiting = True
+    beat._beat()
+    assert redis.get(RQScheduler.get_locking_key(ANALYSIS_QUEUE)) is None
+    assert redis.exists(alive_key(worker.name))
+    worker.watch_scheduler_locks()
+    worker.watch_scheduler_locks()
+    assert scheduler.acquired == [True]

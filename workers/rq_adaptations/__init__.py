@@ -15,7 +15,9 @@ Index: module, the RQ behaviour it changes or relies on, its pin.
   Pin: ``test_rq_ends_its_loop_when_the_dequeue_returns_nothing``.
 - ``round_trips``: RQ's loop beats the worker (three round trips) after every job, looks for
   a suspension before each, writes ``idle`` after each, and beats the job as its code
-  returns. Pin: ``test_rq_beats_and_writes_idle_around_every_job``.
+  returns; a finished job's transaction WATCHes and reads its dependents first.
+  Pins: ``test_rq_beats_and_writes_idle_around_every_job``,
+  ``test_rq_reads_a_finished_jobs_dependents_before_its_transaction``.
 - ``redis_loss``: a Redis error inside RQ's loop.
   Pin: ``test_rq_reraises_system_exit_from_its_loop``.
 - ``restart``: RQ's worker ends when Redis fails it. Pin: ``test_worker_edge.py``.
@@ -39,9 +41,10 @@ Index: module, the RQ behaviour it changes or relies on, its pin.
   job. Pin: ``test_worker_edge.py``.
 - ``pubsub_reads``: RQ reads its command channel in 60 s slices.
   Pin: ``test_rq_reads_its_command_channel_for_60_s_at_a_time``.
-- ``scheduler_process``: RQ's forked scheduler process re-raises what it logged, and
-  every worker's ``RQScheduler`` opens a Redis connection of its own.
-  Pins: ``test_json_logs.py``, ``test_redis_budget.py``.
+- ``scheduler_process``: RQ's forked scheduler process re-raises what it logged, every
+  worker's ``RQScheduler`` opens a Redis connection of its own, and RQ's teardown joins
+  the scheduler process with no deadline. Pins: ``test_json_logs.py``,
+  ``test_redis_budget.py``, ``test_scheduler_locks.py``.
 - ``workers.queues`` (outside this package, beside the queues it defines): ``result_ttl=0``
   keeps nothing of a finished job; ``unique`` enqueues.
   Pin: ``test_rq_keeps_nothing_of_a_job_finished_with_result_ttl_zero``.

@@ -31,6 +31,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import redis as redis_lib
 import structlog
@@ -43,6 +44,7 @@ from rq.utils import now
 from service import keys
 from service.roster import Roster
 from workers.rq_adaptations.put_back import put_back
+from workers.rq_adaptations.scheduler_locks import read_locks, release_stale
 
 ALIVE_TTL_S = 10
 BEAT_EVERY_S = 3
@@ -54,15 +56,26 @@ def alive_key(worker_name: str) -> str:
     return keys.worker_alive(worker_name)
 
 
+class SchedulerLockWatch(Protocol):
+    """What the beat asks its worker about RQ's scheduler locks
+    (``workers.rq_adaptations.scheduler_locks.WatchesSchedulerLocks``)."""
+
+    def locks_to_watch(self) -> list[str]: ...
+
+    def stale_locks_released(self, queue_names: list[str]) -> None: ...
+
+
 class Heartbeat:
-    """A daemon thread that keeps this worker's alive key fresh until ``stop()``; it also
-    beats into the deployment's roster (``callwatch_workers``, ``callwatch_config_info``)."""
+    """A daemon thread that keeps this worker's alive key fresh until ``stop()``; in the
+    same round trip it beats into the deployment's roster (``callwatch_workers``,
+    ``callwatch_config_info``) and reads RQ's scheduler locks for ``locks``."""
 
     def __init__(self, redis: redis_lib.Redis, worker_name: str,
-                 fingerprint: str = "") -> None:
+                 fingerprint: str = "", *, locks: SchedulerLockWatch | None = None) -> None:
         self._redis = redis
         self._name = worker_name
         self._fingerprint = fingerprint
+        self._locks = locks
         self._roster = Roster(redis)
         self._key = alive_key(worker_name)
         self._stopped = threading.Event()
@@ -86,8 +99,16 @@ class Heartbeat:
     def _beat(self) -> None:
         # While Redis is down nothing can be recovered or lost; beat again later.
         with contextlib.suppress(redis_lib.RedisError):
-            self._redis.set(self._key, "1", ex=ALIVE_TTL_S)
-            self._roster.beat(self._name, self._fingerprint)
+            watched = self._locks.locks_to_watch() if self._locks is not None else []
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.set(self._key, "1", ex=ALIVE_TTL_S)
+            self._roster.beat(self._name, self._fingerprint, pipeline=pipe)
+            read_locks(pipe, watched)
+            answers = pipe.execute()
+            if watched and self._locks is not None:
+                released = release_stale(self._redis, watched, answers[-2 * len(watched):])
+                if released:
+                    self._locks.stale_locks_released(released)
 
 
 def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue], *,

@@ -7,17 +7,21 @@ how often they try). When the holder dies (SIGKILL, a lost node, a dyno restart)
 re-checks and retries would stall for up to a minute and a half. A live scheduler
 refreshes its lock's TTL every second, so a lock whose TTL has run down by
 ``STALE_AFTER_S`` belongs to a dead process: releasing it (compare-and-delete, so a live
-owner is never robbed) lets a worker take over at once. Every worker looks every
-``WATCH_EVERY_S`` while it waits for jobs (one round trip), not only at maintenance, and
-takes the lock over itself (``WatchesSchedulerLocks.watch_scheduler_locks``): paced Slack
-sends and retries wait in RQ's scheduled registry, so each second without a scheduler made them that late
-(the storm drill: 5-6 s after a kill; now about 3).
+owner is never robbed) lets a worker take over at once.
+
+Every waiting worker looks at the locks as it beats (``workers.rq_adaptations.liveness``,
+every ``BEAT_EVERY_S``, in the beat's own round trip), not only at maintenance, and the
+worker that released a lock takes it over itself at its next look for jobs
+(``WatchesSchedulerLocks.watch_scheduler_locks``, from its main thread, which forks the
+scheduler): paced Slack sends and retries wait in RQ's scheduled registry, so each second
+without a scheduler made them that late (the storm drill: 5-6 s after a kill; now about 3).
+A worker running a job does not look: the lock would wait for the job.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
 
 import structlog
 from redis import Redis
@@ -30,54 +34,63 @@ from rq.worker import BaseWorker
 LOCK_TTL_S = 61
 #: This long without a renewal means the scheduler is gone.
 STALE_AFTER_S = 2.5
-#: How often a waiting worker looks at the scheduler locks.
-WATCH_EVERY_S = 1.0
 
 log = structlog.get_logger(__name__)
 
 
-def release_stale_scheduler_locks(redis: Redis, queue_names: Iterable[str]) -> list[str]:
-    """Release each queue's scheduler lock whose owner stopped refreshing it; return those queues."""
-    return [name for name, released in _free_locks(redis, queue_names) if released]
-
-
-def _free_locks(redis: Redis, queue_names: Iterable[str]) -> list[tuple[str, bool]]:
-    """(queue, released here) for each lock that is free after this call (one round trip when
-    none is stale)."""
-    free = []
-    names = list(queue_names)
-    pipe = redis.pipeline(transaction=False)
-    for name in names:
+def read_locks(pipe: Any, queue_names: Sequence[str]) -> None:
+    """Queue the reads ``release_stale`` needs (two answers a queue) on ``pipe``."""
+    for name in queue_names:
         key = RQScheduler.get_locking_key(name)
         pipe.get(key)
         pipe.pttl(key)
-    answers = pipe.execute()
-    for index, name in enumerate(names):
+
+
+def release_stale(redis: Redis, queue_names: Sequence[str], answers: Sequence[Any]) -> list[str]:
+    """Given ``read_locks``' answers, release each lock whose owner stopped refreshing it;
+    return those queues."""
+    released = []
+    for index, name in enumerate(queue_names):
         owner, ttl_ms = answers[2 * index], answers[2 * index + 1]
-        if owner is None:
-            free.append((name, False))
-            continue
-        if not 0 <= ttl_ms < (LOCK_TTL_S - STALE_AFTER_S) * 1000:
+        if owner is None or not 0 <= ttl_ms < (LOCK_TTL_S - STALE_AFTER_S) * 1000:
             continue
         owner_name = owner.decode() if isinstance(owner, bytes) else owner
         if release_lock(redis, RQScheduler.get_locking_key(name), owner_name):
             log.warning("scheduler_lock_released", queue=name, owner=owner_name,
                         silent_s=round(LOCK_TTL_S - ttl_ms / 1000, 1))
-            free.append((name, True))
-    return free
+            released.append(name)
+    return released
+
+
+def release_stale_scheduler_locks(redis: Redis, queue_names: Sequence[str]) -> list[str]:
+    """Release each queue's scheduler lock whose owner stopped refreshing it (one round
+    trip when none is stale); return those queues."""
+    pipe = redis.pipeline(transaction=False)
+    read_locks(pipe, queue_names)
+    return release_stale(redis, queue_names, pipe.execute())
 
 
 class WatchesSchedulerLocks(BaseWorker):
-    """Takes RQ's scheduler over from a dead one within about ``STALE_AFTER_S`` +
-    ``WATCH_EVERY_S``, instead of at the next maintenance pass."""
+    """Takes RQ's scheduler over from a dead one within about ``STALE_AFTER_S`` plus a
+    beat, instead of at the next maintenance pass."""
 
-    _locks_watched_at = float("-inf")
+    #: Set by the beat thread when it released a stale lock for this worker to take.
+    _locks_released = False
+    #: True while the worker waits for jobs (set by ``workers.rq_adaptations.dequeue``).
+    waiting: bool
+
+    def locks_to_watch(self) -> list[str]:
+        """The beat's question: the queues whose scheduler locks to look at; none while
+        the worker runs a job or has no scheduler to start."""
+        return self.queue_names() if self.waiting and self.scheduler is not None else []
+
+    def stale_locks_released(self, queue_names: list[str]) -> None:
+        """The beat released these queues' locks: take them at the next look for jobs."""
+        self._locks_released = True
 
     def watch_scheduler_locks(self) -> None:
-        """Called by the waiting loop: free stale locks, then take them for this worker."""
-        moment = time.monotonic()
-        if moment - self._locks_watched_at < WATCH_EVERY_S:
-            return
-        self._locks_watched_at = moment
-        if release_stale_scheduler_locks(self.connection, self.queue_names()) and self.scheduler:
+        """Called by the waiting loop: take the locks the beat released (no round trip
+        otherwise)."""
+        if self._locks_released and self.scheduler is not None:
+            self._locks_released = False
             self.scheduler.acquire_locks(auto_start=True)
