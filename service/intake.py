@@ -17,6 +17,7 @@ from typing import Any
 from redis import Redis
 
 from service import keys
+from service.redis_scripts import script
 
 INTAKE_KEY = keys.INTAKE
 #: How long a call is remembered, so a repeated callback does not analyse it again.
@@ -59,8 +60,8 @@ class Intake:
         """``redis``: in the web process, a client whose ``BlockingConnectionPool`` bounds
         its connections (``service.web.REDIS_CONNECTIONS``)."""
         self._redis = redis
-        self._admit = redis.register_script(_ADMIT)
-        self._due = redis.register_script(_DUE)
+        self._admit = script(redis, _ADMIT)
+        self._due = script(redis, _DUE)
 
     def admit(self, call_json: dict[str, Any], *, due_at: float) -> bool:
         """Store the call and its due time; False when the call was already admitted.

@@ -53,20 +53,27 @@ class WorkerContext:
         self.silences = Silences(self.redis, clock=self.clock)
 
 
-#: Variables through which requests reads proxies, CA bundles and .netrc from the
-#: environment on every request (``Session.merge_environment_settings``).
-_REQUESTS_ENVIRONMENT = ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
-                         "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NETRC")
+#: Variables through which requests reads proxies and .netrc from the environment on
+#: every request (``Session.merge_environment_settings``, ``get_netrc_auth``).
+_REQUESTS_PER_REQUEST = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "NETRC")
+#: The CA bundle variables requests reads on every request, in its order of preference.
+_CA_BUNDLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 def http_session(environ: Mapping[str, str]) -> requests.Session:
-    """The process's one HTTP session. When the environment sets none of what requests
-    would read from it (proxies, CA bundles, .netrc), it is not read again per request:
-    about a tenth of each request's CPU in a worker (``bench/e2e.py``)."""
+    """The process's one HTTP session. When the environment sets no proxy and no .netrc,
+    requests does not read the environment again per request (about a tenth of each
+    request's CPU in a worker, ``bench/e2e.py``); a CA bundle it names
+    (``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE``) becomes the session's, which is what
+    requests would have verified with on each request."""
     session = requests.Session()
     names = {name.lower() for name in environ}
-    if not names & {name.lower() for name in _REQUESTS_ENVIRONMENT}:
-        session.trust_env = False
+    if names & {name.lower() for name in _REQUESTS_PER_REQUEST}:
+        return session
+    session.trust_env = False
+    bundle = next((environ[name] for name in _CA_BUNDLES if environ.get(name)), None)
+    if bundle:
+        session.verify = bundle
     return session
 
 

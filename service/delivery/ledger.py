@@ -25,6 +25,7 @@ import uuid
 from redis import Redis
 
 from service import keys
+from service.redis_scripts import script
 
 DEFAULT_LEDGER_TTL_S = 7 * 86400
 #: Longer than any sink's worst send (its whole deadline).
@@ -66,9 +67,9 @@ class DeliveryLedger:
     def __init__(self, redis: Redis, *, ttl_s: int = DEFAULT_LEDGER_TTL_S) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
-        self._release = redis.register_script(_RELEASE)
-        self._take = redis.register_script(_TAKE)
-        self._finish = redis.register_script(_FINISH)
+        self._release = script(redis, _RELEASE)
+        self._take = script(redis, _TAKE)
+        self._finish = script(redis, _FINISH)
         self._owner = uuid.uuid4().hex
 
     delivered_key = staticmethod(keys.delivered)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from redis import Redis
 
 from service import keys
+from service.redis_scripts import script
 
 #: A member of the line of missed sends that has not come back this long after it was
 #: told to is taken out of the line (its worker died; it joins again at the end if it
@@ -133,10 +134,10 @@ class Pace:
         self._clock = clock
         #: How a caller waits the last fraction of a second for its turn (tests pass a fake).
         self.sleep = sleep
-        self._reserve = redis.register_script(_RESERVE)
-        self._book = redis.register_script(_BOOK)
-        self._pause = redis.register_script(_PAUSE)
-        self._take_turn = redis.register_script(_TAKE_TURN)
+        self._reserve = script(redis, _RESERVE)
+        self._book = script(redis, _BOOK)
+        self._pause = script(redis, _PAUSE)
+        self._take_turn = script(redis, _TAKE_TURN)
 
     @property
     def interval_s(self) -> float:

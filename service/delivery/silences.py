@@ -26,6 +26,7 @@ from service.analysis.alert import Alert
 from service.decisions import Drop
 from service.delivery.routing import Router, matches
 from service.errors import ConfigError, InvalidInput
+from service.redis_scripts import script
 from service.routing_file.matchers import Matcher, parse_matcher
 
 #: The longest a silence may last: a forgotten silence must not hide alerts for ever.
@@ -111,7 +112,7 @@ class Silences:
     def __init__(self, redis: redis_lib.Redis, *, clock: Callable[[], datetime] = _utc_now) -> None:
         self._redis = redis
         self._clock = clock
-        self._add_once = redis.register_script(_ADD_ONCE)
+        self._add_once = script(redis, _ADD_ONCE)
 
     def add(self, matcher: Matcher, duration: timedelta, comment: str,
             author: str | None = None, *, silence_id: str | None = None) -> Silence:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from redis import Redis
 from rq.queue import Queue
 
+from service.redis_scripts import script
+
 _PUT_BACK = """
 local removed = 0
 for i = 2, #ARGV do
@@ -36,5 +38,5 @@ def started_entries(redis: Redis, queue: Queue, job_id: str) -> list[str]:
 def put_back(redis: Redis, queue: Queue, job_id: str, entries: list[str]) -> bool:
     """Remove ``entries`` from the started registry and push the job at the front of its
     queue; False when another caller removed them first or the job is already queued."""
-    script = redis.register_script(_PUT_BACK)  # EVALSHA, as every other script here
-    return bool(script(keys=[queue.started_job_registry.key, queue.key], args=[job_id, *entries]))
+    return bool(script(redis, _PUT_BACK)(keys=[queue.started_job_registry.key, queue.key],
+                                         args=[job_id, *entries]))

@@ -30,6 +30,7 @@ from rq.job import Job
 from rq.queue import Queue
 
 from service import keys
+from service.redis_scripts import script
 from service.roster import BEAT_TTL_S
 from workers.queues import DELIVERY_JOB_TIMEOUT_S, DELIVERY_QUEUE, delivery_sink, queue
 from workers.rq_adaptations.dequeue import PromptDequeue
@@ -110,7 +111,7 @@ class SinkLines(PromptDequeue):
         if sink is None:
             return super().admit(job, queue)
         moment = time.time()
-        admitted = int(self.connection.register_script(_ADMIT)(
+        admitted = int(script(self.connection, _ADMIT)(
             keys=_line_keys(sink), args=[repr(moment), repr(_deadline(moment)), job.id,
                                          self.slots_per_sink, sink, "", BEAT_TTL_S]))
         if not admitted:
@@ -138,7 +139,7 @@ def take_slot(redis: Redis, sink: str, slot_id: str, *,
     sends to a healthy sink inline); False, with nothing taken or parked, when the sink is
     slow or no slot is free. Give it back with ``release_line(redis, sink, slot_id)``."""
     moment = time.time()
-    return bool(redis.register_script(_ADMIT)(
+    return bool(script(redis, _ADMIT)(
         keys=_line_keys(sink), args=[repr(moment), repr(_deadline(moment)), slot_id, slots,
                                      sink, "try", BEAT_TTL_S]))
 
@@ -149,7 +150,7 @@ def release_line(redis: Redis, sink: str, job_id: str = "", *,
     front of the delivery queue; return how many moved."""
     moment = time.time()
     moved = 0
-    release = redis.register_script(_RELEASE)
+    release = script(redis, _RELEASE)
     line_keys = [*_line_keys(sink), queue(DELIVERY_QUEUE, redis).key]
     while True:
         batch = int(release(keys=line_keys, args=[repr(moment), repr(_deadline(moment)), job_id,

@@ -23,6 +23,7 @@ from service import keys
 from service.analysis.alert import Alert
 from service.analysis.headline import first_issue, identity
 from service.delivery.digests.periods import DigestPolicy, Period
+from service.redis_scripts import script
 
 #: Calls-analysed buckets (s) and how long they are kept.
 ANALYSED_BUCKET_S = 900
@@ -103,7 +104,7 @@ class DigestStore:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._record = redis.register_script(_RECORD_ALERT)
+        self._record = script(redis, _RECORD_ALERT)
 
     @staticmethod
     def count_analysed(pipe: Any, now: float) -> None:

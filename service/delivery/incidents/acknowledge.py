@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from redis import Redis
 
 from service import keys
+from service.redis_scripts import script
 
 #: ``inc_`` and 20 base32 characters, as ``store.new_incident_id`` makes them.
 INCIDENT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz234567")
@@ -47,9 +48,9 @@ def is_incident_id(value: str) -> bool:
 def acknowledge(redis: Redis, incident_id: str, by: str, now: datetime) -> Acknowledgement | None:
     """Mark the incident acknowledged by ``by``; None when no such incident is kept.
     The first acknowledgement stays: a later one returns it with ``new=False``."""
-    script = redis.register_script(_ACKNOWLEDGE)
+    acknowledge_once = script(redis, _ACKNOWLEDGE)
     at = now.astimezone(UTC).replace(microsecond=0)
-    result = script(keys=[keys.incident(incident_id)], args=[by, repr(at.timestamp())])
+    result = acknowledge_once(keys=[keys.incident(incident_id)], args=[by, repr(at.timestamp())])
     state, who, when = (v.decode() if isinstance(v, bytes) else str(v) for v in result)
     if state == "unknown":
         return None

@@ -29,6 +29,7 @@ from service import keys
 from service.delivery import UNKNOWN_SINK_WAIT_S
 from service.delivery.incidents.grouping import group_hash
 from service.errors import DeliveryRejected, DeliveryRetryable
+from service.redis_scripts import script
 
 log = structlog.get_logger(__name__)
 
@@ -106,9 +107,9 @@ class PagerGroups:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._claim = redis.register_script(_CLAIM)
-        self._settle = redis.register_script(_SETTLE)
-        self._unclaim = redis.register_script(_UNCLAIM)
+        self._claim = script(redis, _CLAIM)
+        self._settle = script(redis, _SETTLE)
+        self._unclaim = script(redis, _UNCLAIM)
 
     def touch(self, sink: str, group: PagerGroup, now: float) -> None:
         """A new alert of ``group`` for ``sink``: its quiet period starts again at ``now``."""

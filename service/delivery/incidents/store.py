@@ -35,6 +35,7 @@ from service.delivery.incidents.policy import (
     RatioPolicy,
     StormPolicy,
 )
+from service.redis_scripts import script
 
 #: Incidents (and their events) are kept this long after their last change.
 INCIDENT_TTL_S = 7 * 86400
@@ -272,8 +273,8 @@ class IncidentStore:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._observe = redis.register_script(_FOLD_AND_OPEN)
-        self._check = redis.register_script(_CHECK)
+        self._observe = script(redis, _FOLD_AND_OPEN)
+        self._check = script(redis, _CHECK)
 
     @property
     def redis(self) -> Redis:
