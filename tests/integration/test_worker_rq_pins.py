@@ -300,10 +300,16 @@ def _commands(redis: redis_lib.Redis, *names: str) -> dict[str, int]:
     return {name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in names}
 
 
+def _job_keys(redis: redis_lib.Redis, job_id: str) -> list[bytes]:
+    """Every key left that names the job (its hash, executions, results, dependents)."""
+    return sorted(redis.scan_iter(f"*{job_id}*"))
+
+
 def test_rq_reads_a_finished_jobs_dependents_before_its_transaction(redis: redis_lib.Redis) -> None:
     """workers.rq_adaptations.round_trips: RQ finishes a job that succeeded by WATCHing and
     reading its dependents (and enqueues them); callwatch's worker finishes a job that keeps
-    no result in one transaction, leaving the same trace: no job hash, no registry entry."""
+    no result in one transaction, leaving the same trace: no key of the job or of its
+    execution, no registry entry."""
     q = queue("pins", redis)
     parent = q.enqueue(f"{__name__}.do_nothing", job_id="parent", result_ttl=0)
     q.enqueue(f"{__name__}.do_nothing", job_id="child", depends_on=parent, result_ttl=0)
@@ -322,3 +328,5 @@ def test_rq_reads_a_finished_jobs_dependents_before_its_transaction(redis: redis
     assert _commands(redis, "watch")["watch"] == before["watch"]
     assert not Job.exists("plain", connection=redis)
     assert redis.zcard(q.started_job_registry.key) == 0
+    assert _job_keys(redis, "plain") == [] and _job_keys(redis, "parent") == []
+    assert [key for key in redis.scan_iter("rq:execution*")] == []

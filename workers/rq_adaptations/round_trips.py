@@ -16,9 +16,11 @@ per alerting call). Here:
   whole ``STOP_CHECK_S`` for its next job (a worker going from job to job stays ``busy``);
 * the job is beaten at its end only if it has a callback to run (callwatch's have none);
 * a job that succeeded is finished in one transaction when it keeps no result, repeats
-  not and has no rate limit (every callwatch job but the incident checks): RQ first WATCHes
-  the job's dependents and reads them (two round trips) so as to enqueue them, and
-  callwatch enqueues no job with ``depends_on``.
+  not, has no rate limit and no group (every callwatch job but the incident checks): RQ
+  first WATCHes the job's dependents and reads them (two round trips) so as to enqueue
+  them, and callwatch enqueues no job with ``depends_on``; and to delete the job it reads
+  its status and, twice, its executions (some eight round trips), where the execution
+  that ran is known and deleted as RQ's own ``cleanup_execution`` does.
 
 Pins (``tests/integration/test_worker_rq_pins.py``):
 ``test_rq_beats_and_writes_idle_around_every_job``,
@@ -35,6 +37,7 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.rate_limit import release_slot
 from rq.registry import StartedJobRegistry
+from rq.results import Result
 from rq.utils import now
 from rq.worker import BaseWorker, WorkerStatus
 
@@ -101,15 +104,19 @@ class FewerRoundTrips(BaseWorker):
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry,
                            execution: Execution) -> None:
         if (job.get_result_ttl(self.default_result_ttl) != 0 or job.repeats_left
-                or job.has_rate_limit):
+                or job.has_rate_limit or job.group_id):
             super().handle_job_success(job, queue, started_job_registry, execution)
             return
         with self.connection.pipeline() as pipeline:  # RQ's transaction, minus the dependents
             self.increment_successful_job_count(pipeline=pipeline)
             if job.started_at and job.ended_at:
                 self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
-            job.cleanup(0, pipeline=pipeline, remove_from_queue=False)
-            job._status = JobStatus.FINISHED
+            # What RQ's ``job.cleanup(0)`` deletes, without its reads (the job's status, and
+            # twice its executions: some eight round trips): this execution's records, then
+            # the job's keys and its executions' index (stale entries of a crashed run).
             self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            pipeline.delete(job.key, job.dependents_key, job.dependencies_key,
+                            Result.get_key(job.id), job.execution_registry.key)
+            job._status = JobStatus.FINISHED
             pipeline.execute()
         release_slot(job)
