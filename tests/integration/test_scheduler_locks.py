@@ -75,6 +75,7 @@ class _RecordingScheduler:
 
     def __init__(self) -> None:
         self.acquired: list[bool] = []
+        self._process: Any = None  # RQ's: the forked scheduler process, once started
 
     def acquire_locks(self, auto_start: bool = False) -> None:
         self.acquired.append(auto_start)
@@ -104,3 +105,25 @@ def test_a_waiting_workers_beat_frees_a_dead_schedulers_lock_for_it_to_take(
     worker.watch_scheduler_locks()
     worker.watch_scheduler_locks()
     assert scheduler.acquired == [True]
+
+
+def test_a_worker_whose_scheduler_runs_leaves_other_locks_to_others(
+        redis: redis_lib.Redis) -> None:
+    """A process whose scheduler child is alive does not free and take another queue's
+    lock (its scheduler would not renew a lock its parent took); once the child is gone,
+    it does."""
+    worker = build_worker(redis)
+    scheduler = _RecordingScheduler()
+    worker.scheduler = scheduler  # type: ignore[assignment]
+    context = multiprocessing.get_context("fork")
+    scheduler._process = context.Process(target=time.sleep, args=(30,))
+    scheduler._process.start()
+    try:
+        worker.waiting = True
+        worker.watch_scheduler_locks()  # the main thread looks at its child
+        assert worker.locks_to_watch() == []
+    finally:
+        scheduler._process.kill()
+        scheduler._process.join()
+    worker.watch_scheduler_locks()
+    assert worker.locks_to_watch() == worker.queue_names()

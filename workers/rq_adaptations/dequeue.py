@@ -85,6 +85,7 @@ class PromptDequeue(StopsCleanly, FewerRoundTrips):
             if not self.admit(job, queue):
                 self.job_in_hand = None
                 continue
+            self.watch_scheduler_locks()  # a lock released during the pop waits for no job
             self.heartbeat()
             return job, queue
         return None

@@ -106,9 +106,20 @@ class Heartbeat:
             read_locks(pipe, watched)
             answers = pipe.execute()
             if watched and self._locks is not None:
-                released = release_stale(self._redis, watched, answers[-2 * len(watched):])
-                if released:
-                    self._locks.stale_locks_released(released)
+                self._release_stale(watched, answers[-2 * len(watched):])
+
+    def _release_stale(self, watched: list[str], answers: list[object]) -> None:
+        """The beat's look at the scheduler locks; whatever goes wrong there is logged and
+        never stops the beat (its alive key is what keeps this worker's jobs its own)."""
+        assert self._locks is not None
+        try:
+            released = release_stale(self._redis, watched, answers)
+            if released:
+                self._locks.stale_locks_released(released)
+        except redis_lib.RedisError:
+            raise
+        except Exception:
+            log.exception("scheduler_lock_watch_failed")
 
 
 def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue], *,

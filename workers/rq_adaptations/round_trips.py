@@ -111,9 +111,11 @@ class FewerRoundTrips(BaseWorker):
             self.increment_successful_job_count(pipeline=pipeline)
             if job.started_at and job.ended_at:
                 self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
-            # What RQ's ``job.cleanup(0)`` deletes, without its reads (the job's status, and
-            # twice its executions: some eight round trips): this execution's records, then
-            # the job's keys and its executions' index (stale entries of a crashed run).
+            # Instead of RQ's ``job.cleanup(0)``, which reads the job's status and, twice,
+            # its executions (some eight round trips) to delete them all: the execution that
+            # ran, the job's keys and its executions' index. What an earlier, crashed run
+            # left (its execution's hash and started entry) expires by its TTL and RQ's
+            # registry clean-up, which drops entries whose job is gone.
             self.cleanup_execution(job, pipeline=pipeline, execution=execution)
             pipeline.delete(job.key, job.dependents_key, job.dependencies_key,
                             Result.get_key(job.id), job.execution_registry.key)

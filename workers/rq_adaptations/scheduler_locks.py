@@ -27,7 +27,8 @@ import structlog
 from redis import Redis
 from rq.scheduler import RQScheduler
 from rq.scripts import release_lock
-from rq.worker import BaseWorker
+
+from workers.rq_adaptations.shutdown import StopsCleanly
 
 #: The TTL RQ gives the lock (its scheduler interval, 1 s, plus 60 s), renewed each second;
 #: pinned by ``tests/integration/test_worker_rq_pins.py``.
@@ -70,27 +71,39 @@ def release_stale_scheduler_locks(redis: Redis, queue_names: Sequence[str]) -> l
     return release_stale(redis, queue_names, pipe.execute())
 
 
-class WatchesSchedulerLocks(BaseWorker):
+class WatchesSchedulerLocks(StopsCleanly):
     """Takes RQ's scheduler over from a dead one within about ``STALE_AFTER_S`` plus a
     beat, instead of at the next maintenance pass."""
 
     #: Set by the beat thread when it released a stale lock for this worker to take.
     _locks_released = False
+    #: Whether this process's scheduler child was alive at the main thread's last look
+    #: (the beat thread must not look itself: ``is_alive()`` reaps the child).
+    _scheduler_running = False
     #: True while the worker waits for jobs (set by ``workers.rq_adaptations.dequeue``).
     waiting: bool
 
     def locks_to_watch(self) -> list[str]:
         """The beat's question: the queues whose scheduler locks to look at; none while
-        the worker runs a job or has no scheduler to start."""
-        return self.queue_names() if self.waiting and self.scheduler is not None else []
+        the worker runs a job, has no scheduler to start, or already runs one (a lock taken
+        by a process whose scheduler runs would not be renewed: RQ's scheduler renews the
+        locks it took itself)."""
+        if not self.waiting or self.scheduler is None or self._scheduler_running:
+            return []
+        return self.queue_names()
 
     def stale_locks_released(self, queue_names: list[str]) -> None:
         """The beat released these queues' locks: take them at the next look for jobs."""
         self._locks_released = True
 
     def watch_scheduler_locks(self) -> None:
-        """Called by the waiting loop: take the locks the beat released (no round trip
-        otherwise)."""
-        if self._locks_released and self.scheduler is not None:
+        """Called by the waiting loop, before each pop and as a pop returns a job: take the
+        locks the beat released (no round trip otherwise)."""
+        scheduler = self.scheduler
+        if scheduler is None:
+            return
+        process = scheduler._process
+        self._scheduler_running = process is not None and process.is_alive()
+        if self._locks_released and not self.stop_requested:
             self._locks_released = False
-            self.scheduler.acquire_locks(auto_start=True)
+            scheduler.acquire_locks(auto_start=True)

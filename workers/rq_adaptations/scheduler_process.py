@@ -74,8 +74,8 @@ class ClosesIdleSchedulerConnection(BaseWorker):
 
     def stop_scheduler(self) -> None:
         process = self.scheduler._process if self.scheduler is not None else None
-        if process is None or not process.pid:
-            return
+        if process is None or not process.pid or process.exitcode is not None:
+            return  # none, or already reaped (its pid may belong to another process now)
         with contextlib.suppress(OSError):
             os.kill(process.pid, signal.SIGTERM)
         process.join(SCHEDULER_STOP_S)
