@@ -35,7 +35,7 @@ import structlog
 from rq import Queue
 from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
-from rq.worker import BaseWorker, HerokuWorker, SimpleWorker, Worker
+from rq.worker import HerokuWorker, SimpleWorker, Worker
 
 # Imported here, once, so every worker process (and forked work horse) inherits the
 # job code and its dependencies instead of importing them per job.
@@ -90,9 +90,9 @@ PUBSUB_JOIN_S = 2.0
 log = structlog.get_logger(__name__)
 
 
-class _RecoversFromDeadWorkers(BaseWorker):
-    """Beats a liveness key and moves due calls from the intake; in maintenance, frees
-    what dead workers and schedulers held."""
+class _RecoversFromDeadWorkers(WatchesSchedulerLocks):
+    """Beats a liveness key (and looks at RQ's scheduler locks with it) and moves due calls
+    from the intake; in maintenance, frees what dead workers and schedulers held."""
 
     _heartbeat: Heartbeat | None = None
     _intake: IntakeMover | None = None
@@ -102,8 +102,7 @@ class _RecoversFromDeadWorkers(BaseWorker):
 
     def register_birth(self) -> None:
         super().register_birth()
-        self._heartbeat = Heartbeat(self.connection, self.name, _fingerprint(),
-                                    locks=self if isinstance(self, WatchesSchedulerLocks) else None).start()
+        self._heartbeat = Heartbeat(self.connection, self.name, _fingerprint(), locks=self).start()
         self._intake = IntakeMover(self.connection).start()
         self._digests = start_digest_clock(self.connection)
         settings = _settings()
@@ -170,7 +169,7 @@ class _RecoversFromDeadWorkers(BaseWorker):
 
 
 class _CallwatchWorker(QuietExpectedFailures, LeavesOnRedisError, _RecoversFromDeadWorkers,
-                       WatchesSchedulerLocks, SinkLines, ReleasesJobInHand, ShortPubSubReads,
+                       SinkLines, ReleasesJobInHand, ShortPubSubReads,
                        scheduler_process.ClosesIdleSchedulerConnection):
     """Every adaptation of RQ, in the order they wrap RQ's methods."""
 

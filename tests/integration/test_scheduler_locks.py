@@ -9,6 +9,7 @@ from typing import Any
 
 import redis as redis_lib
 from rq.scheduler import RQScheduler
+from rq.worker import WorkerStatus
 
 from workers.queues import ANALYSIS_QUEUE, DELIVERY_QUEUE
 from workers.rq_adaptations.liveness import Heartbeat, alive_key
@@ -92,13 +93,13 @@ def test_a_waiting_workers_beat_frees_a_dead_schedulers_lock_for_it_to_take(
     beat = Heartbeat(redis, worker.name, locks=worker)
     hold_lock(redis, ANALYSIS_QUEUE, "dead", silent_s=STALE_AFTER_S + 5)
 
-    worker.waiting = False  # running a job
+    worker.set_state(WorkerStatus.BUSY)  # running a job
     beat._beat()
     worker.watch_scheduler_locks()
     assert redis.get(RQScheduler.get_locking_key(ANALYSIS_QUEUE)) == b"dead"
     assert scheduler.acquired == []
 
-    worker.waiting = True
+    worker.set_state(WorkerStatus.IDLE)  # waiting for one
     beat._beat()
     assert redis.get(RQScheduler.get_locking_key(ANALYSIS_QUEUE)) is None
     assert redis.exists(alive_key(worker.name))
@@ -119,7 +120,7 @@ def test_a_worker_whose_scheduler_runs_leaves_other_locks_to_others(
     scheduler._process = context.Process(target=time.sleep, args=(30,))
     scheduler._process.start()
     try:
-        worker.waiting = True
+        worker.set_state(WorkerStatus.IDLE)
         worker.watch_scheduler_locks()  # the main thread looks at its child
         assert worker.locks_to_watch() == []
     finally:

@@ -40,8 +40,6 @@ class PromptDequeue(StopsCleanly, FewerRoundTrips):
 
     #: (queue, job id) of the job taken off its queue and not yet done with.
     job_in_hand: tuple[str, str] | None = None
-    #: True while the worker waits for its next job.
-    waiting = False
     _listening = False
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None,
@@ -55,13 +53,6 @@ class PromptDequeue(StopsCleanly, FewerRoundTrips):
             self._listening = True
             log.info("worker_listening", worker=self.name, queues=self.queue_names())
         by_key = {queue.key: queue for queue in self.queues}
-        self.waiting = True
-        try:
-            return self._pop(by_key)
-        finally:
-            self.waiting = False
-
-    def _pop(self, by_key: dict[str, Queue]) -> tuple[Job, Queue] | None:
         while not self.stop_requested:
             self.heartbeat()
             if self.should_run_maintenance_tasks:

@@ -99,27 +99,29 @@ class Heartbeat:
     def _beat(self) -> None:
         # While Redis is down nothing can be recovered or lost; beat again later.
         with contextlib.suppress(redis_lib.RedisError):
-            watched = self._locks.locks_to_watch() if self._locks is not None else []
+            locks = self._locks
+            watched = locks.locks_to_watch() if locks is not None else []
             pipe = self._redis.pipeline(transaction=False)
             pipe.set(self._key, "1", ex=ALIVE_TTL_S)
             self._roster.beat(self._name, self._fingerprint, pipeline=pipe)
             read_locks(pipe, watched)
             answers = pipe.execute()
-            if watched and self._locks is not None:
-                self._release_stale(watched, answers[-2 * len(watched):])
+            if locks is not None and watched:
+                self._release_stale(locks, watched, answers[-2 * len(watched):])
 
-    def _release_stale(self, watched: list[str], answers: list[object]) -> None:
-        """The beat's look at the scheduler locks; whatever goes wrong there is logged and
-        never stops the beat (its alive key is what keeps this worker's jobs its own)."""
-        assert self._locks is not None
+    def _release_stale(self, locks: SchedulerLockWatch, watched: list[str],
+                       answers: list[object]) -> None:
+        """The beat's look at the scheduler locks: a failure other than Redis's is logged
+        and never stops the beat (its alive key is what keeps this worker's jobs its own)."""
         try:
             released = release_stale(self._redis, watched, answers)
-            if released:
-                self._locks.stale_locks_released(released)
         except redis_lib.RedisError:
             raise
         except Exception:
             log.exception("scheduler_lock_watch_failed")
+            return
+        if released:
+            locks.stale_locks_released(released)
 
 
 def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue], *,

@@ -35,7 +35,6 @@ from typing import Any
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
-from rq.rate_limit import release_slot
 from rq.registry import StartedJobRegistry
 from rq.results import Result
 from rq.utils import now
@@ -121,4 +120,3 @@ class FewerRoundTrips(BaseWorker):
                             Result.get_key(job.id), job.execution_registry.key)
             job._status = JobStatus.FINISHED
             pipeline.execute()
-        release_slot(job)

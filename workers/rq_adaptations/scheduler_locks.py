@@ -27,6 +27,7 @@ import structlog
 from redis import Redis
 from rq.scheduler import RQScheduler
 from rq.scripts import release_lock
+from rq.worker import WorkerStatus
 
 from workers.rq_adaptations.shutdown import StopsCleanly
 
@@ -80,15 +81,14 @@ class WatchesSchedulerLocks(StopsCleanly):
     #: Whether this process's scheduler child was alive at the main thread's last look
     #: (the beat thread must not look itself: ``is_alive()`` reaps the child).
     _scheduler_running = False
-    #: True while the worker waits for jobs (set by ``workers.rq_adaptations.dequeue``).
-    waiting: bool
 
     def locks_to_watch(self) -> list[str]:
         """The beat's question: the queues whose scheduler locks to look at; none while
         the worker runs a job, has no scheduler to start, or already runs one (a lock taken
         by a process whose scheduler runs would not be renewed: RQ's scheduler renews the
         locks it took itself)."""
-        if not self.waiting or self.scheduler is None or self._scheduler_running:
+        waiting = self.get_state() == WorkerStatus.IDLE  # busy from a job's start to the next pop
+        if not waiting or self.scheduler is None or self._scheduler_running:
             return []
         return self.queue_names()
 
