@@ -4,13 +4,23 @@ Every worker process runs one ``IntakeMover`` thread; each pass claims the due c
 (``Intake.due``: the other movers do not see them for a while), enqueues them as
 ``analyze-CA…`` jobs (``unique``, so a pass repeated after a crash still makes one job)
 and only then takes them off the intake.
+
+The processes of one container take turns (:class:`Turn`): with ``--concurrency N``,
+process ``i`` passes in the wall-clock seconds ``s`` where ``s % N == i``, so a container
+looks at the intake once a second whatever its N. Each process looking every second
+cost every idle worker process a round trip a second for work one pass does (a quarter
+of the idle workers' CPU in ``bench/e2e.py`` with the default 4). A turn that falls to a
+process being restarted is skipped: the calls wait a second more, or another container's
+pass takes them.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis as redis_lib
 import structlog
@@ -20,7 +30,7 @@ from workers.queues import schedule_analysis
 
 log = structlog.get_logger(__name__)
 
-#: How often a worker looks for due calls (the delay's resolution).
+#: How often a container looks for due calls (the delay's resolution).
 MOVE_EVERY_S = 1.0
 #: Calls taken off the intake per round trip. A mover that dies mid-batch leaves at most
 #: this many calls that are in RQ due again ``CLAIM_S`` later: their analysis may run a
@@ -54,12 +64,35 @@ def move_due_calls(redis: redis_lib.Redis, *, now: float | None = None) -> int:
             intake.done(*handed)
 
 
-class IntakeMover:
-    """A daemon thread that moves due calls every ``MOVE_EVERY_S`` until ``stop()``."""
+@dataclass(frozen=True)
+class Turn:
+    """Process ``index`` of the ``of`` worker processes in a container: its seconds to move."""
 
-    def __init__(self, redis: redis_lib.Redis, *,
+    index: int = 0
+    of: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.of:
+            raise ValueError(f"process {self.index} of {self.of}")
+
+    def wait_s(self, now: float) -> float:
+        """Seconds from ``now`` (wall clock) to the start of this process's next turn."""
+        tick = math.floor(now / MOVE_EVERY_S) + 1
+        tick += (self.index - tick) % self.of
+        return tick * MOVE_EVERY_S - now
+
+
+#: A process alone in its container: it moves due calls every second.
+ALONE = Turn()
+
+
+class IntakeMover:
+    """A daemon thread that moves due calls on its process's turns until ``stop()``."""
+
+    def __init__(self, redis: redis_lib.Redis, *, turn: Turn = ALONE,
                  move: Callable[[redis_lib.Redis], int] = move_due_calls) -> None:
         self._redis = redis
+        self._turn = turn
         self._move = move
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="callwatch-intake", daemon=True)
@@ -72,7 +105,7 @@ class IntakeMover:
         self._stopped.set()
 
     def _run(self) -> None:
-        while not self._stopped.wait(MOVE_EVERY_S):
+        while not self._stopped.wait(self._turn.wait_s(time.time())):
             try:
                 self._move(self._redis)
             except redis_lib.RedisError as error:

@@ -35,10 +35,11 @@ POLL_S = 0.5
 log = structlog.get_logger(__name__)
 
 
-def run_pool(concurrency: int, work: Callable[[str | None, StopSignal], int], *,
+def run_pool(concurrency: int, work: Callable[[str | None, StopSignal, int], int], *,
              name: str | None = None,
              stop: StopSignal | None = None) -> int:
-    """Run ``work(name, stop)`` in ``concurrency`` child processes until a stop; return the exit code."""
+    """Run ``work(name, stop, index)`` in ``concurrency`` child processes until a stop (``index``:
+    0 to ``concurrency - 1``, kept by a replacement); return the exit code."""
     stop = (stop or StopSignal()).install()
     context = multiprocessing.get_context("fork")
     names = [f"{name}-{index}" if name else None for index in range(1, concurrency + 1)]
@@ -52,7 +53,7 @@ def run_pool(concurrency: int, work: Callable[[str | None, StopSignal], int], *,
         if name_ and starts[index]:
             name_ = f"{name_}-r{starts[index]}"
         starts[index] += 1
-        child = context.Process(target=_child, args=(work, name_),
+        child = context.Process(target=_child, args=(work, name_, index),
                                 name=f"callwatch-worker-{index + 1}", daemon=False)
         child.start()
         children[index] = child
@@ -85,6 +86,7 @@ def run_pool(concurrency: int, work: Callable[[str | None, StopSignal], int], *,
     return 0 if not failed else 1
 
 
-def _child(work: Callable[[str | None, StopSignal], int], name: str | None) -> None:
+def _child(work: Callable[[str | None, StopSignal, int], int], name: str | None,
+           index: int) -> None:
     """A child's life, with a stop recorder of its own from its first instruction."""
-    raise SystemExit(work(name, StopSignal().install()))
+    raise SystemExit(work(name, StopSignal().install(), index))

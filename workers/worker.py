@@ -10,11 +10,11 @@ not the container.
 
 The adaptations of RQ live one per module in ``workers.rq_adaptations`` (its docstring
 indexes the RQ behaviour each pins), each saying what it changes and why:
-``shutdown`` (stop on a signal at any moment), ``dequeue`` (wait for jobs in short
-slices, hold the popped job), ``round_trips`` (RQ's per-job bookkeeping writes, thinned),
-``redis_loss`` (leave RQ's loop on a Redis error), ``restart`` (wait for Redis, backed
-off, and start again), ``job_in_hand`` and ``put_back`` (put back the job Redis lost),
-``liveness`` (recover jobs of dead workers in seconds),
+``shutdown`` (stop on a signal at any moment), ``dequeue`` (wait for jobs in pops a stop
+ends, hold the popped job), ``pop_wake`` (end a pop early), ``round_trips`` (RQ's per-job
+bookkeeping writes, thinned), ``redis_loss`` (leave RQ's loop on a Redis error),
+``restart`` (wait for Redis, backed off, and start again), ``job_in_hand`` and
+``put_back`` (put back the job Redis lost), ``liveness`` (recover jobs of dead workers in seconds),
 ``scheduler_locks`` (free a dead scheduler's lock), ``sink_lines`` (a slow sink holds
 at most its share of the workers, its other deliveries parked in a line of their own),
 ``job_logs`` (one line for an expected failure),
@@ -51,7 +51,7 @@ from service.settings import Settings
 from workers import context
 from workers.digest_clock import DigestClock, start_digest_clock
 from workers.heartbeat_pinger import HeartbeatPinger
-from workers.intake_mover import IntakeMover
+from workers.intake_mover import ALONE, IntakeMover, Turn
 from workers.pool import DEFAULT_CONCURRENCY, run_pool
 from workers.queues import (
     ANALYSIS_QUEUE,
@@ -61,7 +61,7 @@ from workers.queues import (
     sink_queue_name,
     waiting_sinks,
 )
-from workers.rq_adaptations import scheduler_process
+from workers.rq_adaptations import pop_wake, scheduler_process
 from workers.rq_adaptations.job_in_hand import ReleasesJobInHand
 from workers.rq_adaptations.job_logs import QuietExpectedFailures, rq_logging_level
 from workers.rq_adaptations.liveness import Heartbeat, recover_orphaned_jobs
@@ -99,11 +99,13 @@ class _RecoversFromDeadWorkers(WatchesSchedulerLocks):
     _pinger: HeartbeatPinger | None = None
     _digests: DigestClock | None = None
     _abandoned = False
+    #: Which seconds this process moves due calls in (``workers.intake_mover.Turn``).
+    intake_turn = ALONE
 
     def register_birth(self) -> None:
         super().register_birth()
         self._heartbeat = Heartbeat(self.connection, self.name, _fingerprint(), locks=self).start()
-        self._intake = IntakeMover(self.connection).start()
+        self._intake = IntakeMover(self.connection, turn=self.intake_turn).start()
         self._digests = start_digest_clock(self.connection)
         settings = _settings()
         if settings is not None and settings.heartbeat_url:
@@ -158,6 +160,7 @@ class _RecoversFromDeadWorkers(WatchesSchedulerLocks):
         super()._pubsub_exception_handler(exc, pubsub, pubsub_thread)
 
     def _stop_helpers(self) -> None:
+        self.stop_waking()
         if self._heartbeat is not None:
             self._heartbeat.stop()
         if self._intake is not None:
@@ -218,7 +221,7 @@ def _fingerprint() -> str:
 
 
 def build_worker(redis: redis_lib.Redis, *, simple: bool = True, name: str | None = None,
-                 stop: StopSignal | None = None) -> _CallwatchWorker:
+                 stop: StopSignal | None = None, turn: Turn = ALONE) -> _CallwatchWorker:
     """In-process (``simple``, the default), else forking: Heroku's or RQ's."""
     cls: type[_CallwatchWorker]
     if simple:
@@ -239,16 +242,19 @@ def build_worker(redis: redis_lib.Redis, *, simple: bool = True, name: str | Non
         maintenance_interval=MAINTENANCE_INTERVAL_S,
     )
     worker.stop_signal = stop or StopSignal()
+    worker.intake_turn = turn
     return worker
 
 
 def work(settings: Settings, *, routing: RoutingConfig | None = None, burst: bool = False,
-         simple: bool = True, name: str | None = None, stop: StopSignal | None = None) -> int:
+         simple: bool = True, name: str | None = None, stop: StopSignal | None = None,
+         turn: Turn = ALONE) -> int:
     """One worker process: its own Redis client and job context, then the restart loop."""
-    redis = settings.redis(bounded=WORKER_REDIS_CONNECTIONS)
+    redis = settings.redis(bounded=WORKER_REDIS_CONNECTIONS, client_name=pop_wake.connection_name())
     context.configure(settings, redis, routing=routing)
     return run(redis, lambda worker_name, stop_: build_worker(redis, simple=simple,
-                                                              name=worker_name, stop=stop_),
+                                                              name=worker_name, stop=stop_,
+                                                              turn=turn),
                burst=burst, name=name, rq_logging_level=rq_logging_level(settings.log_level),
                stop=stop)
 
@@ -278,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     if concurrency == 1 or args.burst:
         return work(settings, name=args.name, **options)
     return run_pool(concurrency,
-                    lambda name, stop: work(settings, name=name, stop=stop, **options),
+                    lambda name, stop, index: work(settings, name=name, stop=stop,
+                                                   turn=Turn(index, concurrency), **options),
                     name=args.name)
 
 

@@ -18,6 +18,7 @@ from devtools.web_client import Callbacks, callback_params, make_settings
 from service.web import create_app
 from workers.queues import ANALYSIS_QUEUE, analysis_job_id, queue
 from workers.rq_adaptations.job_in_hand import requeue_job_in_hand
+from workers.rq_adaptations.pop_wake import POP_WAIT_S
 
 
 def test_worker_runs_the_analysis_once_its_delay_passes(redis_server, redis: redis_lib.Redis,
@@ -62,6 +63,48 @@ def test_sigterm_stops_an_idle_worker_cleanly(redis_server) -> None:
         assert not process.events("worker_stopped_unexpectedly")
     finally:
         process.close()
+
+
+def _blocked_pops(redis: redis_lib.Redis) -> int:
+    """Worker connections blocked in a pop for jobs now."""
+    return sum(1 for client in redis.client_list(_type="normal")
+               if client.get("name", "").startswith("callwatch-worker-") and "b" in client["flags"])
+
+
+def _unblocks(redis: redis_lib.Redis) -> int:
+    return int(redis.info("commandstats").get("cmdstat_client|unblock", {}).get("calls", 0))
+
+
+def test_sigterm_ends_the_pop_an_idle_worker_waits_in(redis_server, redis: redis_lib.Redis) -> None:
+    """An idle worker waits for jobs in pops of ``POP_WAIT_S``; SIGTERM ends the pop in
+    progress (``CLIENT UNBLOCK``) rather than waiting for it to run out."""
+    process = worker(settings_env(redis_server.url), "--concurrency", "1").start()
+    try:
+        process.wait_for(lambda: _blocked_pops(redis) == 1, timeout=30)
+        before = _unblocks(redis)
+        assert _sigterm_and_wait(process) == 0
+        assert _unblocks(redis) == before + 1
+        assert not process.events("pop_wake_unavailable")
+    finally:
+        process.close()
+
+
+def test_a_redis_that_refuses_client_unblock_still_lets_an_idle_worker_stop(
+        redis_server, redis: redis_lib.Redis) -> None:
+    """A Redis user without ``CLIENT LIST`` and ``CLIENT UNBLOCK`` (an ACL without @admin):
+    the worker says so once and stops when its pop runs out, exit code 0."""
+    redis.acl_setuser("limited", enabled=True, passwords=["+pw"], keys=["~*"], channels=["&*"],
+                      commands=["+@all", "-client|list", "-client|unblock"], reset=True)
+    url = redis_server.url.replace("redis://", "redis://limited:pw@", 1)
+    process = worker(settings_env(url), "--concurrency", "1").start()
+    try:
+        process.wait_for(lambda: _blocked_pops(redis) == 1, timeout=30)
+        assert _sigterm_and_wait(process, timeout=POP_WAIT_S + 15) == 0
+        [refused] = process.events("pop_wake_unavailable")
+        assert "client|list" in refused["error"]
+    finally:
+        process.close()
+        redis.acl_deluser("limited")
 
 
 def test_sigterm_while_the_worker_starts_stops_it_cleanly(redis_server) -> None:

@@ -11,12 +11,14 @@ from collections.abc import Iterator
 
 import redis as redis_lib
 from rq import Queue, SimpleWorker
+from rq.exceptions import DequeueTimeout
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 from workers.queues import CRASH_RETRY, RESULT_TTL_S, queue
+from workers.rq_adaptations.pop_wake import POP_WAIT_S
 from workers.rq_adaptations.pubsub_reads import READ_S, ShortPubSubReads
 from workers.rq_adaptations.redis_loss import RedisLost
 from workers.rq_adaptations.scheduler_locks import LOCK_TTL_S
@@ -71,6 +73,34 @@ def test_rq_ends_its_loop_when_the_dequeue_returns_nothing(redis: redis_lib.Redi
     worker = build_worker(redis, stop=stop)
     with sigterm_restored():
         assert worker.work() is False  # returns at once, no job taken
+
+
+def test_rq_reports_an_unblocked_pop_as_a_timeout(redis: redis_lib.Redis) -> None:
+    """workers.rq_adaptations.pop_wake: ``CLIENT UNBLOCK ... TIMEOUT`` ends RQ's blocking
+    ``Queue.lpop`` with ``DequeueTimeout``, as its own timeout would."""
+    kwargs = redis.connection_pool.connection_kwargs
+    popper = redis_lib.Redis(host=kwargs["host"], port=kwargs["port"], db=kwargs.get("db", 0),
+                             client_name="pin-pop")
+    ended: list[str] = []
+
+    def pop() -> None:
+        try:
+            Queue.lpop(["rq:queue:pin"], 30, connection=popper)
+        except DequeueTimeout:
+            ended.append("timeout")
+
+    thread = threading.Thread(target=pop, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    blocked: list[dict[str, str]] = []
+    while not blocked and time.monotonic() < deadline:
+        blocked = [client for client in redis.client_list()
+                   if client.get("name") == "pin-pop" and "b" in client["flags"]]
+    assert blocked, "the pop never blocked"
+    assert redis.client_unblock(int(blocked[0]["id"]))
+    thread.join(timeout=10)
+    popper.close()
+    assert ended == ["timeout"]
 
 
 def test_rq_reraises_system_exit_from_its_loop(redis: redis_lib.Redis) -> None:
@@ -268,7 +298,7 @@ def test_rq_beats_and_writes_idle_around_every_job(redis: redis_lib.Redis) -> No
 def test_a_worker_going_from_job_to_job_stays_busy_and_says_idle_once_it_waits(
         redis: redis_lib.Redis) -> None:
     """callwatch's worker: no ``idle`` write between two jobs; once it has waited a whole
-    ``STOP_CHECK_S`` for the next, its registration says ``idle``."""
+    pop (``POP_WAIT_S``) for the next, its registration says ``idle``."""
     q = queue("analysis", redis)
     q.enqueue(f"{__name__}.do_nothing")
     stop = StopSignal()
@@ -281,10 +311,11 @@ def test_a_worker_going_from_job_to_job_stays_busy_and_says_idle_once_it_waits(
         states.append(redis.hget(worker.key, "state"))  # type: ignore[arg-type]
 
     worker.execute_job = execute_then_look  # type: ignore[method-assign]
-    threading.Timer(2.5, stop.record, args=(signal.SIGTERM,)).start()
+    threading.Timer(POP_WAIT_S + 1.5, stop.record, args=(signal.SIGTERM,)).start()
     previous = signal.getsignal(signal.SIGTERM)
     seen_idle: list[bytes | None] = []
-    watcher = threading.Timer(2.0, lambda: seen_idle.append(redis.hget(worker.key, "state")))
+    watcher = threading.Timer(POP_WAIT_S + 1.0,
+                              lambda: seen_idle.append(redis.hget(worker.key, "state")))
     watcher.start()
     try:
         worker.work()

@@ -13,6 +13,9 @@ Index: module, the RQ behaviour it changes or relies on, its pin.
 - ``dequeue``: RQ's ``dequeue_job_and_maintain_ttl`` (a long ``BLPOP``, Redis errors
   retried forever, a heartbeat before every job).
   Pin: ``test_rq_ends_its_loop_when_the_dequeue_returns_nothing``.
+- ``pop_wake`` (for ``dequeue``): RQ's pop raises ``DequeueTimeout`` when ``BLPOP`` answers
+  nil, which is what ``CLIENT UNBLOCK ... TIMEOUT`` makes it answer.
+  Pins: ``test_rq_reports_an_unblocked_pop_as_a_timeout``; ``test_worker.py``.
 - ``round_trips``: RQ's loop beats the worker (three round trips) after every job, looks for
   a suspension before each, writes ``idle`` after each, and beats the job as its code
   returns; a finished job's transaction WATCHes and reads its dependents first.

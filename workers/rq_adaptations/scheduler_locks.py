@@ -11,10 +11,11 @@ owner is never robbed) lets a worker take over at once.
 
 Every waiting worker looks at the locks as it beats (``workers.rq_adaptations.liveness``,
 every ``BEAT_EVERY_S``, in the beat's own round trip), not only at maintenance, and the
-worker that released a lock takes it over itself at its next look for jobs
-(``WatchesSchedulerLocks.watch_scheduler_locks``, from its main thread, which forks the
-scheduler): paced Slack sends and retries wait in RQ's scheduled registry, so each second
-without a scheduler made them that late (the storm drill: 5-6 s after a kill; now about 3).
+worker that released a lock takes it over itself at once: the beat ends its pop
+(``workers.rq_adaptations.pop_wake``) and its main thread, which forks the scheduler,
+takes the lock (``WatchesSchedulerLocks.watch_scheduler_locks``). Paced Slack sends and
+retries wait in RQ's scheduled registry, so each second without a scheduler made them that
+late (the storm drill: 5-6 s after a kill; now about 3).
 A worker running a job does not look: the lock would wait for the job.
 """
 
@@ -29,7 +30,7 @@ from rq.scheduler import RQScheduler
 from rq.scripts import release_lock
 from rq.worker import WorkerStatus
 
-from workers.rq_adaptations.shutdown import StopsCleanly
+from workers.rq_adaptations.dequeue import PromptDequeue
 
 #: The TTL RQ gives the lock (its scheduler interval, 1 s, plus 60 s), renewed each second;
 #: pinned by ``tests/integration/test_worker_rq_pins.py``.
@@ -72,7 +73,7 @@ def release_stale_scheduler_locks(redis: Redis, queue_names: Sequence[str]) -> l
     return release_stale(redis, queue_names, pipe.execute())
 
 
-class WatchesSchedulerLocks(StopsCleanly):
+class WatchesSchedulerLocks(PromptDequeue):
     """Takes RQ's scheduler over from a dead one within about ``STALE_AFTER_S`` plus a
     beat, instead of at the next maintenance pass."""
 
@@ -93,8 +94,12 @@ class WatchesSchedulerLocks(StopsCleanly):
         return self.queue_names()
 
     def stale_locks_released(self, queue_names: list[str]) -> None:
-        """The beat released these queues' locks: take them at the next look for jobs."""
+        """The beat released these queues' locks: take them now (the pop is ended)."""
         self._locks_released = True
+        self.wake_pop()
+
+    def wants_loop(self) -> bool:
+        return self._locks_released or super().wants_loop()
 
     def watch_scheduler_locks(self) -> None:
         """Called by the waiting loop, before each pop and as a pop returns a job: take the

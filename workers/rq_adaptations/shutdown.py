@@ -9,8 +9,9 @@ What this changes in RQ, and why:
   seen at any moment is honoured.
 * RQ's idle handler raises ``StopRequested`` wherever the signal lands; raised inside a
   ``__del__`` it is swallowed and the worker went on listening. Here a signal only
-  sets the flag, which ``workers.rq_adaptations.dequeue`` looks at every ``STOP_CHECK_S`` while idle
-  and a busy worker looks at after its job.
+  sets the flag, which ``workers.rq_adaptations.dequeue`` looks at between pops (a stop
+  ends the pop in progress: ``workers.rq_adaptations.pop_wake``) and a busy worker looks
+  at after its job.
 * A second signal, a second or more after the first, is a cold stop (the running job
   is abandoned, the forking worker's horse killed), as in RQ.
 * RQ's warm stop waits for the running job however long it takes (an analysis may take
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -39,7 +41,8 @@ from rq.worker import BaseWorker
 log = structlog.get_logger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-#: How often an idle worker looks at the stop flag (its blocking dequeue's timeout).
+#: How often RQ's ``rq suspend`` flag is looked at, and how long a worker waits without a
+#: job before it writes ``idle``.
 STOP_CHECK_S = 1
 #: A repeat within this long is the same stop (Ctrl-C reaches a whole process group).
 REPEAT_WINDOW_S = 1.0
@@ -58,6 +61,8 @@ class StopSignal:
     def __init__(self) -> None:
         self.received: int | None = None
         self._at = 0.0
+        #: Called once with the first stop; each must be safe in a signal handler.
+        self.listeners: list[Callable[[], None]] = []
 
     def install(self) -> StopSignal:
         for signum in STOP_SIGNALS:
@@ -68,6 +73,8 @@ class StopSignal:
         if self.received is None:
             self.received = signum
             self._at = time.monotonic()
+            for listener in list(self.listeners):
+                listener()
 
     @property
     def requested(self) -> bool:
