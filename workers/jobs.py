@@ -128,7 +128,8 @@ def _deliver_alert(context: WorkerContext, metrics: Metrics, sink: str, envelope
                    attempt: int, hop: int, booked: bool, waiting_since: float | None, *,
                    inline: bool = False) -> str:
     """One delivery step and its RQ call. ``inline``: run within another job (the analysis),
-    whose own crash retries this delivery's outcome must leave alone."""
+    whose own crash retries this delivery's outcome must leave alone, in a slot taken while
+    the sink was not marked slow (``take_slot``)."""
     request = DeliveryRequest(sink, envelope, attempt=attempt, booked=booked)
     if is_incident_message(envelope):
         _bind(incident_id=envelope["data"]["incident_id"], webhook_id=request.message_id, sink=sink)
@@ -147,7 +148,8 @@ def _deliver_alert(context: WorkerContext, metrics: Metrics, sink: str, envelope
     pace = Pace(context.redis, interval_s=target.pace_s) if target.pace_s else None
     decision = deliver_step(request, sink=target, ledger=DeliveryLedger(context.redis), pace=pace,
                             retry_s=context.settings.delivery_retry_seconds,
-                            order=EventOrder(context.redis), health=SinkHealth(context.redis))
+                            order=EventOrder(context.redis),
+                            health=SinkHealth(context.redis, unmarked=inline))
     if not (isinstance(decision, Again) and decision.outcome == DeliveryOutcome.PACED):
         # The time spent sending, not waiting for a turn.
         metrics.observe("callwatch_delivery_duration_seconds", time.monotonic() - started, **labels)
