@@ -89,14 +89,15 @@ def _analyze_call(context: WorkerContext, metrics: Metrics, call_json: dict[str,
     def admit(child: Call) -> bool:
         return intake.admit(child.to_json(), due_at=context.clock().timestamp())
     # --- end legs ---
+    silences = context.silences.in_force()  # read with the call's count, once
     desk = IncidentDesk(IncidentStore(context.redis), context.router.route,
                         lambda name: context.sinks.get(name).kind, metrics=metrics,
-                        clock=lambda: context.clock().timestamp())
+                        clock=lambda: context.clock().timestamp(), reads=(silences,))
     result = analyze_step(
         request, fetch=lambda sid: client.fetch_events(sid, context.settings.events_edges),
         policy=AnalysisPolicy.from_settings(context.settings), route=context.router.sinks,
         now=context.clock(), incidents=desk,
-        screen=lambda alert: screen(alert, router=context.router, silences=context.silences),
+        screen=lambda alert: screen(alert, router=context.router, silences=silences),
         legs=readers.legs, admit=admit)
     for incident_id, due in desk.checks:
         schedule_incident_check(context.redis, incident_id, due)
