@@ -3,7 +3,7 @@
 prometheus_client's own counters live in one process; callwatch runs many web and
 worker processes on many hosts, and the work an operator cares about happens in the
 workers, which serve no HTTP. So every process adds to counters and histograms in
-Redis hashes (one ``HINCRBYFLOAT`` pipeline per observation), and ``/metrics``
+Redis hashes (one script of ``HINCRBYFLOAT`` per observation, or per job's worth), and ``/metrics``
 renders them, plus the queues' depths (from a ``QueueDepths`` the worker edge
 provides: the domain knows nothing of the job queue), through a custom collector.
 Recording never raises: a metric lost while Redis is down is better than
@@ -42,6 +42,7 @@ from prometheus_client.registry import Collector
 
 from service import keys
 from service.decisions import AnalysisOutcome, DeliveryOutcome
+from service.redis_scripts import script
 
 PREFIX = keys.METRICS_PREFIX
 #: The route of an alert no route took (``service.delivery.routing.DEFAULT_ROUTE``).
@@ -122,6 +123,18 @@ def known_label_sets(sinks: Iterable[str], routes: Iterable[str] = (DEFAULT_ROUT
     }
 
 
+# KEYS: metric hashes; ARGV: per increment, its hash's index in KEYS, the field, the amount.
+# One EVALSHA for a job's dozen or so increments: a pipeline of one HINCRBYFLOAT each cost
+# redis-py a command's packing and a reply's parsing apiece (``bench/e2e.py``: about 5 %
+# of a worker's CPU).
+_ADD = """
+for i = 1, #ARGV, 3 do
+  redis.call('HINCRBYFLOAT', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+end
+return #ARGV / 3
+"""
+
+
 class Metrics:
     """Adds to the deployment's counters and histograms in Redis."""
 
@@ -142,15 +155,21 @@ class Metrics:
             self._add((name, field, amount) for field, amount in fields)
 
     def _add(self, increments: Iterable[tuple[str, str, float]]) -> None:
-        """Each ``(metric, field, amount)`` added in one pipeline; raises ``redis.RedisError``."""
-        pipe = self._redis.pipeline(transaction=False)
+        """Each ``(metric, field, amount)`` added, the same field's amounts summed first,
+        in one script; raises ``redis.RedisError``."""
+        totals: dict[tuple[str, str], float] = {}
         for name, field, amount in increments:
-            pipe.hincrbyfloat(PREFIX + name, field, amount)
-        pipe.execute()
+            totals[(name, field)] = totals.get((name, field), 0.0) + amount
+        names = list(dict.fromkeys(name for name, _ in totals))
+        index = {name: str(i) for i, name in enumerate(names, 1)}
+        args: list[str] = []
+        for (name, field), amount in totals.items():
+            args += (index[name], field, repr(amount))
+        script(self._redis, _ADD)(keys=[PREFIX + name for name in names], args=args)
 
 
 class JobMetrics(Metrics):
-    """Metrics that add up over one job and reach Redis in one pipeline at ``flush()``.
+    """Metrics that add up over one job and reach Redis in one script at ``flush()``.
 
     Used by worker jobs: an analysis counts five or six things, a delivery two or three;
     one round trip instead of one each (``bench/e2e.py``: worker CPU per alerting call).

@@ -89,14 +89,15 @@ def _analyze_call(context: WorkerContext, metrics: Metrics, call_json: dict[str,
     def admit(child: Call) -> bool:
         return intake.admit(child.to_json(), due_at=context.clock().timestamp())
     # --- end legs ---
+    silences = context.silences.in_force()  # read with the call's count, once
     desk = IncidentDesk(IncidentStore(context.redis), context.router.route,
                         lambda name: context.sinks.get(name).kind, metrics=metrics,
-                        clock=lambda: context.clock().timestamp())
+                        clock=lambda: context.clock().timestamp(), reads=(silences,))
     result = analyze_step(
         request, fetch=lambda sid: client.fetch_events(sid, context.settings.events_edges),
         policy=AnalysisPolicy.from_settings(context.settings), route=context.router.sinks,
         now=context.clock(), incidents=desk,
-        screen=lambda alert: screen(alert, router=context.router, silences=context.silences),
+        screen=lambda alert: screen(alert, router=context.router, silences=silences),
         legs=readers.legs, admit=admit)
     for incident_id, due in desk.checks:
         schedule_incident_check(context.redis, incident_id, due)
@@ -128,7 +129,8 @@ def _deliver_alert(context: WorkerContext, metrics: Metrics, sink: str, envelope
                    attempt: int, hop: int, booked: bool, waiting_since: float | None, *,
                    inline: bool = False) -> str:
     """One delivery step and its RQ call. ``inline``: run within another job (the analysis),
-    whose own crash retries this delivery's outcome must leave alone."""
+    whose own crash retries this delivery's outcome must leave alone, in a slot taken while
+    the sink was not marked slow (``take_slot``)."""
     request = DeliveryRequest(sink, envelope, attempt=attempt, booked=booked)
     if is_incident_message(envelope):
         _bind(incident_id=envelope["data"]["incident_id"], webhook_id=request.message_id, sink=sink)
@@ -147,7 +149,8 @@ def _deliver_alert(context: WorkerContext, metrics: Metrics, sink: str, envelope
     pace = Pace(context.redis, interval_s=target.pace_s) if target.pace_s else None
     decision = deliver_step(request, sink=target, ledger=DeliveryLedger(context.redis), pace=pace,
                             retry_s=context.settings.delivery_retry_seconds,
-                            order=EventOrder(context.redis), health=SinkHealth(context.redis))
+                            order=EventOrder(context.redis),
+                            health=SinkHealth(context.redis, unmarked=inline))
     if not (isinstance(decision, Again) and decision.outcome == DeliveryOutcome.PACED):
         # The time spent sending, not waiting for a turn.
         metrics.observe("callwatch_delivery_duration_seconds", time.monotonic() - started, **labels)

@@ -43,7 +43,7 @@ class IncidentDesk(Protocol):
     """What the step asks of the incident desk (``service.delivery.incidents.desk``),
     which the edge passes in: the analysis floor imports nothing of delivery."""
 
-    def analysed(self) -> None: ...
+    def analysed(self, alert: Alert | None) -> None: ...
 
     def deliveries(self, alert: Alert, envelope: dict[str, Any]) -> tuple[Delivery, ...]: ...
 
@@ -168,7 +168,7 @@ def analyze_step(request: AnalysisRequest, *, fetch: Callable[[str], Sequence[Ev
         return AnalysisResult(_recheck_or_give_up(request, policy))
     alert = build_alert(call, events, policy.alert, now=now, extra=extra)
     if incidents is not None:
-        incidents.analysed()
+        incidents.analysed(alert)  # with an alert, the screen's silences read in its round trip
     if alert is None:
         log.info("analysis_no_alert", events=len(events))
         return AnalysisResult(Done(AnalysisOutcome.NO_ALERT), events=len(events))

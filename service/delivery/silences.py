@@ -3,10 +3,11 @@
 A silence is a matcher (the same keys as a route's ``match``), an end time, a
 comment and an author. All silences live in one sorted set (``keys.SILENCES``),
 each member the silence's JSON and its score the unix time it ends, so checking
-an alert is one Redis read (``ZRANGEBYSCORE now +inf``) in whichever worker
-analyses it: a silence takes effect at once everywhere, without a restart. An
-ended silence is no longer read; it is removed at the next write, and the key
-expires with the last silence it holds, so nothing outlives its silences.
+an alert is one Redis read (``ZRANGEBYSCORE now +inf``, on the round trip that counts
+the analysed call: ``InForce``) in whichever worker analyses it: a silence takes
+effect at once everywhere, without a restart. An ended silence is no longer read; it
+is removed at the next write, and the key expires with the last silence it holds, so
+nothing outlives its silences.
 """
 
 from __future__ import annotations
@@ -138,14 +139,11 @@ class Silences:
 
     def active(self) -> list[Silence]:
         """Every silence that has not ended, soonest end first (one Redis read)."""
-        now = self._clock().timestamp()
-        silences = []
-        for member in self._members(now):
-            try:
-                silences.append(Silence.from_json(json.loads(member)))
-            except (ValueError, KeyError, TypeError, ConfigError):
-                continue  # written by another version with a key this one does not know
-        return silences
+        return _parse(self._members(self._clock().timestamp()))
+
+    def in_force(self) -> InForce:
+        """The silences one analysis screens its alert against, read once (see ``InForce``)."""
+        return InForce(self)
 
     def matching(self, alert: Alert) -> Silence | None:
         """The first active silence that matches ``alert``, or ``None``."""
@@ -162,8 +160,44 @@ class Silences:
         """The stored JSON of every silence that ends after ``now``."""
         return list(self._redis.zrangebyscore(keys.SILENCES, f"({now}", "+inf"))  # type: ignore[arg-type]
 
+    def _queue_members(self, pipe: Any) -> None:
+        """``_members`` queued on ``pipe``: its reply is the list ``_members`` returns."""
+        pipe.zrangebyscore(keys.SILENCES, f"({self._clock().timestamp()}", "+inf")
 
-def screen(alert: Alert, *, router: Router, silences: Silences | None) -> Drop | None:
+
+class InForce:
+    """The silences in force for one analysis, read once: on the round trip that counts
+    the call (``IncidentStore.count_analysed`` calls ``queue`` then ``take``), else when
+    first asked. One per job, never kept: a silence takes effect for the next analysis."""
+
+    def __init__(self, silences: Silences) -> None:
+        self._silences = silences
+        self._active: list[Silence] | None = None
+
+    def queue(self, pipe: Any) -> None:
+        self._silences._queue_members(pipe)
+
+    def take(self, reply: list[bytes]) -> None:
+        self._active = _parse(reply)
+
+    def matching(self, alert: Alert) -> Silence | None:
+        """The first silence in force that matches ``alert``, or ``None``."""
+        if self._active is None:
+            self._active = self._silences.active()
+        return next((s for s in self._active if matches(s.matcher, alert)), None)
+
+
+def _parse(members: list[bytes]) -> list[Silence]:
+    silences = []
+    for member in members:
+        try:
+            silences.append(Silence.from_json(json.loads(member)))
+        except (ValueError, KeyError, TypeError, ConfigError):
+            continue  # written by another version with a key this one does not know
+    return silences
+
+
+def screen(alert: Alert, *, router: Router, silences: Silences | InForce | None) -> Drop | None:
     """Why ``alert`` must not be sent, if so: an active silence matches it (checked first:
     the operator asked for quiet), no route and no ``default`` takes it, or the routes that
     take it have no sinks (``dropped``, naming the first such route)."""

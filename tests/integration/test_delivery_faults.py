@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from devtools.pipeline import Pipeline, pipeline_settings
 from devtools.sample_alerts import WEBHOOK_SECRET, sample_alert
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
+from service import keys
 from service.delivery.sink_health import SinkHealth
 from service.delivery.sinks.webhook import webhook_sink_names
 from service.delivery.step import UNKNOWN_SINK_WAIT_S
@@ -143,6 +146,49 @@ def test_a_healthy_webhook_is_sent_within_the_analysis_and_slack_gets_its_own_jo
     sent = {line["sink"]: line["job_id"] for line in logs if line["event"] == "alert_delivered"}
     assert sent[webhook].startswith(f"deliver-{webhook}-")
     assert len(webhook_receiver.accepted()) == 2
+
+
+@contextmanager
+def redis_commands(url: str) -> Iterator[list[str]]:
+    """Every command the Redis at ``url`` runs within the block (MONITOR), as its text."""
+    seen: list[str] = []
+    started, end = threading.Event(), f"end-of-watch-{time.monotonic_ns()}"
+    watcher = redis_lib.Redis.from_url(url)
+
+    def watch() -> None:
+        with watcher.monitor() as monitor:
+            started.set()
+            for command in monitor.listen():
+                if end in command["command"]:
+                    return
+                seen.append(command["command"])
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    assert started.wait(5)
+    try:
+        yield seen
+    finally:
+        redis_lib.Redis.from_url(url).echo(end)
+        thread.join(5)
+        watcher.close()
+
+
+def test_a_prompt_inline_send_spends_no_round_trip_on_the_slow_mark(
+        pipe: Pipeline, redis_server, webhook_receiver: WebhookReceiver) -> None:
+    """A webhook sent within the analysis was unmarked when its slot was taken: its prompt
+    answer deletes no slow mark (a guard must not cost the healthy path); a slow one still
+    marks the sink."""
+    [webhook] = webhook_sink_names([webhook_receiver.url])
+    with redis_commands(redis_server.url) as commands:
+        pipe.play("sdk-error")
+        pipe.drain()
+    assert len(webhook_receiver.accepted()) == 1
+    mark = keys.sink_slow(webhook)
+    assert any(c.startswith("EVALSHA") and mark in c for c in commands)  # the slot taken
+    assert [c for c in commands if c.split()[0].upper() == "DEL" and mark in c] == []
+    health = SinkHealth(pipe.redis, unmarked=True)
+    assert health.record(webhook, 12.0, answered=False)
+    assert health.slow([webhook]) == {webhook: True}
 
 
 def test_one_sinks_crash_in_an_inline_send_costs_no_other_sink_its_alert(

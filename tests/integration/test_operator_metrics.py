@@ -18,7 +18,7 @@ from devtools.sample_alerts import WEBHOOK_SECRET
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn, WebhookReceiver
 from service.delivery.silences import Silences, parse_pairs
-from service.metrics import Metrics
+from service.metrics import PREFIX, JobMetrics, Metrics
 from service.routing_file.load import load
 
 TOKEN = "s3cret-token-for-scrapes"
@@ -141,3 +141,30 @@ def test_promtool_check_metrics_finds_nothing_to_fix(pipe: Pipeline, redis: redi
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_a_jobs_metrics_reach_redis_at_its_end_in_one_command(redis: redis_lib.Redis) -> None:
+    """What a job counted is in Redis once it flushes (one command, each field the sum of
+    its increments), and a flush with Redis gone raises nothing: a metric is lost, not a job."""
+    metrics = JobMetrics(redis)
+    metrics.inc("callwatch_analyses", outcome="alert")
+    metrics.inc("callwatch_analyses", 2.0, outcome="alert")
+    metrics.observe("callwatch_delivery_duration_seconds", 0.2, sink="hooks")
+    metrics.observe("callwatch_delivery_duration_seconds", 0.3, sink="hooks")
+    assert redis.hgetall(PREFIX + "callwatch_analyses") == {}
+    Metrics(redis).inc("callwatch_alerts_silenced")  # Redis knows the script from now on
+    before = redis.info("commandstats")
+    metrics.flush()
+    after = redis.info("commandstats")
+    calls = {name: after[name]["calls"] - before.get(name, {}).get("calls", 0) for name in after}
+    assert {name for name, n in calls.items() if n and name != "cmdstat_info"} == {
+        "cmdstat_evalsha", "cmdstat_hincrbyfloat"}
+    assert calls["cmdstat_evalsha"] == 1
+    assert redis.hgetall(PREFIX + "callwatch_analyses") == {b'["alert"]': b"3"}
+    histogram = redis.hgetall(PREFIX + "callwatch_delivery_duration_seconds")
+    assert histogram[b'["hooks"]|count'] == b"2" and histogram[b'["hooks"]|b|0.25'] == b"1"
+    assert float(histogram[b'["hooks"]|sum']) == pytest.approx(0.5)
+    gone = redis_lib.Redis(port=1, socket_connect_timeout=0.2)
+    lost = JobMetrics(gone)
+    lost.inc("callwatch_analyses", outcome="alert")
+    lost.flush()

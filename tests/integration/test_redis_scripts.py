@@ -36,3 +36,15 @@ def test_each_client_has_its_own_scripts_and_they_go_with_it(redis_server) -> No
     gc.collect()
     assert gone() is None
     other.close()
+
+
+def test_a_script_queued_on_a_pipeline_runs_with_it_even_after_a_script_flush(
+        redis: redis_lib.Redis) -> None:
+    """Given a pipeline (``client=``), a script is queued on it and answers in its
+    ``execute()``; the pipeline loads it first if Redis lost it."""
+    echo = script(redis, ECHO)
+    redis.script_flush()
+    pipe = redis.pipeline(transaction=False)
+    pipe.set("k", "v")
+    echo(args=["c"], client=pipe)
+    assert pipe.execute() == [True, b"c"]

@@ -15,6 +15,8 @@ from devtools.sample_alerts import sample_alert
 from devtools.simulator.server import SimulatorServer
 from devtools.standins import SlackStandIn
 from service import keys
+from service.delivery.incidents.desk import IncidentDesk
+from service.delivery.incidents.store import IncidentStore
 from service.delivery.silences import Silences, parse_duration, parse_pairs
 from service.errors import InvalidInput
 
@@ -84,6 +86,35 @@ def test_silence_uses_the_route_matchers(redis: redis_lib.Redis) -> None:
         parse_pairs(["colour=red"])
     with pytest.raises(InvalidInput):
         parse_pairs(["severity"])
+
+
+def _calls(redis: redis_lib.Redis, name: str | None = None) -> int:
+    """Commands (``name``, or all but INFO) Redis has run so far (INFO commandstats)."""
+    return sum(int(v["calls"]) for k, v in redis.info("commandstats").items()
+               if k == f"cmdstat_{name}" or (name is None and k != "cmdstat_info"))
+
+
+def test_an_alerts_silences_are_read_with_its_calls_count_once_per_analysis(
+        redis: redis_lib.Redis) -> None:
+    """An analysis that made an alert reads the silences on the round trip that counts the
+    call, and screens against that read; one without an alert does not read them; the next
+    analysis sees a silence added since."""
+    silences, store = Silences(redis), IncidentStore(redis)
+    silences.add(parse_pairs(["to=+1415*"]), timedelta(hours=1), "x")
+    in_force = silences.in_force()
+    reads = _calls(redis, "zrangebyscore")
+    IncidentDesk(store, lambda alert: [], lambda name: "chat", reads=(in_force,)).analysed(None)
+    assert _calls(redis, "zrangebyscore") == reads
+    IncidentDesk(store, lambda alert: [], lambda name: "chat",
+                 reads=(in_force,)).analysed(sample_alert())
+    assert _calls(redis, "zrangebyscore") == reads + 1
+    silences.add(parse_pairs(["to=+44*"]), timedelta(hours=1), "y")
+    london = sample_alert(to="+442071234567")
+    before = _calls(redis)
+    assert in_force.matching(sample_alert()) is not None
+    assert in_force.matching(london) is None  # added after this analysis's read
+    assert _calls(redis) == before
+    assert silences.in_force().matching(london) is not None  # the next analysis
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200),

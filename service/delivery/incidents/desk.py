@@ -30,7 +30,7 @@ from service.delivery.incidents.pager_groups import (
     pager_dedup_key,
 )
 from service.delivery.incidents.policy import DEFAULT_STORM, RatioPolicy, StormPolicy
-from service.delivery.incidents.store import IncidentStore, RouteGroup, Snapshot
+from service.delivery.incidents.store import IncidentStore, RidingRead, RouteGroup, Snapshot
 from service.delivery.incidents.timer import next_check
 
 log = structlog.get_logger(__name__)
@@ -72,10 +72,13 @@ class IncidentDesk:
     clock: Callable[[], float] = time.time
     #: Incident timers to schedule: (incident id, due epoch second).
     checks: list[tuple[str, float]] = field(default_factory=list)
+    #: What the analysis reads after an alert's count (``IncidentStore.count_analysed``).
+    reads: Sequence[RidingRead] = ()
 
-    def analysed(self) -> None:
-        """Count one analysed call (alert or not): the ratio's denominator."""
-        self.store.count_analysed(self.clock())
+    def analysed(self, alert: Alert | None = None) -> None:
+        """Count one analysed call (alert or not): the ratio's denominator. With an
+        ``alert``, ``reads`` (the silences it is screened against) ride on the same round trip."""
+        self.store.count_analysed(self.clock(), reads=self.reads if alert is not None else ())
         self._inc("callwatch_calls_analysed")
 
     def deliveries(self, alert: Alert, envelope: dict[str, Any]) -> tuple[Delivery, ...]:

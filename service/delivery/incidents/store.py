@@ -21,7 +21,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from redis import Redis
 
@@ -259,6 +259,15 @@ class RouteGroup:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class RidingRead(Protocol):
+    """A read that rides on the count's round trip: ``queue`` one command on the
+    pipeline, then ``take`` its reply."""
+
+    def queue(self, pipe: Any) -> None: ...
+
+    def take(self, reply: Any) -> None: ...
+
+
 def new_incident_id() -> str:
     """``inc_`` and 20 random base32 characters."""
     return "inc_" + base64.b32encode(os.urandom(12)).decode().lower()[:20]
@@ -281,16 +290,21 @@ class IncidentStore:
         """The connection (the desk keeps its pager groups in the same Redis)."""
         return self._redis
 
-    def count_analysed(self, now: float) -> None:
-        """One analysed call (alert or not) in the deployment-wide buckets: one round trip."""
+    def count_analysed(self, now: float, *, reads: Sequence[RidingRead] = ()) -> None:
+        """One analysed call (alert or not) in the deployment-wide buckets, and ``reads``
+        (what the analysis reads next, such as the silences), in one round trip."""
         current = bucket(now)
         pipe = self._redis.pipeline(transaction=False)
+        for read in reads:
+            read.queue(pipe)
         pipe.hincrby(keys.CALLS_ANALYSED, str(current), 1)
         # Drop the bucket that just left the longest window (gaps leave a few; sums skip them).
         pipe.hdel(keys.CALLS_ANALYSED, str(current - MAX_RATIO_WINDOW_S // RATIO_BUCKET_S - 1))
         pipe.expire(keys.CALLS_ANALYSED, MAX_RATIO_WINDOW_S + 60)
         DigestStore.count_analysed(pipe, now)  # the digests' "calls analysed", same round trip
-        pipe.execute()
+        replies = pipe.execute()
+        for read, reply in zip(reads, replies, strict=False):
+            read.take(reply)
 
     def observe(self, where: RouteGroup, alert_id: str, facets: Facets, now: float) -> Observation:
         """Fold the alert into its group's open incident, open one, or let it go out."""
