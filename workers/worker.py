@@ -12,6 +12,7 @@ The adaptations of RQ live one per module in ``workers.rq_adaptations`` (its doc
 indexes the RQ behaviour each pins), each saying what it changes and why:
 ``shutdown`` (stop on a signal at any moment), ``dequeue`` (wait for jobs in short
 slices, hold the popped job), ``round_trips`` (RQ's per-job bookkeeping writes, thinned),
+``one_start`` (an in-process job started in one transaction, not two),
 ``redis_loss`` (leave RQ's loop on a Redis error), ``restart`` (wait for Redis, backed
 off, and start again), ``job_in_hand`` and ``put_back`` (put back the job Redis lost),
 ``liveness`` (recover jobs of dead workers in seconds),
@@ -65,6 +66,7 @@ from workers.rq_adaptations import scheduler_process
 from workers.rq_adaptations.job_in_hand import ReleasesJobInHand
 from workers.rq_adaptations.job_logs import QuietExpectedFailures, rq_logging_level
 from workers.rq_adaptations.liveness import Heartbeat, recover_orphaned_jobs
+from workers.rq_adaptations.one_start import StartsInOneTransaction
 from workers.rq_adaptations.pubsub_reads import ShortPubSubReads
 from workers.rq_adaptations.redis_loss import LeavesOnRedisError
 from workers.rq_adaptations.restart import run
@@ -182,8 +184,9 @@ class CallwatchHerokuWorker(_CallwatchWorker, HerokuWorker):
     """RQ's Heroku worker: a dyno's SIGTERM stops the running job cleanly for a retry."""
 
 
-class CallwatchSimpleWorker(_CallwatchWorker, SimpleWorker):
-    """Jobs in the worker's own process: the default (``--fork`` for the others)."""
+class CallwatchSimpleWorker(_CallwatchWorker, StartsInOneTransaction, SimpleWorker):
+    """Jobs in the worker's own process: the default (``--fork`` for the others); each
+    started in one transaction (``one_start``)."""
 
 
 def _settings() -> Settings | None:
