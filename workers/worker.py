@@ -20,7 +20,8 @@ off, and start again), ``job_in_hand`` and ``put_back`` (put back the job Redis 
 at most its share of the workers, its other deliveries parked in a line of their own),
 ``job_logs`` (one line for an expected failure),
 ``pubsub_reads`` (read RQ's command channel in short slices, so teardown is prompt),
-``scheduler_process`` (a scheduler crash is one JSON line; no idle scheduler connection).
+``scheduler_process`` (a scheduler crash is one JSON line; no idle scheduler connection),
+``unique_enqueue`` (a unique enqueue in one round trip, for every process's queues).
 """
 
 from __future__ import annotations

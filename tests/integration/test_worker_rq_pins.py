@@ -9,8 +9,10 @@ import threading
 import time
 from collections.abc import Iterator
 
+import pytest
 import redis as redis_lib
 from rq import Queue, SimpleWorker, get_current_job
+from rq.exceptions import DuplicateJobError
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
@@ -24,6 +26,7 @@ from workers.rq_adaptations.pubsub_reads import READ_S, ShortPubSubReads
 from workers.rq_adaptations.redis_loss import RedisLost
 from workers.rq_adaptations.scheduler_locks import LOCK_TTL_S
 from workers.rq_adaptations.shutdown import StopSignal
+from workers.rq_adaptations.unique_enqueue import OneTripUniqueQueue
 from workers.worker import CallwatchSimpleWorker, build_worker
 
 
@@ -448,3 +451,64 @@ def test_one_start_transaction_leaves_what_rqs_two_leave(redis: redis_lib.Redis)
 
 class OneStartPinWorker(StartsInOneTransaction, PinWorker):
     """RQ's in-process worker with callwatch's one start transaction only."""
+
+
+def _enqueued_state(redis: redis_lib.Redis, q: Queue, job_id: str) -> dict[str, object]:
+    """What a unique enqueue left: the job's hash (its timestamps and queue name left out),
+    its TTL, the queue's list and ``rq:queues``."""
+    raw = redis.hgetall(f"rq:job:{job_id}")
+    fields = {k.decode(): v for k, v in raw.items()  # type: ignore[union-attr]
+              if k not in (b"created_at", b"enqueued_at", b"origin")}
+    return {"job": fields, "origin": raw[b"origin"] == q.name.encode(),  # type: ignore[index]
+            "ttl": round(int(redis.ttl(f"rq:job:{job_id}")), -1),  # type: ignore[arg-type]
+            "queue": q.job_ids, "registered": redis.sismember("rq:queues", q.key)}
+
+
+def test_rq_registers_the_queue_apart_from_its_unique_enqueue_script(
+        redis: redis_lib.Redis) -> None:
+    """workers.rq_adaptations.unique_enqueue: RQ's unique enqueue adds the queue to
+    ``rq:queues`` in a transaction of its own, then runs its script; callwatch's queue runs
+    one script."""
+    rq_queue = Queue("pins", connection=redis, serializer=JSONSerializer)
+    rq_queue.enqueue(do_nothing, job_id="warm-up", unique=True)  # RQ loads its script
+    before = _commands(redis, "multi", "evalsha", "sadd")
+    rq_queue.enqueue(do_nothing, job_id="rq", unique=True)
+    after = _commands(redis, "multi", "evalsha", "sadd")
+    assert {name: after[name] - before[name] for name in after} == \
+        {"multi": 1, "evalsha": 1, "sadd": 1}
+    ours = queue("pins", redis)
+    ours.enqueue(do_nothing, job_id="warm-up-too", unique=True)
+    before = _commands(redis, "multi", "evalsha", "sadd")
+    ours.enqueue(do_nothing, job_id="ours", unique=True)
+    after = _commands(redis, "multi", "evalsha", "sadd")
+    assert {name: after[name] - before[name] for name in after} == \
+        {"multi": 0, "evalsha": 1, "sadd": 1}  # the SADD inside the script
+
+
+def test_a_one_trip_unique_enqueue_leaves_what_rqs_leaves(redis: redis_lib.Redis) -> None:
+    """workers.rq_adaptations.unique_enqueue: the job's hash and TTL, the queue's list and
+    ``rq:queues`` end as after RQ's unique enqueue, at the back and at the front; a taken id
+    raises RQ's ``DuplicateJobError``, the queue registered all the same."""
+    rq_queue = Queue("pins-rq", connection=redis, serializer=JSONSerializer)
+    ours = queue("pins-ours", redis)
+    assert isinstance(ours, OneTripUniqueQueue)
+    for q in (rq_queue, ours):
+        q.enqueue(do_nothing, 1, job_id=f"back-{q.name}", unique=True, ttl=600,
+                  description="same", job_timeout=60, result_ttl=0, failure_ttl=99,
+                  retry=CRASH_RETRY)
+        q.enqueue(do_nothing, 2, job_id=f"front-{q.name}", unique=True, at_front=True,
+                  description="same")
+    for job_id in ("back", "front"):
+        theirs = _enqueued_state(redis, rq_queue, f"{job_id}-pins-rq")
+        mine = _enqueued_state(redis, ours, f"{job_id}-pins-ours")
+        assert theirs["queue"] == ["front-pins-rq", "back-pins-rq"]
+        assert mine["queue"] == ["front-pins-ours", "back-pins-ours"]
+        theirs.pop("queue"), mine.pop("queue")
+        assert mine == theirs and theirs["registered"] and theirs["origin"]
+    assert _enqueued_state(redis, rq_queue, "back-pins-rq")["ttl"] == 600
+    for q in (rq_queue, ours):
+        redis.delete("rq:queues")
+        with pytest.raises(DuplicateJobError):
+            q.enqueue(do_nothing, job_id=f"back-{q.name}", unique=True)
+        assert redis.smembers("rq:queues") == {q.key.encode()}
+        assert len(q.job_ids) == 2

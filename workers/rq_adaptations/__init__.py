@@ -50,6 +50,11 @@ Index: module, the RQ behaviour it changes or relies on, its pin.
   worker's ``RQScheduler`` opens a Redis connection of its own, and RQ's teardown joins
   the scheduler process with no deadline. Pins: ``test_json_logs.py``,
   ``test_redis_budget.py``, ``test_scheduler_locks.py``.
+- ``unique_enqueue`` (the queue class ``workers.queues`` builds): RQ's unique enqueue
+  registers the queue in ``rq:queues`` in a transaction of its own before its script; here
+  one script does both. Pins:
+  ``test_rq_registers_the_queue_apart_from_its_unique_enqueue_script``,
+  ``test_a_one_trip_unique_enqueue_leaves_what_rqs_leaves``.
 - ``workers.queues`` (outside this package, beside the queues it defines): ``result_ttl=0``
   keeps nothing of a finished job; ``unique`` enqueues.
   Pin: ``test_rq_keeps_nothing_of_a_job_finished_with_result_ttl_zero``.
