@@ -25,6 +25,7 @@ from rq.serializers import JSONSerializer
 
 from service import keys
 from service.delivery.incidents.events import message_id
+from workers.rq_adaptations.unique_enqueue import OneTripUniqueQueue
 
 ANALYSIS_QUEUE = "analysis"
 DELIVERY_QUEUE = "delivery"
@@ -56,8 +57,9 @@ CRASH_RETRY = Retry(max=3, interval=[1, 10, 30])
 
 
 def queue(name: str, redis: Redis) -> Queue:
-    """A queue with the JSON serializer every process uses."""
-    return Queue(name, connection=redis, serializer=JSONSerializer)
+    """A queue with the JSON serializer every process uses, whose unique enqueue is one
+    round trip (``workers.rq_adaptations.unique_enqueue``)."""
+    return OneTripUniqueQueue(name, connection=redis, serializer=JSONSerializer)
 
 
 def analysis_job_id(call_sid: str, recheck: int = 0, attempt: int = 0, stage: str = "") -> str:

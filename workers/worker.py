@@ -12,14 +12,16 @@ The adaptations of RQ live one per module in ``workers.rq_adaptations`` (its doc
 indexes the RQ behaviour each pins), each saying what it changes and why:
 ``shutdown`` (stop on a signal at any moment), ``dequeue`` (wait for jobs in pops a stop
 ends, hold the popped job), ``pop_wake`` (end a pop early), ``round_trips`` (RQ's per-job
-bookkeeping writes, thinned), ``redis_loss`` (leave RQ's loop on a Redis error),
-``restart`` (wait for Redis, backed off, and start again), ``job_in_hand`` and
-``put_back`` (put back the job Redis lost), ``liveness`` (recover jobs of dead workers in seconds),
+bookkeeping writes, thinned), ``one_start`` (an in-process job started in one transaction,
+not two), ``redis_loss`` (leave RQ's loop on a Redis error), ``restart`` (wait for Redis,
+backed off, and start again), ``job_in_hand`` and ``put_back`` (put back the job Redis
+lost), ``liveness`` (recover jobs of dead workers in seconds),
 ``scheduler_locks`` (free a dead scheduler's lock), ``sink_lines`` (a slow sink holds
 at most its share of the workers, its other deliveries parked in a line of their own),
 ``job_logs`` (one line for an expected failure),
 ``pubsub_reads`` (read RQ's command channel in short slices, so teardown is prompt),
-``scheduler_process`` (a scheduler crash is one JSON line; no idle scheduler connection).
+``scheduler_process`` (a scheduler crash is one JSON line; no idle scheduler connection),
+``unique_enqueue`` (a unique enqueue in one round trip, for every process's queues).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from workers.rq_adaptations import pop_wake, scheduler_process
 from workers.rq_adaptations.job_in_hand import ReleasesJobInHand
 from workers.rq_adaptations.job_logs import QuietExpectedFailures, rq_logging_level
 from workers.rq_adaptations.liveness import Heartbeat, recover_orphaned_jobs
+from workers.rq_adaptations.one_start import StartsInOneTransaction
 from workers.rq_adaptations.pubsub_reads import ShortPubSubReads
 from workers.rq_adaptations.redis_loss import LeavesOnRedisError
 from workers.rq_adaptations.restart import run
@@ -185,8 +188,9 @@ class CallwatchHerokuWorker(_CallwatchWorker, HerokuWorker):
     """RQ's Heroku worker: a dyno's SIGTERM stops the running job cleanly for a retry."""
 
 
-class CallwatchSimpleWorker(_CallwatchWorker, SimpleWorker):
-    """Jobs in the worker's own process: the default (``--fork`` for the others)."""
+class CallwatchSimpleWorker(_CallwatchWorker, StartsInOneTransaction, SimpleWorker):
+    """Jobs in the worker's own process: the default (``--fork`` for the others); each
+    started in one transaction (``one_start``)."""
 
 
 def _settings() -> Settings | None:

@@ -1,12 +1,17 @@
-"""A job Redis lost between RQ registering it as started and marking it started.
+"""A job Redis lost while a worker was starting it.
 
-RQ's in-process worker starts a job in two round trips: ``prepare_execution`` adds the
-execution to the queue's started registry, then ``prepare_job_execution`` sets the job's
-status to ``started`` and its ``worker_name``. Redis going away between the two (here
-``SHUTDOWN SAVE`` at that very moment, then a restart with the data, the Redis drill's
-fault) leaves the job in the started registry, ``queued``, with no worker name: neither
-the liveness recovery (which needs the worker's name) nor RQ's clean-up (which retries
-only ``started`` jobs and drops the others' entries) ever runs it again.
+RQ starts a job in two transactions: ``prepare_execution`` adds the execution to the
+queue's started registry, then ``prepare_job_execution`` sets the job's status to
+``started`` and its ``worker_name``. Redis going away between the two (the Redis drill's
+fault: ``SHUTDOWN SAVE``, then a restart with the data) leaves the job in the started
+registry, ``queued``, with no worker name: neither the liveness recovery (which needs the
+worker's name) nor RQ's clean-up (which retries only ``started`` jobs and drops the
+others' entries) ever runs it again. callwatch's in-process worker starts a job in one
+transaction (``workers.rq_adaptations.one_start``), so for it the last moment a Redis
+failure can leave a job half-started is gone; the job it holds when Redis fails before
+that transaction is in no queue and no registry. RQ's forking workers (``--fork``) and
+jobs an older release started still reach the registered-but-not-started state, which
+``requeue_job_in_hand`` and ``recover_orphaned_jobs`` put back (tested below on that state).
 """
 
 from __future__ import annotations
@@ -44,47 +49,57 @@ def record_run(job_id: str) -> str:
     return "ok"
 
 
-def test_a_job_registered_but_not_started_when_redis_went_away_runs_once_redis_is_back() -> None:
-    """Drill 1's lost call, on purpose: Redis stops with ``SHUTDOWN SAVE`` after RQ registered
-    the job and before it marked it started, and comes back with its data while the worker
+def test_a_job_redis_lost_just_before_its_start_transaction_runs_once_redis_is_back() -> None:
+    """Drill 1's lost call, on purpose, at the last moment the worker holds a job Redis knows
+    nothing of: Redis stops with ``SHUTDOWN SAVE`` as the worker is about to start the
+    popped job (its one start transaction), and comes back with its data while the worker
     waits; the worker that held the job puts it back and runs it, once."""
     ran.clear()
     stop.received = None
-    job_id = "analyze-CAregisteredbutnotstarted"
+    job_id = "analyze-CAlostbeforeitsstart"
     with RedisServer() as server:
         redis = redis_lib.Redis.from_url(server.url)
         schedule_unique(redis, ANALYSIS_QUEUE, f"{__name__}.record_run", (job_id,),
                         job_id=job_id, delay_s=0, timeout_s=60)
         down = threading.Event()
+        seen_after_restart: list[tuple[str, int, int]] = []
 
         def build(name: str | None, stop_: StopSignal) -> Any:
             worker = build_worker(redis, name=name, stop=stop_)
-            prepare = worker.prepare_job_execution
+            prepare = worker.prepare_execution
 
-            def redis_goes_away_first(job: Job, *args: Any, **kwargs: Any) -> None:
-                # RQ registered the execution a round trip ago; the job is not marked
-                # started yet. Redis stops here, saving what it has, as in drill 1.
+            def redis_goes_away_first(job: Job) -> Any:
+                # The job is popped and in hand; nothing of its start is written yet.
+                # Redis stops here, saving what it has, as in drill 1.
                 if not down.is_set():
                     down.set()
                     redis_lib.Redis.from_url(server.url).shutdown(save=True)
                     server.stop()
-                prepare(job, *args, **kwargs)
+                return prepare(job)
 
-            worker.prepare_job_execution = redis_goes_away_first  # type: ignore[method-assign]
+            worker.prepare_execution = redis_goes_away_first  # type: ignore[method-assign]
             return worker
 
         def sleep(seconds: float) -> None:  # the worker waits for Redis: it comes back
             if down.is_set() and not _listening(server):
                 server.start()
+                back = redis_lib.Redis.from_url(server.url)
+                q = queue(ANALYSIS_QUEUE, back)
+                seen_after_restart.append((
+                    Job.fetch(job_id, connection=back, serializer=JSONSerializer).get_status(),
+                    back.zcard(q.started_job_registry.key), len(q.job_ids)))
+                back.close()
             time.sleep(seconds)
 
         watchdog = threading.Timer(30, stop.record, args=(signal.SIGTERM,))
         watchdog.start()
         try:
-            assert run(redis, build, name="lost-in-between", stop=stop, sleep=sleep) == 0
+            assert run(redis, build, name="lost-before-start", stop=stop, sleep=sleep) == 0
         finally:
             watchdog.cancel()
         assert down.is_set(), "the worker never started the job"
+        # Redis came back with the job in no queue and no registry: only the hand held it.
+        assert seen_after_restart == [(JobStatus.QUEUED, 0, 0)]
         assert ran == [job_id]
         redis.close()
 

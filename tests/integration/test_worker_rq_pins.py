@@ -9,20 +9,25 @@ import threading
 import time
 from collections.abc import Iterator
 
+import pytest
 import redis as redis_lib
-from rq import Queue, SimpleWorker
-from rq.exceptions import DequeueTimeout
+from rq import Queue, SimpleWorker, get_current_job
+from rq.exceptions import DequeueTimeout, DuplicateJobError
+from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
+from rq.worker import BaseWorker
 
 from workers.queues import CRASH_RETRY, RESULT_TTL_S, queue
+from workers.rq_adaptations.one_start import StartsInOneTransaction
 from workers.rq_adaptations.pop_wake import POP_WAIT_S
 from workers.rq_adaptations.pubsub_reads import READ_S, ShortPubSubReads
 from workers.rq_adaptations.redis_loss import RedisLost
 from workers.rq_adaptations.scheduler_locks import LOCK_TTL_S
 from workers.rq_adaptations.shutdown import StopSignal
+from workers.rq_adaptations.unique_enqueue import OneTripUniqueQueue
 from workers.worker import CallwatchSimpleWorker, build_worker
 
 
@@ -361,3 +366,179 @@ def test_rq_reads_a_finished_jobs_dependents_before_its_transaction(redis: redis
     assert redis.zcard(q.started_job_registry.key) == 0
     assert _job_keys(redis, "plain") == [] and _job_keys(redis, "parent") == []
     assert [key for key in redis.scan_iter("rq:execution*")] == []
+
+
+#: What the recording job saw of its own start (``_start_state``), one entry a run.
+STARTS: list[dict[str, object]] = []
+
+
+def record_start() -> None:
+    """A job: note what Redis holds of its start while its code runs."""
+    job = get_current_job()
+    assert job is not None
+    STARTS.append(_start_state(job.connection, job))
+
+
+def _start_state(redis: redis_lib.Redis, job: Job) -> dict[str, object]:
+    """What RQ wrote to start ``job``, with ids and timestamps left out and TTLs rounded to
+    10 s (so two starts compare equal)."""
+    fields = {k.decode(): v.decode(errors="replace")  # the job's data is compressed
+              for k, v in redis.hgetall(job.key).items()}  # type: ignore[union-attr]
+    worker = fields["worker_name"]
+    members = redis.zrange(job.started_job_registry.key, 0, -1, withscores=True)
+    (entry, deadline), = members  # type: ignore[misc]
+    execution_id = entry.decode().split(":", 1)[1]
+    execution = Execution(execution_id, job.id, connection=redis)
+    executions_key = f"rq:worker:{worker}:executions"
+
+    def ttl(key: str) -> int:
+        seconds = int(redis.ttl(key))  # type: ignore[arg-type]
+        return seconds if seconds < 0 else round(seconds, -1)
+
+    return {
+        "job fields": sorted(fields), "status": fields["status"], "job ttl": ttl(job.key),
+        "registry deadline in": round(deadline - time.time(), -1),
+        "execution fields": sorted(k.decode() for k in redis.hkeys(execution.key)),  # type: ignore[union-attr]
+        "execution worker": redis.hget(execution.key, "worker_name") == worker.encode(),
+        "execution ttl": ttl(execution.key),
+        "job executions": redis.zrange(job.execution_registry.key, 0, -1) == [execution_id.encode()],
+        "job executions ttl": ttl(job.execution_registry.key),
+        "worker state": redis.hget(f"rq:worker:{worker}", "state"),
+        "worker beat": redis.hexists(f"rq:worker:{worker}", "last_heartbeat"),
+        "worker ttl": ttl(f"rq:worker:{worker}"),
+        "worker executions": redis.smembers(executions_key) == {entry},
+        "worker executions ttl": ttl(executions_key),
+    }
+
+
+class _RecordsStarts(BaseWorker):
+    """Notes the transactions each start step runs and what Redis holds of the job between
+    them."""
+
+    multis: list[tuple[str, int]]
+    between: list[tuple[object, bytes | None, int]]
+
+    def prepare_execution(self, job: Job) -> Execution:
+        before = _commands(self.connection, "multi")["multi"]
+        execution = super().prepare_execution(job)
+        self.multis.append(("prepare_execution", _commands(self.connection, "multi")["multi"] - before))
+        return execution
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        fresh = Job.fetch(job.id, connection=self.connection, serializer=JSONSerializer)
+        self.between.append((fresh.get_status(), self.connection.hget(job.key, "worker_name"),
+                             int(self.connection.zcard(job.started_job_registry.key))))  # type: ignore[arg-type]
+        before = _commands(self.connection, "multi")["multi"]
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
+        self.multis.append(("prepare_job_execution",
+                            _commands(self.connection, "multi")["multi"] - before))
+
+
+class RecordsStartTransactions(_RecordsStarts, PinWorker):
+    """RQ's in-process worker, recording its start."""
+
+
+class OneStartRecording(_RecordsStarts, StartsInOneTransaction, PinWorker):
+    """The same, with callwatch's one start transaction."""
+
+
+def test_rq_starts_an_in_process_job_in_two_transactions(redis: redis_lib.Redis) -> None:
+    """workers.rq_adaptations.one_start: RQ's in-process worker registers the execution in one
+    transaction (``prepare_execution``) and marks the job started in a second
+    (``prepare_job_execution``); in between the job is in the started registry, ``queued``,
+    with no worker name. callwatch's starts it in the first and writes nothing in the second."""
+    q = queue("pins", redis)
+    for worker_class in (RecordsStartTransactions, OneStartRecording):
+        q.enqueue(f"{__name__}.do_nothing", job_timeout=120)
+        worker = worker_class([q], connection=redis, serializer=JSONSerializer)
+        worker.multis, worker.between = [], []
+        with sigterm_restored():
+            worker.work(burst=True)
+        if worker_class is RecordsStartTransactions:
+            assert worker.multis == [("prepare_execution", 1), ("prepare_job_execution", 1)]
+            assert worker.between == [(JobStatus.QUEUED, b"", 1)]  # no worker name
+        else:
+            assert worker.multis == [("prepare_execution", 1), ("prepare_job_execution", 0)]
+            assert worker.between == [(JobStatus.STARTED, worker.name.encode(), 1)]
+
+
+def test_one_start_transaction_leaves_what_rqs_two_leave(redis: redis_lib.Redis) -> None:
+    """workers.rq_adaptations.one_start: while the job's code runs, Redis holds the same of its
+    start (job, execution, registries, worker, TTLs) after callwatch's one transaction as
+    after RQ's two."""
+    STARTS.clear()
+    q = queue("pins", redis)
+    for worker_class in (PinWorker, OneStartPinWorker):
+        q.enqueue(f"{__name__}.record_start", job_timeout=120)
+        with sigterm_restored():
+            worker_class([q], connection=redis, serializer=JSONSerializer).work(burst=True)
+    assert len(STARTS) == 2
+    assert STARTS[0]["status"] == JobStatus.STARTED and STARTS[0]["worker state"] == b"busy"
+    assert STARTS[0]["execution ttl"] == 180  # the job's timeout + 60 s
+    assert STARTS[0]["job ttl"] == -1  # persisted
+    assert STARTS[1] == STARTS[0]
+
+
+class OneStartPinWorker(StartsInOneTransaction, PinWorker):
+    """RQ's in-process worker with callwatch's one start transaction only."""
+
+
+def _enqueued_state(redis: redis_lib.Redis, q: Queue, job_id: str) -> dict[str, object]:
+    """What a unique enqueue left: the job's hash (its timestamps and queue name left out),
+    its TTL, the queue's list and ``rq:queues``."""
+    raw = redis.hgetall(f"rq:job:{job_id}")
+    fields = {k.decode(): v for k, v in raw.items()  # type: ignore[union-attr]
+              if k not in (b"created_at", b"enqueued_at", b"origin")}
+    return {"job": fields, "origin": raw[b"origin"] == q.name.encode(),  # type: ignore[index]
+            "ttl": round(int(redis.ttl(f"rq:job:{job_id}")), -1),  # type: ignore[arg-type]
+            "queue": q.job_ids, "registered": redis.sismember("rq:queues", q.key)}
+
+
+def test_rq_registers_the_queue_apart_from_its_unique_enqueue_script(
+        redis: redis_lib.Redis) -> None:
+    """workers.rq_adaptations.unique_enqueue: RQ's unique enqueue adds the queue to
+    ``rq:queues`` in a transaction of its own, then runs its script; callwatch's queue runs
+    one script."""
+    rq_queue = Queue("pins", connection=redis, serializer=JSONSerializer)
+    rq_queue.enqueue(do_nothing, job_id="warm-up", unique=True)  # RQ loads its script
+    before = _commands(redis, "multi", "evalsha", "sadd")
+    rq_queue.enqueue(do_nothing, job_id="rq", unique=True)
+    after = _commands(redis, "multi", "evalsha", "sadd")
+    assert {name: after[name] - before[name] for name in after} == \
+        {"multi": 1, "evalsha": 1, "sadd": 1}
+    ours = queue("pins", redis)
+    ours.enqueue(do_nothing, job_id="warm-up-too", unique=True)
+    before = _commands(redis, "multi", "evalsha", "sadd")
+    ours.enqueue(do_nothing, job_id="ours", unique=True)
+    after = _commands(redis, "multi", "evalsha", "sadd")
+    assert {name: after[name] - before[name] for name in after} == \
+        {"multi": 0, "evalsha": 1, "sadd": 1}  # the SADD inside the script
+
+
+def test_a_one_trip_unique_enqueue_leaves_what_rqs_leaves(redis: redis_lib.Redis) -> None:
+    """workers.rq_adaptations.unique_enqueue: the job's hash and TTL, the queue's list and
+    ``rq:queues`` end as after RQ's unique enqueue, at the back and at the front; a taken id
+    raises RQ's ``DuplicateJobError``, the queue registered all the same."""
+    rq_queue = Queue("pins-rq", connection=redis, serializer=JSONSerializer)
+    ours = queue("pins-ours", redis)
+    assert isinstance(ours, OneTripUniqueQueue)
+    for q in (rq_queue, ours):
+        q.enqueue(do_nothing, 1, job_id=f"back-{q.name}", unique=True, ttl=600,
+                  description="same", job_timeout=60, result_ttl=0, failure_ttl=99,
+                  retry=CRASH_RETRY)
+        q.enqueue(do_nothing, 2, job_id=f"front-{q.name}", unique=True, at_front=True,
+                  description="same")
+    for job_id in ("back", "front"):
+        theirs = _enqueued_state(redis, rq_queue, f"{job_id}-pins-rq")
+        mine = _enqueued_state(redis, ours, f"{job_id}-pins-ours")
+        assert theirs["queue"] == ["front-pins-rq", "back-pins-rq"]
+        assert mine["queue"] == ["front-pins-ours", "back-pins-ours"]
+        theirs.pop("queue"), mine.pop("queue")
+        assert mine == theirs and theirs["registered"] and theirs["origin"]
+    assert _enqueued_state(redis, rq_queue, "back-pins-rq")["ttl"] == 600
+    for q in (rq_queue, ours):
+        redis.delete("rq:queues")
+        with pytest.raises(DuplicateJobError):
+            q.enqueue(do_nothing, job_id=f"back-{q.name}", unique=True)
+        assert redis.smembers("rq:queues") == {q.key.encode()}
+        assert len(q.job_ids) == 2

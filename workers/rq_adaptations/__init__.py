@@ -21,13 +21,18 @@ Index: module, the RQ behaviour it changes or relies on, its pin.
   returns; a finished job's transaction WATCHes and reads its dependents first.
   Pins: ``test_rq_beats_and_writes_idle_around_every_job``,
   ``test_rq_reads_a_finished_jobs_dependents_before_its_transaction``.
+- ``one_start``: RQ starts a job in two transactions (``prepare_execution``, then
+  ``prepare_job_execution``), the job ``queued`` with no worker name in between; an
+  in-process job is started in one. Pins:
+  ``test_rq_starts_an_in_process_job_in_two_transactions``,
+  ``test_one_start_transaction_leaves_what_rqs_two_leave``.
 - ``redis_loss``: a Redis error inside RQ's loop.
   Pin: ``test_rq_reraises_system_exit_from_its_loop``.
 - ``restart``: RQ's worker ends when Redis fails it. Pin: ``test_worker_edge.py``.
 - ``job_in_hand``: a job popped and not yet registered is in no queue and no registry;
-  one registered (``prepare_execution``) but not yet marked started is ``queued`` in the
-  started registry, with no worker name. Pins: ``test_worker.py``,
-  ``test_worker_redis_loss.py``.
+  one registered (``prepare_execution``) but not yet marked started (RQ's forking worker;
+  ``one_start`` closes that window for an in-process one) is ``queued`` in the started
+  registry, with no worker name. Pins: ``test_worker.py``, ``test_worker_redis_loss.py``.
 - ``put_back`` (for ``job_in_hand`` and ``liveness``): RQ's clean-up retries only
   ``started`` jobs and drops the expired entries of the others.
   Pin: ``test_worker_redis_loss.py::test_rq_drops_the_expired_entry_of_a_job_it_never_marked_started``.
@@ -48,6 +53,11 @@ Index: module, the RQ behaviour it changes or relies on, its pin.
   worker's ``RQScheduler`` opens a Redis connection of its own, and RQ's teardown joins
   the scheduler process with no deadline. Pins: ``test_json_logs.py``,
   ``test_redis_budget.py``, ``test_scheduler_locks.py``.
+- ``unique_enqueue`` (the queue class ``workers.queues`` builds): RQ's unique enqueue
+  registers the queue in ``rq:queues`` in a transaction of its own before its script; here
+  one script does both. Pins:
+  ``test_rq_registers_the_queue_apart_from_its_unique_enqueue_script``,
+  ``test_a_one_trip_unique_enqueue_leaves_what_rqs_leaves``.
 - ``workers.queues`` (outside this package, beside the queues it defines): ``result_ttl=0``
   keeps nothing of a finished job; ``unique`` enqueues.
   Pin: ``test_rq_keeps_nothing_of_a_job_finished_with_result_ttl_zero``.

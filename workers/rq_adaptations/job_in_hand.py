@@ -8,13 +8,16 @@ the job in hand from the pop until RQ is done with it; once Redis answers again,
 of its queue if nothing else will. A job that is queued, scheduled, ended or marked
 started is left to RQ, its scheduler and the liveness recovery.
 
-Starting a job takes RQ two round trips too: ``prepare_execution`` adds the execution
+Starting a job takes RQ two transactions too: ``prepare_execution`` adds the execution
 to the started registry, then ``prepare_job_execution`` marks the job ``started`` with
 its worker's name. A job Redis lost between the two is in the started registry but
 still ``queued``, with no worker name: the liveness recovery cannot tell whose it was,
 and RQ's clean-up retries only ``started`` jobs (it drops the others' entries). So a
 job in hand that RQ never marked started goes back to its queue as well, its started
-entries removed. Running a job twice is safe anyway (same alert id; the delivery ledger).
+entries removed. (callwatch's in-process worker starts a job in one transaction,
+``workers.rq_adaptations.one_start``, so its jobs never wait in that state; a forking
+worker's still can.) Running a job twice is safe anyway (same alert id; the delivery
+ledger).
 """
 
 from __future__ import annotations

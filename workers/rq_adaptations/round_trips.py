@@ -13,7 +13,7 @@ per alerting call). Here:
   pipeline is RQ's own bookkeeping and always goes through;
 * ``rq suspend`` is looked at most every ``STOP_CHECK_S``;
 * a state is written only when it changes, and ``idle`` only once the worker has waited a
-  whole ``STOP_CHECK_S`` for its next job (a worker going from job to job stays ``busy``);
+  whole pop (``POP_WAIT_S``) for its next job (a worker going from job to job stays ``busy``);
 * the job is beaten at its end only if it has a callback to run (callwatch's have none);
 * a job that succeeded is finished in one transaction when it keeps no result, repeats
   not, has no rate limit and no group (every callwatch job but the incident checks): RQ
@@ -89,7 +89,7 @@ class FewerRoundTrips(BaseWorker):
         super().set_state(state)
 
     def waited_for_jobs(self) -> None:
-        """The worker waited a whole ``STOP_CHECK_S`` without a job: it is idle, say so."""
+        """The worker waited a whole pop without a job: it is idle, say so."""
         if self._idle_unwritten:
             self._idle_unwritten = False
             super().set_state(WorkerStatus.IDLE)

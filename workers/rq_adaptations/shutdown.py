@@ -41,8 +41,7 @@ from rq.worker import BaseWorker
 log = structlog.get_logger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-#: How often RQ's ``rq suspend`` flag is looked at, and how long a worker waits without a
-#: job before it writes ``idle``.
+#: At most how often RQ's ``rq suspend`` flag is looked at (``round_trips``).
 STOP_CHECK_S = 1
 #: A repeat within this long is the same stop (Ctrl-C reaches a whole process group).
 REPEAT_WINDOW_S = 1.0
