@@ -32,7 +32,8 @@ class ClientInfo:
 
     @property
     def is_empty(self) -> bool:
-        return all(value is None for value in self.__dict__.values())
+        values = list(self.__dict__.values())
+        return values.count(None) == len(values)
 
 
 @dataclass(frozen=True)

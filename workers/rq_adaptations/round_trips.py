@@ -11,7 +11,8 @@ per alerting call). Here:
 * the registration is renewed in one pipeline, and the plain renewal (RQ's loop, before
   and after every job) at most every ``BEAT_EVERY_S``; a renewal with a timeout or into a
   pipeline is RQ's own bookkeeping and always goes through;
-* ``rq suspend`` is looked at most every ``STOP_CHECK_S``;
+* ``rq suspend`` is looked at most every ``SUSPENSION_CHECK_S`` (a round trip before every
+  job before; a suspended worker still finishes the job in hand, as in RQ);
 * a state is written only when it changes, and ``idle`` only once the worker has waited a
   whole pop (``POP_WAIT_S``) for its next job (a worker going from job to job stays ``busy``);
 * the job is beaten at its end only if it has a callback to run (callwatch's have none);
@@ -40,10 +41,10 @@ from rq.results import Result
 from rq.utils import now
 from rq.worker import BaseWorker, WorkerStatus
 
-from workers.rq_adaptations.shutdown import STOP_CHECK_S
-
 #: How often the plain renewal of RQ's worker registration goes through (its TTL is 35 s).
 BEAT_EVERY_S = 5.0
+#: How often a worker looks whether ``rq suspend`` paused the deployment.
+SUSPENSION_CHECK_S = 5.0
 
 
 class FewerRoundTrips(BaseWorker):
@@ -69,7 +70,7 @@ class FewerRoundTrips(BaseWorker):
 
     def check_for_suspension(self, burst: bool) -> None:
         moment = time.monotonic()
-        if moment - self._suspension_checked < STOP_CHECK_S:
+        if moment - self._suspension_checked < SUSPENSION_CHECK_S:
             return
         self._suspension_checked = moment
         super().check_for_suspension(burst)

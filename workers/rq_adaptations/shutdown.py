@@ -41,8 +41,6 @@ from rq.worker import BaseWorker
 log = structlog.get_logger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-#: At most how often RQ's ``rq suspend`` flag is looked at (``round_trips``).
-STOP_CHECK_S = 1
 #: A repeat within this long is the same stop (Ctrl-C reaches a whole process group).
 REPEAT_WINDOW_S = 1.0
 #: How long a stop lets the running job finish before it is put back (the worker is gone

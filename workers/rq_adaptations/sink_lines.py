@@ -32,7 +32,7 @@ from rq.queue import Queue
 from service import keys
 from service.redis_scripts import script
 from service.roster import BEAT_TTL_S
-from workers.queues import DELIVERY_JOB_TIMEOUT_S, DELIVERY_QUEUE, delivery_sink, queue
+from workers.queues import DELIVERY_JOB_TIMEOUT_S, DELIVERY_QUEUE, delivery_sink
 from workers.rq_adaptations.dequeue import PromptDequeue
 
 #: Worker processes (deployment-wide) a slow sink may hold at once.
@@ -151,7 +151,7 @@ def release_line(redis: Redis, sink: str, job_id: str = "", *,
     moment = time.time()
     moved = 0
     release = script(redis, _RELEASE)
-    line_keys = [*_line_keys(sink), queue(DELIVERY_QUEUE, redis).key]
+    line_keys = [*_line_keys(sink), Queue.redis_queue_namespace_prefix + DELIVERY_QUEUE]
     while True:
         batch = int(release(keys=line_keys, args=[repr(moment), repr(_deadline(moment)), job_id,
                                                   slots, sink, RELEASE_BATCH, BEAT_TTL_S]))
