@@ -132,6 +132,8 @@ CONFIG_FINGERPRINTS = "callwatch:config-fingerprints"
 HEARTBEAT_PING = "callwatch:heartbeat-ping"
 #: The worker process whose turn it is to run the deployment's maintenance (workers.worker).
 MAINTENANCE_TURN = "callwatch:maintenance-turn"
+#: The worker process whose turn it is to run RQ's registry clean-up (workers.worker).
+REGISTRY_CLEANING_TURN = "callwatch:registry-cleaning-turn"
 
 def slack_action(action_key: str) -> str:
     """One Slack button click already acted on (``service.delivery.slack_actions``): a

@@ -79,6 +79,11 @@ from workers.rq_adaptations.sink_lines import SinkLines
 #: worker process a pass (``keys.MAINTENANCE_TURN``): the liveness recovery, the sinks'
 #: lines and the scheduler lock take-over run with it.
 MAINTENANCE_INTERVAL_S = 5
+#: How often, within those passes, RQ's own registry clean-up runs (expired entries of the
+#: finished, failed and started registries, dead workers' registrations): some 30 round
+#: trips a pass, for entries that expire in minutes. A job of a dead worker does not wait
+#: for it: the liveness recovery cleans the registry it marked at once.
+REGISTRY_CLEANING_S = 60
 #: RQ's registration TTL for a worker; also the BLPOP timeout RQ would use (ours is 1 s).
 WORKER_TTL_S = 35
 #: Redis connections one worker process may hold: jobs and dequeueing, RQ's command
@@ -137,6 +142,17 @@ class _RecoversFromDeadWorkers(WatchesSchedulerLocks):
         recover_orphaned_jobs(self.connection, [*self.queues, *_other_sink_queues(
             self.connection, set(self.queue_names()))])
         super().run_maintenance_tasks()
+
+    def clean_registries(self) -> None:
+        """RQ's registry clean-up, in one process of the deployment per ``REGISTRY_CLEANING_S``."""
+        if self.connection.set(keys.REGISTRY_CLEANING_TURN, self.name, nx=True,
+                               ex=REGISTRY_CLEANING_S):
+            super().clean_registries()
+            super().clean_group_registries()
+        self.last_cleaned_at = rq_now()  # type: ignore[assignment]  # RQ: maintenance ran
+
+    def clean_group_registries(self) -> None:
+        """Run with ``clean_registries``, on its turn."""
 
     def abandon(self) -> None:
         """Let go of everything this worker started, after Redis failed it: RQ's teardown

@@ -128,6 +128,25 @@ def test_one_worker_process_per_interval_runs_the_deployments_maintenance(
     assert queue(DELIVERY_QUEUE, redis).job_ids == [ids[2]]
 
 
+def test_rqs_registry_clean_up_runs_in_one_maintenance_pass_a_minute(
+        redis: redis_lib.Redis) -> None:
+    """RQ's own clean-up (here: an expired entry of the finished registry) runs in the first
+    maintenance pass of each ``REGISTRY_CLEANING_S``, not in every pass."""
+    finished = queue(DELIVERY_QUEUE, redis).finished_job_registry
+    first, second = build_worker(redis, name="w-1"), build_worker(redis, name="w-2")
+    redis.zadd(finished.key, {"expired-1": 1})
+    first.run_maintenance_tasks()
+    assert redis.zcard(finished.key) == 0
+    redis.zadd(finished.key, {"expired-2": 1})
+    redis.delete(keys.MAINTENANCE_TURN)  # as MAINTENANCE_INTERVAL_S later
+    second.run_maintenance_tasks()
+    assert redis.zcard(finished.key) == 1
+    assert not second.should_run_maintenance_tasks  # the pass counts as maintenance for RQ
+    redis.delete(keys.MAINTENANCE_TURN, keys.REGISTRY_CLEANING_TURN)  # REGISTRY_CLEANING_S later
+    second.run_maintenance_tasks()
+    assert redis.zcard(finished.key) == 0
+
+
 def test_a_send_that_times_out_or_takes_over_5_s_marks_its_sink_slow(
         redis: redis_lib.Redis) -> None:
     """The delivery step marks the sink slow when a send takes over 5 s or gets no answer

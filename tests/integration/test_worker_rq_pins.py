@@ -8,6 +8,8 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
 import redis as redis_lib
@@ -26,6 +28,7 @@ from workers.rq_adaptations.pop_wake import POP_WAIT_S
 from workers.rq_adaptations.pubsub_reads import READ_S, ShortPubSubReads
 from workers.rq_adaptations.redis_loss import RedisLost
 from workers.rq_adaptations.scheduler_locks import LOCK_TTL_S
+from workers.rq_adaptations.scheduler_process import enqueue_when_due
 from workers.rq_adaptations.shutdown import StopSignal
 from workers.rq_adaptations.unique_enqueue import OneTripUniqueQueue
 from workers.worker import CallwatchSimpleWorker, build_worker
@@ -542,3 +545,40 @@ def test_a_one_trip_unique_enqueue_leaves_what_rqs_leaves(redis: redis_lib.Redis
             q.enqueue(do_nothing, job_id=f"back-{q.name}", unique=True)
         assert redis.smembers("rq:queues") == {q.key.encode()}
         assert len(q.job_ids) == 2
+
+
+class _CountingConnection(redis_lib.Connection):
+    """A real connection that counts what it sends: one per round trip."""
+
+    sent = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).sent += 1
+        super().send_packed_command(command, check_health)
+
+
+def test_rq_scheduler_reads_each_registry_apart(redis: redis_lib.Redis) -> None:
+    """workers.rq_adaptations.scheduler_process: each pass of RQ's scheduler reads each of
+    its queues' scheduled registries in a round trip of its own; ``enqueue_when_due`` reads
+    them in one and runs RQ's pass only when a job is due."""
+    kwargs = redis.connection_pool.connection_kwargs
+    counted = redis_lib.Redis(connection_pool=redis_lib.ConnectionPool(
+        connection_class=_CountingConnection, host=kwargs["host"], port=kwargs["port"],
+        db=kwargs.get("db", 0)))
+    queues = [queue(name, counted) for name in ("pin-a", "pin-b", "pin-c")]
+    scheduler = RQScheduler(queues, connection=counted, serializer=JSONSerializer)
+    assert scheduler.acquire_locks() == {"pin-a", "pin-b", "pin-c"}
+    try:
+        scheduler.prepare_registries()
+        _CountingConnection.sent = 0
+        scheduler.enqueue_scheduled_jobs()  # RQ's own pass, nothing due
+        assert _CountingConnection.sent == 3
+        _CountingConnection.sent = 0
+        assert not enqueue_when_due(scheduler, scheduler.enqueue_scheduled_jobs)
+        assert _CountingConnection.sent == 1
+        job = queues[1].enqueue_in(timedelta(seconds=-5), f"{__name__}.do_nothing")
+        assert enqueue_when_due(scheduler, scheduler.enqueue_scheduled_jobs)
+        assert queues[1].job_ids == [job.id]
+    finally:
+        scheduler.release_locks()
+        counted.close()

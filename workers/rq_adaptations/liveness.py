@@ -130,10 +130,13 @@ def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue], *,
     those it never marked started; return their ids."""
     orphaned: list[str] = []
     grace = timedelta(seconds=ALIVE_TTL_S)
-    for queue in queues:
-        registry = StartedJobRegistry(queue=queue)
+    registries = [StartedJobRegistry(queue=queue) for queue in queues]
+    pipe = redis.pipeline(transaction=False)  # every queue's running jobs in one round trip
+    for registry in registries:
+        pipe.zrange(registry.key, 0, -1)
+    running: list[list[bytes]] = pipe.execute()
+    for queue, registry, members in zip(queues, registries, running, strict=True):
         expired_any = False
-        members: list[bytes] = redis.zrange(registry.key, 0, -1)  # type: ignore[assignment]
         for member in members:
             entry = member.decode()
             job = queue.fetch_job(entry.split(":", 1)[0])
