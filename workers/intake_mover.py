@@ -32,6 +32,8 @@ log = structlog.get_logger(__name__)
 
 #: How often a container looks for due calls (the delay's resolution).
 MOVE_EVERY_S = 1.0
+#: Calls claimed per look at the intake (another look follows a full batch at once).
+DUE_BATCH = 100
 #: Calls taken off the intake per round trip. A mover that dies mid-batch leaves at most
 #: this many calls that are in RQ due again ``CLAIM_S`` later: their analysis may run a
 #: second time (a finished job is not kept, so ``unique`` does not stop it; the delivery
@@ -44,7 +46,7 @@ def move_due_calls(redis: redis_lib.Redis, *, now: float | None = None) -> int:
     intake = Intake(redis)
     moved = 0
     while True:
-        batch = intake.due(time.time() if now is None else now)
+        batch = intake.due(time.time() if now is None else now, limit=DUE_BATCH)
         if not batch:
             return moved
         handed: list[str] = []
@@ -62,6 +64,8 @@ def move_due_calls(redis: redis_lib.Redis, *, now: float | None = None) -> int:
                     handed.clear()
         finally:  # what is in RQ leaves the intake even if Redis failed the rest of the batch
             intake.done(*handed)
+        if len(batch) < DUE_BATCH:  # all that was due: no round trip to find nothing more
+            return moved
 
 
 @dataclass(frozen=True)

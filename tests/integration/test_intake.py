@@ -18,7 +18,7 @@ from devtools.redis_server import RedisServer
 from service.intake import CLAIM_S, INTAKE_KEY, Intake, call_key
 from service.web import REDIS_CONNECTIONS
 from service.web.gevent_turn import TURN_MAX_S
-from workers.intake_mover import move_due_calls
+from workers.intake_mover import DUE_BATCH, move_due_calls
 from workers.queues import analysis_job_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,18 @@ def test_a_move_repeated_after_a_crash_makes_no_second_job(redis: redis_lib.Redi
     assert move_due_calls(redis, now=1001.0) == 0
     assert redis.zcard(INTAKE_KEY) == 0
     assert redis.llen("rq:queue:analysis") == 1
+
+
+def test_one_pass_moves_every_due_call_however_many_batches(redis: redis_lib.Redis) -> None:
+    """More calls due than one look at the intake claims: the pass looks again at once,
+    until it has moved them all."""
+    intake = Intake(redis)
+    sids = [f"CA{index:032x}" for index in range(DUE_BATCH + 30)]
+    for sid in sids:
+        intake.admit({**CALL, "call_sid": sid}, due_at=1000.0)
+    assert move_due_calls(redis, now=1000.0) == len(sids)
+    assert redis.zcard(INTAKE_KEY) == 0
+    assert redis.llen("rq:queue:analysis") == len(sids)
 
 
 def test_a_due_call_goes_to_one_mover_and_comes_back_if_that_mover_dies(
