@@ -112,7 +112,8 @@ class _RecoversFromDeadWorkers(WatchesSchedulerLocks):
 
     def register_birth(self) -> None:
         super().register_birth()
-        self._heartbeat = Heartbeat(self.connection, self.name, _fingerprint(), locks=self).start()
+        self._heartbeat = Heartbeat(self.connection, self.name, _fingerprint(), locks=self,
+                                    renew=self.renew_registration).start()
         self._intake = IntakeMover(self.connection, turn=self.intake_turn).start()
         self._digests = start_digest_clock(self.connection)
         settings = _settings()

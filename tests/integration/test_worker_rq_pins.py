@@ -23,6 +23,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker
 
 from workers.queues import CRASH_RETRY, RESULT_TTL_S, queue
+from workers.rq_adaptations.liveness import Heartbeat
 from workers.rq_adaptations.one_start import StartsInOneTransaction
 from workers.rq_adaptations.pop_wake import POP_WAIT_S
 from workers.rq_adaptations.pubsub_reads import READ_S, ShortPubSubReads
@@ -582,3 +583,17 @@ def test_rq_scheduler_reads_each_registry_apart(redis: redis_lib.Redis) -> None:
     finally:
         scheduler.release_locks()
         counted.close()
+
+
+def test_the_liveness_beat_renews_the_workers_registration_in_its_round_trip(
+        redis: redis_lib.Redis) -> None:
+    """callwatch's worker: the beat (every ``BEAT_EVERY_S`` of liveness) renews RQ's
+    registration of the worker in its own pipeline; the loop's plain renewal then sends
+    nothing."""
+    worker = build_worker(redis, name="pin-renew")
+    Heartbeat(redis, worker.name, renew=worker.renew_registration)._beat()
+    assert redis.hget(worker.key, "last_heartbeat")
+    assert 0 < redis.ttl(worker.key) <= worker.worker_ttl + 60
+    before = _commands(redis, "hset", "expire")
+    worker.heartbeat()
+    assert _commands(redis, "hset", "expire") == before

@@ -31,7 +31,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis as redis_lib
 import structlog
@@ -68,14 +68,18 @@ class SchedulerLockWatch(Protocol):
 class Heartbeat:
     """A daemon thread that keeps this worker's alive key fresh until ``stop()``; in the
     same round trip it beats into the deployment's roster (``callwatch_workers``,
-    ``callwatch_config_info``) and reads RQ's scheduler locks for ``locks``."""
+    ``callwatch_config_info``), renews RQ's registration of the worker (``renew``, which
+    queues its commands on the beat's pipeline) and reads RQ's scheduler locks for
+    ``locks``."""
 
     def __init__(self, redis: redis_lib.Redis, worker_name: str,
-                 fingerprint: str = "", *, locks: SchedulerLockWatch | None = None) -> None:
+                 fingerprint: str = "", *, locks: SchedulerLockWatch | None = None,
+                 renew: Callable[[Any], None] | None = None) -> None:
         self._redis = redis
         self._name = worker_name
         self._fingerprint = fingerprint
         self._locks = locks
+        self._renew = renew
         self._roster = Roster(redis)
         self._key = alive_key(worker_name)
         self._stopped = threading.Event()
@@ -104,6 +108,8 @@ class Heartbeat:
             pipe = self._redis.pipeline(transaction=False)
             pipe.set(self._key, "1", ex=ALIVE_TTL_S)
             self._roster.beat(self._name, self._fingerprint, pipeline=pipe)
+            if self._renew is not None:
+                self._renew(pipe)
             read_locks(pipe, watched)
             answers = pipe.execute()
             if locks is not None and watched:

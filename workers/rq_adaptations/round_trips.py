@@ -10,7 +10,10 @@ per alerting call). Here:
 
 * the registration is renewed in one pipeline, and the plain renewal (RQ's loop, before
   and after every job) at most every ``BEAT_EVERY_S``; a renewal with a timeout or into a
-  pipeline is RQ's own bookkeeping and always goes through;
+  pipeline is RQ's own bookkeeping and always goes through. The liveness beat
+  (``workers.rq_adaptations.liveness``, every 3 s) carries the plain renewal in its own
+  round trip (``renew_registration``), so the loop's is left with nothing to do while the
+  beat runs;
 * ``rq suspend`` is looked at most every ``SUSPENSION_CHECK_S`` (a round trip before every
   job before; a suspended worker still finishes the job in hand, as in RQ);
 * a state is written only when it changes, and ``idle`` only once the worker has waited a
@@ -67,6 +70,12 @@ class FewerRoundTrips(BaseWorker):
         with self.connection.pipeline() as pipe:
             super().heartbeat(timeout, pipe)
             pipe.execute()
+
+    def renew_registration(self, pipeline: Any) -> None:
+        """The plain renewal, queued on another round trip's ``pipeline`` (the beat's, from its
+        thread): the loop's own waits ``BEAT_EVERY_S`` from now."""
+        super().heartbeat(None, pipeline)
+        self._last_beat = time.monotonic()
 
     def check_for_suspension(self, burst: bool) -> None:
         moment = time.monotonic()
