@@ -129,7 +129,7 @@ def known_label_sets(sinks: Iterable[str], routes: Iterable[str] = (DEFAULT_ROUT
 # of a worker's CPU).
 _ADD = """
 for i = 1, #ARGV, 3 do
-  redis.call('HINCRBYFLOAT', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+  redis.pcall('HINCRBYFLOAT', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
 end
 return #ARGV / 3
 """

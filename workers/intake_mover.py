@@ -6,8 +6,9 @@ Every worker process runs one ``IntakeMover`` thread; each pass claims the due c
 and only then takes them off the intake.
 
 The processes of one container take turns (:class:`Turn`): with ``--concurrency N``,
-process ``i`` passes in the wall-clock seconds ``s`` where ``s % N == i``, so a container
-looks at the intake once a second whatever its N. Each process looking every second
+process ``i`` passes in the wall-clock seconds ``s`` where ``s % N == i`` (each container
+at a phase of its own within the second, so that two containers do not pass at the same
+instant), so a container looks at the intake once a second whatever its N. Each process looking every second
 cost every idle worker process a round trip a second for work one pass does (a quarter
 of the idle workers' CPU in ``bench/e2e.py`` with the default 4). A turn that falls to a
 process being restarted is skipped: the calls wait a second more, or another container's
@@ -17,6 +18,7 @@ pass takes them.
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -70,20 +72,29 @@ def move_due_calls(redis: redis_lib.Redis, *, now: float | None = None) -> int:
 
 @dataclass(frozen=True)
 class Turn:
-    """Process ``index`` of the ``of`` worker processes in a container: its seconds to move."""
+    """Process ``index`` of the ``of`` worker processes in a container: its seconds to move,
+    each starting ``phase`` seconds (0 to ``MOVE_EVERY_S``) past the wall-clock second."""
 
     index: int = 0
     of: int = 1
+    phase: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.index < self.of:
             raise ValueError(f"process {self.index} of {self.of}")
+        if not 0 <= self.phase < MOVE_EVERY_S:
+            raise ValueError(f"phase {self.phase} s")
 
     def wait_s(self, now: float) -> float:
         """Seconds from ``now`` (wall clock) to the start of this process's next turn."""
-        tick = math.floor(now / MOVE_EVERY_S) + 1
+        tick = math.floor((now - self.phase) / MOVE_EVERY_S) + 1
         tick += (self.index - tick) % self.of
-        return tick * MOVE_EVERY_S - now
+        return tick * MOVE_EVERY_S + self.phase - now
+
+
+def container_phase() -> float:
+    """A phase for this container's turns, at random: containers' passes spread out."""
+    return random.uniform(0.0, MOVE_EVERY_S) % MOVE_EVERY_S  # noqa: S311  # not a secret
 
 
 #: A process alone in its container: it moves due calls every second.

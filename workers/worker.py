@@ -35,6 +35,7 @@ from typing import Any
 import redis as redis_lib
 import structlog
 from rq import Queue
+from rq.registry import clean_registries as clean_rq_registries
 from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
 from rq.worker import HerokuWorker, SimpleWorker, Worker
@@ -53,7 +54,7 @@ from service.settings import Settings
 from workers import context
 from workers.digest_clock import DigestClock, start_digest_clock
 from workers.heartbeat_pinger import HeartbeatPinger
-from workers.intake_mover import ALONE, IntakeMover, Turn
+from workers.intake_mover import ALONE, IntakeMover, Turn, container_phase
 from workers.pool import DEFAULT_CONCURRENCY, run_pool
 from workers.queues import (
     ANALYSIS_QUEUE,
@@ -84,7 +85,8 @@ MAINTENANCE_INTERVAL_S = 5
 #: trips a pass, for entries that expire in minutes. A job of a dead worker does not wait
 #: for it: the liveness recovery cleans the registry it marked at once.
 REGISTRY_CLEANING_S = 60
-#: RQ's registration TTL for a worker; also the BLPOP timeout RQ would use (ours is 1 s).
+#: RQ's registration TTL for a worker; RQ's BLPOP would wait this less 15 s (ours waits
+#: ``POP_WAIT_S``).
 WORKER_TTL_S = 35
 #: Redis connections one worker process may hold: jobs and dequeueing, RQ's command
 #: channel, and the beat and intake threads sharing one (the README's Heroku budget).
@@ -150,6 +152,9 @@ class _RecoversFromDeadWorkers(WatchesSchedulerLocks):
                                ex=REGISTRY_CLEANING_S):
             super().clean_registries()
             super().clean_group_registries()
+            # The sinks' queues this process does not listen on: nobody else's turn cleans them.
+            for other in _other_sink_queues(self.connection, set(self.queue_names())):
+                clean_rq_registries(other, self._exc_handlers)
         self.last_cleaned_at = rq_now()  # type: ignore[assignment]  # RQ: maintenance ran
 
     def clean_group_registries(self) -> None:
@@ -271,7 +276,7 @@ def work(settings: Settings, *, routing: RoutingConfig | None = None, burst: boo
          simple: bool = True, name: str | None = None, stop: StopSignal | None = None,
          turn: Turn = ALONE) -> int:
     """One worker process: its own Redis client and job context, then the restart loop."""
-    redis = settings.redis(bounded=WORKER_REDIS_CONNECTIONS, client_name=pop_wake.connection_name())
+    redis = settings.redis(bounded=WORKER_REDIS_CONNECTIONS, **pop_wake.named_connections())
     context.configure(settings, redis, routing=routing)
     return run(redis, lambda worker_name, stop_: build_worker(redis, simple=simple,
                                                               name=worker_name, stop=stop_,
@@ -302,11 +307,13 @@ def main(argv: list[str] | None = None) -> int:
     options = {"burst": args.burst, "simple": not args.fork, "routing": configuration.routing}
     concurrency = args.concurrency or (HEROKU_CONCURRENCY if os.environ.get("DYNO")
                                        else DEFAULT_CONCURRENCY)
+    phase = container_phase()
     if concurrency == 1 or args.burst:
-        return work(settings, name=args.name, **options)
+        return work(settings, name=args.name, turn=Turn(phase=phase), **options)
     return run_pool(concurrency,
                     lambda name, stop, index: work(settings, name=name, stop=stop,
-                                                   turn=Turn(index, concurrency), **options),
+                                                   turn=Turn(index, concurrency, phase),
+                                                   **options),
                     name=args.name)
 
 

@@ -81,11 +81,16 @@ def test_a_redis_outage_logs_only_json_lines() -> None:
     for name, text in outputs.items():
         assert not_json(text) == [], (name, not_json(text)[:10])
     worker_lines = [json.loads(line) for line in outputs["worker"].splitlines()]
-    [crash] = [line for line in worker_lines
+    # One crash per scheduler process: RQ takes each queue's lock apart, so two processes
+    # starting together may each hold some (seen under load, before and after 2026-12-07).
+    crashes = [line for line in worker_lines
                if line.get("logger") == "rq.scheduler" and line.get("level") == "error"]
-    assert crash["event"].startswith("Scheduler [PID ")
-    assert crash["exception"].startswith("Traceback (most recent call last):")
-    assert "ConnectionError" in crash["exception"]
+    assert crashes
+    assert len({crash["event"] for crash in crashes}) == len(crashes)  # each process's once
+    for crash in crashes:
+        assert crash["event"].startswith("Scheduler [PID ")
+        assert crash["exception"].startswith("Traceback (most recent call last):")
+        assert "ConnectionError" in crash["exception"]
     accessed = [json.loads(line) for line in outputs["web"].splitlines()
                 if '"gunicorn.access"' in line]
     by_path = {(line["method"], line["path"], line["status"]) for line in accessed}

@@ -107,6 +107,27 @@ def test_a_redis_that_refuses_client_unblock_still_lets_an_idle_worker_stop(
         redis.acl_deluser("limited")
 
 
+def test_a_redis_that_refuses_client_setname_still_serves_the_worker(
+        redis_server, redis: redis_lib.Redis) -> None:
+    """A proxy or an ACL that refuses ``CLIENT SETNAME``: the worker says so once, works
+    with unnamed connections (its jobs run) and stops on SIGTERM, exit code 0."""
+    redis.acl_setuser("unnamed", enabled=True, passwords=["+pw"], keys=["~*"], channels=["&*"],
+                      commands=["+@all", "-client|setname"], reset=True)
+    url = redis_server.url.replace("redis://", "redis://unnamed:pw@", 1)
+    process = worker(settings_env(url), "--concurrency", "1").start()
+    try:
+        process.wait_for(lambda: bool(process.events("worker_listening")), timeout=30)
+        job = queue(ANALYSIS_QUEUE, redis).enqueue("builtins.len", [1, 2], result_ttl=0)
+        process.wait_for(lambda: not Job.exists(job.id, connection=redis), timeout=30)
+        assert _sigterm_and_wait(process, timeout=POP_WAIT_S + 15) == 0
+        [refused] = process.events("connection_name_refused")
+        assert "client|setname" in refused["error"]
+        assert not process.events("worker_stopped_unexpectedly")
+    finally:
+        process.close()
+        redis.acl_deluser("unnamed")
+
+
 def test_sigterm_while_the_worker_starts_stops_it_cleanly(redis_server) -> None:
     """A stop that arrives before RQ's loop listens for signals still ends the worker with
     exit code 0, and it takes no job first."""

@@ -29,6 +29,14 @@ def test_one_process_passes_every_second_on_the_second() -> None:
     assert Turn().wait_s(100.0) == pytest.approx(MOVE_EVERY_S)  # never 0: no busy loop
 
 
+def test_a_containers_phase_moves_its_turns_within_the_second() -> None:
+    """Two containers at different phases pass at different instants of the same second."""
+    assert Turn(0, 1, phase=0.4).wait_s(100.25) == pytest.approx(0.15)
+    assert Turn(0, 1, phase=0.4).wait_s(100.5) == pytest.approx(0.9)
+    passes = _turn_seconds(Turn(1, 2, phase=0.4), 1_000.0, 10)
+    assert passes == pytest.approx([1_001.4, 1_003.4, 1_005.4, 1_007.4, 1_009.4])
+
+
 def test_a_process_outside_its_container_is_refused() -> None:
     with pytest.raises(ValueError, match="process 4 of 4"):
         Turn(4, 4)

@@ -108,7 +108,7 @@ class Heartbeat:
             pipe = self._redis.pipeline(transaction=False)
             pipe.set(self._key, "1", ex=ALIVE_TTL_S)
             self._roster.beat(self._name, self._fingerprint, pipeline=pipe)
-            if self._renew is not None:
+            if self._renew is not None and not self._stopped.is_set():  # not past RQ's death
                 self._renew(pipe)
             read_locks(pipe, watched)
             answers = pipe.execute()

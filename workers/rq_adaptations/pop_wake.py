@@ -12,8 +12,10 @@ SIGINT, RQ's ``shutdown`` command) and a scheduler lock the beat freed for this 
 The wake is Redis's ``CLIENT UNBLOCK <id> TIMEOUT``, sent from another connection: the
 pop returns as if its time had run out, so no job is lost (Redis either handed one over
 before, and the worker gets it, or the pop ends empty). The worker process's
-connections carry a name of their own (:func:`connection_name`, set at connect), by
-which the waker finds the blocked one (``CLIENT LIST``). A signal handler only sets an
+connections carry a name of their own (:class:`ConnectionNamer`, set at connect), by
+which the waker finds the blocked one (``CLIENT LIST``). The name is a best effort: a
+server that refuses ``CLIENT SETNAME`` (a proxy, an ACL without it) still serves the
+connection, and the pop then ends by its timeout. A signal handler only sets an
 event (it may run while the main thread holds the connection pool's lock): a thread of
 the waker's sends the commands. A Redis that refuses ``CLIENT LIST`` or ``CLIENT
 UNBLOCK`` (an ACL without ``@admin``) is logged once (``pop_wake_unavailable``); the pop
@@ -27,6 +29,7 @@ import os
 import secrets
 import threading
 import time
+from typing import Any
 
 import redis as redis_lib
 import structlog
@@ -48,6 +51,32 @@ def connection_name() -> str:
     return f"callwatch-worker-{os.getpid()}-{secrets.token_hex(4)}"
 
 
+class ConnectionNamer:
+    """redis-py's connection set-up (``redis_connect_func``), then ``CLIENT SETNAME``; a
+    refusal is logged once and leaves the connection unnamed (redis-py's own
+    ``client_name`` would fail the connection, and every command with it)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.refused = False
+
+    def __call__(self, connection: Any) -> None:
+        connection.on_connect()
+        if self.refused:
+            return
+        try:
+            connection.send_command("CLIENT", "SETNAME", self.name)
+            connection.read_response()
+        except redis_lib.ResponseError as error:
+            self.refused = True
+            log.warning("connection_name_refused", error=str(error), pop_wait_s=POP_WAIT_S)
+
+
+def named_connections() -> dict[str, Any]:
+    """The Redis client options that name a worker process's connections."""
+    return {"redis_connect_func": ConnectionNamer(connection_name())}
+
+
 class PopWaker:
     """A daemon thread that ends this process's blocking pop when ``wake()`` is called.
 
@@ -58,10 +87,11 @@ class PopWaker:
 
     def __init__(self, redis: redis_lib.Redis) -> None:
         self._redis = redis
-        self._name = redis.connection_pool.connection_kwargs.get("client_name")
+        namer = redis.connection_pool.connection_kwargs.get("redis_connect_func")
+        self._namer = namer if isinstance(namer, ConnectionNamer) else None
         self._event = threading.Event()
         self._closed = False
-        self._refused = self._name is None  # unnamed connections cannot be found
+        self._refused = False
         self.popping = False
         self._thread = threading.Thread(target=self._run, name="callwatch-pop-waker",
                                         daemon=True)
@@ -91,12 +121,17 @@ class PopWaker:
                 log.warning("pop_wake_unavailable", error=str(error), pop_wait_s=POP_WAIT_S)
             except redis_lib.RedisError as error:
                 log.warning("pop_wake_failed", error=type(error).__name__)
+            except Exception:  # never the end of the waker: each later stop would wait
+                log.exception("pop_wake_failed")
 
     def _unblock(self) -> None:
+        namer = self._namer
+        if namer is None or namer.refused:  # unnamed connections cannot be found
+            return
         deadline = time.monotonic() + WAKE_TRY_S
         while self.popping and not self._refused and not self._closed:
             for client in self._redis.client_list(_type="normal"):
-                if client.get("name") == self._name and "b" in client.get("flags", ""):
+                if client.get("name") == namer.name and "b" in client.get("flags", ""):
                     self._redis.client_unblock(int(client["id"]), error=False)
                     return
             if time.monotonic() >= deadline:
