@@ -147,7 +147,7 @@ class Silences:
 
     def matching(self, alert: Alert) -> Silence | None:
         """The first active silence that matches ``alert``, or ``None``."""
-        return next((s for s in self.active() if matches(s.matcher, alert)), None)
+        return self.in_force().matching(alert)
 
     def expire(self, silence_id: str) -> bool:
         """End a silence now; False when no active silence has that id."""
@@ -158,11 +158,12 @@ class Silences:
 
     def _members(self, now: float) -> list[bytes]:
         """The stored JSON of every silence that ends after ``now``."""
-        return list(self._redis.zrangebyscore(keys.SILENCES, f"({now}", "+inf"))  # type: ignore[arg-type]
+        return list(self._queue_members(self._redis, now))  # type: ignore[arg-type]
 
-    def _queue_members(self, pipe: Any) -> None:
-        """``_members`` queued on ``pipe``: its reply is the list ``_members`` returns."""
-        pipe.zrangebyscore(keys.SILENCES, f"({self._clock().timestamp()}", "+inf")
+    def _queue_members(self, pipe: Any, now: float | None = None) -> Any:
+        """``_members``' read, on ``pipe`` (a pipeline, whose reply is that list, or the client)."""
+        return pipe.zrangebyscore(keys.SILENCES,
+                                  f"({self._clock().timestamp() if now is None else now}", "+inf")
 
 
 class InForce:

@@ -116,15 +116,15 @@ class PromptDequeue(StopsCleanly, FewerRoundTrips):
     def _pop(self) -> tuple[bytes | str, bytes | str] | None:
         """One blocking pop; None without a pop when a wake came first."""
         waker = self.pop_waker
-        if waker is None:
-            return Queue.lpop(self.listen_keys(), POP_WAIT_S, connection=self.connection)
-        waker.popping = True  # before the last look: a wake from now on ends the pop
+        if waker is not None:
+            waker.popping = True  # before the last look: a wake from now on ends the pop
         try:
             if self.stop_requested or self.wants_loop():
                 return None
             return Queue.lpop(self.listen_keys(), POP_WAIT_S, connection=self.connection)
         finally:
-            waker.popping = False
+            if waker is not None:
+                waker.popping = False
 
     def wants_loop(self) -> bool:
         """Whether something the loop does between pops is due now (no round trip)."""
