@@ -13,6 +13,9 @@ cost every idle worker process a round trip a second for work one pass does (a q
 of the idle workers' CPU in ``bench/e2e.py`` with the default 4). A turn that falls to a
 process being restarted is skipped: the calls wait a second more, or another container's
 pass takes them.
+
+The same turn carries the container's other once-a-second look (``also``): the watch for
+killed workers (``workers.rq_adaptations.death_watch``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis as redis_lib
@@ -102,13 +105,16 @@ ALONE = Turn()
 
 
 class IntakeMover:
-    """A daemon thread that moves due calls on its process's turns until ``stop()``."""
+    """A daemon thread that moves due calls on its process's turns until ``stop()``, and
+    then runs each of ``also``."""
 
     def __init__(self, redis: redis_lib.Redis, *, turn: Turn = ALONE,
-                 move: Callable[[redis_lib.Redis], int] = move_due_calls) -> None:
+                 move: Callable[[redis_lib.Redis], int] = move_due_calls,
+                 also: Sequence[Callable[[], object]] = ()) -> None:
         self._redis = redis
         self._turn = turn
         self._move = move
+        self._also = tuple(also)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="callwatch-intake", daemon=True)
 
@@ -125,3 +131,12 @@ class IntakeMover:
                 self._move(self._redis)
             except redis_lib.RedisError as error:
                 log.warning("intake_unavailable", error=type(error).__name__)
+                continue
+            for task in self._also:
+                try:
+                    task()
+                except redis_lib.RedisError as error:
+                    log.warning("turn_task_failed", task=getattr(task, "__qualname__", repr(task)),
+                                error=type(error).__name__)
+                except Exception:  # never the end of the turns: the intake must keep moving
+                    log.exception("turn_task_failed", task=getattr(task, "__qualname__", repr(task)))

@@ -147,7 +147,8 @@ def _deliver_alert(context: WorkerContext, metrics: Metrics, sink: str, envelope
                     again=lambda d: schedule_delivery(context.redis, sink, envelope,
                                                       delay_s=d.after_s, hop=hop + 1, **d.state))
     pace = Pace(context.redis, interval_s=target.pace_s) if target.pace_s else None
-    decision = deliver_step(request, sink=target, ledger=DeliveryLedger(context.redis), pace=pace,
+    ledger = DeliveryLedger(context.redis, holder=_worker_name())
+    decision = deliver_step(request, sink=target, ledger=ledger, pace=pace,
                             retry_s=context.settings.delivery_retry_seconds,
                             order=EventOrder(context.redis),
                             health=SinkHealth(context.redis, unmarked=inline))
@@ -240,6 +241,13 @@ def _bind(**values: str) -> None:
     structlog.contextvars.clear_contextvars()
     job = get_current_job()
     structlog.contextvars.bind_contextvars(job_id=job.id if job else None, **values)
+
+
+def _worker_name() -> str:
+    """The worker running this job ("" outside one): its leases are taken over once it is
+    known dead (``service.delivery.ledger``)."""
+    job = get_current_job()
+    return (job.worker_name or "") if job is not None else ""
 
 
 def _no_crash_retry() -> None:

@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import os
 import time
+from collections.abc import Collection
 from typing import Any
 
 import redis as redis_lib
@@ -65,6 +66,7 @@ from workers.queues import (
     waiting_sinks,
 )
 from workers.rq_adaptations import pop_wake, scheduler_process
+from workers.rq_adaptations.death_watch import DeathWatch
 from workers.rq_adaptations.job_in_hand import ReleasesJobInHand
 from workers.rq_adaptations.job_logs import QuietExpectedFailures, rq_logging_level
 from workers.rq_adaptations.liveness import Heartbeat, recover_orphaned_jobs
@@ -115,8 +117,12 @@ class _RecoversFromDeadWorkers(WatchesSchedulerLocks):
     def register_birth(self) -> None:
         super().register_birth()
         self._heartbeat = Heartbeat(self.connection, self.name, _fingerprint(), locks=self,
-                                    renew=self.renew_registration).start()
-        self._intake = IntakeMover(self.connection, turn=self.intake_turn).start()
+                                    renew=self.renew_registration,
+                                    connection_name=lambda: pop_wake.name_in_use(self.connection)
+                                    ).start()
+        watch = DeathWatch(self.connection, on_dead=self._recover_jobs_of)
+        self._intake = IntakeMover(self.connection, turn=self.intake_turn,
+                                   also=[watch.look]).start()
         self._digests = start_digest_clock(self.connection)
         settings = _settings()
         if settings is not None and settings.heartbeat_url:
@@ -140,11 +146,16 @@ class _RecoversFromDeadWorkers(WatchesSchedulerLocks):
         release_unknown_sink_waits(self.connection, set(_known_sinks()), now=time.time(),
                                    longest_s=UNKNOWN_SINK_WAIT_S)
         release_stale_scheduler_locks(self.connection, self.queue_names())
+        self._recover_jobs_of(())
+        super().run_maintenance_tasks()
+
+    def _recover_jobs_of(self, dead: Collection[str]) -> None:
+        """Recover the jobs of workers that stopped beating, or of ``dead`` ones at once
+        (``death_watch``; called from the intake's thread)."""
         # Every sink's queue, not only this process's: the turn may fall to a process that
         # does not know a sink whose delivery a dead worker held.
         recover_orphaned_jobs(self.connection, [*self.queues, *_other_sink_queues(
-            self.connection, set(self.queue_names()))])
-        super().run_maintenance_tasks()
+            self.connection, set(self.queue_names()))], dead=dead)
 
     def clean_registries(self) -> None:
         """RQ's registry clean-up, in one process of the deployment per ``REGISTRY_CLEANING_S``."""

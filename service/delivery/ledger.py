@@ -8,7 +8,10 @@ Two things in Redis, per sink and alert:
 - a short **lease** (``SET NX`` with a TTL): while one worker is sending, another
   worker with the same alert backs off for the lease's remaining time instead of
   sending it too. The lease is released on any failure so a retry can send at
-  once, and expires by itself if its holder dies.
+  once, and expires by itself if its holder dies. A lease names its holder's worker
+  (``holder``): once that worker is known dead (its liveness key,
+  ``keys.worker_alive``, is gone: ``workers.rq_adaptations.liveness``), the recovered
+  job takes the lease over at once instead of waiting out its ``DEFAULT_LEASE_S``.
 
 The one window where a duplicate is still possible: a process killed (or cut off
 from Redis) after the receiver got the request but before ``mark_delivered``. Its
@@ -40,12 +43,20 @@ return 0
 """
 
 
-# Take the lease unless the sink already took the message, in one round trip.
-# KEYS: delivered, lease; ARGV: token, lease ms. Returns -1 delivered, 0 leased to us,
-# else the ms left on someone else's lease.
+# Take the lease unless the sink already took the message, in one round trip; a lease
+# whose holder's worker is dead (no liveness key) is taken over.
+# KEYS: delivered, lease; ARGV: token, lease ms, the liveness keys' prefix. Returns -1
+# delivered, 0 leased to us, else the ms left on someone else's lease. (The liveness key is
+# named here, not in KEYS: it is known only once the lease is read; callwatch's Redis is
+# one server, never a cluster.)
 _TAKE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+local worker = string.match(redis.call('GET', KEYS[2]) or '', '^(.*)/')
+if worker and worker ~= '' and redis.call('EXISTS', ARGV[3] .. worker) == 0 then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return 0
+end
 return math.max(1, redis.call('PTTL', KEYS[2]))
 """
 
@@ -61,12 +72,19 @@ return 1
 ALREADY_DELIVERED = -1.0
 
 
-class DeliveryLedger:
-    """Which alerts each sink already took, and short leases on the ones in flight."""
+#: Ends the holder's worker name in a lease's token (the last one in it: the rest is hex).
+HOLDER_END = "/"
 
-    def __init__(self, redis: Redis, *, ttl_s: int = DEFAULT_LEDGER_TTL_S) -> None:
+
+class DeliveryLedger:
+    """Which alerts each sink already took, and short leases on the ones in flight.
+    ``holder``: the name of the worker whose liveness key vouches for this process's
+    leases ("": none; such a lease is only ever waited out)."""
+
+    def __init__(self, redis: Redis, *, ttl_s: int = DEFAULT_LEDGER_TTL_S, holder: str = "") -> None:
         self._redis = redis
         self._ttl_s = ttl_s
+        self._holder = holder
         self._release = script(redis, _RELEASE)
         self._take = script(redis, _TAKE)
         self._finish = script(redis, _FINISH)
@@ -91,7 +109,8 @@ class DeliveryLedger:
         someone else's lease."""
         left = int(self._take(keys=[self.delivered_key(sink_id, alert_id),  # type: ignore[arg-type]
                                     self.lease_key(sink_id, alert_id)],
-                              args=[self._token(), max(1, int(lease_s * 1000))]))
+                              args=[self._token(), max(1, int(lease_s * 1000)),
+                                    keys.worker_alive("")]))
         return ALREADY_DELIVERED if left < 0 else left / 1000
 
     def finish(self, sink_id: str, alert_id: str) -> None:
@@ -101,4 +120,4 @@ class DeliveryLedger:
 
     def _token(self) -> str:
         # Per thread as well as per process: threads may share one ledger.
-        return f"{self._owner}:{threading.get_ident()}"
+        return f"{self._holder}{HOLDER_END}{self._owner}:{threading.get_ident()}"

@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from devtools.redis_server import RedisServer
 from devtools.sample_alerts import WEBHOOK_SECRET, sample_alert
 from devtools.standins import WebhookReceiver
+from service import keys
 from service.analysis.alert import Alert
 from service.decisions import Again, Decision, DeliveryOutcome, Done, Failed
 from service.delivery.ledger import DeliveryLedger
@@ -222,6 +223,28 @@ def test_a_lease_held_elsewhere_is_not_released_by_others(redis: redis_lib.Redis
     assert 0 < other.take("slack", "alr_x", lease_s=30) <= 30
     holder.release("slack", "alr_x")
     assert other.take("slack", "alr_x", lease_s=30) == 0.0
+
+
+def test_a_lease_of_a_dead_worker_is_taken_over_at_once(redis: redis_lib.Redis,
+                                                        other_redis: redis_lib.Redis) -> None:
+    """A killed worker's lease would hold its recovered delivery for the lease's 30 s: once
+    the holder's liveness key is gone the lease is taken over. A live holder's lease, and
+    one with no worker behind it (the CLI), are waited out; a ``/`` in a worker's name
+    does not confuse whose lease it is."""
+    for name in ("team/worker-1", "worker-2"):
+        redis.set(keys.worker_alive(name), "1", ex=10)
+    dying, recovering = (DeliveryLedger(redis, holder="team/worker-1"),
+                         DeliveryLedger(other_redis, holder="worker-2"))
+    assert dying.take("slack", "alr_x", lease_s=30) == 0.0
+    assert 29 < recovering.take("slack", "alr_x", lease_s=30) <= 30  # its holder still beats
+    redis.delete(keys.worker_alive("team/worker-1"))  # found dead (death_watch) or expired
+    assert recovering.take("slack", "alr_x", lease_s=30) == 0.0
+    assert dying.take("slack", "alr_x", lease_s=30) > 0  # the lease is the survivor's now
+    redis.delete(keys.worker_alive("worker-2"))  # dead too: its own lease goes the same way
+    assert dying.take("slack", "alr_x", lease_s=30) == 0.0
+
+    assert DeliveryLedger(redis).take("slack", "alr_cli", lease_s=30) == 0.0
+    assert recovering.take("slack", "alr_cli", lease_s=30) > 0  # no worker named: waited out
 
 
 def test_pace_across_two_clients_allows_one_per_interval(redis: redis_lib.Redis,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -56,6 +56,17 @@ def alive_key(worker_name: str) -> str:
     return keys.worker_alive(worker_name)
 
 
+#: The alive key's value when the process's connections carry no name of their own.
+UNNAMED = "1"
+
+
+def beat_name(value: bytes | str) -> str:
+    """The connection name an alive key's value gives ("" when the connections are unnamed):
+    ``workers.rq_adaptations.death_watch`` looks for it among Redis's clients."""
+    text = value.decode() if isinstance(value, bytes) else value
+    return "" if text == UNNAMED else text
+
+
 class SchedulerLockWatch(Protocol):
     """What the beat asks its worker about RQ's scheduler locks
     (``workers.rq_adaptations.scheduler_locks.WatchesSchedulerLocks``)."""
@@ -74,8 +85,10 @@ class Heartbeat:
 
     def __init__(self, redis: redis_lib.Redis, worker_name: str,
                  fingerprint: str = "", *, locks: SchedulerLockWatch | None = None,
-                 renew: Callable[[Any], None] | None = None) -> None:
+                 renew: Callable[[Any], None] | None = None,
+                 connection_name: Callable[[], str | None] = lambda: None) -> None:
         self._redis = redis
+        self._connection_name = connection_name
         self._name = worker_name
         self._fingerprint = fingerprint
         self._locks = locks
@@ -106,7 +119,7 @@ class Heartbeat:
             locks = self._locks
             watched = locks.locks_to_watch() if locks is not None else []
             pipe = self._redis.pipeline(transaction=False)
-            pipe.set(self._key, "1", ex=ALIVE_TTL_S)
+            pipe.set(self._key, self._connection_name() or UNNAMED, ex=ALIVE_TTL_S)
             self._roster.beat(self._name, self._fingerprint, pipeline=pipe)
             if self._renew is not None and not self._stopped.is_set():  # not past RQ's death
                 self._renew(pipe)
@@ -131,9 +144,12 @@ class Heartbeat:
 
 
 def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue], *,
-                          clock: Callable[[], datetime] = now) -> list[str]:
+                          clock: Callable[[], datetime] = now,
+                          dead: Collection[str] = ()) -> list[str]:
     """Hand jobs whose worker stopped beating to RQ's abandoned-job clean-up, and put back
-    those it never marked started; return their ids."""
+    those it never marked started; return their ids. A job younger than ``ALIVE_TTL_S``
+    is left for a later pass unless its worker is one of ``dead`` (found dead by
+    ``workers.rq_adaptations.death_watch``, not only silent)."""
     orphaned: list[str] = []
     grace = timedelta(seconds=ALIVE_TTL_S)
     registries = [StartedJobRegistry(queue=queue) for queue in queues]
@@ -147,12 +163,13 @@ def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue], *,
             entry = member.decode()
             job = queue.fetch_job(entry.split(":", 1)[0])
             if job is not None and job.get_status(refresh=False) == JobStatus.QUEUED:
-                if _put_back_unstarted(redis, queue, job, entry, clock() - grace):
+                if _put_back_unstarted(redis, queue, job, entry, clock() - grace, dead):
                     orphaned.append(job.id)
                 continue
             if job is None or not job.worker_name or redis.exists(alive_key(job.worker_name)):
                 continue
-            if job.started_at is not None and clock() - job.started_at < grace:
+            if (job.worker_name not in dead and job.started_at is not None
+                    and clock() - job.started_at < grace):
                 continue
             redis.zadd(registry.key, {member: 0}, xx=True)
             orphaned.append(job.id)
@@ -164,7 +181,7 @@ def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue], *,
 
 
 def _put_back_unstarted(redis: redis_lib.Redis, queue: Queue, job: Job, entry: str,
-                        before: datetime) -> bool:
+                        before: datetime, dead: Collection[str]) -> bool:
     """A job registered ``before`` that RQ never marked started, whose worker (named by the
     execution) has stopped beating: back to the front of its queue, its entry removed;
     True if put back."""
@@ -175,7 +192,7 @@ def _put_back_unstarted(redis: redis_lib.Redis, queue: Queue, job: Job, entry: s
         return False
     worker = execution.worker_name
     if (not worker or redis.exists(alive_key(worker))
-            or execution.created_at > before):
+            or (worker not in dead and execution.created_at > before)):
         return False
     if not put_back(redis, queue, job_id, [entry]):
         return False  # another worker put it back first

@@ -77,6 +77,18 @@ def named_connections() -> dict[str, Any]:
     return {"redis_connect_func": ConnectionNamer(connection_name())}
 
 
+def namer_of(redis: redis_lib.Redis) -> ConnectionNamer | None:
+    """What names this client's connections (None: they are not named here)."""
+    namer = redis.connection_pool.connection_kwargs.get("redis_connect_func")
+    return namer if isinstance(namer, ConnectionNamer) else None
+
+
+def name_in_use(redis: redis_lib.Redis) -> str | None:
+    """The name this client's connections carry in Redis (None: none, or Redis refused it)."""
+    namer = namer_of(redis)
+    return namer.name if namer is not None and not namer.refused else None
+
+
 class PopWaker:
     """A daemon thread that ends this process's blocking pop when ``wake()`` is called.
 
@@ -87,8 +99,7 @@ class PopWaker:
 
     def __init__(self, redis: redis_lib.Redis) -> None:
         self._redis = redis
-        namer = redis.connection_pool.connection_kwargs.get("redis_connect_func")
-        self._namer = namer if isinstance(namer, ConnectionNamer) else None
+        self._namer = namer_of(redis)
         self._event = threading.Event()
         self._closed = False
         self._refused = False
