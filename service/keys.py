@@ -52,6 +52,12 @@ def worker_alive(worker_name: str) -> str:
     return f"callwatch:worker-alive:{worker_name}"
 
 
+def worker_dead(worker_name: str) -> str:
+    """Set when a worker was found killed (``workers.rq_adaptations.death_watch``): its
+    delivery leases may be taken over (``service.delivery.ledger``)."""
+    return f"callwatch:worker-dead:{worker_name}"
+
+
 def sink_slots(sink: str) -> str:
     """Deliveries to a slow ``sink`` running now, by deadline (``workers.rq_adaptations.sink_lines``)."""
     return f"callwatch:sink-slots:{sink}"
@@ -134,6 +140,9 @@ HEARTBEAT_PING = "callwatch:heartbeat-ping"
 MAINTENANCE_TURN = "callwatch:maintenance-turn"
 #: The worker process whose turn it is to run RQ's registry clean-up (workers.worker).
 REGISTRY_CLEANING_TURN = "callwatch:registry-cleaning-turn"
+#: Held while a worker process recovers dead workers' jobs: one recovery at a time
+#: (``workers.rq_adaptations.liveness.recovery_turn``).
+RECOVERY_TURN = "callwatch:recovery-turn"
 
 def slack_action(action_key: str) -> str:
     """One Slack button click already acted on (``service.delivery.slack_actions``): a

@@ -10,15 +10,17 @@ hiredis packs ``str`` (UTF-8, strict), ``bytes``, ``int`` and ``float`` (``repr`
 redis-py's ``Encoder`` does for a client with the default encoding
 (``tests/unit/test_redis_packing.py`` compares the bytes), and refuses anything else with
 ``TypeError``. So :class:`DirectPacker` hands the arguments to hiredis as they are, and
-only when hiredis refuses them (``None``, ``bool``, ``bytearray``: redis-py raises its
-``DataError`` for the first two) or the command's name has a space (``CLIENT LIST``,
-which redis-py splits) does it fall back to redis-py's own packer.
+only when hiredis refuses them (``None``, ``bool``, an ``IntEnum``, ``bytearray``: redis-py
+raises its ``DataError`` for the first two), an argument is a ``memoryview`` or the
+command's name has a space (``CLIENT LIST``, which redis-py splits) does it fall back to
+redis-py's own packer.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from redis import Redis
 from redis._parsers.encoders import Encoder
 from redis.connection import HIREDIS_AVAILABLE, HiredisRespSerializer, PythonRespSerializer
 
@@ -39,23 +41,28 @@ class DirectPacker:
 
     def pack(self, *args: Any) -> list[bytes]:
         name = args[0]
-        if isinstance(name, str) and " " not in name:
+        # A memoryview goes redis-py's way: hiredis would send a sliced one's whole buffer.
+        if isinstance(name, str) and " " not in name and memoryview not in map(type, args):
             try:
                 return [hiredis.pack_command(args)]
             except TypeError:
-                pass  # None, bool, bytearray: redis-py's way (its DataError, or a copy)
+                pass  # None, bool, an IntEnum, bytearray: redis-py's way (its DataError, or a copy)
         return self._fallback(*args)
 
 
 #: One packer for every client (it holds no state): clients' connection options stay equal,
 #: as RQ compares them (``BaseRegistry.__eq__``).
 _PACKER = DirectPacker() if HIREDIS_AVAILABLE else None
+_UTF8 = frozenset({"utf-8", "utf8"})
 
 
-def packing_options(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` for a redis-py client, with :class:`DirectPacker` when it applies: hiredis
-    is installed and the client keeps redis-py's default encoding."""
-    if _PACKER is None or "command_packer" in options or {
-            "encoding", "encoding_errors"} & options.keys():
-        return options
-    return {**options, "command_packer": _PACKER}
+def pack_directly(client: Redis) -> Redis:
+    """Have ``client``'s new connections pack with :class:`DirectPacker` when it applies:
+    hiredis is installed and the client keeps redis-py's default encoding (whether set by
+    options or by ``REDIS_URL``'s query); return ``client``."""
+    options = client.connection_pool.connection_kwargs
+    if (_PACKER is not None and "command_packer" not in options
+            and str(options.get("encoding", "utf-8")).lower() in _UTF8
+            and options.get("encoding_errors", "strict") == "strict"):
+        options["command_packer"] = _PACKER
+    return client

@@ -20,7 +20,7 @@ import redis as redis_lib
 from service.calls import ACCOUNT_SID_RE, CALLBACK_PATH
 from service.errors import ConfigError
 from service.http import require_secure_url
-from service.redis_packing import packing_options
+from service.redis_packing import pack_directly
 
 LEVELS = ("WARNING", "ERROR")
 LOG_FORMATS = ("json", "console")
@@ -341,13 +341,12 @@ def _redis_client(url: str, tls_verify: bool, bounded: int | None,
     """``Settings.redis``'s client (see there), for ``url``."""
     if not tls_verify and url.startswith("rediss://"):
         options.setdefault("ssl_cert_reqs", "none")
-    options = packing_options(options)
     if bounded is None:
-        return redis_lib.Redis.from_url(url, **options)
+        return pack_directly(redis_lib.Redis.from_url(url, **options))
     pool = redis_lib.BlockingConnectionPool.from_url(
         url, max_connections=bounded, timeout=options.get("socket_timeout") or POOL_WAIT_S,
         **options)
-    return redis_lib.Redis(connection_pool=pool)
+    return pack_directly(redis_lib.Redis(connection_pool=pool))
 
 
 def _redis_url(value: str) -> str:

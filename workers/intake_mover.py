@@ -127,16 +127,19 @@ class IntakeMover:
 
     def _run(self) -> None:
         while not self._stopped.wait(self._turn.wait_s(time.time())):
-            try:
-                self._move(self._redis)
-            except redis_lib.RedisError as error:
-                log.warning("intake_unavailable", error=type(error).__name__)
-                continue
-            for task in self._also:
-                try:
-                    task()
-                except redis_lib.RedisError as error:
-                    log.warning("turn_task_failed", task=getattr(task, "__qualname__", repr(task)),
-                                error=type(error).__name__)
-                except Exception:  # never the end of the turns: the intake must keep moving
-                    log.exception("turn_task_failed", task=getattr(task, "__qualname__", repr(task)))
+            if self._attempt(lambda: self._move(self._redis), "intake_unavailable"):
+                for task in self._also:
+                    self._attempt(task, "turn_task_failed", what=getattr(task, "__qualname__", ""))
+
+    @staticmethod
+    def _attempt(task: Callable[[], object], event: str, **fields: str) -> bool:
+        """Run ``task``; a failure is logged as ``event`` and never ends the turns."""
+        try:
+            task()
+        except redis_lib.RedisError as error:
+            log.warning(event, error=type(error).__name__, **fields)
+            return False
+        except Exception:  # a bug in one task must not stop the intake for good
+            log.exception(event, **fields)
+            return False
+        return True

@@ -69,7 +69,7 @@ from workers.rq_adaptations import pop_wake, scheduler_process
 from workers.rq_adaptations.death_watch import DeathWatch
 from workers.rq_adaptations.job_in_hand import ReleasesJobInHand
 from workers.rq_adaptations.job_logs import QuietExpectedFailures, rq_logging_level
-from workers.rq_adaptations.liveness import Heartbeat, recover_orphaned_jobs
+from workers.rq_adaptations.liveness import Heartbeat, recover_orphaned_jobs, recovery_turn
 from workers.rq_adaptations.one_start import StartsInOneTransaction
 from workers.rq_adaptations.pubsub_reads import ShortPubSubReads
 from workers.rq_adaptations.redis_loss import LeavesOnRedisError
@@ -149,13 +149,17 @@ class _RecoversFromDeadWorkers(WatchesSchedulerLocks):
         self._recover_jobs_of(())
         super().run_maintenance_tasks()
 
-    def _recover_jobs_of(self, dead: Collection[str]) -> None:
-        """Recover the jobs of workers that stopped beating, or of ``dead`` ones at once
-        (``death_watch``; called from the intake's thread)."""
-        # Every sink's queue, not only this process's: the turn may fall to a process that
-        # does not know a sink whose delivery a dead worker held.
-        recover_orphaned_jobs(self.connection, [*self.queues, *_other_sink_queues(
-            self.connection, set(self.queue_names()))], dead=dead)
+    def _recover_jobs_of(self, dead: Collection[str]) -> bool:
+        """Recover the jobs of workers that stopped beating, and of ``dead`` ones at once
+        (``death_watch``, from the intake's thread); False when another process's
+        recovery was running (it may have read the dead workers' keys before they went)."""
+        with recovery_turn(self.connection) as ours:
+            if ours:
+                # Every sink's queue, not only this process's: the turn may fall to a process
+                # that does not know a sink whose delivery a dead worker held.
+                recover_orphaned_jobs(self.connection, [*self.queues, *_other_sink_queues(
+                    self.connection, set(self.queue_names()))], dead=dead)
+            return ours
 
     def clean_registries(self) -> None:
         """RQ's registry clean-up, in one process of the deployment per ``REGISTRY_CLEANING_S``."""

@@ -9,9 +9,10 @@ Two things in Redis, per sink and alert:
   worker with the same alert backs off for the lease's remaining time instead of
   sending it too. The lease is released on any failure so a retry can send at
   once, and expires by itself if its holder dies. A lease names its holder's worker
-  (``holder``): once that worker is known dead (its liveness key,
-  ``keys.worker_alive``, is gone: ``workers.rq_adaptations.liveness``), the recovered
-  job takes the lease over at once instead of waiting out its ``DEFAULT_LEASE_S``.
+  (``holder``): once that worker is found killed (``keys.worker_dead``, written by
+  ``workers.rq_adaptations.death_watch`` on the evidence of its closed connections, not
+  merely a silent beat), the recovered job takes the lease over at once instead of
+  waiting out its ``DEFAULT_LEASE_S``.
 
 The one window where a duplicate is still possible: a process killed (or cut off
 from Redis) after the receiver got the request but before ``mark_delivered``. Its
@@ -44,16 +45,16 @@ return 0
 
 
 # Take the lease unless the sink already took the message, in one round trip; a lease
-# whose holder's worker is dead (no liveness key) is taken over.
-# KEYS: delivered, lease; ARGV: token, lease ms, the liveness keys' prefix. Returns -1
-# delivered, 0 leased to us, else the ms left on someone else's lease. (The liveness key is
-# named here, not in KEYS: it is known only once the lease is read; callwatch's Redis is
+# whose holder's worker was found killed is taken over.
+# KEYS: delivered, lease; ARGV: token, lease ms, the dead-worker keys' prefix. Returns -1
+# delivered, 0 leased to us, else the ms left on someone else's lease. (The dead-worker key
+# is named here, not in KEYS: it is known only once the lease is read; callwatch's Redis is
 # one server, never a cluster.)
 _TAKE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
 local worker = string.match(redis.call('GET', KEYS[2]) or '', '^(.*)/')
-if worker and worker ~= '' and redis.call('EXISTS', ARGV[3] .. worker) == 0 then
+if worker and worker ~= '' and redis.call('EXISTS', ARGV[3] .. worker) == 1 then
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
   return 0
 end
@@ -78,8 +79,8 @@ HOLDER_END = "/"
 
 class DeliveryLedger:
     """Which alerts each sink already took, and short leases on the ones in flight.
-    ``holder``: the name of the worker whose liveness key vouches for this process's
-    leases ("": none; such a lease is only ever waited out)."""
+    ``holder``: the name of the worker this process runs as, so that its leases can be
+    taken over once it is found killed ("": none; such a lease is only ever waited out)."""
 
     def __init__(self, redis: Redis, *, ttl_s: int = DEFAULT_LEDGER_TTL_S, holder: str = "") -> None:
         self._redis = redis
@@ -110,7 +111,7 @@ class DeliveryLedger:
         left = int(self._take(keys=[self.delivered_key(sink_id, alert_id),  # type: ignore[arg-type]
                                     self.lease_key(sink_id, alert_id)],
                               args=[self._token(), max(1, int(lease_s * 1000)),
-                                    keys.worker_alive("")]))
+                                    keys.worker_dead("")]))
         return ALREADY_DELIVERED if left < 0 else left / 1000
 
     def finish(self, sink_id: str, alert_id: str) -> None:

@@ -21,9 +21,10 @@ from rq.utils import now
 
 from devtools.redis_server import RedisServer
 from service import keys
+from workers.intake_mover import IntakeMover, Turn
 from workers.queues import ANALYSIS_QUEUE, CRASH_RETRY, queue
 from workers.rq_adaptations.death_watch import STALE_AFTER_S, DeathWatch
-from workers.rq_adaptations.liveness import ALIVE_TTL_S, alive_key, recover_orphaned_jobs
+from workers.rq_adaptations.liveness import ALIVE_TTL_S, alive_key, recover_orphaned_jobs, recovery_turn
 
 #: A worker process's beat, as the worker writes it: named connections, one beat a
 #: BEAT_EVERY_S, and nothing else. ``{url}``, ``{name}``, ``{named}``.
@@ -76,31 +77,88 @@ def never_run() -> None:
     raise AssertionError("only registered, never run")
 
 
+def _wait_gone(redis: redis_lib.Redis, process: subprocess.Popen[str]) -> None:
+    """SIGKILL ``process`` and wait until Redis has dropped its connections."""
+    pid = f"-{process.pid}-"
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    deadline = time.monotonic() + 10
+    while any(pid in client.get("name", "") for client in redis.client_list(_type="normal")):
+        assert time.monotonic() < deadline, "Redis kept the killed process's connections"
+        time.sleep(0.01)
+
+
 def test_a_killed_worker_is_found_dead_and_its_job_recovered_at_once(
         redis: redis_lib.Redis, beating: object) -> None:
     """SIGKILL: Redis drops its connections; the next look past a missed beat finds it dead
-    long before its alive key would expire, removes its key and roster entry, and its job
-    (started a moment ago) goes to RQ's retry."""
+    long before its alive key would expire, removes its key and roster entry, marks it dead
+    (its leases may be taken over), and its job (started a moment ago) goes to RQ's retry."""
     victim = beating("victim")  # type: ignore[operator]
     job = _job_running_on(redis, "victim", "analyze-victim")
     handed: list[list[str]] = []
     q = queue(ANALYSIS_QUEUE, redis)
-    watch = DeathWatch(redis, on_dead=lambda dead: (handed.append(dead),
-                                                    recover_orphaned_jobs(redis, [q], dead=dead)))
+
+    def recover(dead: list[str]) -> bool:
+        handed.append(dead)
+        recover_orphaned_jobs(redis, [q], dead=dead)
+        return True
+
+    watch = DeathWatch(redis, on_dead=recover, reconnected_s=0)
     past_a_beat = time.time() + STALE_AFTER_S + 0.5
 
     assert watch.look(past_a_beat) == []  # alive: its connection is open
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(10)
-    time.sleep(0.2)  # Redis sees the socket close
+    _wait_gone(redis, victim)
 
     assert watch.look(time.time()) == []  # no beat missed yet: nothing is looked up
     assert watch.look(past_a_beat) == ["victim"]
     assert handed == [["victim"]]
     assert redis.ttl(alive_key("victim")) == -2  # gone, though its TTL had seconds to run
     assert redis.zscore(keys.WORKERS_ALIVE, "victim") is None
+    assert redis.exists(keys.worker_dead("victim"))
     assert job.get_status(refresh=True) == JobStatus.SCHEDULED  # CRASH_RETRY's first wait
     assert watch.look(past_a_beat) == []  # found once
+    assert handed == [["victim"]]
+
+
+def test_a_dead_worker_is_handed_again_until_its_recovery_runs(
+        redis: redis_lib.Redis, beating: object) -> None:
+    """Another process's recovery was running (``on_dead`` False): the names are kept and
+    handed again at the next look, though the roster no longer shows them."""
+    victim = beating("victim")  # type: ignore[operator]
+    answers, handed = [False, True], []
+    watch = DeathWatch(redis, on_dead=lambda dead: (handed.append(dead), answers.pop(0))[1],
+                       reconnected_s=0)
+    _wait_gone(redis, victim)
+    past_a_beat = time.time() + STALE_AFTER_S + 0.5
+    assert watch.look(past_a_beat) == ["victim"]
+    assert watch.look(past_a_beat) == []
+    assert handed == [["victim"], ["victim"]]
+    watch.look(past_a_beat)
+    assert len(handed) == 2  # recovered: not handed again
+
+
+def test_nothing_is_judged_dead_just_after_the_watch_reconnected(
+        redis: redis_lib.Redis, beating: object) -> None:
+    """After a Redis restart every process has lost its connections and reconnects at its
+    next command: a watch whose own connection is young judges nobody."""
+    victim = beating("victim")  # type: ignore[operator]
+    _wait_gone(redis, victim)
+    watch = DeathWatch(redis, on_dead=lambda dead: pytest.fail(f"judged dead: {dead}"))
+    assert watch.look(time.time() + STALE_AFTER_S + 0.5) == []  # its connection: a moment old
+    assert redis.exists(alive_key("victim"))
+
+
+def test_a_worker_whose_alive_key_expired_is_left_to_the_old_rule(
+        redis: redis_lib.Redis, beating: object) -> None:
+    """A key gone by its TTL says only that the worker was silent (a long pause, an
+    outage): no dead mark, no recovery without the grace."""
+    victim = beating("silent")  # type: ignore[operator]
+    _wait_gone(redis, victim)
+    redis.delete(alive_key("silent"))
+    watch = DeathWatch(redis, on_dead=lambda dead: pytest.fail(f"judged dead: {dead}"),
+                       reconnected_s=0)
+    assert watch.look(time.time() + STALE_AFTER_S + 0.5) == []
+    assert not redis.exists(keys.worker_dead("silent"))
 
 
 def test_a_worker_that_only_missed_a_beat_is_left_alone(
@@ -110,7 +168,8 @@ def test_a_worker_that_only_missed_a_beat_is_left_alone(
     paused = beating("paused")  # type: ignore[operator]
     paused.send_signal(signal.SIGSTOP)
     try:
-        watch = DeathWatch(redis, on_dead=lambda dead: pytest.fail(f"judged dead: {dead}"))
+        watch = DeathWatch(redis, on_dead=lambda dead: pytest.fail(f"judged dead: {dead}"),
+                           reconnected_s=0)
         assert watch.look(time.time() + ALIVE_TTL_S - 1) == []
         assert redis.exists(alive_key("paused"))
     finally:
@@ -125,7 +184,8 @@ def test_a_worker_with_unnamed_connections_waits_for_its_alive_key(
     assert redis.get(alive_key("unnamed")) == b"1"
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
-    watch = DeathWatch(redis, on_dead=lambda dead: pytest.fail(f"judged dead: {dead}"))
+    watch = DeathWatch(redis, on_dead=lambda dead: pytest.fail(f"judged dead: {dead}"),
+                       reconnected_s=0)
     assert watch.look(time.time() + STALE_AFTER_S + 0.5) == []
     assert redis.exists(alive_key("unnamed"))
 
@@ -142,3 +202,42 @@ def test_a_job_of_a_worker_found_dead_skips_the_grace_a_silent_one_gets(
     assert job.get_status(refresh=True) == JobStatus.SCHEDULED
     later = timedelta(seconds=ALIVE_TTL_S + 1)
     assert recover_orphaned_jobs(redis, [q], clock=lambda: now() + later) == []  # once
+
+
+def test_one_recovery_at_a_time(redis: redis_lib.Redis, redis_server: RedisServer) -> None:
+    """RQ's clean-up of an abandoned job must not run twice at once: the watch and the
+    maintenance pass of another process take turns."""
+    other_redis = redis_lib.Redis.from_url(redis_server.url)
+    try:
+        with recovery_turn(redis) as first, recovery_turn(other_redis) as second:
+            assert first and not second
+        with recovery_turn(other_redis) as again:
+            assert again
+    finally:
+        other_redis.close()
+
+
+def test_the_container_turn_runs_the_watch_after_the_intake_and_outlives_its_failures(
+        redis: redis_lib.Redis) -> None:
+    """``IntakeMover(also=...)``: each turn moves due calls, then runs each task; a task that
+    raises (a bug, a Redis error) is logged and the turns go on."""
+    ran: list[str] = []
+    calls = iter([RuntimeError("a bug"), redis_lib.ConnectionError("gone"), None, None, None])
+
+    def task() -> None:
+        ran.append("task")
+        failure = next(calls, None)
+        if failure is not None:
+            raise failure
+
+    def move(_: redis_lib.Redis) -> int:
+        ran.append("move")
+        return 0
+
+    mover = IntakeMover(redis, turn=Turn(), move=move, also=[task]).start()
+    deadline = time.monotonic() + 10
+    while ran.count("task") < 3:
+        assert time.monotonic() < deadline, f"the turns stopped: {ran}"
+        time.sleep(0.05)
+    mover.stop()
+    assert ran[:6] == ["move", "task"] * 3

@@ -228,19 +228,20 @@ def test_a_lease_held_elsewhere_is_not_released_by_others(redis: redis_lib.Redis
 def test_a_lease_of_a_dead_worker_is_taken_over_at_once(redis: redis_lib.Redis,
                                                         other_redis: redis_lib.Redis) -> None:
     """A killed worker's lease would hold its recovered delivery for the lease's 30 s: once
-    the holder's liveness key is gone the lease is taken over. A live holder's lease, and
-    one with no worker behind it (the CLI), are waited out; a ``/`` in a worker's name
-    does not confuse whose lease it is."""
-    for name in ("team/worker-1", "worker-2"):
-        redis.set(keys.worker_alive(name), "1", ex=10)
+    the holder is found killed (``keys.worker_dead``) the lease is taken over. A live
+    holder's lease (even one whose alive key expired: silent, maybe only cut off), and one
+    with no worker behind it (the CLI), are waited out; a ``/`` in a worker's name does not
+    confuse whose lease it is."""
     dying, recovering = (DeliveryLedger(redis, holder="team/worker-1"),
                          DeliveryLedger(other_redis, holder="worker-2"))
     assert dying.take("slack", "alr_x", lease_s=30) == 0.0
-    assert 29 < recovering.take("slack", "alr_x", lease_s=30) <= 30  # its holder still beats
-    redis.delete(keys.worker_alive("team/worker-1"))  # found dead (death_watch) or expired
+    assert 29 < recovering.take("slack", "alr_x", lease_s=30) <= 30  # not known dead
+    redis.set(keys.worker_dead("team"), "1", ex=60)  # another worker: not this lease's
+    assert recovering.take("slack", "alr_x", lease_s=30) > 0
+    redis.set(keys.worker_dead("team/worker-1"), "1", ex=60)  # found killed (death_watch)
     assert recovering.take("slack", "alr_x", lease_s=30) == 0.0
     assert dying.take("slack", "alr_x", lease_s=30) > 0  # the lease is the survivor's now
-    redis.delete(keys.worker_alive("worker-2"))  # dead too: its own lease goes the same way
+    redis.set(keys.worker_dead("worker-2"), "1", ex=60)  # killed too: its lease goes the same way
     assert dying.take("slack", "alr_x", lease_s=30) == 0.0
 
     assert DeliveryLedger(redis).take("slack", "alr_cli", lease_s=30) == 0.0

@@ -37,9 +37,11 @@ def test_callwatch_clients_pack_directly_and_work(redis_server: RedisServer, bou
         client.close()
 
 
+@pytest.mark.parametrize("how", ["option", "url"])
 def test_a_client_with_an_encoding_of_its_own_keeps_redis_pys_packer(
-        redis_server: RedisServer) -> None:
-    client = redis_from_env({"REDIS_URL": redis_server.url}, encoding="latin-1")
+        redis_server: RedisServer, how: str) -> None:
+    client = (redis_from_env({"REDIS_URL": redis_server.url}, encoding="latin-1") if how == "option"
+              else redis_from_env({"REDIS_URL": f"{redis_server.url}?encoding=latin-1"}))
     try:
         assert "command_packer" not in client.connection_pool.connection_kwargs
         client.set("callwatch:test:latin", "é")

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Collection
+import uuid
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -42,6 +43,7 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now
 
 from service import keys
+from service.redis_scripts import script
 from service.roster import Roster
 from workers.rq_adaptations.put_back import put_back
 from workers.rq_adaptations.scheduler_locks import read_locks, release_stale
@@ -95,6 +97,7 @@ class Heartbeat:
         self._renew = renew
         self._roster = Roster(redis)
         self._key = alive_key(worker_name)
+        self._dead_key = keys.worker_dead(worker_name)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="callwatch-heartbeat", daemon=True)
 
@@ -118,8 +121,11 @@ class Heartbeat:
         with contextlib.suppress(redis_lib.RedisError):
             locks = self._locks
             watched = locks.locks_to_watch() if locks is not None else []
-            pipe = self._redis.pipeline(transaction=False)
+            # One transaction: the death watch's check of the roster and its removal of the
+            # alive key never fall between the two writes.
+            pipe = self._redis.pipeline(transaction=True)
             pipe.set(self._key, self._connection_name() or UNNAMED, ex=ALIVE_TTL_S)
+            pipe.delete(self._dead_key)  # alive after all (cut off from Redis a while)
             self._roster.beat(self._name, self._fingerprint, pipeline=pipe)
             if self._renew is not None and not self._stopped.is_set():  # not past RQ's death
                 self._renew(pipe)
@@ -141,6 +147,32 @@ class Heartbeat:
             return
         if released:
             locks.stale_locks_released(released)
+
+
+#: The longest one recovery may hold ``keys.RECOVERY_TURN`` if its process dies in it.
+RECOVERY_TURN_S = 30
+
+# Let go of the recovery turn if it is still ours. KEYS: the turn; ARGV: our token.
+_RELEASE_TURN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@contextlib.contextmanager
+def recovery_turn(redis: redis_lib.Redis) -> Iterator[bool]:
+    """Whether this process may recover dead workers' jobs now (True), until the block
+    ends: one recovery at a time in the deployment, as RQ's clean-up of an abandoned job
+    (its retry, its failure callbacks) must not run twice at once for the same job."""
+    token = uuid.uuid4().hex
+    if not redis.set(keys.RECOVERY_TURN, token, nx=True, ex=RECOVERY_TURN_S):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(redis_lib.RedisError):
+            script(redis, _RELEASE_TURN)(keys=[keys.RECOVERY_TURN], args=[token])
 
 
 def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue], *,
