@@ -13,7 +13,8 @@ ROOT = "service"
 #: the package's ``__init__`` only, so each top-level module is placed by its own name.
 FLOORS: tuple[tuple[str, ...], ...] = (
     # what every process shares: environment, errors, Redis keys, HTTP, logs, counters, text
-    ("service", "service.errors", "service.keys", "service.redis_scripts", "service.calls",
+    ("service", "service.errors", "service.keys", "service.redis_scripts", "service.redis_packing",
+     "service.calls",
      "service.http", "service.json_files",
      "service.decisions", "service.logs", "service.metrics", "service.settings",
      "service.intake", "service.text", "service.roster", "service.heartbeat_ping"),
