@@ -58,3 +58,13 @@ def script(redis: Any, text: str) -> RegisteredScript:
     if found is None:
         found = scripts.setdefault(text, RegisteredScript(redis, text))
     return found
+
+
+#: Delete ``KEYS[1]`` only if it still holds ``ARGV[1]`` (a lease or a turn that may have
+#: expired and been taken by another): the release every holder-token lock uses.
+RELEASE_IF_HELD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""

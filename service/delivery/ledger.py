@@ -29,20 +29,11 @@ import uuid
 from redis import Redis
 
 from service import keys
-from service.redis_scripts import script
+from service.redis_scripts import RELEASE_IF_HELD, script
 
 DEFAULT_LEDGER_TTL_S = 7 * 86400
 #: Longer than any sink's worst send (its whole deadline).
 DEFAULT_LEASE_S = 30.0
-
-# Release a lease only if it is still ours (it may have expired and been re-taken).
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
 
 # Take the lease unless the sink already took the message, in one round trip; a lease
 # whose holder's worker was found killed is taken over.
@@ -73,6 +64,8 @@ return 1
 ALREADY_DELIVERED = -1.0
 
 
+#: The dead-worker keys' prefix, for ``_TAKE``.
+_DEAD_PREFIX = keys.worker_dead("")
 #: Ends the holder's worker name in a lease's token (the last one in it: the rest is hex).
 HOLDER_END = "/"
 
@@ -86,7 +79,7 @@ class DeliveryLedger:
         self._redis = redis
         self._ttl_s = ttl_s
         self._holder = holder
-        self._release = script(redis, _RELEASE)
+        self._release = script(redis, RELEASE_IF_HELD)  # the lease, if still ours
         self._take = script(redis, _TAKE)
         self._finish = script(redis, _FINISH)
         self._owner = uuid.uuid4().hex
@@ -111,7 +104,7 @@ class DeliveryLedger:
         left = int(self._take(keys=[self.delivered_key(sink_id, alert_id),  # type: ignore[arg-type]
                                     self.lease_key(sink_id, alert_id)],
                               args=[self._token(), max(1, int(lease_s * 1000)),
-                                    keys.worker_dead("")]))
+                                    _DEAD_PREFIX]))
         return ALREADY_DELIVERED if left < 0 else left / 1000
 
     def finish(self, sink_id: str, alert_id: str) -> None:

@@ -43,7 +43,7 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now
 
 from service import keys
-from service.redis_scripts import script
+from service.redis_scripts import RELEASE_IF_HELD, script
 from service.roster import Roster
 from workers.rq_adaptations.put_back import put_back
 from workers.rq_adaptations.scheduler_locks import read_locks, release_stale
@@ -152,13 +152,6 @@ class Heartbeat:
 #: The longest one recovery may hold ``keys.RECOVERY_TURN`` if its process dies in it.
 RECOVERY_TURN_S = 30
 
-# Let go of the recovery turn if it is still ours. KEYS: the turn; ARGV: our token.
-_RELEASE_TURN = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
 @contextlib.contextmanager
 def recovery_turn(redis: redis_lib.Redis) -> Iterator[bool]:
     """Whether this process may recover dead workers' jobs now (True), until the block
@@ -172,7 +165,7 @@ def recovery_turn(redis: redis_lib.Redis) -> Iterator[bool]:
         yield True
     finally:
         with contextlib.suppress(redis_lib.RedisError):
-            script(redis, _RELEASE_TURN)(keys=[keys.RECOVERY_TURN], args=[token])
+            script(redis, RELEASE_IF_HELD)(keys=[keys.RECOVERY_TURN], args=[token])
 
 
 def recover_orphaned_jobs(redis: redis_lib.Redis, queues: list[Queue], *,
