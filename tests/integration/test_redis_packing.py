@@ -35,6 +35,7 @@ def test_callwatch_clients_pack_directly_and_work(redis_server: RedisServer, bou
     finally:
         client.flushdb()
         client.close()
+        client.connection_pool.disconnect()  # a pool passed in is not closed with its client
 
 
 @pytest.mark.parametrize("how", ["option", "url"])
