@@ -7,7 +7,7 @@ connection; jobs call ``current()``. Nothing is built at import time.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,6 +17,7 @@ import requests
 from service.delivery.routing import Router
 from service.delivery.silences import Silences
 from service.delivery.sinks import Sinks
+from service.http_session import http_session
 from service.insights.accounts import Accounts
 from service.routing_file.load import Configuration
 from service.routing_file.parse import RoutingConfig
@@ -51,30 +52,6 @@ class WorkerContext:
                                          redis=self.redis)
         self.router = Router.from_config(self.routing, self.sinks.names)
         self.silences = Silences(self.redis, clock=self.clock)
-
-
-#: Variables through which requests reads proxies and .netrc from the environment on
-#: every request (``Session.merge_environment_settings``, ``get_netrc_auth``).
-_REQUESTS_PER_REQUEST = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "NETRC")
-#: The CA bundle variables requests reads on every request, in its order of preference.
-_CA_BUNDLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-
-
-def http_session(environ: Mapping[str, str]) -> requests.Session:
-    """The process's one HTTP session. When the environment sets no proxy and no .netrc,
-    requests does not read the environment again per request (about a tenth of each
-    request's CPU in a worker, ``bench/e2e.py``); a CA bundle it names
-    (``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE``) becomes the session's, which is what
-    requests would have verified with on each request."""
-    session = requests.Session()
-    names = {name.lower() for name in environ}
-    if names & {name.lower() for name in _REQUESTS_PER_REQUEST}:
-        return session
-    session.trust_env = False
-    bundle = next((environ[name] for name in _CA_BUNDLES if environ.get(name)), None)
-    if bundle:
-        session.verify = bundle
-    return session
 
 
 _context: WorkerContext | None = None

@@ -15,12 +15,11 @@ import os
 import sys
 from typing import Any
 
-import requests
-
 from service.cli.redis_errors import redis_errors
 from service.delivery.notify_test import notify_test
 from service.delivery.sinks.registry import Sinks
 from service.errors import CallwatchError
+from service.http_session import http_session
 from service.logs import configure_logging
 from service.routing_file.load import Configuration
 
@@ -46,7 +45,7 @@ def run_test(args: argparse.Namespace) -> int:
     debug = configuration.settings.log_level == "DEBUG"
     configure_logging("DEBUG" if debug else "CRITICAL", configuration.settings.log_format,
                       cache=False, stream=sys.stderr)
-    session = requests.Session()
+    session = http_session(os.environ)
     sinks = Sinks.from_settings(configuration.settings,
                                 configuration.routing.sinks if configuration.routing else (),
                                 session=session)

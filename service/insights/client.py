@@ -24,6 +24,7 @@ Credentials only ever go to ``base_url``'s scheme, host and port: a
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +43,7 @@ from service.errors import (
     InvalidInput,
 )
 from service.http import AnswerTooLarge, AnswerTooSlow, headers_by, parse_retry_after, read_capped
+from service.http_session import http_session
 from service.insights.credentials import Credential, InsightsCredentials
 from service.insights.events import Event, parse_events
 from service.insights.response_bodies import (
@@ -100,7 +102,7 @@ class InsightsClient:
         self._origin = _origin(self.base_url)
         self._credentials = (auth if isinstance(auth, InsightsCredentials)
                              else InsightsCredentials.single(auth))
-        self._session = session or requests.Session()
+        self._session = session or http_session(os.environ)
         self._timeout = timeout
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s

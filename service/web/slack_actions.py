@@ -10,6 +10,7 @@ updated through the payload's ``response_url`` before the answer, within Slack's
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from service.delivery.slack_actions import (
     read_action,
 )
 from service.errors import InvalidInput
+from service.http_session import http_session
 from service.web.error_answers import RequestRefused
 
 if TYPE_CHECKING:
@@ -63,7 +65,7 @@ def register(app: Flask, settings: Settings, *, session: requests.Session | None
     if not settings.slack_signing_secret:
         return
     app.extensions[EXTENSION] = SlackActionsContext(
-        SignatureVerifier(settings.slack_signing_secret), session or requests.Session(),
+        SignatureVerifier(settings.slack_signing_secret), session or http_session(os.environ),
         clock or (lambda: datetime.now(UTC)))
     app.register_blueprint(blueprint)
 

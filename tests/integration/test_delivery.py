@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis as redis_lib
-import requests
 from structlog.testing import capture_logs
 
 from devtools.redis_server import RedisServer
@@ -22,6 +21,7 @@ from service.delivery.pace import Pace
 from service.delivery.sinks import AlertSink, WebhookSink
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import DeliveryRejected, DeliveryRetryable
+from service.http_session import http_session
 
 
 class RecordingSink:
@@ -156,7 +156,7 @@ def test_concurrent_webhook_deliveries_reach_the_receiver_once(
     def attempt(_: int) -> str:
         client = _client(redis_server)
         try:
-            with requests.Session() as session:
+            with http_session({}) as session:
                 sink = WebhookSink(webhook_receiver.url, WEBHOOK_SECRET, session=session)
                 decision = deliver(alert, sink, ledger=DeliveryLedger(client), pace=None)
                 return "in_flight" if isinstance(decision, Again) else str(decision.outcome)

@@ -22,6 +22,7 @@ from service.delivery.sinks.email import EmailSink, SmtpServer
 from service.delivery.sinks.slack import SlackSink
 from service.delivery.sinks.teams import TeamsSink
 from service.delivery.step import DeliveryRequest, deliver_step
+from service.http_session import http_session
 
 IDENTITY = "client:eve\r\nBcc: everyone@example.com <!here> [pay](https://evil.example/pay)"
 SDK_MESSAGE = "<@U024BE7LH> see <https://evil.example|docs> or call +1 415 555 0123"
@@ -29,7 +30,7 @@ SDK_MESSAGE = "<@U024BE7LH> see <https://evil.example|docs> or call +1 415 555 0
 
 @pytest.fixture
 def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
+    with http_session({}) as s:
         yield s
 
 

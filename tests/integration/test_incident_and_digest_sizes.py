@@ -24,6 +24,7 @@ from service.delivery.incidents.grouping import MAX_COUNTRY, MAX_SDK, Facets
 from service.delivery.sinks.fitting import TEAMS_MAX_BYTES, WEBHOOK_MAX_BYTES
 from service.delivery.sinks.teams import TeamsSink
 from service.delivery.sinks.webhook import WebhookSink
+from service.http_session import http_session
 from service.insights.events import ClientInfo
 
 #: Texts at the 1,000-character cap that escaping makes longer: markdown characters
@@ -34,7 +35,7 @@ HOSTILE = {"underscores": lambda i: ("a_" * 500)[:996] + f"{i:04d}",
 
 @pytest.fixture
 def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
+    with http_session({}) as s:
         yield s
 
 

@@ -36,6 +36,7 @@ from service.delivery.sinks.slack import SlackSink
 from service.delivery.sinks.teams import TeamsSink
 from service.delivery.sinks.webhook import WebhookSink
 from service.delivery.step import DeliveryRequest, deliver_step
+from service.http_session import http_session
 from service.insights.events import ClientInfo
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"
@@ -62,7 +63,7 @@ def _huge(text: str, *, issues: int = 40, every_field: bool = False) -> Alert:
 
 @pytest.fixture
 def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
+    with http_session({}) as s:
         yield s
 
 

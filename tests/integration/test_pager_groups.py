@@ -34,6 +34,7 @@ from service.delivery.ledger import DeliveryLedger
 from service.delivery.routing import RouteMatch
 from service.delivery.sinks.pagerduty import PagerDutySink
 from service.delivery.step import DeliveryRequest, deliver_step
+from service.http_session import http_session
 from workers.digest_clock import DigestClock
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"
@@ -53,7 +54,7 @@ class FakeClock:
 
 @pytest.fixture
 def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
+    with http_session({}) as s:
         yield s
 
 

@@ -17,13 +17,14 @@ from devtools.standins import SlackStandIn, WebhookReceiver
 from service.delivery.sinks import LogSink, Sinks, SlackSink, UnknownSink, WebhookSink
 from service.delivery.sinks.webhook import legacy_webhook_sink_id
 from service.errors import ConfigError, DeliveryRejected, DeliveryRetryable
+from service.http_session import http_session
 from service.settings import Settings
 
 
 @pytest.fixture
 def session() -> Iterator[requests.Session]:
     """One HTTP session per test, closed afterwards."""
-    with requests.Session() as s:
+    with http_session({}) as s:
         yield s
 
 

@@ -22,13 +22,14 @@ from service.delivery.sinks.pagerduty import PagerDutySink
 from service.delivery.sinks.teams import TeamsSink
 from service.delivery.step import DeliveryRequest, deliver_step
 from service.errors import DeliveryRejected, DeliveryRetryable
+from service.http_session import http_session
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"
 
 
 @pytest.fixture
 def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
+    with http_session({}) as s:
         yield s
 
 

@@ -26,6 +26,7 @@ from service.delivery.routing import RouteMatch
 from service.delivery.silences import Silences
 from service.delivery.sinks.slack_blocks import buttons
 from service.delivery.slack_actions import ResponseFailed, post_answer
+from service.http_session import http_session
 from service.web import create_app
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -192,7 +193,7 @@ def test_response_url_is_not_trusted(answer: Any) -> None:
     answer read before a deadline), never hangs the click."""
     with HostilePeer(answer) as peer:
         with pytest.raises(ResponseFailed):
-            post_answer(requests.Session(), peer.url + "/actions/1", {"text": "done"})
+            post_answer(http_session({}), peer.url + "/actions/1", {"text": "done"})
         assert len(peer.requests) == 1
 
 
@@ -200,7 +201,7 @@ def test_a_flooding_response_url_is_read_capped() -> None:
     """An endless answer is read up to the cap only: the click does not read it all."""
     total = 200_000_000
     with HostilePeer(huge(total)) as peer:
-        post_answer(requests.Session(), peer.url + "/actions/1", {"text": "done"})
+        post_answer(http_session({}), peer.url + "/actions/1", {"text": "done"})
         assert len(peer.requests) == 1 and peer.sent < total
 
 
@@ -292,7 +293,7 @@ def test_a_response_url_dripping_its_headers_is_given_up_at_the_deadline() -> No
     every_s, for_s = 0.2, 20.0
     with HostilePeer(drip_head(every_s, for_s=for_s)) as peer:
         with pytest.raises(ResponseFailed):
-            post_answer(requests.Session(), peer.url + "/actions/1", {"text": "done"})
+            post_answer(http_session({}), peer.url + "/actions/1", {"text": "done"})
         assert 0 < peer.sent < for_s / every_s / 2
 
 
@@ -303,7 +304,7 @@ def test_every_sink_post_has_one_deadline_over_headers_too() -> None:
 
     with HostilePeer(drip_head(0.2, for_s=20.0)) as peer:
         with pytest.raises(DeliveryRetryable, match="still answering"):
-            post(requests.Session(), peer.url, b"{}", {}, who="peer", timeout=(1.0, 1.0),
+            post(http_session({}), peer.url, b"{}", {}, who="peer", timeout=(1.0, 1.0),
                  deadline_s=1.0)
         assert 0 < peer.sent < 50
 

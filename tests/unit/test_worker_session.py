@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.context import http_session
+from service.http_session import http_session
 
 URL = "https://hooks.example.com/services/x"
 

@@ -12,6 +12,7 @@ body only, never in a log or an error.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json,
 from service.delivery.sinks.slack_blocks import shorten
 from service.errors import DeliveryRejected
 from service.http import host_of, require_secure_url
+from service.http_session import http_session
 
 if TYPE_CHECKING:
     from service.delivery.incidents.events import IncidentEvent
@@ -104,7 +106,7 @@ class PagerDutySink:
         self._groups = groups
         self._routing_key = routing_key
         self._url = require_secure_url(url, "PAGERDUTY_EVENTS_URL")
-        self._session = session or requests.Session()
+        self._session = session or http_session(os.environ)
         self._timeout = timeout
         self._clock = clock
 

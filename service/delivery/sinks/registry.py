@@ -9,6 +9,7 @@ gets the sink back from its name with ``Sinks.get``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -21,6 +22,7 @@ from service.delivery.digests.store import DigestStore
 from service.delivery.sinks import email, log, pagerduty, slack, teams, webhook
 from service.delivery.sinks.base import AlertSink, SinkEnv, SinkSpec, SinkType
 from service.errors import PermanentError
+from service.http_session import http_session
 from service.settings import Settings
 
 SINK_TYPES: dict[str, SinkType] = {t.name: t for t in (
@@ -78,7 +80,7 @@ class Sinks:
         describe; the log sink when there are none. With ``redis``, a sink with ``digest:``
         counts its alerts for the period's digest instead of posting them."""
         specs = specs_from_settings(settings, file_sinks)
-        return cls(specs, SinkEnv(settings, session or requests.Session(), clock, redis))
+        return cls(specs, SinkEnv(settings, session or http_session(os.environ), clock, redis))
 
     @property
     def names(self) -> list[str]:

@@ -15,6 +15,7 @@ The Block Kit message is built by ``slack_blocks`` with slack_sdk's models.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from service.errors import DeliveryRejected
 from service.http import (
     require_secure_url,
 )
+from service.http_session import http_session
 
 if TYPE_CHECKING:
     from service.delivery.incidents.events import IncidentEvent
@@ -72,7 +74,7 @@ class SlackSink:
         #: Buttons on alert and incident messages (``SLACK_SIGNING_SECRET`` is set).
         self.actions = actions
         self.name: str = name
-        self._session = session or requests.Session()
+        self._session = session or http_session(os.environ)
         self._timeout = timeout
         self._deadline_s = deadline_s
         self._clock = clock

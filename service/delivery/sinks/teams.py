@@ -13,6 +13,7 @@ the workflow's signature: only its host is ever logged.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ from service.delivery.sinks.fitting import (
 from service.delivery.sinks.json_post import DEFAULT_TIMEOUT, Answer, post_json, raise_if_retryable
 from service.errors import DeliveryRejected
 from service.http import host_of, require_secure_url
+from service.http_session import http_session
 
 if TYPE_CHECKING:
     from service.delivery.incidents.events import IncidentEvent
@@ -148,7 +150,7 @@ class TeamsSink:
         self.name = name
         self._url = require_secure_url(url, f"sinks.{name}.url")
         self.host = host_of(url)
-        self._session = session or requests.Session()
+        self._session = session or http_session(os.environ)
         self._timeout = timeout
         self._clock = clock
 

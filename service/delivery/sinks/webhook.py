@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from service.delivery.sinks.fitting import WEBHOOK_MAX_BYTES, fit_issues, json_b
 from service.delivery.sinks.json_post import post, raise_if_retryable
 from service.errors import ConfigError, DeliveryRejected
 from service.http import host_of, require_secure_url, user_agent
+from service.http_session import http_session
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -138,7 +140,7 @@ class WebhookSink:
                  clock: Callable[[], datetime] = _utc_now) -> None:
         self._url = require_secure_url(url, "ALERT_WEBHOOK_URLS")
         self._key = signing_key(secret)
-        self._session = session or requests.Session()
+        self._session = session or http_session(os.environ)
         self._timeout = timeout
         self._clock = clock
         self.host = host_of(url)
