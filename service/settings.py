@@ -20,6 +20,7 @@ import redis as redis_lib
 from service.calls import ACCOUNT_SID_RE, CALLBACK_PATH
 from service.errors import ConfigError
 from service.http import require_secure_url
+from service.redis_fork_check import ForkCheckedBlockingPool, ForkCheckedPool
 from service.redis_packing import pack_directly
 
 LEVELS = ("WARNING", "ERROR")
@@ -342,8 +343,8 @@ def _redis_client(url: str, tls_verify: bool, bounded: int | None,
     if not tls_verify and url.startswith("rediss://"):
         options.setdefault("ssl_cert_reqs", "none")
     if bounded is None:
-        return pack_directly(redis_lib.Redis.from_url(url, **options))
-    pool = redis_lib.BlockingConnectionPool.from_url(
+        return pack_directly(redis_lib.Redis.from_pool(ForkCheckedPool.from_url(url, **options)))
+    pool = ForkCheckedBlockingPool.from_url(
         url, max_connections=bounded, timeout=options.get("socket_timeout") or POOL_WAIT_S,
         **options)
     return pack_directly(redis_lib.Redis(connection_pool=pool))
