@@ -193,6 +193,15 @@ class LeanSession(requests.Session):
         super().close()
 
 
+#: urllib3's errors and the requests exceptions ``HTTPAdapter.send`` raises for them,
+#: whether raised themselves or as the reason of a ``MaxRetryError``.
+_ErrorMap = tuple[tuple[type[Exception], type[requests.RequestException]], ...]
+_EITHER_WAY: _ErrorMap = ((Urllib3ProxyError, ProxyError), (Urllib3SSLError, SSLError))
+_AS_REASON: _ErrorMap = ((ResponseError, RetryError), *_EITHER_WAY)
+_RAISED: _ErrorMap = (*_EITHER_WAY, (ReadTimeoutError, ReadTimeout),
+                     (Urllib3InvalidHeader, InvalidHeader))
+
+
 def _as_requests_error(error: Exception) -> Exception:
     """The requests exception ``HTTPAdapter.send`` raises for a urllib3 error (the same
     mapping); any other error is returned as it is."""
@@ -202,19 +211,11 @@ def _as_requests_error(error: Exception) -> Exception:
         reason = error.reason
         if isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError):
             return ConnectTimeout(error)
-        if isinstance(reason, ResponseError):
-            return RetryError(error)
-        if isinstance(reason, Urllib3ProxyError):
-            return ProxyError(error)
-        if isinstance(reason, Urllib3SSLError):
-            return SSLError(error)
+        for theirs, ours in _AS_REASON:
+            if isinstance(reason, theirs):
+                return ours(error)
         return requests.ConnectionError(error)
-    if isinstance(error, Urllib3ProxyError):
-        return ProxyError(error)
-    if isinstance(error, Urllib3SSLError):
-        return SSLError(error)
-    if isinstance(error, ReadTimeoutError):
-        return ReadTimeout(error)
-    if isinstance(error, Urllib3InvalidHeader):
-        return InvalidHeader(error)
+    for theirs, ours in _RAISED:
+        if isinstance(error, theirs):
+            return ours(error)
     return error
