@@ -77,12 +77,20 @@ def http_session(environ: Mapping[str, str]) -> requests.Session:
     return session
 
 
+#: Origins whose pools a session keeps (Insights, the sinks, a heartbeat URL: a handful).
+_POOLS = 64
+
+
 class LeanSession(requests.Session):
     """A ``requests.Session`` that sends a plain request straight to urllib3's pool."""
 
     def __init__(self) -> None:
         super().__init__()
         self.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        # Pools enough that requests' adapter never closes one the short way keeps using (it
+        # keeps 10 by default and closes the one it looked up longest ago).
+        for prefix in ("https://", "http://"):
+            self.mount(prefix, HTTPAdapter(pool_connections=_POOLS))
         #: Pools by (scheme, host, port, verify): the adapter's own, looked up once.
         self._pools: dict[tuple[str, str, int | None, object], HTTPConnectionPool] = {}
 
@@ -92,7 +100,8 @@ class LeanSession(requests.Session):
                 hooks: Any = None, stream: bool | None = None, verify: Any = None,
                 cert: Any = None, json: Any = None) -> requests.Response:
         match = _PLAIN_URL.match(url) if isinstance(url, str) else None
-        plain = (match is not None and "/." not in url[match.end(2):] and self._plain()
+        plain = (match is not None and "/." not in url[match.end(2):] and not url.endswith("?")
+                 and match.group(2) == match.group(2).lower() and self._plain()
                  and stream and not allow_redirects
                  and not (cookies or files or hooks or proxies)
                  and json is None and verify is None and cert is None
@@ -147,8 +156,9 @@ class LeanSession(requests.Session):
         else:
             timeouts = Timeout(connect=timeout, read=timeout)
         for attempt in (1, 2):
+            pool = self._pool(adapter, scheme, host, port)  # a bad CA bundle: OSError, as requests
             try:
-                answer = self._pool(adapter, scheme, host, port).urlopen(
+                answer = pool.urlopen(
                     method, target, body=data, headers=sent, redirect=False,
                     assert_same_host=False, preload_content=False, decode_content=False,
                     retries=adapter.max_retries, timeout=timeouts, chunked=False)
