@@ -12,9 +12,10 @@ answer, and turns urllib3's errors into the same requests exceptions. Anything e
 proxy, cookies, hooks, a redirect to follow, a URL requests would re-quote, custom
 authentication, a mounted adapter of another kind) takes requests' own way, unchanged.
 
-The one difference on purpose: this session keeps no cookies, on either way (a cookie
-an API's load balancer sets is not sent back); callwatch's peers are APIs that do not
-need them.
+The differences on purpose: this session keeps no cookies, on either way (a cookie an
+API's load balancer sets is not sent back; callwatch's peers are APIs that do not need
+them), and the short way leaves a redirect's body to the caller's capped read, where
+requests reads it whole, unbounded, to prepare a redirect it will not follow.
 """
 
 from __future__ import annotations

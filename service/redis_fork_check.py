@@ -27,15 +27,13 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 
-class _CheapForkCheck(ConnectionPool):
+class ForkCheckedPool(ConnectionPool):
+    """redis-py's ``ConnectionPool``, its fork check without a system call."""
+
     def _checkpid(self) -> None:
         if self.pid != _pid:
             super()._checkpid()
 
 
-class ForkCheckedPool(_CheapForkCheck, ConnectionPool):
-    """redis-py's ``ConnectionPool``, its fork check without a system call."""
-
-
-class ForkCheckedBlockingPool(_CheapForkCheck, BlockingConnectionPool):
+class ForkCheckedBlockingPool(ForkCheckedPool, BlockingConnectionPool):
     """redis-py's ``BlockingConnectionPool``, its fork check without a system call."""

@@ -169,7 +169,16 @@ def test_an_evicted_pool_is_looked_up_again(server: _Server) -> None:
     assert _exchange(session, "GET", url)["status"] == 201
 
 
-def test_a_proxy_from_the_environment_takes_requests_way() -> None:
-    session = http_session({"HTTPS_PROXY": "http://proxy.invalid:3128"})
+def test_a_proxy_from_the_environment_takes_requests_way(server: _Server,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a proxy variable set, a request goes through the proxy, as requests sends it
+    (the recorder plays the proxy: it sees the absolute URL in the request line)."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_port}")
+    session = http_session({"HTTP_PROXY": f"http://127.0.0.1:{server.server_port}"})
     assert session.trust_env
     assert isinstance(session, LeanSession)
+    assert _exchange(session, "GET", "http://receiver.invalid/hook")["status"] == 201
+    assert server.seen[-1]["line"] == "GET http://receiver.invalid/hook HTTP/1.1"
+    assert not session._pools  # type: ignore[attr-defined]

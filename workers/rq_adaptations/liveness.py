@@ -152,6 +152,7 @@ class Heartbeat:
 #: The longest one recovery may hold ``keys.RECOVERY_TURN`` if its process dies in it.
 RECOVERY_TURN_S = 30
 
+
 @contextlib.contextmanager
 def recovery_turn(redis: redis_lib.Redis) -> Iterator[bool]:
     """Whether this process may recover dead workers' jobs now (True), until the block
