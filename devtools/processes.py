@@ -69,6 +69,17 @@ class Process:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
+    def exit_code_after_sigterm(self, within_s: float) -> int:
+        """One SIGTERM to the process (not its group, as a platform signals its main
+        process); its exit code, which must come within ``within_s``."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=within_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running {within_s} s after one SIGTERM:\n"
+                                 f"{self.output[-4000:]}") from None
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 
 import redis as redis_lib
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from devtools.processes import Process, settings_env, worker
+from devtools.processes import settings_env, worker
 from devtools.redis_server import RedisServer
 from devtools.simulator.server import SimulatorServer
 from devtools.web_client import Callbacks, callback_params, make_settings
 from service.web import create_app
 from workers.queues import ANALYSIS_QUEUE, analysis_job_id, queue
-
-
-def _stop(process: Process, timeout: float) -> int:
-    assert process.proc is not None
-    os.kill(process.proc.pid, signal.SIGTERM)
-    try:
-        return process.proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"still running {timeout} s after one SIGTERM:\n"
-                             f"{process.output[-4000:]}") from None
 
 
 def test_one_sigterm_stops_a_worker_whose_redis_went_away() -> None:
@@ -39,7 +28,7 @@ def test_one_sigterm_stops_a_worker_whose_redis_went_away() -> None:
                 server.stop()
                 process.wait_for(lambda p=process: bool(p.events("worker_waiting_for_redis")),
                                  timeout=30)
-                assert _stop(process, timeout=5) == 0
+                assert process.exit_code_after_sigterm(5) == 0
             finally:
                 process.close()
 
@@ -52,7 +41,7 @@ def test_a_worker_waiting_for_redis_logs_one_line_per_backoff_step() -> None:
     process = worker(settings_env(url), "--concurrency", "1").start()
     try:
         process.wait_for(lambda: len(process.events("worker_waiting_for_redis")) >= 3, timeout=30)
-        assert _stop(process, timeout=5) == 0
+        assert process.exit_code_after_sigterm(5) == 0
         waits = process.events("worker_waiting_for_redis")
         assert [line["retry_in_s"] for line in waits[:3]] == [1.0, 2.0, 4.0], process.output
         assert {line["redis"] for line in waits} == {f"127.0.0.1:{server.port}"}
@@ -88,7 +77,7 @@ def test_a_full_redis_sends_the_worker_into_backoff_not_a_hot_loop() -> None:
             assert len(process.output.splitlines()) < 200
             assert "Exception in thread" not in process.output  # RQ's pub/sub thread ends quietly
             client.config_set("maxmemory", "0")
-            assert _stop(process, timeout=5) == 0
+            assert process.exit_code_after_sigterm(5) == 0
         finally:
             process.close()
             client.close()
@@ -118,7 +107,7 @@ def test_an_expected_failure_logs_one_line_and_stays_in_the_failed_registry(
         assert "Job OK" not in process.output and "result is kept" not in process.output
         job = Job.fetch(analysis_job_id(sid), connection=redis, serializer=JSONSerializer)
         assert job.get_status() == "failed"
-        assert _stop(process, timeout=10) == 0
+        assert process.exit_code_after_sigterm(10) == 0
     finally:
         process.close()
 
@@ -136,7 +125,7 @@ def test_the_default_worker_runs_four_processes_and_replaces_one_that_dies(redis
         os.kill(victim, signal.SIGKILL)
         process.wait_for(lambda: bool(process.events("worker_process_died")), timeout=30)
         process.wait_for(lambda: len(process.events("worker_listening")) == 5, timeout=60)
-        assert _stop(process, timeout=15) == 0
+        assert process.exit_code_after_sigterm(15) == 0
     finally:
         process.close()
 

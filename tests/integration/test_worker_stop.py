@@ -3,9 +3,6 @@ running is put back for another worker, not lost (real worker processes, real Re
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 
 import redis as redis_lib
@@ -38,18 +35,28 @@ def test_sigterm_during_a_long_job_stops_the_worker_and_puts_the_job_back(
     process = worker(settings_env(redis_server.url), "--concurrency", "2").start()
     try:
         process.wait_for(lambda: job.id in q.started_job_registry, timeout=30)
-        assert process.proc is not None
-        os.kill(process.proc.pid, signal.SIGTERM)
-        try:
-            code = process.proc.wait(timeout=STOP_WITHIN_S)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"still running {STOP_WITHIN_S} s after SIGTERM:\n"
-                                 f"{process.output[-4000:]}") from None
-        assert code == 0
+        assert process.exit_code_after_sigterm(STOP_WITHIN_S) == 0
         assert q.job_ids == [job.id]
         assert job.id not in q.started_job_registry and job.id not in q.failed_job_registry
         back = Job.fetch(job.id, connection=redis, serializer=q.serializer)
         assert back.get_status() == "queued" and back.retries_left == CRASH_RETRY.max
         assert process.events("job_put_back_on_stop")
+    finally:
+        process.close()
+
+
+def test_sigterm_stops_a_worker_paused_by_rq_suspend(
+        redis_server: RedisServer, redis: redis_lib.Redis) -> None:
+    """``rq suspend`` paused the deployment, then the platform stops it: one SIGTERM ends the
+    worker (a pool of two) with exit 0 within 25 s, as when it is not paused."""
+    from rq.suspension import suspend
+    from rq.worker import Worker
+
+    suspend(redis)  # a worker looks before its first job (and between jobs), as RQ's does
+    process = worker(settings_env(redis_server.url), "--concurrency", "2").start()
+    try:
+        process.wait_for(lambda: [w.get_state() for w in Worker.all(connection=redis)]
+                         == ["suspended", "suspended"], timeout=30)
+        assert process.exit_code_after_sigterm(STOP_WITHIN_S) == 0
     finally:
         process.close()

@@ -12,6 +12,9 @@ What this changes in RQ, and why:
   sets the flag, which ``workers.rq_adaptations.dequeue`` looks at between pops (a stop
   ends the pop in progress: ``workers.rq_adaptations.pop_wake``) and a busy worker looks
   at after its job.
+* RQ's wait while ``rq suspend`` holds looks only at RQ's own flag, which the warm stop
+  here did not set: a suspended worker ignored its first SIGTERM until the platform killed
+  it. A stop sets that flag too.
 * A second signal, a second or more after the first, is a cold stop (the running job
   is abandoned, the forking worker's horse killed), as in RQ.
 * RQ's warm stop waits for the running job however long it takes (an analysis may take
@@ -100,6 +103,7 @@ class StopsCleanly(BaseWorker):
         stop when signalled again later."""
         if not self.stop_signal.requested:
             self.stop_signal.record(signum)
+            self._stop_requested = True  # ends RQ's wait while suspended
             self.log.info("Worker %s: stop requested, finishing the job in hand", self.name)
             self._shorten_running_job()
             self.handle_warm_shutdown_request()  # Heroku's worker warns its horse
@@ -109,6 +113,11 @@ class StopsCleanly(BaseWorker):
                 self.kill_horse()
                 self.wait_for_horse()
             raise SystemExit(1)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        if self.stop_requested:  # recorded before RQ's handler was installed
+            self._stop_requested = True
+        super().check_for_suspension(burst)
 
     def _shorten_running_job(self) -> None:
         """Give a job running in this process ``JOB_GRACE_S`` more at most (see above)."""
