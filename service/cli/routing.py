@@ -37,10 +37,11 @@ Subparsers = Any
 
 
 def _redis() -> redis_lib.Redis:
-    from service.settings import Settings
+    """The deployment's Redis from ``REDIS_URL`` alone: an operator silencing alerts from a
+    laptop or a one-off dyno needs no Twilio credentials."""
+    from service.settings import redis_from_env
 
-    settings = Settings.from_env(os.environ)
-    return settings.redis(socket_timeout=5, socket_connect_timeout=5)
+    return redis_from_env(os.environ, socket_timeout=5, socket_connect_timeout=5)
 
 
 def add_commands(subparsers: Subparsers) -> None:

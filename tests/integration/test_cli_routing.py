@@ -72,6 +72,19 @@ def test_silence_add_list_expire(env: None, capsys) -> None:
     assert main(["silence", "expire", silence_id]) == 2
 
 
+def test_silences_need_only_redis_url(env: None, monkeypatch: pytest.MonkeyPatch,
+                                      capsys) -> None:
+    """An operator with only REDIS_URL set (no Twilio credentials, no routing file) adds,
+    lists and expires a silence."""
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "CALLWATCH_CONFIG"):
+        monkeypatch.delenv(name)
+    assert main(["silence", "add", "error_code=31005", "--for", "1h", "--comment", "carrier"]) == 0
+    silence_id = capsys.readouterr().out.strip()
+    assert main(["silence", "list"]) == 0
+    assert silence_id in capsys.readouterr().out
+    assert main(["silence", "expire", silence_id]) == 0
+
+
 def test_silence_add_refuses_bad_input(env: None, capsys) -> None:
     """An unknown matcher key or a bad duration is one line and exit 2."""
     assert main(["silence", "add", "colour=red", "--for", "2h", "--comment", "x"]) == 2
