@@ -48,6 +48,9 @@ def add_commands(subparsers: Subparsers) -> None:
         "analyze", help="fetch a call's events from Voice Insights and classify them",
         description="Fetch CALL_SID's events (settings from the environment) and classify them.")
     analyze.add_argument("call_sid", metavar="CALL_SID")
+    analyze.add_argument("--account", metavar="ACCOUNT_SID",
+                         help="the call's account, read with its own credentials: "
+                              "TWILIO_ACCOUNT_SID (the default) or one in TWILIO_ACCOUNTS")
     _add_call_options(analyze)
     analyze.set_defaults(handler=run_analyze)
 
@@ -80,15 +83,19 @@ def run_analyze(args: argparse.Namespace) -> int:
     if not CALL_SID_RE.match(args.call_sid):
         raise InvalidInput(f"{args.call_sid!r} is not a CallSid (CA followed by 32 hex digits)")
     from service.analysis.step import AnalysisPolicy, AnalysisRequest, analyze_step
+    from service.insights.accounts import Accounts
     from service.insights.client import InsightsClient
-    from service.insights.credentials import InsightsCredentials
     from service.settings import Settings
 
     settings = Settings.from_env(os.environ)
     _log_to_stderr(settings.log_level, settings.log_format)
-    call = _call(args.call_sid, settings.twilio_account_sid, args)
-    client = InsightsClient(settings.twilio_insights_base_url,
-                            InsightsCredentials.from_settings(settings))
+    account_sid = args.account or settings.twilio_account_sid
+    accounts = Accounts.from_settings(settings)
+    if account_sid not in accounts:
+        raise InvalidInput(f"{account_sid!r} is neither TWILIO_ACCOUNT_SID nor listed in "
+                           "TWILIO_ACCOUNTS")
+    call = _call(args.call_sid, account_sid, args)
+    client = InsightsClient(settings.twilio_insights_base_url, accounts.credentials(account_sid))
     events: list[Event] = []
 
     def fetch(call_sid: str) -> list[Event]:

@@ -83,3 +83,32 @@ def test_events_not_ready_exits_1(env: SimulatorServer, capsys: pytest.CaptureFi
     assert main(["analyze", sid]) == 1
     err = capsys.readouterr().err
     assert sid in err and "within 90 s" in err
+
+
+SUB_SID = "AC" + "5b" * 16
+SUB_TOKEN = "sub-account-token-not-secret-1"
+
+
+def test_a_sub_accounts_call_is_read_with_its_own_credentials(
+        env: SimulatorServer, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--account names a TWILIO_ACCOUNTS account: its call is read with that account's SID
+    and token, and the alert carries that account."""
+    env.add_account(SUB_SID, SUB_TOKEN)
+    monkeypatch.setenv("TWILIO_ACCOUNTS", f"{SUB_SID}:{SUB_TOKEN}")
+    sid = env.add_call("sdk-error", account_sid=SUB_SID)
+    assert main(["analyze", sid, "--account", SUB_SID, "--json"]) == 0
+    envelope = json.loads(capsys.readouterr().out)
+    assert envelope["data"]["call"]["account_sid"] == SUB_SID
+    assert {r["username"] for r in env.api_requests("events")} == {SUB_SID}
+
+
+def test_an_account_not_watched_is_refused(env: SimulatorServer,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """--account with an account neither TWILIO_ACCOUNT_SID nor in TWILIO_ACCOUNTS exits 2
+    with one line naming it, before any request."""
+    sid = env.add_call("sdk-error")
+    assert main(["analyze", sid, "--account", "AC" + "7c" * 16]) == 2
+    err = capsys.readouterr().err
+    assert "AC" + "7c" * 16 in err and "TWILIO_ACCOUNTS" in err and "Traceback" not in err
+    assert env.api_requests("events") == []
