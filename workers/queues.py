@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import WatchError
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
@@ -197,9 +198,25 @@ def release_unknown_sink_waits(redis: Redis, known: set[str], *, now: float,
         waiting = queue(sink_queue_name(sink), redis)
         for job in waiting.get_jobs(0, 20):
             since = job.args[5] if len(job.args) > 5 and job.args[5] else now
-            if now - float(since) < longest_s:
+            if now - float(since) < longest_s or not move_to_delivery(redis, waiting, job):
                 break
-            waiting.remove(job)
-            queue(DELIVERY_QUEUE, redis).enqueue_job(job, at_front=True)
             moved.append(job.id)
     return moved
+
+
+def move_to_delivery(redis: Redis, waiting: Queue, job: Job) -> bool:
+    """``job`` from ``waiting`` to the front of the delivery queue in one transaction (a
+    worker killed in between leaves it where it was); False, moving nothing, when the
+    queue changed since this looked (a worker that knows the sink may have taken it)."""
+    with redis.pipeline() as pipe:
+        try:
+            pipe.watch(waiting.key)
+            if pipe.lpos(waiting.key, job.id) is None:
+                return False
+            pipe.multi()
+            pipe.lrem(waiting.key, 1, job.id)
+            queue(DELIVERY_QUEUE, redis).enqueue_job(job, pipeline=pipe, at_front=True)
+            pipe.execute()
+        except WatchError:
+            return False
+    return True

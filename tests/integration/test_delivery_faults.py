@@ -23,7 +23,15 @@ from service.delivery.sink_health import SinkHealth
 from service.delivery.sinks.webhook import webhook_sink_names
 from service.delivery.step import UNKNOWN_SINK_WAIT_S
 from workers.context import current
-from workers.queues import CRASH_RETRY, release_unknown_sink_waits, schedule_delivery, sink_queue_name
+from workers.queues import (
+    CRASH_RETRY,
+    DELIVERY_QUEUE,
+    move_to_delivery,
+    queue,
+    release_unknown_sink_waits,
+    schedule_delivery,
+    sink_queue_name,
+)
 
 
 @pytest.fixture
@@ -125,6 +133,20 @@ def test_a_sink_no_worker_knew_for_an_hour_fails_once_with_its_reason(pipe: Pipe
     assert rejected["reason"] == "unknown_sink"
     assert pipe.redis.zcard("rq:failed:delivery") == 1
     assert pipe.redis.llen(f"rq:queue:{sink_queue_name('webhook-0badc0de')}") == 0
+
+
+def test_a_waiting_delivery_a_worker_took_first_is_not_handed_back(pipe: Pipeline) -> None:
+    """Maintenance read an hour-old delivery in an unknown sink's queue, but a worker that
+    knows the sink took it first: it is not put in the delivery queue as well (it would be
+    sent by one worker and failed ``unknown_sink`` by another)."""
+    envelope = sample_alert().to_envelope()
+    assert schedule_delivery(pipe.redis, "webhook-0badc0de", envelope,
+                             waiting_since=time.time() - UNKNOWN_SINK_WAIT_S - 1)
+    waiting = queue(sink_queue_name("webhook-0badc0de"), pipe.redis)
+    [job] = waiting.get_jobs()
+    assert pipe.redis.lpop(waiting.key) == job.id.encode()  # the knowing worker's pop
+    assert not move_to_delivery(pipe.redis, waiting, job)
+    assert pipe.redis.llen(f"rq:queue:{DELIVERY_QUEUE}") == 0
 
 
 def test_a_healthy_webhook_is_sent_within_the_analysis_and_slack_gets_its_own_job(
