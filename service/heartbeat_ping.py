@@ -53,7 +53,7 @@ def ping_if_due(redis: redis_lib.Redis, session: requests.Session, url: str, *,
         # The headers too (a peer may drip them): the whole GET ends by DEADLINE_S.
         response = headers_by(DEADLINE_S, lambda: session.get(
             url, timeout=(3.05, 5.0), allow_redirects=False, stream=True,
-            headers={"User-Agent": user_agent()}))
+            headers={"User-Agent": user_agent()}), session)
         with response:
             with contextlib.suppress(AnswerTooLarge):  # the status is the answer
                 read_capped(response, MAX_ANSWER_BYTES, deadline=deadline)

@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import os
-import queue
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from importlib import metadata
-from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
 from service.errors import ConfigError
+from service.http_deadline import AnswerTooSlow, reading_by, run_by
+from service.http_session import LeanSession
 
 
 @functools.cache
@@ -104,10 +102,6 @@ class AnswerTooLarge(Exception):
         self.limit = limit
 
 
-class AnswerTooSlow(Exception):
-    """A peer's answer was still arriving at the reader's deadline."""
-
-
 #: Bytes asked of the socket per read: small enough that a dripping peer is noticed.
 _READ_SIZE = 64 * 1024
 
@@ -146,86 +140,19 @@ def read_capped(response: requests.Response, limit: int, *, deadline: float | No
         raise requests.ConnectionError(exc) from exc
 
 
-def headers_by(deadline_s: float, send: Callable[[], requests.Response]) -> requests.Response:
+def headers_by(deadline_s: float, send: Callable[[], requests.Response],
+               session: requests.Session | None = None) -> requests.Response:
     """``send()`` (up to the answer's headers) if it returns within ``deadline_s``, else
-    ``AnswerTooSlow``; a late answer is closed when it comes.
+    ``AnswerTooSlow``.
 
     ``requests``' timeouts bound each socket read, not the exchange: a peer that drips
-    its headers a byte at a time holds ``send()`` as long as it likes. So ``send()`` runs
-    in a helper thread, left to its own timeouts, and the caller stops waiting at the
-    deadline. Every client of a peer that is not ours wraps its request in this, then
-    reads the body with ``read_capped`` before the same deadline."""
-    done = threading.Event()
-    lock = threading.Lock()
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["response"] = send()
-        except BaseException as error:  # handed to the waiting caller
-            box["error"] = error
-        with lock:
-            if box.get("abandoned") and "response" in box:
-                box["response"].close()
-            done.set()
-
-    _helpers().run(run)
-    if not done.wait(deadline_s):
-        with lock:
-            if not done.is_set():
-                box["abandoned"] = True
-                raise AnswerTooSlow("no answer's headers before the deadline")
-    if "error" in box:
-        raise box["error"]
-    return box["response"]
-
-
-class _Helpers:
-    """Daemon threads for ``headers_by``, kept ``IDLE_S`` for the next exchange: a thread
-    started per request cost a tenth of a worker's CPU per alerting call (``bench/e2e.py``).
-    A new one starts whenever none is idle, so a peer hanging past its deadline (holding
-    its thread until its own timeouts end) never makes another request wait; daemon, so
-    such a thread never holds up a process's exit."""
-
-    IDLE_S = 60.0
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._idle = 0
-
-    def run(self, task: Callable[[], None]) -> None:
-        with self._lock:
-            if self._idle:
-                self._idle -= 1
-                self._tasks.put(task)
-                return
-        threading.Thread(target=self._serve, args=(task,), daemon=True,
-                         name="http-headers").start()
-
-    def _serve(self, task: Callable[[], None]) -> None:
-        while True:
-            task()
-            with self._lock:
-                self._idle += 1
-            try:
-                task = self._tasks.get(timeout=self.IDLE_S)
-            except queue.Empty:
-                with self._lock:
-                    try:  # handed a task as the wait ended: it is this thread's
-                        task = self._tasks.get_nowait()
-                    except queue.Empty:
-                        self._idle -= 1
-                        return
-
-
-_helpers_by_pid: dict[int, _Helpers] = {}
-
-
-def _helpers() -> _Helpers:
-    """This process's helper threads (a forked child starts its own: threads do not fork)."""
-    pid = os.getpid()
-    helpers = _helpers_by_pid.get(pid)
-    if helpers is None:
-        helpers = _helpers_by_pid.setdefault(pid, _Helpers())
-    return helpers
+    its headers a byte at a time holds ``send()`` as long as it likes. When ``send`` goes
+    through ``session``, a ``LeanSession``, the exchange is bounded in place (its
+    connections read by the deadline, and the body read later ends by it too); else
+    ``send()`` runs in a helper thread and the caller stops waiting at the deadline (a late
+    answer is closed when it comes). Every client of a peer that is not ours wraps its
+    request in this, then reads the body with ``read_capped`` before the same deadline."""
+    if isinstance(session, LeanSession):
+        with reading_by(time.monotonic() + deadline_s):
+            return send()
+    return run_by(deadline_s, send, on_late=lambda response: response.close())

@@ -12,6 +12,10 @@ answer, and turns urllib3's errors into the same requests exceptions. Anything e
 proxy, cookies, hooks, a redirect to follow, a URL requests would re-quote, custom
 authentication, a mounted adapter of another kind) takes requests' own way, unchanged.
 
+Its pools' connections end an exchange by the deadline ``service.http.headers_by`` sets
+(``service.http_deadline``); a request that takes requests' way under a deadline runs in
+a helper thread bounded by it.
+
 The differences on purpose: this session keeps no cookies, on either way (a cookie an
 API's load balancer sets is not sent back; callwatch's peers are APIs that do not need
 them), and the short way leaves a redirect's body to the caller's capped read, where
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -32,7 +36,7 @@ from requests.exceptions import ConnectTimeout, InvalidHeader, ProxyError, ReadT
 from requests.models import RequestEncodingMixin
 from requests.structures import CaseInsensitiveDict
 from requests.utils import check_header_validity, get_encoding_from_headers
-from urllib3 import HTTPConnectionPool
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
@@ -46,6 +50,14 @@ from urllib3.exceptions import InvalidHeader as Urllib3InvalidHeader
 from urllib3.exceptions import ProxyError as Urllib3ProxyError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 from urllib3.util import Timeout
+
+from service.http_deadline import (
+    BoundedHTTPConnection,
+    BoundedHTTPSConnection,
+    current_deadline,
+    run_by,
+    time_left,
+)
 
 #: Variables through which requests reads proxies and .netrc from the environment on
 #: every request (``Session.merge_environment_settings``, ``get_netrc_auth``).
@@ -82,6 +94,24 @@ def http_session(environ: Mapping[str, str]) -> requests.Session:
 _POOLS = 64
 
 
+class _BoundedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = BoundedHTTPConnection
+
+
+class _BoundedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = BoundedHTTPSConnection
+
+
+class _LeanAdapter(HTTPAdapter):
+    """requests' adapter, whose pools' connections end an exchange by its deadline
+    (``service.http_deadline``)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _BoundedHTTPPool,
+                                                   "https": _BoundedHTTPSPool}
+
+
 class LeanSession(requests.Session):
     """A ``requests.Session`` that sends a plain request straight to urllib3's pool."""
 
@@ -91,7 +121,7 @@ class LeanSession(requests.Session):
         # Pools enough that requests' adapter never closes one the short way keeps using (it
         # keeps 10 by default and closes the one it looked up longest ago).
         for prefix in ("https://", "http://"):
-            self.mount(prefix, HTTPAdapter(pool_connections=_POOLS))
+            self.mount(prefix, _LeanAdapter(pool_connections=_POOLS))
         #: Pools by (scheme, host, port, verify): the adapter's own, looked up once.
         self._pools: dict[tuple[str, str, int | None, object], HTTPConnectionPool] = {}
 
@@ -110,24 +140,29 @@ class LeanSession(requests.Session):
                  and (params is None or isinstance(params, dict))
                  and (auth is None or (isinstance(auth, tuple) and len(auth) == 2))
                  and (timeout is None or isinstance(timeout, (int, float, tuple))))
-        if not plain or match is None:
-            return super().request(
+        adapter = self.get_adapter(url) if plain else None
+        if match is None or type(adapter) is not _LeanAdapter:
+            return self._requests_way(lambda: super(LeanSession, self).request(
                 method, url, params=params, data=data, headers=headers, cookies=cookies,
                 files=files, auth=auth, timeout=timeout, allow_redirects=allow_redirects,
-                proxies=proxies, hooks=hooks, stream=stream, verify=verify, cert=cert, json=json)
-        adapter = self.get_adapter(url)
-        if type(adapter) is not HTTPAdapter:
-            return super().request(
-                method, url, params=params, data=data, headers=headers, auth=auth,
-                timeout=timeout, allow_redirects=allow_redirects, stream=stream)
+                proxies=proxies, hooks=hooks, stream=stream, verify=verify, cert=cert, json=json))
         return self._send(adapter, method.upper(), url, match, params, data, headers, auth, timeout)
+
+    @staticmethod
+    def _requests_way(send: Callable[[], requests.Response]) -> requests.Response:
+        """requests' own way; within ``reading_by``, in a helper thread bounded by the
+        deadline (a proxy's or another adapter's connections are not bounded in place)."""
+        deadline = current_deadline()
+        if deadline is None:
+            return send()
+        return run_by(time_left(deadline), send, on_late=lambda response: response.close())
 
     def _plain(self) -> bool:
         """Nothing session-wide that requests would add to a request."""
         return (not self.trust_env and not self.proxies and not self.auth and not self.params
                 and self.cert is None and not any(self.hooks.values()) and not self.cookies)
 
-    def _send(self, adapter: HTTPAdapter, method: str, url: str, match: re.Match[str],
+    def _send(self, adapter: _LeanAdapter, method: str, url: str, match: re.Match[str],
               params: dict[str, Any] | None, data: bytes | None, headers: Any,
               auth: tuple[str, str] | None, timeout: Any) -> requests.Response:
         scheme, host, port_text, path = match.groups()
@@ -151,11 +186,12 @@ class LeanSession(requests.Session):
             sent["Content-Length"] = str(len(data))
         elif method not in ("GET", "HEAD") and "Content-Length" not in sent:
             sent["Content-Length"] = "0"
-        if isinstance(timeout, tuple):
-            connect, read = timeout
-            timeouts = Timeout(connect=connect, read=read)
-        else:
-            timeouts = Timeout(connect=timeout, read=timeout)
+        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        deadline = current_deadline()
+        if deadline is not None:  # no wait longer than the time left
+            left = time_left(deadline)
+            connect, read = (left if t is None else min(t, left) for t in (connect, read))
+        timeouts = Timeout(connect=connect, read=read)
         for attempt in (1, 2):
             pool = self._pool(adapter, scheme, host, port)  # a bad CA bundle: OSError, as requests
             try:
@@ -184,7 +220,7 @@ class LeanSession(requests.Session):
         response.connection = adapter
         return response
 
-    def _pool(self, adapter: HTTPAdapter, scheme: str, host: str,
+    def _pool(self, adapter: _LeanAdapter, scheme: str, host: str,
               port: int | None) -> HTTPConnectionPool:
         """The pool requests would send to (``get_connection_with_tls_context``, and its
         ``cert_verify``), looked up once per origin and CA setting."""

@@ -238,7 +238,7 @@ class InsightsClient:
         left = max(0.001, give_up_at - self._monotonic())
         response = headers_by(left, lambda: self._session.get(
             url, params=params, auth=credential.auth, timeout=self._timeouts(give_up_at),
-            allow_redirects=False, stream=True))
+            allow_redirects=False, stream=True), self._session)
         with response:
             cap = self._page_cap if response.status_code == 200 else ERROR_CAP
             try:

@@ -14,7 +14,7 @@ ROOT = "service"
 FLOORS: tuple[tuple[str, ...], ...] = (
     # what every process shares: environment, errors, Redis keys, HTTP, logs, counters, text
     ("service", "service.errors", "service.keys", "service.redis_scripts", "service.redis_packing",
-     "service.redis_fork_check", "service.http_session",
+     "service.redis_fork_check", "service.http_deadline", "service.http_session",
      "service.calls",
      "service.http", "service.json_files",
      "service.decisions", "service.logs", "service.metrics", "service.settings",

@@ -68,7 +68,7 @@ def post(session: requests.Session, url: str, data: bytes, headers: Mapping[str,
     try:
         response = headers_by(deadline_s, lambda: session.post(
             url, data=data, headers={"User-Agent": user_agent(), **headers}, timeout=timeout,
-            allow_redirects=False, stream=True))
+            allow_redirects=False, stream=True), session)
         with response:
             raw = b""
             if read_body:
