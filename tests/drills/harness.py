@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis as redis_lib
 import requests
 
 from devtools.processes import Process, worker
@@ -219,12 +220,43 @@ class Tally:
                 f"duplicates={self.duplicates}" + (f" | {extra}" if extra else ""))
 
 
-def wait_until(predicate: Any, timeout: float, what: str, *, processes: Iterable[Process] = ()) -> float:
-    """Poll ``predicate`` until true; returns seconds waited. Fails naming ``what``."""
+def wait_until(predicate: Any, timeout: float, what: str, *, processes: Iterable[Process] = (),
+               redis_url: str | None = None) -> float:
+    """Poll ``predicate`` until true; returns seconds waited. Fails naming ``what``, with the
+    processes' last lines and, given ``redis_url``, where the deliveries are."""
     started = time.monotonic()
     while not predicate():
         if time.monotonic() - started > timeout:
             tails = "\n".join(p.output[-3000:] for p in processes)
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tails}")
+            where = delivery_snapshot(redis_url) if redis_url else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n"
+                                 f"{where}\n{tails}")
         time.sleep(0.2)
     return time.monotonic() - started
+
+
+def delivery_snapshot(redis_url: str) -> str:
+    """RQ's queues and registries, the sinks' lines and slots, the paces and the scheduler
+    locks, as a drill that timed out left them: where a late delivery is waiting."""
+    client = redis_lib.Redis.from_url(redis_url, socket_timeout=5, decode_responses=True)
+    lines = [f"delivery snapshot at {time.time():.1f}:"]
+    try:
+        for key in sorted(client.scan_iter("*", count=1000)):
+            if not key.startswith(("rq:queue:", "rq:scheduled:", "rq:started:",
+                                   "rq:scheduler-lock:", "callwatch:sink-", "callwatch:pace")):
+                continue
+            kind = client.type(key)
+            if kind == "list":
+                value: Any = [*client.lrange(key, 0, 4), f"({client.llen(key)} in all)"]
+            elif kind == "zset":
+                value = [*client.zrange(key, 0, 4, withscores=True), f"({client.zcard(key)} in all)"]
+            elif kind == "string":
+                value = client.get(key)
+            else:
+                value = kind
+            lines.append(f"  {key} ttl={client.pttl(key)} ms: {value}")
+    except redis_lib.RedisError as error:
+        lines.append(f"  (Redis: {error})")
+    finally:
+        client.close()
+    return "\n".join(lines)

@@ -75,10 +75,11 @@ def test_a_hanging_webhook_does_not_delay_slack(
             twilio.call("sdk-error")
         expected = twilio.expected_alerts()
         wait_until(lambda: set(slack_counts(slack)) >= expected, 600, "every alert in Slack",
-                   processes=stack.workers)
+                   processes=stack.workers, redis_url=stack.redis.url)
         slack_done = time.time()
         wait_until(lambda: set(webhook_counts(webhook)[1]) >= expected, 600,
-                   "every alert at the webhook", processes=stack.workers)
+                   "every alert at the webhook", processes=stack.workers,
+                   redis_url=stack.redis.url)
         webhook_done = time.time()
     finally:
         recovered.cancel()

@@ -100,7 +100,8 @@ def test_storm_of_200_calls_becomes_one_incident(
                and set(_slack_alerts(slack)) >= unrelated_sids
                and any(e == "resolved" for e, _ in _incident_messages(slack)),
                timeout=400, what="every alert at the webhook and the incident resolved in Slack",
-               processes=stack.workers[1:])
+               processes=stack.workers[1:],
+               redis_url=stack.redis.url)
     time.sleep(3)  # anything still in flight would land now
 
     shown = _slack_alerts(slack)

@@ -73,7 +73,8 @@ def test_three_kills_every_alert_delivered_exactly_once(
     wait_until(lambda: set(webhook_counts(webhook)[1]) >= expected
                and set(slack_counts(slack)) >= expected
                and all(_first_accepted(webhook, sid, after=at) for sid, (_, at) in kills.items()),
-               timeout=400, what="every alert on both sinks", processes=stack.workers[-1:])
+               timeout=400, what="every alert on both sinks", processes=stack.workers[-1:],
+               redis_url=stack.redis.url)
     time.sleep(3)  # anything still in flight would land now
     requests_per_call, ids_per_call = webhook_counts(webhook)
     slack_per_call = slack_counts(slack)
@@ -187,7 +188,8 @@ def test_kills_mid_delivery_to_pagerduty_teams_and_email(
         wait_until(lambda: all(set(c) >= expected for c in per_call())
                    and all(sid in seen_by[name](after=at) for sid, (name, at) in kills.items()),
                    timeout=400, what="every alert at PagerDuty, Teams and the mail server",
-                   processes=stack.workers[-1:])
+                   processes=stack.workers[-1:],
+                   redis_url=stack.redis.url)
         time.sleep(3)  # anything still in flight would land now
         dedup_keys, triggers, cards, message_ids, mails = per_call()
         report(Tally(
