@@ -147,12 +147,13 @@ def headers_by(deadline_s: float, send: Callable[[], requests.Response],
 
     ``requests``' timeouts bound each socket read, not the exchange: a peer that drips
     its headers a byte at a time holds ``send()`` as long as it likes. When ``send`` goes
-    through ``session``, a ``LeanSession``, the exchange is bounded in place (its
-    connections read by the deadline, and the body read later ends by it too); else
+    through ``session``, a ``LeanSession``, the exchange is bounded as
+    ``service.http_deadline`` says (its pools' connections read the answer, body included,
+    by the deadline; no thread handoff over an open connection); with any other session
     ``send()`` runs in a helper thread and the caller stops waiting at the deadline (a late
     answer is closed when it comes). Every client of a peer that is not ours wraps its
     request in this, then reads the body with ``read_capped`` before the same deadline."""
     if isinstance(session, LeanSession):
         with reading_by(time.monotonic() + deadline_s):
             return send()
-    return run_by(deadline_s, send, on_late=lambda response: response.close())
+    return run_by(deadline_s, send)

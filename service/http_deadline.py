@@ -5,19 +5,18 @@ its answer a byte at a time holds a request as long as it likes. Two ways end it
 deadline with ``AnswerTooSlow``:
 
 * In place (``reading_by``), for the requests ``service.http_session.LeanSession`` sends
-  its short way: the connections of its pools (:class:`BoundedHTTPConnection`,
-  :class:`BoundedHTTPSConnection`) read each answer through a file that shortens every
-  socket read to the time left and raises at the deadline, so headers and body alike end
-  by it; the request is sent with the socket's timeout cut to the time left; a new TLS
-  connection (a handshake is reads a peer could drip too) is made in a helper thread the
-  caller stops waiting for at the deadline. An exchange over an open connection, or over
-  plain http (loopback only), costs no thread handoff.
+  through its pools: their connections (:class:`BoundedHTTPConnection`,
+  :class:`BoundedHTTPSConnection`) read each answer through a file that cuts every socket
+  read to the time left and raises at the deadline, so headers and body alike end by it;
+  each send of the request gets the time left as its timeout. A new connection is one
+  wait of at most the time left when it goes to an IP address over plain http (the
+  simulator and stand-ins on loopback); otherwise its name lookup, TCP connect and TLS
+  handshake are waits bounded one by one, so it is made in a helper thread that the
+  caller stops waiting for at the deadline. An exchange over an open connection (the
+  common case with a kept-alive peer) costs no thread handoff.
 * In a helper thread (``run_by``), for anything else: the exchange runs there, left to
-  its own timeouts, and the caller stops waiting at the deadline; a late answer is closed
-  when it comes.
-
-Name resolution is the one wait neither bounds in place (the resolver's own timeouts
-do); plain http is allowed only to loopback addresses.
+  its own timeouts, and the caller stops waiting at the deadline; what comes late (an
+  answer, a connection) is closed when it comes.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import io
+import ipaddress
 import os
 import queue
 import threading
@@ -85,9 +85,7 @@ class _ReadsBy(io.RawIOBase):
         return int(self._raw.fileno())
 
     def readinto(self, buffer: Any) -> int | None:
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise AnswerTooSlow("the answer was still arriving at the deadline")
+        left = time_left(self._deadline)
         timeout = self._sock.gettimeout()
         if timeout is not None and timeout <= left:
             return self._raw.readinto(buffer)  # type: ignore[no-any-return]
@@ -120,28 +118,40 @@ class _Bounded:
     """What the bounded connections add to urllib3's (see the module docstring)."""
 
     response_class: type[http.client.HTTPResponse] = _BoundedResponse
-    #: A TLS handshake is reads a peer could drip: made in a helper thread.
-    _connect_in_helper = False
+    #: A TLS connection is three waits bounded one by one: made in a helper thread.
+    _tls = False
+    host: str
     sock: Any
 
     def connect(self) -> None:
         deadline = current_deadline()
-        if deadline is None:
-            super().connect()  # type: ignore[misc]
+        if deadline is None or (not self._tls and _is_ip_address(self.host)):
+            super().connect()  # type: ignore[misc]  # one wait, of at most the time left
             return
-        if self._connect_in_helper:
-            run_by(time_left(deadline), super().connect,  # type: ignore[misc]
-                   on_late=lambda _: self.close())  # type: ignore[attr-defined]
-        else:
-            super().connect()  # type: ignore[misc]
-        self._send_by(deadline)
+        connect = super().connect  # type: ignore[misc]
 
-    def _send_by(self, deadline: float) -> None:
-        """Cut the socket's timeout (which bounds the request's send) to the time left."""
-        left = time_left(deadline)
-        timeout = self.sock.gettimeout()
-        if timeout is None or timeout > left:
-            self.sock.settimeout(left)
+        def made() -> _Bounded:
+            connect()
+            return self
+
+        run_by(time_left(deadline), made)  # a connection made too late is closed
+
+    def send(self, data: Any) -> None:
+        deadline = current_deadline()
+        if deadline is not None and self.sock is not None:
+            left = time_left(deadline)
+            timeout = self.sock.gettimeout()
+            if timeout is None or timeout > left:
+                self.sock.settimeout(left)
+        super().send(data)  # type: ignore[misc]
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 class BoundedHTTPConnection(_Bounded, HTTPConnection):
@@ -151,14 +161,13 @@ class BoundedHTTPConnection(_Bounded, HTTPConnection):
 class BoundedHTTPSConnection(_Bounded, HTTPSConnection):
     """urllib3's HTTPS connection, bounded within ``reading_by``."""
 
-    _connect_in_helper = True
+    _tls = True
 
 
-def run_by(deadline_s: float, task: Callable[[], T], *,
-           on_late: Callable[[T], None] | None = None) -> T:
+def run_by(deadline_s: float, task: Callable[[], T]) -> T:
     """``task()`` in a helper thread if it returns within ``deadline_s``, else
-    ``AnswerTooSlow``; ``on_late`` gets what a task returns after the caller stopped
-    waiting (a late answer, to close)."""
+    ``AnswerTooSlow``; what the task returns after the caller stopped waiting (an answer,
+    a connection) is closed."""
     done = threading.Event()
     lock = threading.Lock()
     box: dict[str, Any] = {}
@@ -169,8 +178,8 @@ def run_by(deadline_s: float, task: Callable[[], T], *,
         except BaseException as error:  # handed to the waiting caller
             box["error"] = error
         with lock:
-            if box.get("abandoned") and "result" in box and on_late is not None:
-                on_late(box["result"])
+            if box.get("abandoned") and "result" in box:
+                getattr(box["result"], "close", lambda: None)()
             done.set()
 
     _helpers().run(run)
@@ -178,7 +187,7 @@ def run_by(deadline_s: float, task: Callable[[], T], *,
         with lock:
             if not done.is_set():
                 box["abandoned"] = True
-                raise AnswerTooSlow("no answer's headers before the deadline")
+                raise AnswerTooSlow("no answer before the deadline")
     if "error" in box:
         raise box["error"]
     return box["result"]  # type: ignore[no-any-return]
@@ -205,7 +214,7 @@ class _Helpers:
                 self._tasks.put(task)
                 return
         threading.Thread(target=self._serve, args=(task,), daemon=True,
-                         name="http-headers").start()
+                         name="http-deadline").start()
 
     def _serve(self, task: Callable[[], None]) -> None:
         while True:

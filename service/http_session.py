@@ -55,6 +55,7 @@ from service.http_deadline import (
     BoundedHTTPConnection,
     BoundedHTTPSConnection,
     current_deadline,
+    reading_by,
     run_by,
     time_left,
 )
@@ -150,12 +151,19 @@ class LeanSession(requests.Session):
 
     @staticmethod
     def _requests_way(send: Callable[[], requests.Response]) -> requests.Response:
-        """requests' own way; within ``reading_by``, in a helper thread bounded by the
-        deadline (a proxy's or another adapter's connections are not bounded in place)."""
+        """requests' own way. Within ``reading_by``, in a helper thread the caller stops
+        waiting for at the deadline, where the session's own pools still read the answer
+        by the deadline (a proxy's do not: ``read_capped`` looks at its deadline between
+        reads, so a body through a proxy can overrun it by one read timeout)."""
         deadline = current_deadline()
         if deadline is None:
             return send()
-        return run_by(time_left(deadline), send, on_late=lambda response: response.close())
+
+        def bounded() -> requests.Response:
+            with reading_by(deadline):
+                return send()
+
+        return run_by(time_left(deadline), bounded)
 
     def _plain(self) -> bool:
         """Nothing session-wide that requests would add to a request."""

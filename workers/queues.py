@@ -206,17 +206,20 @@ def release_unknown_sink_waits(redis: Redis, known: set[str], *, now: float,
 
 def move_to_delivery(redis: Redis, waiting: Queue, job: Job) -> bool:
     """``job`` from ``waiting`` to the front of the delivery queue in one transaction (a
-    worker killed in between leaves it where it was); False, moving nothing, when the
-    queue changed since this looked (a worker that knows the sink may have taken it)."""
+    worker killed in between leaves it where it was); False, moving nothing, when it is no
+    longer there (a worker that knows the sink took it) or the queue kept changing."""
+    delivery = queue(DELIVERY_QUEUE, redis)
     with redis.pipeline() as pipe:
-        try:
-            pipe.watch(waiting.key)
-            if pipe.lpos(waiting.key, job.id) is None:
-                return False
-            pipe.multi()
-            pipe.lrem(waiting.key, 1, job.id)
-            queue(DELIVERY_QUEUE, redis).enqueue_job(job, pipeline=pipe, at_front=True)
-            pipe.execute()
-        except WatchError:
-            return False
-    return True
+        for _ in range(3):  # the queue may change under the WATCH (a delivery joins it)
+            try:
+                pipe.watch(waiting.key)
+                if pipe.lpos(waiting.key, job.id) is None:
+                    return False
+                pipe.multi()
+                pipe.lrem(waiting.key, 1, job.id)
+                delivery.enqueue_job(job, pipeline=pipe, at_front=True)
+                pipe.execute()
+                return True
+            except WatchError:
+                continue
+    return False

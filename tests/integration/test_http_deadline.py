@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
 import requests
@@ -71,46 +70,53 @@ def test_a_dripping_body_ends_at_the_exchanges_deadline() -> None:
 
 
 @contextmanager
-def _dripping_tls_peer() -> Iterator[int]:
-    """A TCP peer that answers a TLS ClientHello with a record header announcing 16 KB,
-    then one byte of it every 50 ms: a handshake no read timeout ends."""
+def _peer(serve: Callable[[socket.socket, int], None]) -> Iterator[str]:
+    """A raw loopback peer: ``serve(connection, n)`` for the n-th connection (from 0)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)
-    stop = threading.Event()
+    def accept() -> None:
+        for n in range(4):
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn, n), daemon=True).start()
 
-    def serve() -> None:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        with conn:
-            conn.recv(65536)
-            conn.sendall(b"\x16\x03\x03\x40\x00")
-            while not stop.wait(0.05):
-                try:
-                    conn.sendall(b"\x00")
-                except OSError:
-                    return
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    threading.Thread(target=accept, daemon=True).start()
     try:
-        yield listener.getsockname()[1]
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     finally:
-        stop.set()
         listener.close()
-        thread.join(timeout=5)
+
+
+def _drip(conn: socket.socket, head: bytes, byte: bytes) -> None:
+    """Read the request, send ``head``, then ``byte`` every 50 ms for 10 s."""
+    with conn:
+        conn.recv(65536)
+        conn.sendall(head)
+        for _ in range(200):
+            time.sleep(0.05)
+            try:
+                conn.sendall(byte)
+            except OSError:
+                return
+
+
+def _drip_tls(conn: socket.socket, n: int) -> None:
+    """Answer a TLS ClientHello with a record header announcing 16 KB, then one byte of it
+    every 50 ms: a handshake no single read's timeout ends."""
+    _drip(conn, b"\x16\x03\x03\x40\x00", b"\x00")
 
 
 def test_a_dripping_tls_handshake_ends_at_the_deadline(helper_runs: list[int]) -> None:
-    """A new HTTPS connection whose handshake drips is given up at the deadline (the
-    handshake is made in a helper thread)."""
+    """A new HTTPS connection whose handshake drips is given up at the deadline (a new TLS
+    connection is made in a helper thread)."""
     session = http_session({})
-    with _dripping_tls_peer() as port:
+    with _peer(_drip_tls) as url:
         started = time.monotonic()
         with pytest.raises(AnswerTooSlow):
-            headers_by(DEADLINE_S, _get(session, f"https://127.0.0.1:{port}/"), session)
+            headers_by(DEADLINE_S, _get(session, url.replace("http:", "https:") + "/"), session)
         took = time.monotonic() - started
     assert DEADLINE_S <= took < GIVEN_UP_WITHIN_S
     assert helper_runs == [1]
@@ -136,11 +142,10 @@ def test_a_prompt_answer_is_whole_and_its_connection_kept(helper_runs: list[int]
     """Within the deadline nothing changes: the whole body, and the next exchange over the
     same kept-alive connection."""
     body = b'{"events": []}'
-    connections: list[Any] = []
+    connections: list[int] = []
 
-    def serve(listener: socket.socket) -> None:
-        conn, _ = listener.accept()
-        connections.append(conn)
+    def serve(conn: socket.socket, n: int) -> None:
+        connections.append(n)
         with conn:
             for _ in range(2):
                 request = b""
@@ -148,19 +153,49 @@ def test_a_prompt_answer_is_whole_and_its_connection_kept(helper_runs: list[int]
                     request += conn.recv(65536)
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    thread = threading.Thread(target=serve, args=(listener,), daemon=True)
-    thread.start()
     session = http_session({})
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}/page"
-    try:
+    with _peer(serve) as url:
         for _ in range(2):
-            with headers_by(DEADLINE_S * 10, _get(session, url), session) as response:
+            with headers_by(DEADLINE_S * 10, _get(session, url + "/page"), session) as response:
                 assert read_capped(response, 1000) == body
-    finally:
-        listener.close()
-        thread.join(timeout=5)
-    assert len(connections) == 1
+    assert connections == [0]
     assert helper_runs == []
+
+
+def test_after_a_slow_answer_the_next_exchange_gets_a_new_connection() -> None:
+    """The connection a dripping answer was given up on is not used again: the next
+    exchange opens another and gets its answer."""
+    body = b"{}"
+
+    def serve(conn: socket.socket, n: int) -> None:
+        if n == 0:
+            _drip(conn, b"HTTP/1.1 200 OK\r\nX-Slow: ", b"x")
+            return
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n" + body)
+
+    session = http_session({})
+    with _peer(serve) as url:
+        with pytest.raises(AnswerTooSlow):
+            headers_by(DEADLINE_S, _get(session, url + "/slow"), session)
+        with headers_by(DEADLINE_S * 10, _get(session, url + "/next"), session) as response:
+            assert read_capped(response, 100) == body
+
+
+def test_a_peer_that_does_not_read_the_request_is_given_up_by_the_deadline() -> None:
+    """A POST larger than the sockets' buffers to a peer that never reads it ends by the
+    deadline (the send is bounded by the time left), not after the sink's timeout."""
+    def serve(conn: socket.socket, n: int) -> None:
+        with conn:
+            time.sleep(GIVEN_UP_WITHIN_S + 2)
+
+    session = http_session({})
+    with _peer(serve) as url:
+        started = time.monotonic()
+        with pytest.raises((AnswerTooSlow, requests.RequestException)):
+            headers_by(DEADLINE_S, lambda: session.post(
+                url + "/hook", data=b"x" * (64 * 1024 * 1024), timeout=(5, 5),
+                allow_redirects=False, stream=True), session)
+        took = time.monotonic() - started
+    assert took < GIVEN_UP_WITHIN_S
