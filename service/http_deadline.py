@@ -71,6 +71,21 @@ def time_left(deadline: float) -> float:
     return left
 
 
+#: ``_cut_timeout``'s answer when the socket's own timeout already ends by the deadline.
+_UNCUT = object()
+
+
+def _cut_timeout(sock: Any, deadline: float) -> Any:
+    """Cut ``sock``'s timeout to the time left (``AnswerTooSlow`` when none is); return the
+    timeout it had, or ``_UNCUT`` when that already ended by the deadline."""
+    left = time_left(deadline)
+    timeout = sock.gettimeout()
+    if timeout is not None and timeout <= left:
+        return _UNCUT
+    sock.settimeout(left)
+    return timeout
+
+
 class _ReadsBy(io.RawIOBase):
     """A socket's reader (``socket.SocketIO``) whose every read ends by the deadline."""
 
@@ -85,11 +100,9 @@ class _ReadsBy(io.RawIOBase):
         return int(self._raw.fileno())
 
     def readinto(self, buffer: Any) -> int | None:
-        left = time_left(self._deadline)
-        timeout = self._sock.gettimeout()
-        if timeout is not None and timeout <= left:
+        timeout = _cut_timeout(self._sock, self._deadline)
+        if timeout is _UNCUT:
             return self._raw.readinto(buffer)  # type: ignore[no-any-return]
-        self._sock.settimeout(left)
         try:
             return self._raw.readinto(buffer)  # type: ignore[no-any-return]
         except TimeoutError:
@@ -139,10 +152,7 @@ class _Bounded:
     def send(self, data: Any) -> None:
         deadline = current_deadline()
         if deadline is not None and self.sock is not None:
-            left = time_left(deadline)
-            timeout = self.sock.gettimeout()
-            if timeout is None or timeout > left:
-                self.sock.settimeout(left)
+            _cut_timeout(self.sock, deadline)  # urllib3 sets it again before the answer
         super().send(data)  # type: ignore[misc]
 
 
